@@ -1,0 +1,115 @@
+// What the fleet knows about one policy domain, as stored in Redis (one key per domain),
+// with a versioned codec and the RFC 8461 freshness rules as pure functions of "now".
+//
+// Rules (RFC 8461 sections 3.3, 5.1, 10.2 and RFC-NOTES.md "Caching and refresh"):
+// - A policy is usable while now < expires_at. expires_at = (last time DNS confirmed the same
+//   id, or the fetch time) + max_age. max_age 0: usable for the current decision only
+//   (expires_at == fetched_at), cached for nothing.
+// - A DNS or HTTPS failure, a missing or invalid TXT record never erase a usable policy; they
+//   only set `failure`. A fetched `mode: none` replaces any policy at once.
+// - After a failure for a given (domain, TXT id) no retry before failure.retry_after, which is
+//   at least 5 minutes after the failure.
+// - Bodies are re-fetched at least every `refresh_interval` (default 24 h) even with an
+//   unchanged id.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/clock.hpp"
+#include "common/policy.hpp"
+
+namespace mtasts {
+
+inline constexpr Seconds kMinFailureBackoff{300};
+
+struct StoredPolicy {
+  Policy policy;
+  std::string raw;   // the policy file exactly as fetched (for TLS-RPT and `cache show`)
+  std::string id;    // the TXT id this policy was fetched under
+  SysTime fetched_at{};   // when the body was last fetched
+  SysTime expires_at{};   // last confirmation + max_age
+  friend bool operator==(const StoredPolicy&, const StoredPolicy&) = default;
+};
+
+enum class FailureKind {
+  dns,             // SERVFAIL, timeout, network error on a DNS query
+  txt_invalid,     // several STSv1 records, or a malformed one
+  fetch,           // HTTPS: connect/TLS/certificate/status/type/size/timeout
+  policy_invalid,  // the body did not parse as a policy
+};
+const char* to_string(FailureKind k) noexcept;
+std::optional<FailureKind> failure_kind_from_string(std::string_view s) noexcept;
+
+struct FailureState {
+  FailureKind kind = FailureKind::fetch;
+  std::string error;     // human-readable last error
+  std::string txt_id;    // the TXT id the failed attempt saw ("" if DNS failed)
+  SysTime first_at{};    // first failure of this streak
+  SysTime last_at{};     // latest failure
+  SysTime retry_after{}; // no new attempt before this
+  std::uint32_t count = 0;  // consecutive failures
+  friend bool operator==(const FailureState&, const FailureState&) = default;
+};
+
+struct CacheEntry {
+  std::optional<StoredPolicy> policy;  // last good policy, kept through failures
+  // Negative entry: discovery found no policy (no STSv1 TXT record, or NXDOMAIN) and no
+  // usable policy was cached. Valid until no_policy_until.
+  std::optional<SysTime> no_policy_until;
+  std::optional<FailureState> failure;
+  SysTime checked_at{};    // when discovery last completed (success or not)
+  SysTime next_refresh{};  // when a fetcher should look at this domain again
+  friend bool operator==(const CacheEntry&, const CacheEntry&) = default;
+};
+
+// ---- codec ----------------------------------------------------------------------------
+inline constexpr int kCodecVersion = 1;
+std::string encode(const CacheEntry& e);
+struct DecodeResult {
+  std::optional<CacheEntry> entry;
+  std::string error;  // unknown version, truncated, bad field
+};
+DecodeResult decode(std::string_view bytes);
+
+// ---- freshness rules (pure) -------------------------------------------------------------
+bool policy_usable(const CacheEntry& e, SysTime now) noexcept;
+
+// What the milter decides from an entry at time `now`.
+enum class Verdict {
+  enforce,    // usable policy, mode enforce
+  testing,    // usable policy, mode testing
+  none,       // usable policy, mode none
+  no_policy,  // negative entry, or a failure with no usable policy: deliver as if none
+  unknown,    // nothing usable and nothing known (e.g. policy expired, not yet refreshed)
+};
+const char* to_string(Verdict v) noexcept;
+Verdict verdict(const CacheEntry& e, SysTime now) noexcept;
+
+struct RefreshRules {
+  Seconds refresh_interval{86400};   // re-check DNS and re-fetch the body at least this often
+  Seconds negative_ttl{3600};        // life of a negative entry
+  Seconds min_backoff{kMinFailureBackoff};
+  Seconds max_backoff{3600};
+  Seconds expiry_margin{3600};       // refresh this long before a policy expires
+};
+
+// May a fetcher attempt discovery now (not in failure backoff)? A TXT id different from the
+// failed one may be tried at once only when `txt_id` is given and differs.
+bool may_retry(const CacheEntry& e, SysTime now) noexcept;
+// Is the domain due for a refresh (missing/expiring policy, body older than the interval,
+// negative entry expired)?
+bool refresh_due(const CacheEntry& e, SysTime now, const RefreshRules& r) noexcept;
+// When the next refresh should happen, before jitter.
+SysTime next_refresh_time(const CacheEntry& e, SysTime now, const RefreshRules& r) noexcept;
+// Backoff for the n-th consecutive failure: min_backoff * 2^(n-1), capped at max_backoff,
+// never below 5 minutes.
+Seconds failure_backoff(std::uint32_t consecutive, const RefreshRules& r) noexcept;
+// TTL to set on the Redis key at `now` (>= 1 s): long enough to cover the policy's expiry,
+// the negative entry, the backoff and the next refresh, plus `retention` so that the id and
+// failure history outlive a short outage of the fetchers.
+Seconds redis_ttl(const CacheEntry& e, SysTime now, Seconds retention) noexcept;
+
+}  // namespace mtasts

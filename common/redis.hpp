@@ -1,0 +1,144 @@
+// The Redis client layer over hiredis: a move-only connection that owns its context, a small
+// pool with an RAII lease, timeouts on connect and on every command, one function that turns
+// hiredis errors into RedisError, and reconnect after failure (a broken connection is never
+// returned to the pool; the next lease opens a fresh one, outside the pool lock).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct redisContext;
+struct redisReply;
+
+namespace mtasts {
+
+struct RedisOptions {
+  // "unix:/path/to/sock", "/path/to/sock", "host:port", "[v6addr]:port" or "host" (port 6379)
+  std::string address = "127.0.0.1:6379";
+  std::string user;      // ACL user; empty: no AUTH unless password set (then default user)
+  std::string password;
+  int db = 0;
+  std::chrono::milliseconds connect_timeout{200};
+  std::chrono::milliseconds command_timeout{250};
+  std::size_t pool_size = 8;
+};
+
+class RedisError : public std::runtime_error {
+ public:
+  enum class Kind { io, timeout, protocol, reply, auth, closed };
+  RedisError(Kind k, const std::string& what) : std::runtime_error(what), kind_(k) {}
+  Kind kind() const noexcept { return kind_; }
+ private:
+  Kind kind_;
+};
+
+struct ReplyDeleter { void operator()(redisReply* r) const noexcept; };
+
+// An owned reply. Error replies from the server are turned into RedisError(reply) by
+// Connection::command, so a Reply is never of error type.
+class Reply {
+ public:
+  Reply() = default;
+  explicit Reply(redisReply* r) : r_(r) {}
+  bool is_nil() const noexcept;
+  bool is_string() const noexcept;   // bulk or status string
+  bool is_integer() const noexcept;
+  bool is_array() const noexcept;
+  std::string_view str() const;      // throws RedisError(protocol) if not a string
+  std::int64_t integer() const;      // throws if not an integer
+  std::size_t size() const noexcept; // elements of an array
+  // Element i of an array, as a non-owning view wrapped in a Reply-like accessor.
+  class View;
+  View at(std::size_t i) const;
+  redisReply* raw() const noexcept { return r_.get(); }
+ private:
+  std::unique_ptr<redisReply, ReplyDeleter> r_;
+};
+
+class Reply::View {
+ public:
+  explicit View(const redisReply* r) : r_(r) {}
+  bool is_nil() const noexcept;
+  bool is_string() const noexcept;
+  bool is_integer() const noexcept;
+  std::string_view str() const;
+  std::int64_t integer() const;
+  std::size_t size() const noexcept;
+  View at(std::size_t i) const;
+ private:
+  const redisReply* r_;
+};
+
+struct ContextDeleter { void operator()(redisContext* c) const noexcept; };
+
+class Connection {
+ public:
+  // Connects, authenticates, selects db, sets the command timeout. Throws RedisError.
+  static Connection open(const RedisOptions& opts);
+
+  Connection(Connection&&) noexcept = default;
+  Connection& operator=(Connection&&) noexcept = default;
+
+  // One command, binary-safe arguments. Throws RedisError (and marks itself broken on
+  // io/timeout/protocol errors; a server error reply leaves the connection usable).
+  Reply command(const std::vector<std::string_view>& argv);
+  // Several commands in one round trip; replies in order. Server error replies become
+  // RedisError after all replies are read (the connection stays in sync).
+  std::vector<Reply> pipeline(const std::vector<std::vector<std::string_view>>& cmds);
+
+  // Subscriber use: send without reading, and read the next pushed message with a timeout
+  // (nullopt on timeout; the connection stays usable).
+  void send(const std::vector<std::string_view>& argv);
+  std::optional<Reply> read(std::chrono::milliseconds timeout);
+
+  bool broken() const noexcept { return broken_; }
+  redisContext* raw() const noexcept { return ctx_.get(); }
+
+ private:
+  Connection() = default;
+  std::unique_ptr<redisContext, ContextDeleter> ctx_;
+  std::chrono::milliseconds command_timeout_{250};
+  bool broken_ = false;
+};
+
+class Pool {
+ public:
+  explicit Pool(RedisOptions opts);
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  class Lease {
+   public:
+    Lease(Lease&&) noexcept;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease();
+    Connection* operator->() noexcept { return conn_.get(); }
+    Connection& operator*() noexcept { return *conn_; }
+   private:
+    friend class Pool;
+    Lease(Pool* p, std::unique_ptr<Connection> c) : pool_(p), conn_(std::move(c)) {}
+    Pool* pool_;
+    std::unique_ptr<Connection> conn_;
+  };
+
+  // An idle clean connection, or a new one (connect happens outside the lock). Throws
+  // RedisError when Redis cannot be reached within connect_timeout.
+  Lease lease();
+  const RedisOptions& options() const noexcept { return opts_; }
+
+ private:
+  void give_back(std::unique_ptr<Connection> c) noexcept;
+  RedisOptions opts_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+};
+
+}  // namespace mtasts

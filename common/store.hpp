@@ -1,0 +1,83 @@
+// The fleet's shared state in Redis: the key schema and every operation the milter, the
+// fetcher and mta-sts-ctl perform on it. The only module that knows key names.
+//
+// Keys (all under the configured prefix, schema version "v1"):
+//   <prefix>v1:e:<domain>   string  encoded CacheEntry; TTL from redis_ttl()      [milter: GET]
+//   <prefix>v1:misses       zset    domain -> unix time first signalled; bounded   [milter: ZADD]
+//                                   to max_misses by ZREMRANGEBYRANK after each add
+//   <prefix>v1:schedule     zset    domain -> unix time of next refresh; written by fetchers,
+//                                   bounded to max_domains (farthest dropped)
+//   <prefix>v1:lock:<domain> string fetcher token; SET NX PX lock_ttl (claim), released
+//                                   by compare-and-delete
+//   <prefix>v1:changed      channel PUBLISH <domain> when a domain's verdict/policy changes
+//   <prefix>v1:stats:<fetcher-id> hash counters of one fetcher; TTL 3 x stats interval
+// A miss survives a fetcher restart: it leaves `misses` only after its entry was written.
+// A fetcher killed mid-work leaves its lock to expire; the domain stays in misses/schedule.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/cache_entry.hpp"
+#include "common/domain.hpp"
+#include "common/redis.hpp"
+
+namespace mtasts {
+
+struct StoreOptions {
+  std::string prefix = "mta-sts:";
+  std::size_t max_misses = 100000;
+  std::size_t max_domains = 1000000;
+  Seconds retention{86400};  // extra key life past expiry (see redis_ttl)
+};
+
+class PolicyStore {
+ public:
+  PolicyStore(Pool& pool, StoreOptions opts);
+
+  // ---- milter side (read-and-signal) ----
+  // One round trip. nullopt: no key. Throws RedisError on failure; an undecodable value is
+  // treated as absent (and logged by the caller via `*decode_error`).
+  std::optional<CacheEntry> get(const Domain& d, std::string* decode_error = nullptr);
+  // Records a miss (deduplicated: ZADD NX) and trims the set; one round trip.
+  void signal_miss(const Domain& d, SysTime now);
+  std::string changed_channel() const;
+
+  // ---- fetcher side (writer) ----
+  // Writes the entry with its TTL, schedules it at e.next_refresh, removes it from misses,
+  // and publishes on the changed channel when `announce` is true. One MULTI/EXEC.
+  void put(const Domain& d, const CacheEntry& e, SysTime now, bool announce);
+  // Up to `limit` domains from misses (oldest first), then due from the schedule (score <= now).
+  std::vector<std::string> pending_misses(std::size_t limit);
+  std::vector<std::string> due(SysTime now, std::size_t limit);
+  // Adds a domain to the schedule (warm list) at `when` unless it is already scheduled
+  // earlier (ZADD LT semantics, plus NX when absent).
+  void schedule(const Domain& d, SysTime when);
+  // Removes a name that is not a valid domain from misses and schedule.
+  void forget_invalid(const std::string& raw_name);
+  // Claim: SET lock NX PX. True when this fetcher holds the domain now.
+  bool claim(const Domain& d, const std::string& token, std::chrono::milliseconds ttl);
+  void release(const Domain& d, const std::string& token);
+  std::size_t misses_size();
+  std::size_t schedule_size();
+  void write_stats(const std::string& fetcher_id, const std::map<std::string, long long>& counters,
+                   Seconds ttl);
+
+  // ---- operator side (mta-sts-ctl cache) ----
+  bool drop(const Domain& d);  // deletes the entry, unschedules, publishes
+  // SCAN over entry keys; calls back with domain names. Bounded by `limit`.
+  std::vector<std::string> list(std::size_t limit);
+
+  std::string entry_key(const Domain& d) const;
+  const StoreOptions& options() const noexcept { return opts_; }
+
+ private:
+  Pool& pool_;
+  StoreOptions opts_;
+};
+
+}  // namespace mtasts

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package the build, the tests and the demo need.
+# Idempotent: packages already present are skipped quickly by apt.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: must run as root (apt-get)" >&2
+  exit 2
+fi
+export DEBIAN_FRONTEND=noninteractive
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+echo "postfix postfix/mailname string mta-sts.test" | debconf-set-selections
+
+BUILD_PKGS="build-essential cmake pkg-config g++ clang libclang-rt-14-dev \
+  libmilter-dev libhiredis-dev libldns-dev libcurl4-openssl-dev libssl-dev libidn2-dev \
+  libboost-program-options-dev libgtest-dev libgmock-dev"
+SERVER_PKGS="redis-server redis-tools redis-sentinel dnsmasq-base nginx-light postfix miltertest \
+  swaks ldnsutils openssl ca-certificates mandoc valgrind iproute2 procps psmisc libwrap0 m4 \
+  util-linux dpkg-dev man-db file"
+
+missing=""
+for p in $BUILD_PKGS $SERVER_PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing
+fi
+# Postfix's package starts nothing here (no systemd), but make sure no system instance
+# holds port 25 or our test ports.
+postfix stop >/dev/null 2>&1 || true
+
+# Sendmail is not installed system-wide (it would replace Postfix's sendmail command):
+# its binaries are unpacked into a private folder that the tests use.
+SM_DIR=${SENDMAIL_DIR:-/opt/mta-sts-test/sendmail}
+if [ ! -x "$SM_DIR/usr/libexec/sendmail/sendmail" ]; then
+  mkdir -p "$SM_DIR" /tmp/mta-sts-sm-debs
+  ( cd /tmp/mta-sts-sm-debs && apt-get download -qq sendmail-bin sendmail-base sendmail-cf )
+  for d in /tmp/mta-sts-sm-debs/*.deb; do dpkg -x "$d" "$SM_DIR"; done
+  rm -rf /tmp/mta-sts-sm-debs
+fi
+echo "install-deps: ok"

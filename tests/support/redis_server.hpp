@@ -1,0 +1,33 @@
+// Test support: a real redis-server on a private unix socket (no TCP, no persistence),
+// restartable on the same socket to test reconnects.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "tests/support/process.hpp"
+
+namespace mtasts::test {
+
+class RedisServer {
+ public:
+  // Starts at once; throws if redis-server is not up within 5 s. `extra_conf` lines are
+  // appended to its config (e.g. ACL users).
+  explicit RedisServer(std::string extra_conf = "");
+  ~RedisServer();
+  std::string socket_path() const { return (dir_.path() / "redis.sock").string(); }
+  std::string address() const { return "unix:" + socket_path(); }
+  void kill();     // SIGKILL: as if it crashed
+  void start();    // after kill(): same socket, empty data
+  bool running();
+  // Runs redis-cli against this server; returns its stdout (trimmed).
+  std::string cli(const std::vector<std::string>& args);
+
+ private:
+  TempDir dir_{"mtasts-redis"};
+  std::string extra_conf_;
+  std::unique_ptr<Process> proc_;
+};
+
+}  // namespace mtasts::test
