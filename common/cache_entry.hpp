@@ -24,6 +24,9 @@
 namespace mtasts {
 
 inline constexpr Seconds kMinFailureBackoff{300};
+// A domain is never due again sooner than this after its last completed check, so that a
+// policy with max_age 0 (usable for nothing once cached) does not make a fetch loop.
+inline constexpr Seconds kMinRecheck{60};
 
 struct StoredPolicy {
   Policy policy;
@@ -99,10 +102,13 @@ struct RefreshRules {
 // May a fetcher attempt discovery now (not in failure backoff)? A TXT id different from the
 // failed one may be tried at once only when `txt_id` is given and differs.
 bool may_retry(const CacheEntry& e, SysTime now) noexcept;
+bool may_retry(const CacheEntry& e, SysTime now, std::string_view txt_id) noexcept;
 // Is the domain due for a refresh (missing/expiring policy, body older than the interval,
 // negative entry expired)?
 bool refresh_due(const CacheEntry& e, SysTime now, const RefreshRules& r) noexcept;
-// When the next refresh should happen, before jitter.
+// When the next refresh should happen, before jitter: the earliest of fetched_at +
+// refresh_interval, expires_at - min(expiry_margin, max_age / 2) and no_policy_until (now
+// when none applies), but not before checked_at + kMinRecheck nor failure->retry_after.
 SysTime next_refresh_time(const CacheEntry& e, SysTime now, const RefreshRules& r) noexcept;
 // Backoff for the n-th consecutive failure: min_backoff * 2^(n-1), capped at max_backoff,
 // never below 5 minutes.
