@@ -9,16 +9,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace mtasts {
 
-class Domain;
-
-struct DomainParse {
-  std::optional<Domain> domain;  // set on success
-  std::string error;             // set on failure: why the text is not a host name
-  bool address_literal = false;  // the text was "[...]" (or a bare IP): recognised, no policy
-};
+struct DomainParse;
 
 class Domain {
  public:
@@ -35,6 +30,13 @@ class Domain {
  private:
   explicit Domain(std::string name) : name_(std::move(name)) {}
   std::string name_;
+};
+
+// Defined after Domain: std::optional needs the complete type.
+struct DomainParse {
+  std::optional<Domain> domain;  // set on success
+  std::string error;             // set on failure: why the text is not a host name
+  bool address_literal = false;  // the text was "[...]" (or a bare IP): recognised, no policy
 };
 
 // "[...]" in the sense of RFC 5321 section 4.1.3 (no validation of the inside needed).

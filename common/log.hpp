@@ -24,6 +24,9 @@ struct Setup {
 
 void init(const Setup& s);
 std::optional<Level> level_from_string(std::string_view s);
+// True for the syslog facility names init() understands: mail, daemon, user, local0..local7.
+// (Configuration checks use it; init() falls back to mail for an unknown name.)
+bool is_facility_name(std::string_view name) noexcept;
 
 using Field = std::pair<std::string_view, std::string_view>;
 // Writes: "<msg> k1=v1 k2=\"v 2\"". Values are quoted when they contain spaces, '"' or '=',
