@@ -31,6 +31,16 @@ struct RedisOptions {
   std::size_t pool_size = 8;
 };
 
+// A parsed RedisOptions::address: a unix socket path, or a host (name, IPv4 or IPv6) and port.
+struct RedisAddress {
+  std::string path;  // set for unix sockets
+  std::string host;
+  int port = 6379;
+  bool is_unix() const noexcept { return !path.empty(); }
+};
+// nullopt with *error set when `text` is not one of the forms documented in RedisOptions.
+std::optional<RedisAddress> parse_redis_address(std::string_view text, std::string* error);
+
 class RedisError : public std::runtime_error {
  public:
   enum class Kind { io, timeout, protocol, reply, auth, closed };
@@ -88,7 +98,8 @@ class Connection {
   Connection& operator=(Connection&&) noexcept = default;
 
   // One command, binary-safe arguments. Throws RedisError (and marks itself broken on
-  // io/timeout/protocol errors; a server error reply leaves the connection usable).
+  // io/timeout/protocol errors; a server error reply leaves the connection usable). An array
+  // reply with an error element (EXEC whose command failed) is an error reply too.
   Reply command(const std::vector<std::string_view>& argv);
   // Several commands in one round trip; replies in order. Server error replies become
   // RedisError after all replies are read (the connection stays in sync).
@@ -101,12 +112,26 @@ class Connection {
 
   bool broken() const noexcept { return broken_; }
   redisContext* raw() const noexcept { return ctx_.get(); }
+  // Changes the deadline of later commands (e.g. a per-lookup budget).
+  void set_command_timeout(std::chrono::milliseconds t) noexcept { command_timeout_ = t; }
+  std::chrono::milliseconds command_timeout() const noexcept { return command_timeout_; }
+  // False once send() was used (replies may be pending, or the connection is subscribed):
+  // such a connection is never returned to a pool.
+  bool poolable() const noexcept { return !broken_ && !dirty_ && ctx_; }
 
  private:
+  using Deadline = std::chrono::steady_clock::time_point;
   Connection() = default;
+  void append(const std::vector<std::string_view>& argv);
+  void flush(Deadline deadline);
+  redisReply* next_reply(Deadline deadline);  // nullptr when the deadline passed first
+  [[noreturn]] void fail(int hiredis_err, int errno_value, const std::string& detail);
+  [[noreturn]] void fail_from_context(int errno_value);
+  void check_usable() const;
   std::unique_ptr<redisContext, ContextDeleter> ctx_;
   std::chrono::milliseconds command_timeout_{250};
   bool broken_ = false;
+  bool dirty_ = false;
 };
 
 class Pool {

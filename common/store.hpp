@@ -59,6 +59,8 @@ class PolicyStore {
   void schedule(const Domain& d, SysTime when);
   // Removes a name that is not a valid domain from misses and schedule.
   void forget_invalid(const std::string& raw_name);
+  // Removes a miss without writing the entry (the fetcher found nothing to do for it).
+  void clear_miss(const Domain& d);
   // Claim: SET lock NX PX. True when this fetcher holds the domain now.
   bool claim(const Domain& d, const std::string& token, std::chrono::milliseconds ttl);
   void release(const Domain& d, const std::string& token);

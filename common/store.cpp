@@ -1,0 +1,218 @@
+// The fleet's shared state in Redis: key names (schema v1, see store.hpp) and the operations
+// of the milter, the fetcher and the CLI. Each operation is one round trip (a command, a
+// pipeline or a MULTI/EXEC) on a leased connection.
+#include "common/store.hpp"
+
+#include <string_view>
+#include <unordered_set>
+
+namespace mtasts {
+
+namespace {
+
+constexpr std::string_view kSchema = "v1:";
+
+std::string unix_text(SysTime t) { return std::to_string(t.time_since_epoch().count()); }
+
+// SCAN MATCH treats these as glob syntax; a prefix must match literally.
+std::string glob_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// Compare-and-delete: only the holder of the token may release the lock (a fetcher whose
+// lock expired must not delete the lock of the fetcher that took over).
+constexpr std::string_view kReleaseScript =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+}  // namespace
+
+PolicyStore::PolicyStore(Pool& pool, StoreOptions opts) : pool_(pool), opts_(std::move(opts)) {}
+
+std::string PolicyStore::entry_key(const Domain& d) const {
+  return opts_.prefix + std::string(kSchema) + "e:" + d.str();
+}
+
+std::string PolicyStore::changed_channel() const { return opts_.prefix + std::string(kSchema) + "changed"; }
+
+namespace {
+struct Keys {
+  std::string misses, schedule;
+  explicit Keys(const std::string& prefix)
+      : misses(prefix + std::string(kSchema) + "misses"), schedule(prefix + std::string(kSchema) + "schedule") {}
+};
+}  // namespace
+
+std::optional<CacheEntry> PolicyStore::get(const Domain& d, std::string* decode_error) {
+  const std::string key = entry_key(d);
+  Reply r = pool_.lease()->command({"GET", key});
+  if (r.is_nil()) return std::nullopt;
+  DecodeResult dr = decode(r.str());
+  if (!dr.entry) {
+    if (decode_error) *decode_error = dr.error;
+    return std::nullopt;
+  }
+  return std::move(dr.entry);
+}
+
+void PolicyStore::signal_miss(const Domain& d, SysTime now) {
+  const Keys k(opts_.prefix);
+  const std::string score = unix_text(now);
+  // Keep the newest max_misses: ranks 0 .. -(max_misses+1) are the oldest beyond the bound.
+  const std::string stop = "-" + std::to_string(opts_.max_misses + 1);
+  pool_.lease()->pipeline({{"ZADD", k.misses, "NX", score, d.str()},
+                           {"ZREMRANGEBYRANK", k.misses, "0", stop}});
+}
+
+void PolicyStore::put(const Domain& d, const CacheEntry& e, SysTime now, bool announce) {
+  const Keys k(opts_.prefix);
+  const std::string key = entry_key(d);
+  const std::string value = encode(e);
+  const std::string ttl = std::to_string(redis_ttl(e, now, opts_.retention).count());
+  const std::string when = unix_text(e.next_refresh);
+  const std::string keep = std::to_string(opts_.max_domains);
+  const std::string channel = changed_channel();
+  std::vector<std::vector<std::string_view>> cmds{
+      {"MULTI"},
+      {"SET", key, value, "EX", ttl},
+      {"ZADD", k.schedule, when, d.str()},
+      // The schedule is bounded: the farthest-scheduled domains are dropped first (they are
+      // fetched again on their next miss).
+      {"ZREMRANGEBYRANK", k.schedule, keep, "-1"},
+      {"ZREM", k.misses, d.str()},
+  };
+  if (announce) cmds.push_back({"PUBLISH", channel, d.str()});
+  cmds.push_back({"EXEC"});
+  pool_.lease()->pipeline(cmds);
+}
+
+namespace {
+std::vector<std::string> strings_of(const Reply& r) {
+  std::vector<std::string> out;
+  out.reserve(r.size());
+  for (std::size_t i = 0; i < r.size(); ++i) out.emplace_back(r.at(i).str());
+  return out;
+}
+}  // namespace
+
+std::vector<std::string> PolicyStore::pending_misses(std::size_t limit) {
+  if (limit == 0) return {};
+  const Keys k(opts_.prefix);
+  const std::string stop = std::to_string(limit - 1);
+  return strings_of(pool_.lease()->command({"ZRANGE", k.misses, "0", stop}));
+}
+
+std::vector<std::string> PolicyStore::due(SysTime now, std::size_t limit) {
+  if (limit == 0) return {};
+  const Keys k(opts_.prefix);
+  const std::string max = unix_text(now);
+  const std::string count = std::to_string(limit);
+  return strings_of(
+      pool_.lease()->command({"ZRANGEBYSCORE", k.schedule, "-inf", max, "LIMIT", "0", count}));
+}
+
+void PolicyStore::schedule(const Domain& d, SysTime when) {
+  const Keys k(opts_.prefix);
+  const std::string score = unix_text(when);
+  const std::string keep = std::to_string(opts_.max_domains);
+  // LT adds absent members and only ever moves present ones earlier.
+  pool_.lease()->pipeline({{"ZADD", k.schedule, "LT", score, d.str()},
+                           {"ZREMRANGEBYRANK", k.schedule, keep, "-1"}});
+}
+
+void PolicyStore::forget_invalid(const std::string& raw_name) {
+  const Keys k(opts_.prefix);
+  pool_.lease()->pipeline({{"ZREM", k.misses, raw_name}, {"ZREM", k.schedule, raw_name}});
+}
+
+void PolicyStore::clear_miss(const Domain& d) {
+  const Keys k(opts_.prefix);
+  pool_.lease()->command({"ZREM", k.misses, d.str()});
+}
+
+bool PolicyStore::claim(const Domain& d, const std::string& token, std::chrono::milliseconds ttl) {
+  const std::string key = opts_.prefix + std::string(kSchema) + "lock:" + d.str();
+  const std::string px = std::to_string(std::max<std::chrono::milliseconds::rep>(ttl.count(), 1));
+  Reply r = pool_.lease()->command({"SET", key, token, "NX", "PX", px});
+  return !r.is_nil();
+}
+
+void PolicyStore::release(const Domain& d, const std::string& token) {
+  const std::string key = opts_.prefix + std::string(kSchema) + "lock:" + d.str();
+  pool_.lease()->command({"EVAL", kReleaseScript, "1", key, token});
+}
+
+std::size_t PolicyStore::misses_size() {
+  const Keys k(opts_.prefix);
+  return static_cast<std::size_t>(pool_.lease()->command({"ZCARD", k.misses}).integer());
+}
+
+std::size_t PolicyStore::schedule_size() {
+  const Keys k(opts_.prefix);
+  return static_cast<std::size_t>(pool_.lease()->command({"ZCARD", k.schedule}).integer());
+}
+
+void PolicyStore::write_stats(const std::string& fetcher_id, const std::map<std::string, long long>& counters,
+                              Seconds ttl) {
+  const std::string key = opts_.prefix + std::string(kSchema) + "stats:" + fetcher_id;
+  const std::string ex = std::to_string(std::max<Seconds::rep>(ttl.count(), 1));
+  std::vector<std::string> values;
+  values.reserve(counters.size());
+  for (const auto& [name, v] : counters) values.push_back(std::to_string(v));
+  std::vector<std::string_view> hset{"HSET", key};
+  std::size_t i = 0;
+  for (const auto& [name, v] : counters) {
+    hset.push_back(name);
+    hset.push_back(values[i++]);
+  }
+  std::vector<std::vector<std::string_view>> cmds{{"MULTI"}, {"DEL", key}};
+  if (!counters.empty()) {
+    cmds.push_back(hset);
+    cmds.push_back({"EXPIRE", key, ex});
+  }
+  cmds.push_back({"EXEC"});
+  pool_.lease()->pipeline(cmds);
+}
+
+bool PolicyStore::drop(const Domain& d) {
+  const Keys k(opts_.prefix);
+  const std::string key = entry_key(d);
+  const std::string channel = changed_channel();
+  auto replies = pool_.lease()->pipeline({{"MULTI"},
+                                          {"DEL", key},
+                                          {"ZREM", k.schedule, d.str()},
+                                          {"ZREM", k.misses, d.str()},
+                                          {"PUBLISH", channel, d.str()},
+                                          {"EXEC"}});
+  const Reply& exec = replies.back();
+  return exec.size() > 0 && exec.at(0).integer() > 0;
+}
+
+std::vector<std::string> PolicyStore::list(std::size_t limit) {
+  std::vector<std::string> out;
+  if (limit == 0) return out;
+  const std::string key_prefix = opts_.prefix + std::string(kSchema) + "e:";
+  const std::string pattern = glob_escape(key_prefix) + "*";
+  auto conn = pool_.lease();
+  std::unordered_set<std::string> seen;  // SCAN may return a key more than once
+  std::string cursor = "0";
+  do {
+    Reply r = conn->command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+    if (r.size() != 2) throw RedisError(RedisError::Kind::protocol, "redis: unexpected SCAN reply");
+    cursor = std::string(r.at(0).str());
+    const Reply::View keys = r.at(1);
+    for (std::size_t i = 0; i < keys.size() && out.size() < limit; ++i) {
+      const std::string_view k = keys.at(i).str();
+      if (!k.starts_with(key_prefix)) continue;
+      std::string name(k.substr(key_prefix.size()));
+      if (seen.insert(name).second) out.push_back(std::move(name));
+    }
+  } while (cursor != "0" && out.size() < limit);
+  return out;
+}
+
+}  // namespace mtasts
