@@ -1,0 +1,698 @@
+// Configuration for every program: the one table of options (default, bounds, description),
+// the INI reader (every error says FILE:LINE) and the command line (Boost.Program_options).
+//
+// The table is the single source of truth: load starts from the table's defaults, usage() and
+// the man-page checks list it, and the example configuration is checked against it.
+#include "common/config.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string_view>
+
+#include "common/log.hpp"
+
+namespace mtasts {
+
+const char* to_string(Program p) noexcept {
+  switch (p) {
+    case Program::milter: return "milter";
+    case Program::cached: return "cached";
+    case Program::ctl: return "ctl";
+  }
+  return "ctl";
+}
+
+namespace {
+
+namespace po = boost::program_options;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// A value that does not fit its option; the caller adds where it came from.
+struct BadValue {
+  std::string message;
+};
+
+// ---- value parsers ----------------------------------------------------------------------
+bool has_control(std::string_view v) {
+  return std::any_of(v.begin(), v.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+std::string text(std::string_view v) {
+  if (has_control(v)) throw BadValue{"control characters are not allowed"};
+  return std::string(v);
+}
+
+// A name without spaces (user, group, prefix, fetcher id).
+std::string word(std::string_view v, bool allow_empty = true, std::size_t max = 256) {
+  if (v.empty() && !allow_empty) throw BadValue{"must not be empty"};
+  if (has_control(v) || v.find(' ') != std::string_view::npos || v.find('\t') != std::string_view::npos)
+    throw BadValue{"spaces and control characters are not allowed"};
+  if (v.size() > max) throw BadValue{"longer than " + std::to_string(max) + " characters"};
+  return std::string(v);
+}
+
+std::string lower(std::string_view v) {
+  std::string s(v);
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+bool boolean(std::string_view v) {
+  const std::string s = lower(v);
+  if (s == "yes" || s == "true" || s == "on" || s == "1") return true;
+  if (s == "no" || s == "false" || s == "off" || s == "0") return false;
+  throw BadValue{"expected yes/no, true/false, on/off or 1/0"};
+}
+
+std::optional<unsigned long long> digits(std::string_view v, int base = 10) {
+  if (v.empty()) return std::nullopt;
+  unsigned long long n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n, base);
+  if (ec != std::errc() || p != v.data() + v.size()) return std::nullopt;
+  return n;
+}
+
+unsigned long long number(std::string_view v, unsigned long long min, unsigned long long max) {
+  auto n = digits(v);
+  if (!n) throw BadValue{"expected a whole number"};
+  if (*n < min || *n > max)
+    throw BadValue{"must be between " + std::to_string(min) + " and " + std::to_string(max)};
+  return *n;
+}
+
+unsigned octal(std::string_view v, unsigned max) {
+  auto n = digits(v, 8);
+  if (!n) throw BadValue{"expected an octal mode such as 0660"};
+  if (*n > max) throw BadValue{"must be at most 0" + [max] {
+    std::ostringstream o;
+    o << std::oct << max;
+    return o.str();
+  }()};
+  return static_cast<unsigned>(*n);
+}
+
+std::string duration_text(milliseconds d) {
+  const auto ms = d.count();
+  if (ms == 0) return "0";
+  if (ms % 86400000 == 0) return std::to_string(ms / 86400000) + "d";
+  if (ms % 3600000 == 0) return std::to_string(ms / 3600000) + "h";
+  if (ms % 60000 == 0) return std::to_string(ms / 60000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+enum class Unit { ms, s };
+
+// "250", "250ms", "30s", "5m", "2h", "1d"; a plain number is in the option's natural unit.
+milliseconds duration(std::string_view v, Unit unit, milliseconds min, milliseconds max) {
+  std::size_t i = 0;
+  while (i < v.size() && v[i] >= '0' && v[i] <= '9') ++i;
+  const std::string_view num = v.substr(0, i);
+  const std::string suffix = lower(v.substr(i));
+  auto n = digits(num);
+  if (!n || *n > 1'000'000'000'000ULL) throw BadValue{"expected a duration such as 250ms, 30s, 5m, 2h or 1d"};
+  long long scale = 0;
+  if (suffix.empty()) scale = unit == Unit::ms ? 1 : 1000;
+  else if (suffix == "ms") scale = 1;
+  else if (suffix == "s") scale = 1000;
+  else if (suffix == "m") scale = 60000;
+  else if (suffix == "h") scale = 3600000;
+  else if (suffix == "d") scale = 86400000;
+  else throw BadValue{"unknown unit '" + suffix + "' (use ms, s, m, h or d)"};
+  const milliseconds d{static_cast<long long>(*n) * scale};
+  if (d < min || d > max)
+    throw BadValue{"must be between " + duration_text(min) + " and " + duration_text(max)};
+  if (unit == Unit::s && d.count() % 1000 != 0) throw BadValue{"must be a whole number of seconds"};
+  return d;
+}
+
+milliseconds ms(std::string_view v, long long min, long long max) {
+  return duration(v, Unit::ms, milliseconds{min}, milliseconds{max});
+}
+seconds secs(std::string_view v, long long min, long long max) {
+  return std::chrono::duration_cast<seconds>(duration(v, Unit::s, seconds{min}, seconds{max}));
+}
+
+constexpr long long kMinute = 60, kHour = 3600, kDay = 86400;
+
+std::string choice(std::string_view v, std::initializer_list<const char*> allowed) {
+  for (const char* a : allowed)
+    if (v == a) return std::string(v);
+  std::string list;
+  for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+  throw BadValue{"expected one of: " + list};
+}
+
+OnFailure on_failure(std::string_view v) {
+  return choice(v, {"accept", "tempfail"}) == "accept" ? OnFailure::accept : OnFailure::tempfail;
+}
+
+std::string log_target(std::string_view v) { return choice(v, {"syslog", "stderr"}); }
+std::string log_level(std::string_view v) {
+  return choice(v, {"debug", "info", "notice", "warning", "error"});
+}
+std::string log_facility(std::string_view v) {
+  if (!log::is_facility_name(v)) throw BadValue{"not a syslog facility (mail, daemon, local0 ... local7, ...)"};
+  return std::string(v);
+}
+
+bool is_ip(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+void check_port(std::string_view p) {
+  auto n = digits(p);
+  if (!n || *n < 1 || *n > 65535) throw BadValue{"bad port '" + std::string(p) + "'"};
+}
+
+// A DNS resolver: "ADDR", "ADDR:PORT" (IPv4), "V6ADDR" or "[V6ADDR]:PORT".
+std::string resolver(std::string_view v) {
+  std::string host(v);
+  if (!v.empty() && v.front() == '[') {
+    const auto close = v.find(']');
+    if (close == std::string_view::npos) throw BadValue{"missing ']'"};
+    host = std::string(v.substr(1, close - 1));
+    const auto rest = v.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') throw BadValue{"expected ':PORT' after ']'"};
+      check_port(rest.substr(1));
+    }
+  } else if (std::count(v.begin(), v.end(), ':') == 1) {
+    const auto colon = v.find(':');
+    host = std::string(v.substr(0, colon));
+    check_port(v.substr(colon + 1));
+  }
+  if (!is_ip(host)) throw BadValue{"a resolver is an IP address, optionally with a port"};
+  return std::string(v);
+}
+
+std::string redis_address(std::string_view v) {
+  std::string why;
+  if (!parse_redis_address(v, &why)) throw BadValue{why};
+  return text(v);
+}
+
+// libmilter's socket syntax.
+std::string milter_socket(std::string_view v) {
+  const auto colon = v.find(':');
+  const std::string proto = colon == std::string_view::npos ? "" : lower(v.substr(0, colon));
+  const std::string_view rest = colon == std::string_view::npos ? v : v.substr(colon + 1);
+  if (proto == "unix" || proto == "local" || (proto.empty() && v.starts_with("/"))) {
+    if (!rest.starts_with("/")) throw BadValue{"a unix socket needs an absolute path"};
+    return text(v);
+  }
+  if (proto == "inet" || proto == "inet6") {
+    const auto at = rest.find('@');
+    check_port(rest.substr(0, at));
+    if (at != std::string_view::npos && at + 1 == rest.size()) throw BadValue{"empty host after '@'"};
+    return text(v);
+  }
+  throw BadValue{"expected unix:PATH, local:PATH, inet:PORT[@HOST] or inet6:PORT[@HOST]"};
+}
+
+// RFC 5322 section 3.6.8: printable US-ASCII except ':'.
+std::string header_name(std::string_view v) {
+  if (v.empty() || v.size() > 64) throw BadValue{"must be 1 to 64 characters"};
+  for (char c : v) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 33 || u > 126 || c == ':') throw BadValue{"not a valid header field name (RFC 5322)"};
+  }
+  return std::string(v);
+}
+
+std::string proxy_url(std::string_view v) {
+  if (v.empty()) return {};
+  const auto p = v.find("://");
+  if (p == std::string_view::npos || p == 0 || p + 3 == v.size())
+    throw BadValue{"expected a URL such as http://proxy.example:3128"};
+  return word(v, false, 1024);
+}
+
+DaemonConfig& daemon_of(Config& c, std::string_view section) {
+  return section == "milter" ? c.milter.daemon : c.cached.daemon;
+}
+std::vector<std::string>& resolvers_of(Config& c, std::string_view section) {
+  return section == "cached" ? c.cached.resolvers : c.ctl.resolvers;
+}
+
+// ---- the table ----------------------------------------------------------------------------
+struct Option {
+  const char* section;
+  const char* key;
+  const char* def;      // default, as it would be written in the file
+  const char* metavar;  // for usage()
+  const char* help;
+  void (*apply)(Config&, std::string_view section, std::string_view value);
+  bool repeat = false;
+  bool flag = false;  // boolean: "--KEY" alone on the command line means yes
+};
+
+using S = std::string_view;
+
+const std::vector<Option>& table() {
+  static const std::vector<Option> t = {
+      // [redis]
+      {"redis", "address", "127.0.0.1:6379", "ADDR", "Redis server: HOST:PORT, [IPV6]:PORT, HOST or unix:/PATH",
+       [](Config& c, S, S v) { c.redis.redis.address = redis_address(v); }},
+      {"redis", "user", "", "USER", "Redis ACL user (empty: the default user)",
+       [](Config& c, S, S v) { c.redis.redis.user = word(v); }},
+      {"redis", "password", "", "PASSWORD", "Redis password (prefer password-file)",
+       [](Config& c, S, S v) { c.redis.redis.password = text(v); }},
+      {"redis", "password-file", "", "FILE", "file holding the Redis password; overrides password",
+       [](Config& c, S, S v) { c.redis.password_file = text(v); }},
+      {"redis", "db", "0", "N", "Redis database number (0-15)",
+       [](Config& c, S, S v) { c.redis.redis.db = static_cast<int>(number(v, 0, 15)); }},
+      {"redis", "connect-timeout", "200ms", "DURATION", "limit on connecting and authenticating (plain number: ms)",
+       [](Config& c, S, S v) { c.redis.redis.connect_timeout = ms(v, 1, 60000); }},
+      {"redis", "command-timeout", "250ms", "DURATION", "limit on every Redis command (plain number: ms)",
+       [](Config& c, S, S v) { c.redis.redis.command_timeout = ms(v, 1, 60000); }},
+      {"redis", "pool-size", "8", "N", "idle Redis connections kept open (1-1024)",
+       [](Config& c, S, S v) { c.redis.redis.pool_size = number(v, 1, 1024); }},
+      {"redis", "prefix", "mta-sts:", "PREFIX", "prefix of every Redis key (no spaces)",
+       [](Config& c, S, S v) { c.redis.store.prefix = word(v, false, 64); }},
+      {"redis", "max-misses", "100000", "N", "bound on the set of signalled misses",
+       [](Config& c, S, S v) { c.redis.store.max_misses = number(v, 1, 100'000'000); }},
+      {"redis", "max-domains", "1000000", "N", "bound on the refresh schedule",
+       [](Config& c, S, S v) { c.redis.store.max_domains = number(v, 1, 1'000'000'000); }},
+      {"redis", "retention", "1d", "DURATION", "how long an entry outlives its expiry in Redis (plain number: s)",
+       [](Config& c, S, S v) { c.redis.store.retention = secs(v, 0, 365 * kDay); }},
+
+      // [milter]
+      {"milter", "daemonize", "no", "BOOL", "detach into the background",
+       [](Config& c, S s, S v) { daemon_of(c, s).daemonize = boolean(v); }, false, true},
+      {"milter", "pid-file", "", "FILE", "write the process id to FILE",
+       [](Config& c, S s, S v) { daemon_of(c, s).pid_file = text(v); }},
+      {"milter", "user", "", "USER", "drop privileges to USER after opening the socket",
+       [](Config& c, S s, S v) { daemon_of(c, s).user = word(v); }},
+      {"milter", "group", "", "GROUP", "group to run as (default: USER's primary group)",
+       [](Config& c, S s, S v) { daemon_of(c, s).group = word(v); }},
+      {"milter", "log", "syslog", "syslog|stderr", "where to log",
+       [](Config& c, S s, S v) { daemon_of(c, s).log = log_target(v); }},
+      {"milter", "log-level", "info", "LEVEL", "least important level logged: debug, info, notice, warning, error",
+       [](Config& c, S s, S v) { daemon_of(c, s).log_level = log_level(v); }},
+      {"milter", "log-facility", "mail", "FACILITY", "syslog facility",
+       [](Config& c, S s, S v) { daemon_of(c, s).log_facility = log_facility(v); }},
+      {"milter", "socket", "unix:/run/mta-sts/milter.sock", "SOCKET",
+       "milter socket: unix:PATH, inet:PORT@HOST or inet6:PORT@HOST",
+       [](Config& c, S, S v) { c.milter.socket = milter_socket(v); }},
+      {"milter", "socket-mode", "0660", "MODE", "permissions of a unix socket (octal)",
+       [](Config& c, S, S v) { c.milter.socket_mode = octal(v, 0777); }},
+      {"milter", "header-name", "X-MTA-STS", "NAME", "name of the header field added to messages",
+       [](Config& c, S, S v) { c.milter.header_name = header_name(v); }},
+      {"milter", "redis-budget", "50ms", "DURATION", "longest wait on Redis per lookup (plain number: ms)",
+       [](Config& c, S, S v) { c.milter.redis_budget = ms(v, 1, 10000); }},
+      {"milter", "local-cache-ttl", "60s", "DURATION", "life of the in-process cache, never past expiry; 0: off (plain number: s)",
+       [](Config& c, S, S v) { c.milter.local_cache_ttl = secs(v, 0, kDay); }},
+      {"milter", "local-cache-size", "100000", "N", "entries in the in-process cache",
+       [](Config& c, S, S v) { c.milter.local_cache_size = number(v, 0, 10'000'000); }},
+      {"milter", "miss-wait", "0", "DURATION", "wait for a signalled miss to be filled; 0: no wait (plain number: ms)",
+       [](Config& c, S, S v) { c.milter.miss_wait = ms(v, 0, 10000); }},
+      {"milter", "on-unknown", "accept", "accept|tempfail", "action when a domain's policy is not yet known",
+       [](Config& c, S, S v) { c.milter.on_unknown = on_failure(v); }},
+      {"milter", "on-redis-error", "accept", "accept|tempfail", "action when Redis is unreachable or too slow",
+       [](Config& c, S, S v) { c.milter.on_redis_error = on_failure(v); }},
+      {"milter", "honor-tls-required", "yes", "BOOL", "do not tag messages with \"TLS-Required: No\" (RFC 8689)",
+       [](Config& c, S, S v) { c.milter.honor_tls_required = boolean(v); }, false, true},
+      {"milter", "milter-timeout", "7210s", "DURATION", "libmilter's timeout talking to the MTA (plain number: s)",
+       [](Config& c, S, S v) { c.milter.milter_timeout = static_cast<unsigned>(secs(v, 1, kDay).count()); }},
+
+      // [cached]
+      {"cached", "daemonize", "no", "BOOL", "detach into the background",
+       [](Config& c, S s, S v) { daemon_of(c, s).daemonize = boolean(v); }, false, true},
+      {"cached", "pid-file", "", "FILE", "write the process id to FILE",
+       [](Config& c, S s, S v) { daemon_of(c, s).pid_file = text(v); }},
+      {"cached", "user", "", "USER", "drop privileges to USER",
+       [](Config& c, S s, S v) { daemon_of(c, s).user = word(v); }},
+      {"cached", "group", "", "GROUP", "group to run as (default: USER's primary group)",
+       [](Config& c, S s, S v) { daemon_of(c, s).group = word(v); }},
+      {"cached", "log", "syslog", "syslog|stderr", "where to log",
+       [](Config& c, S s, S v) { daemon_of(c, s).log = log_target(v); }},
+      {"cached", "log-level", "info", "LEVEL", "least important level logged: debug, info, notice, warning, error",
+       [](Config& c, S s, S v) { daemon_of(c, s).log_level = log_level(v); }},
+      {"cached", "log-facility", "mail", "FACILITY", "syslog facility",
+       [](Config& c, S s, S v) { daemon_of(c, s).log_facility = log_facility(v); }},
+      {"cached", "resolver", "", "ADDR[:PORT]", "DNS resolver (repeatable; none: /etc/resolv.conf)",
+       [](Config& c, S s, S v) { resolvers_of(c, s).push_back(resolver(v)); }, true},
+      {"cached", "dns-timeout", "2000ms", "DURATION", "limit on one DNS query attempt (plain number: ms)",
+       [](Config& c, S, S v) { c.cached.dns_timeout = ms(v, 10, 60000); }},
+      {"cached", "dns-retries", "2", "N", "DNS retries after a timeout (0-10)",
+       [](Config& c, S, S v) { c.cached.dns_retries = static_cast<unsigned>(number(v, 0, 10)); }},
+      {"cached", "ca-file", "", "FILE", "trusted CA certificates, replacing the system store",
+       [](Config& c, S, S v) { c.cached.ca_file = text(v); }},
+      {"cached", "proxy", "", "URL", "HTTPS proxy (empty: none; the environment is ignored)",
+       [](Config& c, S, S v) { c.cached.proxy = proxy_url(v); }},
+      {"cached", "fetch-timeout", "60s", "DURATION", "limit on one policy fetch (plain number: s)",
+       [](Config& c, S, S v) { c.cached.fetch_timeout = secs(v, 1, 300); }},
+      {"cached", "connect-timeout", "10s", "DURATION", "limit on the TCP and TLS connect of a fetch (plain number: s)",
+       [](Config& c, S, S v) { c.cached.connect_timeout = secs(v, 1, 300); }},
+      {"cached", "concurrency", "32", "N", "discoveries in flight (1-4096)",
+       [](Config& c, S, S v) { c.cached.concurrency = static_cast<unsigned>(number(v, 1, 4096)); }},
+      {"cached", "warm-list", "", "FILE", "file of domains to keep warm, one per line",
+       [](Config& c, S, S v) { c.cached.warm_list = text(v); }},
+      {"cached", "warm-interval", "1h", "DURATION", "how often the warm list is read again (plain number: s)",
+       [](Config& c, S, S v) { c.cached.warm_interval = secs(v, kMinute, 7 * kDay); }},
+      {"cached", "refresh-interval", "1d", "DURATION", "re-check DNS and re-fetch every policy at least this often (plain number: s)",
+       [](Config& c, S, S v) { c.cached.refresh_interval = secs(v, kMinute, kDay); }},
+      {"cached", "negative-ttl", "1h", "DURATION", "life of a \"no policy\" entry (plain number: s)",
+       [](Config& c, S, S v) { c.cached.negative_ttl = secs(v, kMinute, kDay); }},
+      {"cached", "min-backoff", "5m", "DURATION", "first retry delay after a failure, at least 5m (plain number: s)",
+       [](Config& c, S, S v) { c.cached.min_backoff = secs(v, 300, kDay); }},
+      {"cached", "max-backoff", "1h", "DURATION", "longest retry delay after repeated failures (plain number: s)",
+       [](Config& c, S, S v) { c.cached.max_backoff = secs(v, 300, 7 * kDay); }},
+      {"cached", "expiry-margin", "1h", "DURATION", "refresh a policy this long before it expires (plain number: s)",
+       [](Config& c, S, S v) { c.cached.expiry_margin = secs(v, 0, 7 * kDay); }},
+      {"cached", "refresh-jitter", "10", "PERCENT", "random spread of refresh times (0-50)",
+       [](Config& c, S, S v) { c.cached.refresh_jitter = static_cast<unsigned>(number(v, 0, 50)); }},
+      {"cached", "lock-ttl", "3m", "DURATION", "life of a claim on a domain; longer than fetch-timeout (plain number: s)",
+       [](Config& c, S, S v) { c.cached.lock_ttl = secs(v, 10, kHour); }},
+      {"cached", "poll-interval", "200ms", "DURATION", "how often to look for signalled misses (plain number: ms)",
+       [](Config& c, S, S v) { c.cached.poll_interval = ms(v, 10, 60000); }},
+      {"cached", "stats-interval", "5m", "DURATION", "how often counters are logged and published (plain number: s)",
+       [](Config& c, S, S v) { c.cached.stats_interval = secs(v, 10, kDay); }},
+      {"cached", "shutdown-timeout", "15s", "DURATION", "on SIGTERM, time allowed to finish work in flight (plain number: s)",
+       [](Config& c, S, S v) { c.cached.shutdown_timeout = secs(v, 1, 300); }},
+      {"cached", "failure-alert", "3", "N", "warn after this many failed refreshes in a row (1-1000)",
+       [](Config& c, S, S v) { c.cached.failure_alert = static_cast<unsigned>(number(v, 1, 1000)); }},
+      {"cached", "fetcher-id", "", "ID", "this fetcher's name in Redis (default: HOSTNAME:PID)",
+       [](Config& c, S, S v) { c.cached.fetcher_id = word(v, true, 128); }},
+
+      // [ctl]
+      {"ctl", "resolver", "", "ADDR[:PORT]", "DNS resolver for query (repeatable; none: /etc/resolv.conf)",
+       [](Config& c, S s, S v) { resolvers_of(c, s).push_back(resolver(v)); }, true},
+      {"ctl", "ca-file", "", "FILE", "trusted CA certificates for query, replacing the system store",
+       [](Config& c, S, S v) { c.ctl.ca_file = text(v); }},
+      {"ctl", "fetch-timeout", "30s", "DURATION", "limit on the policy fetch of query (plain number: s)",
+       [](Config& c, S, S v) { c.ctl.fetch_timeout = secs(v, 1, 300); }},
+      {"ctl", "dns-timeout", "2000ms", "DURATION", "limit on one DNS query attempt (plain number: ms)",
+       [](Config& c, S, S v) { c.ctl.dns_timeout = ms(v, 10, 60000); }},
+  };
+  return t;
+}
+
+const Option* find_option(std::string_view section, std::string_view key) {
+  for (const auto& o : table())
+    if (section == o.section && key == o.key) return &o;
+  return nullptr;
+}
+
+bool is_section(std::string_view s) { return s == "redis" || s == "milter" || s == "cached" || s == "ctl"; }
+
+// Where each value came from, for cross-option errors ("FILE:LINE" or "--option").
+using Origins = std::map<std::string, std::string>;
+
+std::string full_key(const Option& o) { return std::string(o.section) + "." + o.key; }
+
+// The value as shown in an error; a password is never echoed.
+std::string quoted(const Option& o, std::string_view value) {
+  if (std::string_view(o.key) == "password") return "(not shown)";
+  return "'" + std::string(value) + "'";
+}
+
+// ---- the INI reader -----------------------------------------------------------------------
+std::string trim(std::string_view s) {
+  const auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; };
+  while (!s.empty() && ws(s.front())) s.remove_prefix(1);
+  while (!s.empty() && ws(s.back())) s.remove_suffix(1);
+  return std::string(s);
+}
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+void read_file(const std::string& path, Config& cfg, Origins& origins) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot read: " + errno_text(errno));
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw ConfigError(path + ": is a directory");
+  std::string section;
+  std::string line;
+  std::size_t line_no = 0;
+  std::map<std::string, std::size_t> seen;  // "section.key" -> first line
+  while (std::getline(in, line)) {
+    ++line_no;
+    const std::string where = path + ":" + std::to_string(line_no) + ": ";
+    const std::string l = trim(line);
+    if (l.empty() || l.front() == '#' || l.front() == ';') continue;
+    if (l.front() == '[') {
+      if (l.back() != ']') throw ConfigError(where + "expected '[section]'");
+      section = trim(std::string_view(l).substr(1, l.size() - 2));
+      if (!is_section(section))
+        throw ConfigError(where + "unknown section [" + section + "] (expected [redis], [milter], [cached] or [ctl])");
+      continue;
+    }
+    const auto eq = l.find('=');
+    if (eq == std::string::npos) throw ConfigError(where + "expected 'key = value'");
+    const std::string key = trim(std::string_view(l).substr(0, eq));
+    const std::string value = trim(std::string_view(l).substr(eq + 1));
+    if (section.empty()) throw ConfigError(where + "'" + key + "' is outside any [section]");
+    if (key.empty()) throw ConfigError(where + "missing option name before '='");
+    const Option* o = find_option(section, key);
+    if (!o) throw ConfigError(where + "unknown option '" + key + "' in [" + section + "]");
+    auto [it, fresh] = seen.try_emplace(full_key(*o), line_no);
+    if (!fresh && !o->repeat)
+      throw ConfigError(where + "'" + key + "' repeated in [" + section + "] (first set on line " +
+                        std::to_string(it->second) + ")");
+    try {
+      o->apply(cfg, o->section, value);
+    } catch (const BadValue& b) {
+      throw ConfigError(where + "[" + section + "] " + key + ": bad value " + quoted(*o, value) + ": " + b.message);
+    }
+    origins[full_key(*o)] = path + ":" + std::to_string(line_no);
+  }
+  if (in.bad()) throw ConfigError(path + ": read error");
+}
+
+// ---- after all values are in --------------------------------------------------------------
+std::string origin_of(const Origins& origins, const std::string& key, const std::string& fallback) {
+  auto it = origins.find(key);
+  return it != origins.end() ? it->second : fallback;
+}
+
+void read_password_file(Config& cfg, const Origins& origins, const std::string& path_hint) {
+  const std::string& pf = cfg.redis.password_file;
+  if (pf.empty()) return;
+  const std::string where = origin_of(origins, "redis.password-file", path_hint);
+  std::ifstream in(pf, std::ios::binary);
+  if (!in) throw ConfigError(where + ": password-file " + pf + ": cannot read: " + errno_text(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string pw = ss.str();
+  while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
+  if (pw.empty()) throw ConfigError(where + ": password-file " + pf + " is empty");
+  if (pw.find('\n') != std::string::npos) throw ConfigError(where + ": password-file " + pf + " has more than one line");
+  cfg.redis.redis.password = pw;
+}
+
+void cross_check(const Config& cfg, const Origins& origins, const std::string& path_hint) {
+  auto where = [&](const char* key) { return origin_of(origins, key, path_hint.empty() ? "configuration" : path_hint); };
+  const CachedConfig& c = cfg.cached;
+  if (c.max_backoff < c.min_backoff)
+    throw ConfigError(where("cached.max-backoff") + ": [cached] max-backoff (" + duration_text(c.max_backoff) +
+                      ") must not be less than min-backoff (" + duration_text(c.min_backoff) + ")");
+  if (c.connect_timeout > c.fetch_timeout)
+    throw ConfigError(where("cached.connect-timeout") + ": [cached] connect-timeout (" +
+                      duration_text(c.connect_timeout) + ") must not exceed fetch-timeout (" +
+                      duration_text(c.fetch_timeout) + ")");
+  if (c.lock_ttl <= c.fetch_timeout)
+    throw ConfigError(where("cached.lock-ttl") + ": [cached] lock-ttl (" + duration_text(c.lock_ttl) +
+                      ") must be longer than fetch-timeout (" + duration_text(c.fetch_timeout) + ")");
+}
+
+Config defaults() {
+  Config cfg;
+  for (const auto& o : table()) {
+    if (o.repeat) continue;  // a list's default is empty
+    o.apply(cfg, o.section, o.def);
+  }
+  return cfg;
+}
+
+const char* program_name(Program p) {
+  switch (p) {
+    case Program::milter: return "mta-sts-milter";
+    case Program::cached: return "mta-sts-cached";
+    case Program::ctl: return "mta-sts-ctl";
+  }
+  return "mta-sts";
+}
+
+// The options of `program` on the command line, with the Option each one sets.
+struct CliOption {
+  std::string name;  // without "--"
+  const Option* opt;
+};
+
+std::vector<CliOption> cli_options(Program program) {
+  std::vector<CliOption> out;
+  const std::string own = to_string(program);
+  for (const auto& o : table()) {
+    if (o.section == own) out.push_back({o.key, &o});
+  }
+  for (const auto& o : table()) {
+    if (std::string_view(o.section) == "redis") out.push_back({std::string("redis-") + o.key, &o});
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- public API ---------------------------------------------------------------------------
+Config load_config_file(const std::string& path) {
+  Config cfg = defaults();
+  Origins origins;
+  read_file(path, cfg, origins);
+  cfg.path = path;
+  read_password_file(cfg, origins, path);
+  cross_check(cfg, origins, path);
+  return cfg;
+}
+
+Config load_config(Program program, int argc, const char* const* argv, CommandLine* cl_out) {
+  CommandLine cl;
+  const auto options = cli_options(program);
+
+  po::options_description desc;
+  desc.add_options()("config,c", po::value<std::string>(), "")("check,n", "")("help,h", "")("version,V", "")(
+      "positional-args", po::value<std::vector<std::string>>(), "");
+  for (const auto& c : options) {
+    if (c.opt->flag)
+      desc.add_options()(c.name.c_str(), po::value<std::string>()->implicit_value("yes"), "");
+    else if (c.opt->repeat)
+      desc.add_options()(c.name.c_str(), po::value<std::vector<std::string>>(), "");
+    else
+      desc.add_options()(c.name.c_str(), po::value<std::string>(), "");
+  }
+  po::positional_options_description positional;
+  positional.add("positional-args", -1);
+
+  std::vector<po::option> parsed;
+  try {
+    // No abbreviations: "--sock" must not silently mean "--socket".
+    const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    parsed = po::command_line_parser(argc, argv)
+                 .options(desc)
+                 .positional(positional)
+                 .style(style)
+                 .run()
+                 .options;
+  } catch (const po::error& e) {
+    throw ConfigError(std::string(program_name(program)) + ": " + e.what());
+  }
+
+  std::optional<std::string> config_path;
+  std::vector<std::pair<const CliOption*, std::string>> values;
+  std::set<std::string> given;
+  for (const auto& p : parsed) {
+    const std::string& k = p.string_key;
+    if (k == "config") {
+      if (config_path) throw ConfigError("--config given more than once");
+      config_path = p.value.empty() ? std::string() : p.value.front();
+      cl.config_explicit = true;
+    } else if (k == "check") {
+      cl.check = true;
+    } else if (k == "help") {
+      cl.help = true;
+    } else if (k == "version") {
+      cl.version = true;
+    } else if (k == "positional-args") {
+      for (const auto& v : p.value) cl.positional.push_back(v);
+    } else {
+      auto it = std::find_if(options.begin(), options.end(), [&](const CliOption& c) { return c.name == k; });
+      if (it == options.end()) throw ConfigError("--" + k + ": unknown option");
+      if (!it->opt->repeat && !given.insert(k).second) throw ConfigError("--" + k + " given more than once");
+      values.emplace_back(&*it, p.value.empty() ? std::string("yes") : p.value.front());
+    }
+  }
+  if (program != Program::ctl && !cl.positional.empty())
+    throw ConfigError(std::string(program_name(program)) + ": unexpected argument '" + cl.positional.front() + "'");
+
+  Config cfg = defaults();
+  Origins origins;
+  if (cl.help || cl.version) {  // nothing else is read: help must work with a broken file
+    if (cl_out) *cl_out = std::move(cl);
+    return cfg;
+  }
+
+  const std::string path = config_path.value_or(kDefaultConfigPath);
+  std::error_code ec;
+  if (cl.config_explicit || std::filesystem::exists(path, ec)) {
+    read_file(path, cfg, origins);
+    cfg.path = path;
+  }
+
+  std::set<std::string> lists_cleared;  // command-line values of a list replace the file's
+  for (const auto& [c, value] : values) {
+    const Option& o = *c->opt;
+    if (o.repeat && lists_cleared.insert(full_key(o)).second) resolvers_of(cfg, o.section).clear();
+    try {
+      o.apply(cfg, o.section, value);
+    } catch (const BadValue& b) {
+      throw ConfigError("--" + c->name + ": bad value " + quoted(o, value) + ": " + b.message);
+    }
+    origins[full_key(o)] = "--" + c->name;
+  }
+  read_password_file(cfg, origins, cfg.path);
+  cross_check(cfg, origins, cfg.path);
+  if (cl_out) *cl_out = std::move(cl);
+  return cfg;
+}
+
+std::string usage(Program program) {
+  std::ostringstream out;
+  out << "Usage: " << program_name(program) << " [OPTIONS]" << (program == Program::ctl ? " COMMAND [ARGS]" : "")
+      << "\n\nOptions:\n";
+  auto line = [&out](const std::string& left, const std::string& help) {
+    out << "  " << left;
+    if (left.size() < 34) out << std::string(34 - left.size(), ' ');
+    else out << "\n" << std::string(36, ' ');
+    out << help << "\n";
+  };
+  line("-c, --config FILE", std::string("configuration file (default ") + kDefaultConfigPath + ")");
+  line("-n, --check", "check the configuration and exit (0: valid)");
+  line("-h, --help", "show this help and exit");
+  line("-V, --version", "show the version and exit");
+  const std::string own = to_string(program);
+  bool redis_header = false;
+  for (const auto& c : cli_options(program)) {
+    const Option& o = *c.opt;
+    if (std::string_view(o.section) == "redis" && !redis_header) {
+      out << "\nRedis options ([redis] in the file):\n";
+      redis_header = true;
+    }
+    const std::string left = "--" + c.name + (o.flag ? "[=" : " ") + o.metavar + (o.flag ? "]" : "");
+    std::string help = o.help;
+    if (*o.def) help += std::string(" [") + o.def + "]";
+    line(left, help);
+  }
+  return out.str();
+}
+
+std::vector<std::string> option_names(Program program) {
+  std::vector<std::string> names{"--config", "--check", "--help", "--version"};
+  for (const auto& c : cli_options(program)) names.push_back("--" + c.name);
+  return names;
+}
+
+std::vector<std::pair<std::string, std::string>> file_options() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& o : table()) out.emplace_back(full_key(o), o.def);
+  return out;
+}
+
+}  // namespace mtasts
