@@ -225,7 +225,13 @@ class HttpsServer {
   std::size_t requests(const std::string& host) const;
 
  private:
-  struct Group;
+  // Hosts from one add_hosts() chunk share a server block and a certificate while their
+  // cert and behaviour stay those of the chunk.
+  struct Group {
+    std::vector<std::string> names;
+    CertKind cert;
+    Behaviour behaviour;
+  };
   void write_config();
   void write_bodies(const VirtualHost& h) const;
   std::string ip_;
@@ -233,7 +239,7 @@ class HttpsServer {
   std::filesystem::path dir_;
   std::uint16_t port_;
   std::map<std::string, VirtualHost> hosts_;
-  std::vector<std::vector<std::string>> shared_groups_;  // from add_hosts
+  std::vector<Group> groups_;
   std::unique_ptr<Process> proc_;
 };
 
