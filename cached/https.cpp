@@ -1,0 +1,252 @@
+// The libcurl implementation of HttpsClient. One easy handle per fetch (handles are never
+// shared between threads); every handle and list is owned by a unique_ptr from creation.
+// libcurl errors are turned into ErrorKind in exactly one place (classify).
+#include "cached/https.hpp"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
+#include <stdexcept>
+
+namespace mtasts::https {
+
+const char* to_string(ErrorKind k) noexcept {
+  switch (k) {
+    case ErrorKind::none: return "none";
+    case ErrorKind::no_address: return "no-address";
+    case ErrorKind::connect: return "connect";
+    case ErrorKind::tls: return "tls";
+    case ErrorKind::certificate: return "certificate";
+    case ErrorKind::timeout: return "timeout";
+    case ErrorKind::redirect: return "redirect";
+    case ErrorKind::http_status: return "http-status";
+    case ErrorKind::content_type: return "content-type";
+    case ErrorKind::too_large: return "too-large";
+    case ErrorKind::other: return "other";
+  }
+  return "other";
+}
+
+std::string policy_url(std::string_view host) {
+  return "https://" + std::string(host) + kWellKnownPath;
+}
+
+bool is_text_plain(std::string_view ct) noexcept {
+  const auto semi = ct.find(';');
+  std::string_view type = ct.substr(0, semi);
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  constexpr std::string_view want = "text/plain";
+  if (type.size() != want.size()) return false;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(type[i])) != want[i]) return false;
+  }
+  return true;
+}
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) throw std::runtime_error("curl_global_init failed");
+  });
+}
+
+namespace {
+
+struct EasyFree { void operator()(CURL* c) const noexcept { curl_easy_cleanup(c); } };
+struct SlistFree { void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); } };
+using EasyPtr = std::unique_ptr<CURL, EasyFree>;
+using SlistPtr = std::unique_ptr<curl_slist, SlistFree>;
+
+// Why our write callback stopped a transfer (libcurl only sees CURLE_WRITE_ERROR).
+enum class Stop { none, status, content_type, too_large };
+
+struct Transfer {
+  CURL* curl = nullptr;
+  std::size_t max_body = 0;
+  std::string body;
+  Stop stop = Stop::none;
+  const std::atomic<bool>* abort = nullptr;
+};
+
+long response_code(CURL* c) {
+  long code = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  return code;
+}
+
+std::string content_type(CURL* c) {
+  char* ct = nullptr;
+  curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+  return ct ? std::string(ct) : std::string();
+}
+
+// Rejects a response as soon as its first body bytes arrive when the status or type is
+// wrong, and stops reading past the cap: a hostile server cannot make us buffer anything.
+extern "C" std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const std::size_t len = size * n;
+  if (response_code(t->curl) != 200) { t->stop = Stop::status; return 0; }
+  if (!is_text_plain(content_type(t->curl))) { t->stop = Stop::content_type; return 0; }
+  if (len > t->max_body - std::min(t->max_body, t->body.size())) { t->stop = Stop::too_large; return 0; }
+  t->body.append(data, len);
+  return len;
+}
+
+extern "C" int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* t = static_cast<const Transfer*>(user);
+  return (t->abort != nullptr && t->abort->load()) ? 1 : 0;
+}
+
+ErrorKind classify(CURLcode rc) {
+  switch (rc) {
+    case CURLE_OK: return ErrorKind::none;
+    case CURLE_COULDNT_RESOLVE_HOST: return ErrorKind::no_address;
+    case CURLE_COULDNT_CONNECT: return ErrorKind::connect;
+    case CURLE_OPERATION_TIMEDOUT: return ErrorKind::timeout;
+    case CURLE_PEER_FAILED_VERIFICATION: return ErrorKind::certificate;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_ENGINE_INITFAILED:
+      return ErrorKind::tls;
+    case CURLE_FILESIZE_EXCEEDED: return ErrorKind::too_large;
+    default: return ErrorKind::other;
+  }
+}
+
+class CurlClient final : public HttpsClient {
+ public:
+  explicit CurlClient(HttpsOptions o) : opts_(std::move(o)) {
+    global_init();
+    // The CA file is read by libcurl at each handshake: fail early if it is unreadable.
+    if (!opts_.ca_file.empty()) {
+      if (FILE* f = std::fopen(opts_.ca_file.c_str(), "r")) std::fclose(f);
+      else throw std::runtime_error("cannot read ca-file " + opts_.ca_file);
+    }
+  }
+
+  FetchResult fetch(const std::string& host, const std::vector<std::string>& addresses) override {
+    FetchResult r;
+    if (addresses.empty() && opts_.proxy.empty()) {
+      r.kind = ErrorKind::no_address;
+      r.error = "no address for " + host;
+      return r;
+    }
+    EasyPtr curl(curl_easy_init());
+    if (!curl) {
+      r.error = "curl_easy_init failed";
+      return r;
+    }
+    // Connect only to the addresses we resolved: "host:443:a,b,[v6]".
+    std::string entry = host + ":443:";
+    for (std::size_t i = 0; i < addresses.size(); ++i) {
+      if (i) entry += ',';
+      entry += addresses[i].find(':') != std::string::npos ? "[" + addresses[i] + "]" : addresses[i];
+    }
+    SlistPtr resolve(curl_slist_append(nullptr, entry.c_str()));
+    if (!resolve) {
+      r.error = "out of memory";
+      return r;
+    }
+
+    Transfer t;
+    t.curl = curl.get();
+    t.max_body = opts_.max_body;
+    t.abort = opts_.abort;
+    char errbuf[CURL_ERROR_SIZE] = {};
+    const std::string url = policy_url(host);
+    CURL* c = curl.get();
+    bool set_ok = true;
+    auto set = [&](CURLcode rc) { set_ok = set_ok && rc == CURLE_OK; };
+    set(curl_easy_setopt(c, CURLOPT_URL, url.c_str()));
+    set(curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https"));
+    set(curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https"));
+    set(curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L));
+    set(curl_easy_setopt(c, CURLOPT_RESOLVE, resolve.get()));
+    set(curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2)));
+    set(curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L));
+    set(curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L));
+    if (!opts_.ca_file.empty()) {
+      set(curl_easy_setopt(c, CURLOPT_CAINFO, opts_.ca_file.c_str()));
+      // Without this the built-in CA directory would still be trusted beside the file.
+      set(curl_easy_setopt(c, CURLOPT_CAPATH, nullptr));
+    }
+    // "" disables proxies, including http(s)_proxy from the environment.
+    set(curl_easy_setopt(c, CURLOPT_PROXY, opts_.proxy.c_str()));
+    set(curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L));
+    set(curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(opts_.timeout.count())));
+    set(curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opts_.connect_timeout.count())));
+    set(curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opts_.max_body)));
+    set(curl_easy_setopt(c, CURLOPT_USERAGENT, opts_.user_agent.c_str()));
+    set(curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body));
+    set(curl_easy_setopt(c, CURLOPT_WRITEDATA, &t));
+    set(curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress));
+    set(curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t));
+    set(curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L));
+    set(curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf));
+    if (!set_ok) {
+      r.error = "libcurl rejected an option (too old?)";
+      return r;
+    }
+
+    const CURLcode rc = curl_easy_perform(c);
+    r.status = response_code(c);
+    r.content_type = content_type(c);
+    char* ip = nullptr;
+    if (curl_easy_getinfo(c, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip) r.peer = ip;
+
+    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && t.stop != Stop::none)) {
+      r.kind = classify(rc);
+      if (rc == CURLE_ABORTED_BY_CALLBACK) r.error = "fetch abandoned at shutdown";
+      else if (r.kind == ErrorKind::too_large)
+        r.error = "body larger than " + std::to_string(opts_.max_body) + " bytes";
+      else
+        r.error = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+      return r;
+    }
+    // The response arrived (or our callback stopped it): judge status, type, size.
+    if (r.status >= 300 && r.status < 400) {
+      r.kind = ErrorKind::redirect;
+      char* location = nullptr;
+      curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &location);
+      r.error = "HTTP " + std::to_string(r.status) + " redirect (not followed)" +
+                (location ? std::string(" to ") + location : std::string());
+      return r;
+    }
+    if (r.status != 200) {
+      r.kind = ErrorKind::http_status;
+      r.error = "HTTP status " + std::to_string(r.status) + " (only 200 is accepted)";
+      return r;
+    }
+    if (!is_text_plain(r.content_type)) {
+      r.kind = ErrorKind::content_type;
+      r.error = r.content_type.empty() ? "no Content-Type (text/plain required)"
+                                       : "Content-Type " + r.content_type + " (text/plain required)";
+      return r;
+    }
+    if (t.stop == Stop::too_large) {
+      r.kind = ErrorKind::too_large;
+      r.error = "body larger than " + std::to_string(opts_.max_body) + " bytes";
+      return r;
+    }
+    r.kind = ErrorKind::none;
+    r.body = std::move(t.body);
+    return r;
+  }
+
+ private:
+  HttpsOptions opts_;
+};
+
+}  // namespace
+
+std::unique_ptr<HttpsClient> make_https_client(HttpsOptions opts) {
+  return std::make_unique<CurlClient>(std::move(opts));
+}
+
+}  // namespace mtasts::https

@@ -1,0 +1,201 @@
+// mta-sts-cached: start-up, signals and shutdown around the fetcher's Worker.
+//
+// Order: configuration (and --check) first; logging; detach and pid file; privilege drop;
+// then signals are blocked before any thread starts, so that only the main thread receives
+// them (with sigtimedwait: no work in a signal handler at all). SIGHUP re-reads the
+// configuration and swaps the services snapshot (on error the old one stays); SIGTERM and
+// SIGINT stop taking work, give tasks in flight `shutdown-timeout`, then abandon transfers.
+//
+// `--once` (program-only flag, not a configuration option): process the warm list, the
+// current misses and the due domains once, then exit (tests, benchmarks, cron).
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cached/worker.hpp"
+#include "common/config.hpp"
+#include "common/daemon.hpp"
+#include "common/log.hpp"
+
+namespace {
+
+using namespace mtasts;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFail = 1;  // bad configuration (also for --check), or could not start
+
+std::atomic<bool> g_abort{false};
+
+// Everything --check verifies beyond the option table: the services can be built (resolver
+// addresses, resolv.conf, ca-file) and the warm list is readable.
+void check_services(const Config& cfg) {
+  (void)worker::make_services(cfg, nullptr);
+  if (!cfg.cached.warm_list.empty()) {
+    std::ifstream in(cfg.cached.warm_list);
+    if (!in) throw std::runtime_error("cannot read warm-list " + cfg.cached.warm_list);
+  }
+}
+
+bool redis_reachable(const worker::Services& s, std::string* why) {
+  try {
+    (void)s.store->misses_size();
+    return true;
+  } catch (const std::exception& e) {
+    *why = e.what();
+    return false;
+  }
+}
+
+int run_daemon(const Config& cfg, int argc, const char* const* argv) {
+  const std::string& pid_file = cfg.cached.daemon.pid_file;
+  if (!pid_file.empty()) {
+    std::string err;
+    if (!daemon::write_pid_file(pid_file, &err)) {
+      log::error("cannot write pid file", {{"path", pid_file}, {"error", err}});
+      return kExitFail;
+    }
+  }
+  struct PidFileGuard {
+    const std::string& path;
+    ~PidFileGuard() {
+      if (!path.empty()) daemon::remove_pid_file(path);
+    }
+  } pid_guard{pid_file};
+
+  daemon::drop_privileges(cfg.cached.daemon);
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  Config current = cfg;
+  SystemClock clock;
+  worker::Worker w(worker::make_services(current, &g_abort), clock);
+  {
+    std::string why;
+    auto probe = worker::make_services(current, &g_abort);
+    if (redis_reachable(*probe, &why))
+      log::info("redis reachable", {{"address", current.redis.redis.address}});
+    else  // not fatal: the worker retries with backoff
+      log::warning("redis not reachable at start-up", {{"address", current.redis.redis.address}, {"error", why}});
+  }
+  std::thread loop([&w] { w.run(); });
+  log::notice("started", {{"version", MTASTS_VERSION}, {"config", current.path}});
+  daemon::notify("READY=1");
+
+  for (;;) {
+    timespec tick{1, 0};
+    const int sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig == SIGHUP) {
+      try {
+        CommandLine cl;
+        Config fresh = load_config(Program::cached, argc, argv, &cl);
+        auto services = worker::make_services(fresh, &g_abort);
+        daemon::init_logging(fresh.cached.daemon, "mta-sts-cached");
+        w.reload(std::move(services));
+        current = std::move(fresh);
+        log::notice("configuration reloaded", {{"config", current.path}});
+      } catch (const std::exception& e) {
+        log::error("reload failed; keeping the running configuration", {{"error", e.what()}});
+      }
+    } else if (sig == SIGTERM || sig == SIGINT) {
+      log::notice("stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"},
+                               {"in_flight", std::to_string(w.in_flight())}});
+      break;
+    }
+  }
+  daemon::notify("STOPPING=1");
+  w.stop();
+  loop.join();
+  if (!w.wait_idle(std::chrono::duration_cast<std::chrono::milliseconds>(current.cached.shutdown_timeout))) {
+    log::warning("shutdown timeout: abandoning fetches in flight", {{"in_flight", std::to_string(w.in_flight())}});
+    g_abort = true;
+    // Transfers notice the flag within a second; DNS queries end at their own timeout.
+    const auto grace = std::chrono::milliseconds(1500) +
+                       current.cached.dns_timeout * (current.cached.dns_retries + 1) * 2;
+    if (!w.wait_idle(grace)) {
+      log::error("tasks still running at exit; their locks expire by themselves");
+      if (!pid_file.empty()) daemon::remove_pid_file(pid_file);
+      std::_Exit(kExitOk);
+    }
+  }
+  log::notice("stopped", {});
+  return kExitOk;
+}
+
+int run_once(const Config& cfg) {
+  SystemClock clock;
+  worker::Worker w(worker::make_services(cfg, &g_abort), clock);
+  const auto r = w.run_once();
+  std::string line = "once:";
+  for (const auto& [k, v] : w.counters()) line += " " + k + "=" + std::to_string(v);
+  log::notice(line, {{"taken", std::to_string(r.taken)}, {"busy", std::to_string(r.busy)}});
+  if (!r.redis_ok) {
+    log::error("redis unreachable");
+    return kExitFail;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Program-only flags are taken out before the shared option parser sees the rest.
+  bool once = false;
+  std::vector<const char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0 && std::strcmp(argv[i], "--once") == 0) once = true;
+    else args.push_back(argv[i]);
+  }
+  const int nargs = static_cast<int>(args.size());
+
+  Config cfg;
+  CommandLine cl;
+  try {
+    cfg = load_config(Program::cached, nargs, args.data(), &cl);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mta-sts-cached: %s\n", e.what());
+    return kExitFail;
+  }
+  if (cl.help) {
+    std::fputs(usage(Program::cached).c_str(), stdout);
+    std::fputs("  --once                  process the warm list, misses and due domains once, then exit\n",
+               stdout);
+    return kExitOk;
+  }
+  if (cl.version) {
+    std::printf("mta-sts-cached %s\n", MTASTS_VERSION);
+    return kExitOk;
+  }
+  try {
+    check_services(cfg);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mta-sts-cached: %s%s%s\n", cfg.path.c_str(), cfg.path.empty() ? "" : ": ", e.what());
+    return kExitFail;
+  }
+  if (cl.check) {
+    std::printf("mta-sts-cached: configuration OK%s%s\n", cfg.path.empty() ? "" : " (",
+                cfg.path.empty() ? "" : (cfg.path + ")").c_str());
+    return kExitOk;
+  }
+
+  try {
+    daemon::init_logging(cfg.cached.daemon, "mta-sts-cached");
+    if (once) return run_once(cfg);
+    daemon::detach(cfg.cached.daemon);
+    return run_daemon(cfg, nargs, args.data());
+  } catch (const std::exception& e) {
+    log::error("fatal", {{"error", e.what()}});
+    std::fprintf(stderr, "mta-sts-cached: %s\n", e.what());
+    return kExitFail;
+  }
+}

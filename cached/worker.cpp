@@ -1,0 +1,447 @@
+// The fetcher's scheduler loop and per-domain tasks; see worker.hpp for what it promises.
+#include "cached/worker.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "common/log.hpp"
+
+namespace mtasts::worker {
+
+namespace {
+
+using Steady = std::chrono::steady_clock;
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+// log::write takes an initializer_list (fields are views into the caller's strings); this
+// spreads a runtime list over it. Lists longer than 10 are cut (never the case here).
+void emit(log::Level lvl, std::string_view msg, const Fields& f) {
+  auto v = [&f](std::size_t i) { return log::Field{f[i].first, f[i].second}; };
+  switch (f.size()) {
+    case 0: log::write(lvl, msg); break;
+    case 1: log::write(lvl, msg, {v(0)}); break;
+    case 2: log::write(lvl, msg, {v(0), v(1)}); break;
+    case 3: log::write(lvl, msg, {v(0), v(1), v(2)}); break;
+    case 4: log::write(lvl, msg, {v(0), v(1), v(2), v(3)}); break;
+    case 5: log::write(lvl, msg, {v(0), v(1), v(2), v(3), v(4)}); break;
+    case 6: log::write(lvl, msg, {v(0), v(1), v(2), v(3), v(4), v(5)}); break;
+    case 7: log::write(lvl, msg, {v(0), v(1), v(2), v(3), v(4), v(5), v(6)}); break;
+    case 8: log::write(lvl, msg, {v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7)}); break;
+    case 9: log::write(lvl, msg, {v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7), v(8)}); break;
+    default: log::write(lvl, msg, {v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7), v(8), v(9)}); break;
+  }
+}
+
+std::mt19937_64& rng() {
+  thread_local std::mt19937_64 g{std::random_device{}()};
+  return g;
+}
+
+// A claim token: 128 random bits, so that a fetcher can only release its own lock.
+std::string random_token() {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string t;
+  for (int i = 0; i < 2; ++i) {
+    std::uint64_t v = rng()();
+    for (int j = 0; j < 16; ++j, v >>= 4) t += hex[v & 0xf];
+  }
+  return t;
+}
+
+double jitter_draw() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng()); }
+
+std::string default_fetcher_id() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return std::string(host[0] ? host : "localhost") + ":" + std::to_string(::getpid());
+}
+
+}  // namespace
+
+Options options_from(const CachedConfig& c) {
+  Options o;
+  o.concurrency = std::max(1u, c.concurrency);
+  o.lock_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(c.lock_ttl);
+  o.poll_interval = c.poll_interval;
+  o.stats_interval = c.stats_interval;
+  o.rules.cache.refresh_interval = c.refresh_interval;
+  o.rules.cache.negative_ttl = c.negative_ttl;
+  o.rules.cache.min_backoff = c.min_backoff;
+  o.rules.cache.max_backoff = c.max_backoff;
+  o.rules.cache.expiry_margin = c.expiry_margin;
+  o.rules.failure_alert = c.failure_alert;
+  o.rules.jitter_percent = c.refresh_jitter;
+  o.discovery.refresh_interval = c.refresh_interval;
+  o.warm_list = c.warm_list;
+  o.warm_interval = c.warm_interval;
+  o.fetcher_id = c.fetcher_id.empty() ? default_fetcher_id() : c.fetcher_id;
+  return o;
+}
+
+std::shared_ptr<const Services> make_services(const Config& cfg, const std::atomic<bool>* abort) {
+  const CachedConfig& c = cfg.cached;
+  auto s = std::make_shared<Services>();
+  dns::ResolverOptions ro;
+  for (const auto& r : c.resolvers) ro.servers.push_back(dns::parse_server(r));
+  ro.timeout = c.dns_timeout;
+  ro.retries = c.dns_retries;
+  s->resolver = dns::make_resolver(std::move(ro));
+  https::HttpsOptions ho;
+  ho.ca_file = c.ca_file;
+  ho.proxy = c.proxy;
+  ho.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(c.fetch_timeout);
+  ho.connect_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(c.connect_timeout);
+  ho.user_agent = std::string("mta-sts-cached/") + MTASTS_VERSION;
+  ho.abort = abort;
+  s->https = https::make_https_client(std::move(ho));
+  RedisOptions redis = cfg.redis.redis;
+  // Every worker thread may hold a connection at once; more than that would only idle.
+  redis.pool_size = std::max<std::size_t>(redis.pool_size, c.concurrency + 2);
+  s->pool = std::make_shared<Pool>(redis);
+  s->store = std::make_shared<PolicyStore>(*s->pool, cfg.redis.store);
+  s->options = options_from(c);
+  return s;
+}
+
+Worker::Worker(std::shared_ptr<const Services> services, const Clock& clock)
+    : clock_(clock), services_(std::move(services)) {}
+
+Worker::~Worker() {
+  stop();
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] { return in_flight_.empty(); });
+}
+
+std::shared_ptr<const Services> Worker::current() const {
+  std::lock_guard lock(mu_);
+  return services_;
+}
+
+void Worker::reload(std::shared_ptr<const Services> services) {
+  std::lock_guard lock(mu_);
+  services_ = std::move(services);
+  next_warm_ = {};  // the warm list may have changed
+}
+
+void Worker::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool Worker::wait_idle(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [this] { return in_flight_.empty(); });
+}
+
+std::size_t Worker::in_flight() const {
+  std::lock_guard lock(mu_);
+  return in_flight_.size();
+}
+
+std::map<std::string, long long> Worker::counters() const {
+  std::lock_guard lock(mu_);
+  return counters_;
+}
+
+void Worker::count(const std::string& name, long long n) {
+  std::lock_guard lock(mu_);
+  counters_[name] += n;
+}
+
+void Worker::redis_state(bool up, const std::string& why) {
+  int before;
+  {
+    std::lock_guard lock(mu_);
+    before = redis_up_;
+    redis_up_ = up ? 1 : 0;
+  }
+  if (up && before == 0) log::notice("redis reachable again");
+  if (!up && before != 0) log::error("redis unreachable; retrying with backoff", {{"error", why}});
+}
+
+void Worker::wait_for_slot(const Services& s) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return stopping_ || in_flight_.size() < s.options.concurrency; });
+}
+
+bool Worker::launch(const std::shared_ptr<const Services>& s, const Task& t, PassResult* pr) {
+  DomainParse p = Domain::parse(t.name);
+  if (!p.domain) {
+    log::warning("dropping invalid domain from the queue", {{"name", t.name}, {"error", p.error}});
+    s->store->forget_invalid(t.name);
+    return false;
+  }
+  const Domain d = std::move(*p.domain);
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || in_flight_.count(d.str())) return false;
+  }
+  std::string token = random_token();
+  if (!s->store->claim(d, token, s->options.lock_ttl)) {
+    count("claims_lost");
+    if (pr) ++pr->busy;
+    return false;
+  }
+  {
+    std::lock_guard lock(mu_);
+    in_flight_.insert(d.str());
+  }
+  try {
+    std::thread([this, s, d, token, miss = t.miss] { handle(s, d, token, miss); }).detach();
+  } catch (const std::system_error& e) {
+    {
+      std::lock_guard lock(mu_);
+      in_flight_.erase(d.str());
+    }
+    log::error("cannot start a worker thread", {{"domain", d.str()}, {"error", e.what()}});
+    s->store->release(d, token);
+    return false;
+  }
+  if (pr) ++pr->taken;
+  return true;
+}
+
+void Worker::handle(std::shared_ptr<const Services> s, Domain d, std::string token, bool miss) {
+  const Services& sv = *s;
+  try {
+    const SysTime now = clock_.now();
+    std::string decode_error;
+    std::optional<CacheEntry> entry = sv.store->get(d, &decode_error);
+    if (!decode_error.empty())
+      log::warning("undecodable cache entry will be replaced", {{"domain", d.str()}, {"error", decode_error}});
+    const refresh::Action action = refresh::plan(entry, now, miss);
+    count(std::string("action_") + refresh::to_string(action));
+    switch (action) {
+      case refresh::Action::skip:
+        break;
+      case refresh::Action::settled:
+      case refresh::Action::backoff:
+        // The entry already says all there is to say until its next refresh or retry time
+        // (which the schedule holds): only the miss goes.
+        if (miss) sv.store->clear_miss(d);
+        log::debug("miss not fetched", {{"domain", d.str()}, {"reason", refresh::to_string(action)}});
+        break;
+      case refresh::Action::discover: {
+        const StoredPolicy* cached = entry && entry->policy ? &*entry->policy : nullptr;
+        const discovery::Report report =
+            discovery::discover(d, *sv.resolver, *sv.https, cached, now, sv.options.discovery);
+        const SysTime after = clock_.now();
+        refresh::Outcome out = refresh::apply(entry, report, after, sv.options.rules, jitter_draw());
+        sv.store->put(d, out.entry, after, out.announce);
+        {
+          std::lock_guard lock(mu_);
+          counters_["discoveries"] += 1;
+          counters_[std::string("status_") + discovery::to_string(report.status)] += 1;
+          if (report.fetched) counters_["https_fetches"] += 1;
+          if (auto f = report.failure()) counters_[std::string("failures_") + to_string(*f)] += 1;
+          if (report.fetched && !report.fetch.ok())
+            counters_[std::string("fetch_error_") + https::to_string(report.fetch.kind)] += 1;
+          if (report.policy) counters_[std::string("policies_") + to_string(report.policy->mode)] += 1;
+          if (out.entry.no_policy_until && !out.entry.policy) counters_["negative_entries"] += 1;
+          if (out.announce) counters_["announcements"] += 1;
+        }
+        for (const auto& ev : out.events) emit(ev.level, ev.message, ev.fields);
+        Fields f{{"domain", d.str()}, {"status", discovery::to_string(report.status)},
+                 {"source", miss ? "miss" : "schedule"}};
+        if (!report.id.empty()) f.emplace_back("id", report.id);
+        if (report.policy) f.emplace_back("mode", to_string(report.policy->mode));
+        if (auto why = report.reason(); !why.empty()) f.emplace_back("error", why);
+        f.emplace_back("next_refresh", std::to_string(out.entry.next_refresh.time_since_epoch().count()));
+        emit(log::Level::info, "discovery", f);
+        break;
+      }
+    }
+    sv.store->release(d, token);
+    redis_state(true, {});
+  } catch (const RedisError& e) {
+    count("redis_errors");
+    redis_state(false, e.what());
+    try {
+      sv.store->release(d, token);
+    } catch (const std::exception&) {
+      // The lock expires by itself after lock_ttl.
+    }
+  } catch (const std::exception& e) {
+    count("internal_errors");
+    log::error("domain task failed", {{"domain", d.str()}, {"error", e.what()}});
+    try {
+      sv.store->release(d, token);
+    } catch (const std::exception&) {
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    in_flight_.erase(d.str());
+  }
+  cv_.notify_all();
+}
+
+void Worker::load_warm_list(const Services& s) {
+  if (s.options.warm_list.empty()) return;
+  std::ifstream in(s.options.warm_list);
+  if (!in) {
+    log::warning("cannot read the warm list", {{"file", s.options.warm_list}});
+    return;
+  }
+  const SysTime now = clock_.now();
+  std::size_t added = 0, known = 0, invalid = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    const auto b = line.find_first_not_of(" \t\r");
+    if (b == std::string::npos) continue;
+    const auto e = line.find_last_not_of(" \t\r");
+    const std::string name = line.substr(b, e - b + 1);
+    DomainParse p = Domain::parse(name);
+    if (!p.domain) {
+      ++invalid;
+      log::warning("warm list: not a domain", {{"file", s.options.warm_list}, {"name", name}, {"error", p.error}});
+      continue;
+    }
+    // Only unknown domains are scheduled now: a known one keeps its own refresh time.
+    if (s.store->get(*p.domain)) {
+      ++known;
+      continue;
+    }
+    s.store->schedule(*p.domain, now);
+    ++added;
+  }
+  count("warm_scheduled", static_cast<long long>(added));
+  log::info("warm list read", {{"file", s.options.warm_list}, {"scheduled", std::to_string(added)},
+                               {"known", std::to_string(known)}, {"invalid", std::to_string(invalid)}});
+}
+
+void Worker::write_stats(const Services& s) {
+  const std::size_t misses = s.store->misses_size();
+  const std::size_t scheduled = s.store->schedule_size();
+  std::map<std::string, long long> c;
+  {
+    std::lock_guard lock(mu_);
+    c = counters_;
+    c["in_flight"] = static_cast<long long>(in_flight_.size());
+  }
+  c["queue_misses"] = static_cast<long long>(misses);
+  c["queue_scheduled"] = static_cast<long long>(scheduled);
+  c["concurrency"] = s.options.concurrency;
+  // One line; every value is a number we made, so plain "k=v" needs no quoting.
+  std::string line = "stats";
+  for (const auto& [k, v] : c) line += " " + k + "=" + std::to_string(v);
+  log::info(line, {{"fetcher", s.options.fetcher_id}});
+  s.store->write_stats(s.options.fetcher_id, c, 3 * s.options.stats_interval);
+}
+
+void Worker::run() {
+  auto s = current();
+  log::notice("fetcher running", {{"fetcher", s->options.fetcher_id},
+                                  {"concurrency", std::to_string(s->options.concurrency)}});
+  std::chrono::milliseconds backoff = s->options.poll_interval;
+  for (;;) {
+    s = current();
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) break;
+    }
+    bool ok = true;
+    bool saturated = false;
+    try {
+      const auto now = Steady::now();
+      if (!s->options.warm_list.empty() && now >= next_warm_) {
+        load_warm_list(*s);
+        next_warm_ = now + s->options.warm_interval;
+      }
+      std::size_t busy;
+      {
+        std::lock_guard lock(mu_);
+        busy = in_flight_.size();
+      }
+      std::size_t free = s->options.concurrency > busy ? s->options.concurrency - busy : 0;
+      // Ask for more than the free slots: the first names may be in flight here or claimed
+      // by another fetcher.
+      const std::size_t window = std::min<std::size_t>(free + busy + 4 * s->options.concurrency, 4096);
+      if (free > 0) {
+        for (const auto& name : s->store->pending_misses(window)) {
+          if (free == 0) break;
+          if (launch(s, Task{name, true}, nullptr)) --free;
+        }
+      }
+      if (free > 0) {
+        for (const auto& name : s->store->due(clock_.now(), window)) {
+          if (free == 0) break;
+          if (launch(s, Task{name, false}, nullptr)) --free;
+        }
+      }
+      saturated = free == 0;
+      if (now >= next_stats_) {
+        if (next_stats_ != Steady::time_point{}) write_stats(*s);
+        next_stats_ = now + s->options.stats_interval;
+      }
+      redis_state(true, {});
+      backoff = s->options.poll_interval;
+    } catch (const RedisError& e) {
+      ok = false;
+      redis_state(false, e.what());
+    } catch (const std::exception& e) {
+      ok = false;
+      log::error("scheduler error", {{"error", e.what()}});
+    }
+    std::unique_lock lock(mu_);
+    if (ok) {
+      // A full house waits for a free slot (or the poll interval), else for the next poll.
+      const std::size_t before = in_flight_.size();
+      cv_.wait_for(lock, s->options.poll_interval,
+                   [&] { return stopping_ || (saturated && in_flight_.size() < before); });
+    } else {
+      cv_.wait_for(lock, backoff, [&] { return stopping_; });
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(5));
+    }
+  }
+  log::notice("fetcher stopped taking work", {{"in_flight", std::to_string(in_flight())}});
+}
+
+Worker::PassResult Worker::run_once() {
+  PassResult pr;
+  auto s = current();
+  std::set<std::string> attempted;
+  try {
+    load_warm_list(*s);
+    for (;;) {
+      std::vector<Task> tasks;
+      for (const auto& n : s->store->pending_misses(100000))
+        if (!attempted.count(n)) tasks.push_back({n, true});
+      for (const auto& n : s->store->due(clock_.now(), 100000))
+        if (!attempted.count(n)) tasks.push_back({n, false});
+      if (tasks.empty()) break;
+      for (const auto& t : tasks) {
+        if (!attempted.insert(t.name).second) continue;
+        wait_for_slot(*s);
+        {
+          std::lock_guard lock(mu_);
+          if (stopping_) break;
+        }
+        launch(s, t, &pr);
+      }
+      // Let this round finish before looking again, so that what it wrote is seen.
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return in_flight_.empty(); });
+      if (stopping_) break;
+    }
+    redis_state(true, {});
+  } catch (const RedisError& e) {
+    redis_state(false, e.what());
+    pr.redis_ok = false;
+  }
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] { return in_flight_.empty(); });
+  pr.failed = static_cast<std::size_t>(counters_["redis_errors"]);
+  return pr;
+}
+
+}  // namespace mtasts::worker
