@@ -1,0 +1,313 @@
+// Policy lookup: local cache, Redis source, miss signalling and the change subscriber.
+// See lookup.hpp for the promises.
+#include "milter/lookup.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "common/log.hpp"
+
+namespace mtasts::milter {
+
+using std::chrono::milliseconds;
+
+// ---- Redis source -----------------------------------------------------------------------
+
+RedisPolicySource::RedisPolicySource(Pool& pool, StoreOptions opts) : store_(pool, std::move(opts)) {}
+
+std::optional<CacheEntry> RedisPolicySource::get(const Domain& d) {
+  // A pooled connection may have died with a Redis restart; that shows as an immediate I/O
+  // error, so one retry on a fresh connection costs nothing and hides the restart. Timeouts
+  // are not retried: the budget is spent.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      std::string decode_error;
+      auto e = store_.get(d, &decode_error);
+      if (!decode_error.empty())
+        log::warning("undecodable cache entry, treated as absent", {{"domain", d.str()}, {"error", decode_error}});
+      return e;
+    } catch (const RedisError& e) {
+      const bool stale = e.kind() == RedisError::Kind::io || e.kind() == RedisError::Kind::closed;
+      if (attempt > 0 || !stale) throw;
+    }
+  }
+}
+
+void RedisPolicySource::signal_miss(const Domain& d, SysTime now) {
+  for (int attempt = 0;; ++attempt) {
+    try {
+      store_.signal_miss(d, now);
+      return;
+    } catch (const RedisError& e) {
+      const bool stale = e.kind() == RedisError::Kind::io || e.kind() == RedisError::Kind::closed;
+      if (attempt > 0 || !stale) throw;
+    }
+  }
+}
+
+// ---- local cache --------------------------------------------------------------------------
+
+LocalCache::LocalCache(std::size_t capacity) : capacity_(capacity) {}
+
+EntryPtr LocalCache::get(const std::string& domain, SysTime now) {
+  std::lock_guard lk(mu_);
+  auto it = index_.find(domain);
+  if (it == index_.end()) return nullptr;
+  if (now >= it->second->until) {
+    lru_.erase(it->second);
+    index_.erase(it);
+    return nullptr;
+  }
+  lru_.splice(lru_.begin(), lru_, it->second);
+  return it->second->entry;
+}
+
+void LocalCache::put(const std::string& domain, EntryPtr e, SysTime until, std::uint64_t generation) {
+  if (capacity_ == 0) return;
+  std::lock_guard lk(mu_);
+  if (generation != generation_.load()) return;
+  if (auto it = index_.find(domain); it != index_.end()) {
+    it->second->entry = std::move(e);
+    it->second->until = until;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return;
+  }
+  if (index_.size() >= capacity_) {
+    index_.erase(lru_.back().domain);
+    lru_.pop_back();
+  }
+  lru_.push_front(Slot{domain, std::move(e), until});
+  index_.emplace(domain, lru_.begin());
+}
+
+bool LocalCache::erase(const std::string& domain) {
+  std::lock_guard lk(mu_);
+  // Bumped even when absent: a read in flight may be about to insert the old value.
+  generation_.fetch_add(1);
+  auto it = index_.find(domain);
+  if (it == index_.end()) return false;
+  lru_.erase(it->second);
+  index_.erase(it);
+  return true;
+}
+
+void LocalCache::clear() {
+  std::lock_guard lk(mu_);
+  generation_.fetch_add(1);
+  index_.clear();
+  lru_.clear();
+}
+
+std::size_t LocalCache::size() const {
+  std::lock_guard lk(mu_);
+  return index_.size();
+}
+
+// ---- lookup -------------------------------------------------------------------------------
+
+const char* to_string(LookupSource s) noexcept {
+  switch (s) {
+    case LookupSource::local: return "local";
+    case LookupSource::redis: return "redis";
+    case LookupSource::none: return "none";
+  }
+  return "?";
+}
+
+PolicyLookup::PolicyLookup(PolicySource& source, const Clock& clock, LookupOptions opts, LookupStats* stats,
+                           SleepFn sleep)
+    : source_(source),
+      clock_(clock),
+      opts_(opts),
+      stats_(stats),
+      sleep_(sleep ? std::move(sleep) : SleepFn([](milliseconds d) { std::this_thread::sleep_for(d); })),
+      cache_(opts.local_cache_size) {}
+
+SysTime PolicyLookup::local_deadline(const CacheEntry& e, SysTime now) const {
+  SysTime until = now + opts_.local_ttl;
+  switch (verdict(e, now)) {
+    case Verdict::enforce:
+    case Verdict::testing:
+    case Verdict::none:
+      if (e.policy) until = std::min(until, e.policy->expires_at);
+      break;
+    case Verdict::no_policy:
+      if (e.no_policy_until) until = std::min(until, *e.no_policy_until);
+      break;
+    case Verdict::unknown:
+      // Must be re-read: the fetchers were (or will be) asked to fill it.
+      return now;
+  }
+  return until;
+}
+
+EntryPtr PolicyLookup::fetch(const Domain& d, SysTime now) {
+  const std::uint64_t gen = cache_.generation();
+  std::optional<CacheEntry> e = source_.get(d);
+  if (!e) return nullptr;
+  // The raw policy text (up to 64 KiB) and error texts are not needed on the mail path;
+  // dropping them keeps 100,000 local entries small.
+  if (e->policy) e->policy->raw.clear();
+  if (e->failure) e->failure->error.clear();
+  auto p = std::make_shared<const CacheEntry>(std::move(*e));
+  const SysTime until = local_deadline(*p, now);
+  if (until > now) cache_.put(d.str(), p, until, gen);
+  return p;
+}
+
+bool PolicyLookup::should_signal(const std::string& domain, SysTime now) {
+  const Seconds window = std::max(opts_.local_ttl, Seconds{1});
+  std::lock_guard lk(signalled_mu_);
+  if (auto it = signalled_.find(domain); it != signalled_.end() && now < it->second + window) return false;
+  const std::size_t bound = std::max<std::size_t>(opts_.local_cache_size, 1024);
+  if (signalled_.size() >= bound) {
+    std::erase_if(signalled_, [&](const auto& kv) { return now >= kv.second + window; });
+    if (signalled_.size() >= bound) signalled_.clear();
+  }
+  signalled_[domain] = now;
+  return true;
+}
+
+LookupResult PolicyLookup::lookup(const Domain& d) {
+  const auto t0 = std::chrono::steady_clock::now();
+  LookupResult r;
+  SysTime now = clock_.now();
+  const auto finish = [&](LatencyHistogram LookupStats::*h) {
+    r.latency = std::chrono::steady_clock::now() - t0;
+    if (stats_) (stats_->*h).record(r.latency);
+    return r;
+  };
+
+  if (EntryPtr e = cache_.get(d.str(), now)) {
+    r.entry = std::move(e);
+    r.source = LookupSource::local;
+    return finish(&LookupStats::local);
+  }
+  try {
+    r.entry = fetch(d, now);
+    r.source = LookupSource::redis;
+  } catch (const std::exception& ex) {
+    r.failed = true;
+    r.error = ex.what();
+    return finish(&LookupStats::failed);
+  }
+
+  const auto unknown = [&] { return !r.entry || verdict(*r.entry, now) == Verdict::unknown; };
+  if (!unknown()) return finish(&LookupStats::redis);
+
+  if (should_signal(d.str(), now)) {
+    try {
+      source_.signal_miss(d, now);
+      r.miss_signalled = true;
+      if (stats_) stats_->misses_signalled.fetch_add(1, std::memory_order_relaxed);
+    } catch (const std::exception& ex) {
+      // The read worked, so the answer stands ("unknown"); the next lookup signals again.
+      {
+        std::lock_guard lk(signalled_mu_);
+        signalled_.erase(d.str());
+      }
+      r.error = std::string("miss not signalled: ") + ex.what();
+    }
+  }
+  if (opts_.miss_wait.count() <= 0) return finish(&LookupStats::redis);
+
+  r.waited = true;
+  const milliseconds step = std::max(opts_.poll_interval, milliseconds{1});
+  for (milliseconds left = opts_.miss_wait; left.count() > 0 && unknown(); left -= step) {
+    sleep_(std::min(step, left));
+    now = clock_.now();
+    try {
+      r.entry = fetch(d, now);
+    } catch (const std::exception& ex) {
+      // Stop waiting but keep the answer we had: the domain is not known yet.
+      r.error = std::string("miss-wait read failed: ") + ex.what();
+      break;
+    }
+  }
+  return finish(&LookupStats::waited);
+}
+
+void PolicyLookup::invalidate(std::string_view domain) {
+  cache_.erase(std::string(domain));
+  if (stats_) stats_->invalidations.fetch_add(1, std::memory_order_relaxed);
+}
+
+void PolicyLookup::resync() {
+  cache_.clear();
+  if (stats_) stats_->resyncs.fetch_add(1, std::memory_order_relaxed);
+}
+
+// ---- change subscriber --------------------------------------------------------------------
+
+ChangeSubscriber::ChangeSubscriber(RedisOptions opts, std::string channel, ChangeFn on_change,
+                                   std::function<void()> on_resync)
+    : opts_(std::move(opts)),
+      channel_(std::move(channel)),
+      on_change_(std::move(on_change)),
+      on_resync_(std::move(on_resync)) {}
+
+ChangeSubscriber::~ChangeSubscriber() { stop(); }
+
+void ChangeSubscriber::start() {
+  std::lock_guard lk(mu_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void ChangeSubscriber::stop() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool ChangeSubscriber::sleep_unless_stopped(milliseconds d) {
+  std::unique_lock lk(mu_);
+  return !cv_.wait_for(lk, d, [&] { return stopping_; });
+}
+
+void ChangeSubscriber::run() {
+  const auto stopping = [&] {
+    std::lock_guard lk(mu_);
+    return stopping_;
+  };
+  milliseconds backoff{100};
+  bool down_logged = false;
+  while (!stopping()) {
+    try {
+      Connection c = Connection::open(opts_);
+      c.send({"SUBSCRIBE", channel_});
+      const milliseconds confirm_wait = std::max(opts_.command_timeout, milliseconds{1000});
+      auto confirm = c.read(confirm_wait);
+      if (!confirm || !confirm->is_array() || confirm->size() < 1 || confirm->at(0).str() != "subscribe")
+        throw RedisError(RedisError::Kind::protocol, "no SUBSCRIBE confirmation");
+      subscribed_ = true;
+      on_resync_();
+      if (down_logged) log::notice("change subscription restored", {{"channel", channel_}});
+      down_logged = false;
+      backoff = milliseconds{100};
+      while (!stopping()) {
+        // Short reads so that stop() is honoured promptly.
+        auto m = c.read(milliseconds{200});
+        if (!m || !m->is_array() || m->size() < 3) continue;
+        if (m->at(0).is_string() && m->at(0).str() == "message" && m->at(2).is_string())
+          on_change_(m->at(2).str());
+      }
+    } catch (const std::exception& e) {
+      const bool was_subscribed = subscribed_.exchange(false);
+      if (was_subscribed) on_resync_();
+      if (!down_logged) {
+        log::warning("change subscription down, retrying", {{"channel", channel_}, {"error", e.what()}});
+        down_logged = true;
+      }
+      if (!sleep_unless_stopped(backoff)) break;
+      backoff = std::min(backoff * 2, milliseconds{5000});
+    }
+  }
+  subscribed_ = false;
+}
+
+}  // namespace mtasts::milter

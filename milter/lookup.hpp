@@ -1,0 +1,177 @@
+// Policy lookup on the mail path: a bounded in-process cache in front of the fleet's Redis
+// cache, miss signalling to the fetchers, an optional bounded wait for a miss to be filled,
+// and a subscriber that drops local entries when a fetcher announces a change.
+//
+// Promises:
+// - Never DNS or HTTPS; Redis only through a PolicySource whose every call is bounded (the
+//   Redis implementation runs on a Pool whose command timeout is the milter's redis-budget).
+// - A local entry lives at most local-cache-ttl and never past the policy's expiry or the
+//   negative entry's end; "not in cache" and "unknown" are never cached locally, so a filled
+//   miss is seen on the next lookup.
+// - Thread-safe: libmilter calls lookup() from one thread per SMTP connection.
+// - A miss is signalled at most once per domain per local-cache-ttl from this process (the
+//   Redis side deduplicates across the fleet).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+
+#include "common/cache_entry.hpp"
+#include "common/clock.hpp"
+#include "common/domain.hpp"
+#include "common/redis.hpp"
+#include "common/store.hpp"
+#include "milter/stats.hpp"
+
+namespace mtasts::milter {
+
+// Where entries come from. One production implementation (Redis); fakes in tests/fakes.
+class PolicySource {
+ public:
+  virtual ~PolicySource() = default;
+  // nullopt: the shared cache has no entry. Throws (std::exception) when it cannot answer.
+  virtual std::optional<CacheEntry> get(const Domain& d) = 0;
+  // Tells the fetchers that this domain is wanted. Throws when it cannot.
+  virtual void signal_miss(const Domain& d, SysTime now) = 0;
+};
+
+class RedisPolicySource final : public PolicySource {
+ public:
+  // `pool` must outlive this object; its command timeout is the lookup budget.
+  RedisPolicySource(Pool& pool, StoreOptions opts);
+  std::optional<CacheEntry> get(const Domain& d) override;
+  void signal_miss(const Domain& d, SysTime now) override;
+
+ private:
+  PolicyStore store_;
+};
+
+using EntryPtr = std::shared_ptr<const CacheEntry>;
+
+// A bounded LRU map domain -> entry with a per-entry deadline. Thread-safe.
+class LocalCache {
+ public:
+  explicit LocalCache(std::size_t capacity);
+  // The entry if present and now < its deadline (an expired one is dropped).
+  EntryPtr get(const std::string& domain, SysTime now);
+  // Inserts or replaces, evicting the least recently used entry when full. Ignored when
+  // `generation` is not the current one (an invalidation raced with the read that
+  // produced `e`) or when capacity is 0.
+  void put(const std::string& domain, EntryPtr e, SysTime until, std::uint64_t generation);
+  bool erase(const std::string& domain);
+  void clear();
+  std::size_t size() const;
+  std::uint64_t generation() const noexcept { return generation_.load(); }
+
+ private:
+  struct Slot {
+    std::string domain;
+    EntryPtr entry;
+    SysTime until;
+  };
+  std::size_t capacity_;
+  mutable std::mutex mu_;
+  std::list<Slot> lru_;  // front: most recently used
+  std::unordered_map<std::string, std::list<Slot>::iterator> index_;
+  std::atomic<std::uint64_t> generation_{0};
+};
+
+struct LookupOptions {
+  Seconds local_ttl{60};
+  std::size_t local_cache_size = 100000;
+  std::chrono::milliseconds miss_wait{0};       // 0: do not wait for a miss to be filled
+  std::chrono::milliseconds poll_interval{20};  // how often the wait re-reads the entry
+};
+
+enum class LookupSource { local, redis, none };
+const char* to_string(LookupSource s) noexcept;
+
+struct LookupResult {
+  EntryPtr entry;                       // null: the cache knows nothing of the domain
+  LookupSource source = LookupSource::none;
+  bool failed = false;                  // the source could not answer (entry is null)
+  std::string error;                    // why, when failed
+  bool miss_signalled = false;          // this lookup told the fetchers
+  bool waited = false;                  // a miss-wait ran
+  std::chrono::nanoseconds latency{0};  // whole lookup, for the statistics
+};
+
+using SleepFn = std::function<void(std::chrono::milliseconds)>;
+
+class PolicyLookup {
+ public:
+  // `source`, `clock` and `stats` must outlive this object. `sleep` defaults to
+  // std::this_thread::sleep_for (tests inject their own: no waiting on wall time).
+  PolicyLookup(PolicySource& source, const Clock& clock, LookupOptions opts, LookupStats* stats = nullptr,
+               SleepFn sleep = {});
+
+  LookupResult lookup(const Domain& d);
+
+  // A fetcher announced a change for `domain` (raw text from Redis): drop it locally.
+  void invalidate(std::string_view domain);
+  // Announcements may have been lost (subscriber reconnected): drop everything.
+  void resync();
+
+  std::size_t local_size() const { return cache_.size(); }
+  const LookupOptions& options() const noexcept { return opts_; }
+
+ private:
+  // Reads the source and caches what may be cached. Throws what the source throws.
+  EntryPtr fetch(const Domain& d, SysTime now);
+  bool should_signal(const std::string& domain, SysTime now);
+  SysTime local_deadline(const CacheEntry& e, SysTime now) const;
+
+  PolicySource& source_;
+  const Clock& clock_;
+  LookupOptions opts_;
+  LookupStats* stats_;
+  SleepFn sleep_;
+  LocalCache cache_;
+  std::mutex signalled_mu_;
+  std::unordered_map<std::string, SysTime> signalled_;  // domain -> when, bounded
+};
+
+// Listens on PolicyStore::changed_channel() and calls `on_change(domain)` per announcement.
+// Runs its own thread with its own connection; reconnects by itself (backoff up to 5 s) and
+// calls `on_resync()` after every (re)subscription, since announcements sent while it was
+// away are lost. Logs once per state change.
+class ChangeSubscriber {
+ public:
+  using ChangeFn = std::function<void(std::string_view domain)>;
+  ChangeSubscriber(RedisOptions opts, std::string channel, ChangeFn on_change, std::function<void()> on_resync);
+  ~ChangeSubscriber();
+  ChangeSubscriber(const ChangeSubscriber&) = delete;
+  ChangeSubscriber& operator=(const ChangeSubscriber&) = delete;
+
+  void start();
+  void stop();  // joins; safe to call twice
+  bool subscribed() const noexcept { return subscribed_.load(); }
+
+ private:
+  void run();
+  bool sleep_unless_stopped(std::chrono::milliseconds d);
+
+  RedisOptions opts_;
+  std::string channel_;
+  ChangeFn on_change_;
+  std::function<void()> on_resync_;
+  std::atomic<bool> subscribed_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace mtasts::milter

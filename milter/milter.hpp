@@ -1,0 +1,43 @@
+// The libmilter glue of mta-sts-milter: the callbacks, the per-connection and per-message
+// contexts, and the runtime snapshot they use. Every callback is a trampoline into one
+// method of the connection context through one helper (dispatch) that turns an exception into
+// a logged, configured action. Nothing here decides policy: that is decision.hpp.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+
+#include "common/clock.hpp"
+#include "common/config.hpp"
+#include "common/redis.hpp"
+#include "milter/decision.hpp"
+#include "milter/lookup.hpp"
+#include "milter/stats.hpp"
+
+namespace mtasts::milter {
+
+// Everything a connection needs, built once at start-up. Connections pin the snapshot they
+// started with (shared_ptr), so that it outlives any connection still using it.
+struct Runtime {
+  MilterConfig cfg;
+  DecisionOptions decision;
+  MessageOptions message;
+  SystemClock clock;
+  LookupStats stats;
+  std::unique_ptr<Pool> pool;
+  std::unique_ptr<PolicySource> source;
+  std::unique_ptr<PolicyLookup> lookup;
+};
+
+// Publishes the snapshot that new connections pin.
+void set_runtime(std::shared_ptr<const Runtime> rt);
+std::shared_ptr<const Runtime> current_runtime();
+
+// Connections (libmilter sessions) currently open: the graceful stop waits for them.
+int open_sessions() noexcept;
+
+// smfi_register with our description and callbacks. Returns MI_SUCCESS or MI_FAILURE.
+int register_filter();
+
+}  // namespace mtasts::milter
