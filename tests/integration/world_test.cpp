@@ -24,10 +24,10 @@ struct Dig {
 
 // Asks the world's DNS with drill, an ldns client like the fetcher's.
 Dig drill(const World& w, const std::string& name, const std::string& type,
-          std::chrono::milliseconds timeout = 3s) {
+          std::chrono::milliseconds timeout = 3s, bool tcp = false) {
   const auto colon = w.resolver().rfind(':');
   const std::string ip = w.resolver().substr(0, colon), port = w.resolver().substr(colon + 1);
-  RunResult r = run({"drill", "-p", port, "@" + ip, type, name}, timeout);
+  RunResult r = run({"drill", tcp ? "-t" : "-u", "-p", port, "@" + ip, type, name}, timeout);
   Dig d;
   if (r.exit_code == -1) {
     d.rcode = "TIMEOUT";
@@ -150,6 +150,13 @@ TEST(World, DnsAnswersLikeARealZone) {
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 1500ms);
   EXPECT_GT(w.dns().failure_queries(), before);  // dnsmasq did forward it, and got silence
   EXPECT_EQ(drill(w, "_mta-sts.timeout.example.test", "TXT", 1500ms).rcode, "TIMEOUT");
+  // The same over TCP, which a resolver uses after a truncated answer.
+  const auto before_tcp = w.dns().failure_queries();
+  EXPECT_EQ(drill(w, "_mta-sts.servfail.example.test", "TXT", 3s, true).rcode, "SERVFAIL");
+  EXPECT_EQ(w.dns().failure_queries(), before_tcp + 1);  // the responder answered it, over TCP
+  EXPECT_EQ(drill(w, "_mta-sts.timeout.example.test", "TXT", 1500ms, true).rcode, "TIMEOUT");
+  EXPECT_EQ(drill(w, "_mta-sts.split.example.test", "TXT", 3s, true).answers,
+            std::vector<std::string>{"TXT \"v=STSv1; \" \"id=split1;\""});
   // The rest of the zone still works while a name times out.
   EXPECT_EQ(drill(w, "_mta-sts.enforce.example.test", "TXT").rcode, "NOERROR");
 

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <random>
@@ -82,7 +83,7 @@ DnsServer::~DnsServer() {
     (void)!::write(wake_fd_[1], &c, 1);
     upstream_.join();
   }
-  for (int fd : {upstream_fd_, wake_fd_[0], wake_fd_[1]})
+  for (int fd : {upstream_fd_, upstream_tcp_fd_, wake_fd_[0], wake_fd_[1]})
     if (fd >= 0) ::close(fd);
 }
 
@@ -174,63 +175,111 @@ void DnsServer::write_config() const {
 
 void DnsServer::start_upstream() {
   if (upstream_.joinable()) return;
+  // TCP first on any free port, then UDP on the same number: dnsmasq's server= line names
+  // one port for both.
+  upstream_tcp_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   upstream_fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (upstream_fd_ < 0) throw std::runtime_error("DnsServer: socket failed");
+  if (upstream_fd_ < 0 || upstream_tcp_fd_ < 0) throw std::runtime_error("DnsServer: socket failed");
   sockaddr_in a = make_addr(ip_, 0);
-  if (::bind(upstream_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-    throw std::runtime_error("DnsServer: bind " + ip_ + ":0 failed: " + std::strerror(errno));
+  if (::bind(upstream_tcp_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(upstream_tcp_fd_, 16) != 0)
+    throw std::runtime_error("DnsServer: bind " + ip_ + ":0/tcp failed: " + std::strerror(errno));
   socklen_t alen = sizeof a;
-  ::getsockname(upstream_fd_, reinterpret_cast<sockaddr*>(&a), &alen);
+  ::getsockname(upstream_tcp_fd_, reinterpret_cast<sockaddr*>(&a), &alen);
   upstream_port_ = ntohs(a.sin_port);
+  if (::bind(upstream_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    throw std::runtime_error("DnsServer: bind " + ip_ + ":" + std::to_string(upstream_port_) +
+                             "/udp failed: " + std::strerror(errno));
   if (::pipe2(wake_fd_, O_CLOEXEC) != 0) throw std::runtime_error("DnsServer: pipe failed");
   upstream_ = std::thread([this] { upstream_loop(); });
 }
 
-void DnsServer::upstream_loop() {
-  unsigned char buf[1500];
-  for (;;) {
-    pollfd fds[2] = {{upstream_fd_, POLLIN, 0}, {wake_fd_[0], POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
+std::vector<unsigned char> DnsServer::upstream_answer(const unsigned char* q, std::size_t len) {
+  ++upstream_queries_;
+  std::string name;
+  const std::size_t qend = len >= 12 ? read_question(q, len, 12, name) : 0;
+  if (qend == 0) return {};
+  name = lower(name);
+  DnsFailure what = DnsFailure::timeout;  // forwarded but unknown here: stay silent
+  {
+    std::lock_guard lock(mu_);
+    // The configured name or any name below it, as dnsmasq's server=/name/ matches.
+    for (std::string n = name;;) {
+      if (auto it = failures_.find(n); it != failures_.end()) {
+        what = it->second;
+        break;
+      }
+      const auto dot = n.find('.');
+      if (dot == std::string::npos) break;
+      n = n.substr(dot + 1);
     }
-    if (fds[1].revents) return;
-    if (!(fds[0].revents & POLLIN)) continue;
-    sockaddr_in from{};
-    socklen_t flen = sizeof from;
-    const ssize_t n = ::recvfrom(upstream_fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &flen);
-    if (n < 12) continue;
-    ++upstream_queries_;
-    const auto len = static_cast<std::size_t>(n);
-    std::string name;
-    const std::size_t qend = read_question(buf, len, 12, name);
-    if (qend == 0) continue;
-    name = lower(name);
-    DnsFailure what = DnsFailure::timeout;  // forwarded but unknown here: stay silent
-    {
-      std::lock_guard lock(mu_);
-      // The configured name or any name below it, as dnsmasq's server=/name/ matches.
-      for (std::string n2 = name;;) {
-        if (auto it = failures_.find(n2); it != failures_.end()) {
-          what = it->second;
-          break;
-        }
-        const auto dot = n2.find('.');
-        if (dot == std::string::npos) break;
-        n2 = n2.substr(dot + 1);
+  }
+  if (what != DnsFailure::servfail) return {};
+  // Header: same id, QR set, opcode and RD copied, RA set, RCODE 2; the question echoed.
+  std::vector<unsigned char> out(q, q + qend);
+  out[2] = static_cast<unsigned char>(0x80 | (q[2] & 0x79));
+  out[3] = 0x80 | 2;
+  out[4] = 0;
+  out[5] = 1;
+  std::fill(out.begin() + 6, out.begin() + 12, 0);
+  return out;
+}
+
+void DnsServer::upstream_loop() {
+  struct Conn {
+    int fd;
+    std::vector<unsigned char> in;
+  };
+  std::vector<Conn> conns;
+  unsigned char buf[4096];
+  for (;;) {
+    std::vector<pollfd> fds = {{wake_fd_[0], POLLIN, 0}, {upstream_fd_, POLLIN, 0}, {upstream_tcp_fd_, POLLIN, 0}};
+    for (const auto& c : conns) fds.push_back({c.fd, POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[0].revents) break;
+    if (fds[1].revents & POLLIN) {
+      sockaddr_in from{};
+      socklen_t flen = sizeof from;
+      const ssize_t n = ::recvfrom(upstream_fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &flen);
+      if (n > 0) {
+        const auto reply = upstream_answer(buf, static_cast<std::size_t>(n));
+        if (!reply.empty())
+          (void)::sendto(upstream_fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), flen);
       }
     }
-    if (what != DnsFailure::servfail) continue;
-    // Header: same id, QR set, opcode and RD copied, RA set, RCODE 2; the question echoed.
-    unsigned char out[1500];
-    std::memcpy(out, buf, qend);
-    out[2] = static_cast<unsigned char>(0x80 | (buf[2] & 0x79));
-    out[3] = 0x80 | 2;
-    out[4] = 0;
-    out[5] = 1;
-    std::memset(out + 6, 0, 6);
-    (void)::sendto(upstream_fd_, out, qend, 0, reinterpret_cast<sockaddr*>(&from), flen);
+    if (fds[2].revents & POLLIN) {
+      const int fd = ::accept4(upstream_tcp_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd >= 0) conns.push_back({fd, {}});
+    }
+    // TCP messages carry a two-byte length prefix. A timeout name keeps its connection open
+    // and silent until the peer gives up.
+    for (std::size_t i = 3; i < fds.size(); ++i) {
+      if (!fds[i].revents) continue;
+      Conn& c = conns[i - 3];
+      const ssize_t n = ::read(c.fd, buf, sizeof buf);
+      if (n <= 0) {
+        ::close(c.fd);
+        c.fd = -1;
+        continue;
+      }
+      c.in.insert(c.in.end(), buf, buf + n);
+      while (c.in.size() >= 2) {
+        const std::size_t mlen = (std::size_t{c.in[0]} << 8) | c.in[1];
+        if (c.in.size() < 2 + mlen) break;
+        auto reply = upstream_answer(c.in.data() + 2, mlen);
+        c.in.erase(c.in.begin(), c.in.begin() + static_cast<std::ptrdiff_t>(2 + mlen));
+        if (reply.empty()) continue;
+        const unsigned char prefix[2] = {static_cast<unsigned char>(reply.size() >> 8),
+                                         static_cast<unsigned char>(reply.size() & 0xff)};
+        reply.insert(reply.begin(), prefix, prefix + 2);
+        (void)!::write(c.fd, reply.data(), reply.size());
+      }
+    }
+    std::erase_if(conns, [](const Conn& c) { return c.fd < 0; });
   }
+  for (const auto& c : conns) ::close(c.fd);
 }
 
 std::optional<int> DnsServer::probe(const std::string& name, std::uint16_t qtype,

@@ -146,6 +146,8 @@ class DnsServer {
   void write_config() const;
   void start_upstream();
   void upstream_loop();
+  // The responder's reply to one query: SERVFAIL, or nothing (empty) for a timeout name.
+  std::vector<unsigned char> upstream_answer(const unsigned char* query, std::size_t len);
   std::string ip_;
   std::uint16_t port_;
   std::filesystem::path dir_;
@@ -155,7 +157,8 @@ class DnsServer {
   std::vector<std::pair<std::string, std::pair<std::string, int>>> mx_;
   std::map<std::string, DnsFailure> failures_;
   std::unique_ptr<Process> proc_;
-  int upstream_fd_ = -1;
+  int upstream_fd_ = -1;      // UDP
+  int upstream_tcp_fd_ = -1;  // TCP, same port: dnsmasq forwards TCP queries over TCP
   int wake_fd_[2] = {-1, -1};
   std::uint16_t upstream_port_ = 0;
   std::thread upstream_;
