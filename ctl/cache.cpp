@@ -1,0 +1,218 @@
+// `mta-sts-ctl cache ...` over PolicyStore. Reading the fetchers' counters is the one place
+// that touches a key directly: PolicyStore only writes them (write_stats), and the schema in
+// common/store.hpp fixes their name, <prefix>v1:stats:<fetcher-id>.
+#include "ctl/cache.hpp"
+
+#include <map>
+#include <string>
+
+#include "common/json.hpp"
+#include "common/redis.hpp"
+
+namespace mtasts::ctl {
+namespace {
+
+Output redis_failure(const std::exception& e) {
+  Output o;
+  o.code = kExitFailed;
+  o.err = std::string("mta-sts-ctl: redis: ") + e.what() + "\n";
+  return o;
+}
+
+Output bad_domain(std::string_view text, const DomainParse& p) {
+  Output o;
+  o.code = kExitUsage;
+  o.err = "mta-sts-ctl: \"" + std::string(text.substr(0, 256)) + "\" is not a domain: " +
+          (p.address_literal ? "an address literal has no MTA-STS policy" : p.error) + "\n";
+  return o;
+}
+
+// A SCAN MATCH pattern that matches `literal` exactly, then anything.
+std::string glob_prefix(std::string_view literal) {
+  std::string out;
+  for (char c : literal) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "*";
+}
+
+}  // namespace
+
+Output cache_show(PolicyStore& store, std::string_view domain, SysTime now, bool json) {
+  DomainParse p = Domain::parse(domain);
+  if (!p.domain) return bad_domain(domain, p);
+  try {
+    std::string decode_error;
+    auto e = store.get(*p.domain, &decode_error);
+    Output o;
+    if (!e) {
+      o.code = kExitNo;
+      if (!decode_error.empty()) {
+        o.err = "mta-sts-ctl: " + p.domain->str() + ": cached value cannot be decoded: " + decode_error + "\n";
+      } else if (json) {
+        o.out = json::Object().str("domain", p.domain->str()).null("verdict").done() + "\n";
+      } else {
+        o.out = p.domain->str() + ": not cached\n";
+      }
+      return o;
+    }
+    o.out = render_entry(*p.domain, *e, now, json);
+    return o;
+  } catch (const RedisError& e) {
+    return redis_failure(e);
+  }
+}
+
+Output cache_list(PolicyStore& store, std::size_t limit, SysTime now, bool json) {
+  try {
+    std::vector<std::string> names = store.list(limit);
+    std::vector<ListRow> rows;
+    rows.reserve(names.size());
+    for (const std::string& name : names) {
+      ListRow r;
+      r.domain = name;
+      DomainParse p = Domain::parse(name);
+      if (!p.domain) {
+        r.verdict = "invalid-name";
+        rows.push_back(std::move(r));
+        continue;
+      }
+      std::string decode_error;
+      auto e = store.get(*p.domain, &decode_error);
+      if (!e) {
+        // Expired or dropped between SCAN and GET, or written by another schema.
+        if (decode_error.empty()) continue;
+        r.verdict = "undecodable";
+      } else {
+        r.verdict = to_string(verdict(*e, now));
+        if (e->policy) {
+          r.mode = to_string(e->policy->policy.mode);
+          r.id = e->policy->id;
+          r.expires_at = e->policy->expires_at;
+        }
+      }
+      rows.push_back(std::move(r));
+    }
+    Output o;
+    o.out = render_list(rows, json);
+    if (names.size() >= limit) {
+      o.err = "mta-sts-ctl: showing the first " + std::to_string(limit) + " domains (see --limit)\n";
+    }
+    return o;
+  } catch (const RedisError& e) {
+    return redis_failure(e);
+  }
+}
+
+Output cache_drop(PolicyStore& store, std::string_view domain, bool json) {
+  DomainParse p = Domain::parse(domain);
+  if (!p.domain) return bad_domain(domain, p);
+  try {
+    const bool dropped = store.drop(*p.domain);
+    Output o;
+    o.code = dropped ? kExitOk : kExitNo;
+    if (json) o.out = json::Object().str("domain", p.domain->str()).boolean("dropped", dropped).done() + "\n";
+    else o.out = p.domain->str() + (dropped ? ": dropped\n" : ": not cached\n");
+    return o;
+  } catch (const RedisError& e) {
+    return redis_failure(e);
+  }
+}
+
+Output cache_warm(PolicyStore& store, std::string_view text, std::string_view source, SysTime now,
+                  bool json) {
+  const std::string name = source == "-" ? std::string("<stdin>") : std::string(source);
+  DomainList list = parse_domain_list(text);
+  Output o;
+  for (const auto& b : list.bad) {
+    o.err += name + ":" + std::to_string(b.line) + ": \"" + b.text + "\": " + b.error + "\n";
+  }
+  try {
+    for (const Domain& d : list.domains) store.schedule(d, now);
+  } catch (const RedisError& e) {
+    return redis_failure(e);
+  }
+  o.code = list.bad.empty() ? kExitOk : kExitNo;
+  if (json) {
+    std::vector<std::string> bad;
+    for (const auto& b : list.bad) bad.push_back("line " + std::to_string(b.line) + ": " + b.error);
+    o.out = json::Object()
+                .num("scheduled", static_cast<std::int64_t>(list.domains.size()))
+                .strings("errors", bad)
+                .done() + "\n";
+  } else {
+    o.out = "scheduled " + std::to_string(list.domains.size()) + " domain" +
+            (list.domains.size() == 1 ? "" : "s") + " for refresh" +
+            (list.bad.empty() ? "" : ", " + std::to_string(list.bad.size()) + " bad line" +
+                                         (list.bad.size() == 1 ? "" : "s") + " skipped") + "\n";
+  }
+  return o;
+}
+
+Output cache_stats(PolicyStore& store, Pool& pool, bool json) {
+  try {
+    const std::size_t misses = store.misses_size();
+    const std::size_t scheduled = store.schedule_size();
+    const std::string stats_prefix = store.options().prefix + "v1:stats:";
+    std::map<std::string, std::map<std::string, std::string>> fetchers;
+    {
+      auto conn = pool.lease();
+      const std::string match = glob_prefix(stats_prefix);
+      std::string cursor = "0";
+      // Fetchers are few; the bound only guards against a pathological keyspace.
+      for (int rounds = 0; rounds < 10000; ++rounds) {
+        Reply r = conn->command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"});
+        cursor = std::string(r.at(0).str());
+        auto keys = r.at(1);
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+          std::string key(keys.at(i).str());
+          Reply h = conn->command({"HGETALL", key});
+          auto& m = fetchers[key.substr(stats_prefix.size())];
+          for (std::size_t j = 0; j + 1 < h.size(); j += 2) {
+            m[std::string(h.at(j).str())] = std::string(h.at(j + 1).str());
+          }
+        }
+        if (cursor == "0") break;
+      }
+    }
+    Output o;
+    if (json) {
+      json::Object f;
+      for (const auto& [id, counters] : fetchers) {
+        json::Object c;
+        for (const auto& [k, v] : counters) {
+          // Counters are integers; anything else is passed on as text.
+          bool numeric = !v.empty() && v.size() < 19;
+          for (std::size_t i = 0; i < v.size(); ++i) {
+            numeric = numeric && ((v[i] >= '0' && v[i] <= '9') || (i == 0 && v[i] == '-' && v.size() > 1));
+          }
+          if (numeric) c.num(k, std::stoll(v));
+          else c.str(k, v);
+        }
+        f.raw(id, counters.empty() ? "{}" : c.done());
+      }
+      o.out = json::Object()
+                  .num("misses", static_cast<std::int64_t>(misses))
+                  .num("scheduled", static_cast<std::int64_t>(scheduled))
+                  .raw("fetchers", fetchers.empty() ? "{}" : f.done())
+                  .done() + "\n";
+      return o;
+    }
+    o.out = "misses        " + std::to_string(misses) + "\n" + "scheduled     " + std::to_string(scheduled) + "\n";
+    if (fetchers.empty()) o.out += "fetchers      none reporting\n";
+    for (const auto& [id, counters] : fetchers) {
+      o.out += "fetcher " + id + "\n";
+      for (const auto& [k, v] : counters) {
+        std::string l = "  " + k;
+        l.resize(std::max<std::size_t>(l.size() + 1, 28), ' ');
+        o.out += l + v + "\n";
+      }
+    }
+    return o;
+  } catch (const RedisError& e) {
+    return redis_failure(e);
+  }
+}
+
+}  // namespace mtasts::ctl
