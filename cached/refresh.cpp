@@ -157,10 +157,4 @@ Action plan(const std::optional<CacheEntry>& entry, SysTime now, bool is_miss) {
   return Action::discover;
 }
 
-CacheEntry requeue(const CacheEntry& e) {
-  CacheEntry out = e;
-  if (out.failure) out.next_refresh = std::max(out.next_refresh, out.failure->retry_after);
-  return out;
-}
-
 }  // namespace mtasts::refresh

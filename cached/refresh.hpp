@@ -61,16 +61,12 @@ Outcome apply(const std::optional<CacheEntry>& old, const discovery::Report& rep
 // entry it read after claiming it.
 enum class Action {
   discover,  // run discovery now
-  backoff,   // in failure backoff: write the entry back (clears the miss), rescheduled after it
-  settled,   // a miss that another fetcher already answered: write back to clear the miss
+  backoff,   // in failure backoff: only the miss is cleared (the schedule holds the retry)
+  settled,   // a miss that another fetcher already answered: only the miss is cleared
   skip,      // scheduled work already done by another fetcher (schedule moved on): nothing
 };
 const char* to_string(Action a) noexcept;
 Action plan(const std::optional<CacheEntry>& entry, SysTime now, bool is_miss);
-
-// The entry to write back for Action::backoff / settled: unchanged, except that the next
-// refresh is not before the failure backoff ends.
-CacheEntry requeue(const CacheEntry& e);
 
 // `next` moved earlier by jitter * percent% of (next - now); never before `not_before`.
 SysTime jittered(SysTime now, SysTime next, unsigned percent, double jitter, SysTime not_before);

@@ -1,0 +1,84 @@
+// A Resolver for unit tests: answers come from a table the test fills; unknown names are
+// NXDOMAIN. Counts queries so that tests can assert what discovery did (and did not) ask.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cached/dns.hpp"
+
+namespace mtasts::test {
+
+class FakeResolver final : public dns::Resolver {
+ public:
+  // One TXT RRset for `name`; each record given as one string.
+  void set_txt(const std::string& name, std::vector<std::string> records) {
+    dns::TxtAnswer a;
+    a.status = records.empty() ? dns::Status::nodata : dns::Status::ok;
+    for (auto& r : records) a.records.push_back({std::move(r)});
+    set_txt_answer(name, std::move(a));
+  }
+  void set_txt_answer(const std::string& name, dns::TxtAnswer a) {
+    std::lock_guard lock(mu_);
+    txt_[name] = std::move(a);
+  }
+  void set_txt_failure(const std::string& name, dns::Status s) {
+    dns::TxtAnswer a;
+    a.status = s;
+    a.error = std::string("fake ") + dns::to_string(s);
+    set_txt_answer(name, std::move(a));
+  }
+  void set_address(const std::string& name, dns::AddressFamily f, dns::AddressAnswer a) {
+    std::lock_guard lock(mu_);
+    addr_[{name, f}] = std::move(a);
+  }
+  // Convenience: an A record (and NODATA for AAAA).
+  void set_a(const std::string& name, const std::string& ip) {
+    set_address(name, dns::AddressFamily::v4, {dns::Status::ok, {ip}, {}, {}});
+    set_address(name, dns::AddressFamily::v6, {dns::Status::nodata, {}, {}, {}});
+  }
+  void erase(const std::string& name) {
+    std::lock_guard lock(mu_);
+    txt_.erase(name);
+    addr_.erase({name, dns::AddressFamily::v4});
+    addr_.erase({name, dns::AddressFamily::v6});
+  }
+
+  dns::TxtAnswer txt(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    ++txt_queries_[name];
+    auto it = txt_.find(name);
+    if (it == txt_.end()) return {dns::Status::nxdomain, {}, {}, {}};
+    return it->second;
+  }
+  dns::AddressAnswer address(const std::string& name, dns::AddressFamily f) override {
+    std::lock_guard lock(mu_);
+    ++addr_queries_[name];
+    auto it = addr_.find({name, f});
+    if (it == addr_.end()) return {dns::Status::nxdomain, {}, {}, {}};
+    return it->second;
+  }
+
+  int txt_queries(const std::string& name) const {
+    std::lock_guard lock(mu_);
+    auto it = txt_queries_.find(name);
+    return it == txt_queries_.end() ? 0 : it->second;
+  }
+  int address_queries(const std::string& name) const {
+    std::lock_guard lock(mu_);
+    auto it = addr_queries_.find(name);
+    return it == addr_queries_.end() ? 0 : it->second;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, dns::TxtAnswer> txt_;
+  std::map<std::pair<std::string, dns::AddressFamily>, dns::AddressAnswer> addr_;
+  std::map<std::string, int> txt_queries_;
+  std::map<std::string, int> addr_queries_;
+};
+
+}  // namespace mtasts::test

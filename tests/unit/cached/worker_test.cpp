@@ -1,0 +1,255 @@
+// Unit tests of the fetcher's worker (cached/worker.hpp): fake DNS and HTTPS, a fake clock,
+// and a real redis-server on a private unix socket (the store is the thing under test with
+// the worker: claims, misses, schedule, shared backoff). Time-dependent behaviour moves the
+// fake clock; the only real waiting is for worker threads to finish.
+#include "cached/worker.hpp"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "tests/fakes/fake_clock.hpp"
+#include "tests/fakes/fake_https.hpp"
+#include "tests/fakes/fake_resolver.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/redis_server.hpp"
+
+namespace mtasts {
+namespace {
+
+using namespace std::chrono_literals;
+using test::FakeClock;
+
+const std::string kEnforce = "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 86400\n";
+
+Domain dom(const std::string& s) { return *Domain::parse(s).domain; }
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  WorkerTest() {
+    RedisOptions ro;
+    ro.address = redis.address();
+    ro.command_timeout = 500ms;
+    pool = std::make_shared<Pool>(ro);
+    store = std::make_shared<PolicyStore>(*pool, StoreOptions{});
+  }
+
+  void publish(const std::string& domain, const std::string& id, const std::string& body = kEnforce) {
+    dns->set_txt("_mta-sts." + domain, {"v=STSv1; id=" + id + ";"});
+    dns->set_a("mta-sts." + domain, "192.0.2.1");
+    web->serve("mta-sts." + domain, body);
+  }
+
+  std::shared_ptr<const worker::Services> services(unsigned concurrency = 4, std::string warm = "") {
+    auto s = std::make_shared<worker::Services>();
+    s->pool = pool;
+    s->store = store;
+    s->resolver = dns;
+    s->https = web;
+    s->options.concurrency = concurrency;
+    s->options.poll_interval = 20ms;
+    s->options.lock_ttl = 30s;
+    s->options.rules.jitter_percent = 0;
+    s->options.warm_list = std::move(warm);
+    s->options.fetcher_id = "test";
+    return s;
+  }
+
+  std::optional<CacheEntry> entry(const std::string& d) { return store->get(dom(d)); }
+
+  test::RedisServer redis;
+  std::shared_ptr<Pool> pool;
+  std::shared_ptr<PolicyStore> store;
+  std::shared_ptr<test::FakeResolver> dns = std::make_shared<test::FakeResolver>();
+  std::shared_ptr<test::FakeHttps> web = std::make_shared<test::FakeHttps>();
+  FakeClock clock;
+};
+
+TEST_F(WorkerTest, SignalledMissIsDiscoveredWrittenAndScheduled) {
+  publish("example.com", "id1");
+  store->signal_miss(dom("example.com"), clock.now());
+  worker::Worker w(services(), clock);
+  const auto r = w.run_once();
+  EXPECT_EQ(r.taken, 1u);
+  auto e = entry("example.com");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(verdict(*e, clock.now()), Verdict::enforce);
+  EXPECT_EQ(e->policy->id, "id1");
+  EXPECT_EQ(e->policy->raw, kEnforce);
+  EXPECT_EQ(store->misses_size(), 0u);
+  EXPECT_TRUE(store->due(clock.now(), 10).empty());
+  EXPECT_EQ(store->due(e->next_refresh, 10), std::vector<std::string>{"example.com"});
+  EXPECT_EQ(w.counters()["status_valid"], 1);
+}
+
+TEST_F(WorkerTest, DomainWithoutPolicyGetsNegativeEntry) {
+  store->signal_miss(dom("nothing.example"), clock.now());
+  worker::Worker w(services(), clock);
+  w.run_once();
+  auto e = entry("nothing.example");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(verdict(*e, clock.now()), Verdict::no_policy);
+  EXPECT_EQ(web->fetches("mta-sts.nothing.example"), 0);
+}
+
+TEST_F(WorkerTest, UnchangedIdRefreshDoesNotFetchAndExtendsLife) {
+  publish("example.com", "id1");
+  store->signal_miss(dom("example.com"), clock.now());
+  worker::Worker w(services(), clock);
+  w.run_once();
+  const auto first = *entry("example.com");
+  clock.set(first.next_refresh - Seconds{3600 * 12});  // not yet due: nothing happens
+  w.run_once();
+  EXPECT_EQ(dns->txt_queries("_mta-sts.example.com"), 1);
+  clock.set(first.next_refresh);
+  w.run_once();
+  EXPECT_EQ(dns->txt_queries("_mta-sts.example.com"), 2);
+  const auto second = *entry("example.com");
+  // Due before the body's daily re-fetch (expiry margin): the id is confirmed, no fetch.
+  EXPECT_EQ(web->fetches("mta-sts.example.com"), 1);
+  EXPECT_EQ(second.policy->fetched_at, first.policy->fetched_at);
+  EXPECT_GT(second.policy->expires_at, first.policy->expires_at);
+}
+
+TEST_F(WorkerTest, CachedPolicySurvivesDnsAndFetchFailures) {
+  publish("example.com", "id1");
+  store->signal_miss(dom("example.com"), clock.now());
+  worker::Worker w(services(), clock);
+  w.run_once();
+  const auto good = *entry("example.com");
+
+  dns->set_txt_failure("_mta-sts.example.com", dns::Status::servfail);
+  clock.set(good.next_refresh);
+  w.run_once();
+  auto e = *entry("example.com");
+  EXPECT_EQ(e.policy, good.policy);
+  ASSERT_TRUE(e.failure);
+  EXPECT_EQ(e.failure->kind, FailureKind::dns);
+  EXPECT_EQ(verdict(e, clock.now()), Verdict::enforce);
+
+  // A new id whose fetch fails: still the old policy.
+  publish("example.com", "id2");
+  web->fail("mta-sts.example.com", https::ErrorKind::certificate);
+  clock.set(e.next_refresh);
+  w.run_once();
+  e = *entry("example.com");
+  EXPECT_EQ(e.policy, good.policy);
+  EXPECT_EQ(e.failure->kind, FailureKind::fetch);
+  EXPECT_EQ(e.failure->count, 2u);
+  EXPECT_EQ(verdict(e, clock.now()), Verdict::enforce);
+}
+
+TEST_F(WorkerTest, FailureBackoffIsSharedBetweenFetchers) {
+  publish("example.com", "id1");
+  web->fail("mta-sts.example.com", https::ErrorKind::http_status, 500);
+  worker::Worker a(services(), clock);
+  worker::Worker b(services(), clock);
+  store->signal_miss(dom("example.com"), clock.now());
+  a.run_once();
+  EXPECT_EQ(web->fetches("mta-sts.example.com"), 1);
+  auto e = *entry("example.com");
+  ASSERT_TRUE(e.failure);
+  EXPECT_EQ(verdict(e, clock.now()), Verdict::no_policy);
+
+  // Another fetcher gets a new miss within 5 minutes: it does not fetch, and clears the miss.
+  clock.advance(Seconds{299});
+  store->signal_miss(dom("example.com"), clock.now());
+  b.run_once();
+  EXPECT_EQ(web->fetches("mta-sts.example.com"), 1);
+  EXPECT_EQ(store->misses_size(), 0u);
+
+  clock.set(e.failure->retry_after);
+  store->signal_miss(dom("example.com"), clock.now());
+  b.run_once();
+  EXPECT_EQ(web->fetches("mta-sts.example.com"), 2);
+}
+
+TEST_F(WorkerTest, DomainClaimedByAnotherFetcherIsLeftAlone) {
+  publish("example.com", "id1");
+  store->signal_miss(dom("example.com"), clock.now());
+  ASSERT_TRUE(store->claim(dom("example.com"), "someone-else", 60s));
+  worker::Worker w(services(), clock);
+  const auto r = w.run_once();
+  EXPECT_EQ(r.busy, 1u);
+  EXPECT_EQ(r.taken, 0u);
+  EXPECT_EQ(web->fetches("mta-sts.example.com"), 0);
+  EXPECT_EQ(store->misses_size(), 1u);  // still there for whoever holds it
+  store->release(dom("example.com"), "someone-else");
+  EXPECT_EQ(w.run_once().taken, 1u);
+  EXPECT_TRUE(entry("example.com"));
+}
+
+TEST_F(WorkerTest, SlowDomainDoesNotHoldUpOthers) {
+  publish("slow.example", "s1");
+  publish("fast.example", "f1");
+  web->hold("mta-sts.slow.example");
+  worker::Worker w(services(2), clock);
+  std::thread loop([&] { w.run(); });
+  store->signal_miss(dom("slow.example"), clock.now());
+  ASSERT_TRUE(test::wait_until([&] { return web->waiting() == 1; }, 5s));
+  store->signal_miss(dom("fast.example"), clock.now());
+  EXPECT_TRUE(test::wait_until([&] { return entry("fast.example").has_value(); }, 5s));
+  EXPECT_FALSE(entry("slow.example"));
+  web->release("mta-sts.slow.example");
+  EXPECT_TRUE(test::wait_until([&] { return entry("slow.example").has_value(); }, 5s));
+  w.stop();
+  loop.join();
+  EXPECT_TRUE(w.wait_idle(5s));
+}
+
+TEST_F(WorkerTest, WarmListSchedulesUnknownDomainsOnly) {
+  test::TempDir dir("mtasts-warm");
+  test::write_file(dir / "warm", "# top destinations\na.example\n\n  b.example  \nnot a domain!\n");
+  publish("a.example", "a1");
+  publish("b.example", "b1");
+  worker::Worker w(services(4, (dir / "warm").string()), clock);
+  w.run_once();
+  EXPECT_TRUE(entry("a.example"));
+  EXPECT_TRUE(entry("b.example"));
+  w.run_once();  // both known and not due: the warm list does not pull them forward
+  EXPECT_EQ(web->fetches("mta-sts.a.example"), 1);
+  EXPECT_EQ(dns->txt_queries("_mta-sts.a.example"), 1);
+}
+
+TEST_F(WorkerTest, InvalidNamesAreDroppedFromTheQueue) {
+  redis.cli({"ZADD", "mta-sts:v1:misses", "1", "not a domain!"});
+  worker::Worker w(services(), clock);
+  w.run_once();
+  EXPECT_EQ(store->misses_size(), 0u);
+}
+
+TEST_F(WorkerTest, SurvivesRedisRestartAndPicksUpNewWork) {
+  publish("example.com", "id1");
+  worker::Worker w(services(), clock);
+  std::thread loop([&] { w.run(); });
+  redis.kill();
+  std::this_thread::sleep_for(200ms);  // a few failing polls against a dead Redis
+  redis.start();
+  store->signal_miss(dom("example.com"), clock.now());
+  EXPECT_TRUE(test::wait_until([&] { return entry("example.com").has_value(); }, 10s));
+  w.stop();
+  loop.join();
+}
+
+TEST_F(WorkerTest, RunOnceReportsRedisDown) {
+  redis.kill();
+  worker::Worker w(services(), clock);
+  EXPECT_FALSE(w.run_once().redis_ok);
+}
+
+TEST_F(WorkerTest, ReloadSwapsServices) {
+  publish("example.com", "id1");
+  worker::Worker w(services(), clock);
+  auto other = std::make_shared<test::FakeHttps>();
+  other->serve("mta-sts.example.com", "version: STSv1\nmode: testing\nmx: mail.example.com\nmax_age: 86400\n");
+  auto s = std::make_shared<worker::Services>(*services());
+  s->https = other;
+  w.reload(s);
+  store->signal_miss(dom("example.com"), clock.now());
+  w.run_once();
+  EXPECT_EQ(verdict(*entry("example.com"), clock.now()), Verdict::testing);
+  EXPECT_EQ(web->fetches("mta-sts.example.com"), 0);
+}
+
+}  // namespace
+}  // namespace mtasts
