@@ -1,9 +1,10 @@
 // Cache entries: the versioned text codec stored in Redis, and the RFC 8461 freshness rules.
 //
-// Codec v1 is line-based "name=value\n" text, first line "v=1", so that `redis-cli GET` stays
-// readable. Values are percent-escaped ('%', control bytes and DEL), which keeps any policy
-// body (CRLF, NUL, anything) on one line. The decoder trusts nothing: every field is checked,
-// unknown or repeated fields are errors, a missing final newline means truncation.
+// Codec v1 is line-based "name=value\n" text, first line "v=1", last line "end=", so that
+// `redis-cli GET` stays readable. Values are percent-escaped ('%', control bytes and DEL),
+// which keeps any policy body (CRLF, NUL, anything) on one line. The decoder trusts nothing:
+// every field is checked, unknown or repeated fields are errors, and a value cut anywhere
+// (even at a line boundary) lacks its end line.
 #include "common/cache_entry.hpp"
 
 #include <algorithm>
@@ -156,6 +157,7 @@ class Decoder {
     if (in_.back() != '\n') return fail(0, "truncated (no final newline)");
     std::size_t line_no = 0;
     std::size_t pos = 0;
+    bool ended = false;
     while (pos < in_.size()) {
       const std::size_t nl = in_.find('\n', pos);  // exists: the value ends with '\n'
       const std::string_view line = in_.substr(pos, nl - pos);
@@ -174,6 +176,12 @@ class Decoder {
         if (version != kCodecVersion) return fail(1, "unknown codec version " + std::to_string(version));
         continue;
       }
+      if (ended) return fail(line_no, "data after the end line");
+      if (name == "end") {
+        if (!value.empty()) return fail(line_no, "bad end line");
+        ended = true;
+        continue;
+      }
       if (!known(name)) return fail(line_no, "unknown field " + std::string(name));
       if (name == "policy.mx") {
         mx_.push_back({line_no, std::move(value)});
@@ -182,6 +190,7 @@ class Decoder {
       auto [it, fresh] = fields_.try_emplace(std::string(name), Value{line_no, std::move(value)});
       if (!fresh) return fail(line_no, "repeated field " + std::string(name));
     }
+    if (!ended) return fail(0, "truncated (no end line)");
     return true;
   }
 
@@ -306,6 +315,7 @@ std::string encode(const CacheEntry& e) {
     field(out, "failure.retry", unix_time(f.retry_after));
     field(out, "failure.count", std::int64_t{f.count});
   }
+  out += "end=\n";
   return out;
 }
 

@@ -133,7 +133,9 @@ std::optional<RedisAddress> parse_redis_address(std::string_view text, std::stri
     return std::nullopt;
   };
   RedisAddress a;
-  if (text.starts_with("unix:")) text.remove_prefix(5);
+  const bool unix_prefix = text.starts_with("unix:");
+  if (unix_prefix) text.remove_prefix(5);
+  if (unix_prefix && !text.starts_with("/")) return bad("a unix socket needs an absolute path");
   if (text.starts_with("/")) {
     if (text.size() >= 108) return bad("unix socket path too long");
     a.path = std::string(text);
@@ -317,6 +319,8 @@ Connection Connection::open(const RedisOptions& opts) {
     const std::string db = std::to_string(opts.db);
     handshake({"SELECT", db}, "SELECT");
   }
+  // A listener that accepts but never answers (a stopped or wedged server) is not reachable.
+  if (opts.user.empty() && opts.password.empty() && opts.db == 0) handshake({"PING"}, "PING");
   return c;
 }
 
