@@ -52,6 +52,10 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
   return out;
 }
 
+std::string where(const Diagnostic& d) {
+  return d.line == 0 ? std::string("policy: ") : "policy line " + std::to_string(d.line) + ": ";
+}
+
 // Step 1. Returns false when discovery ends here (status set).
 bool lookup_txt(const Domain& domain, dns::Resolver& resolver, Report& r) {
   r.txt_name = "_mta-sts." + domain.str();
@@ -145,12 +149,10 @@ Report discover(const Domain& domain, dns::Resolver& resolver, https::HttpsClien
   }
 
   r.parse = parse_policy(r.fetch.body);
-  for (const auto& w : r.parse->warnings)
-    r.warnings.push_back("policy line " + std::to_string(w.line) + ": " + w.message);
+  for (const auto& w : r.parse->warnings) r.warnings.push_back(where(w) + w.message);
   if (!r.parse->policy) {
     r.status = Status::policy_invalid;
-    for (const auto& e : r.parse->errors)
-      r.errors.push_back("policy line " + std::to_string(e.line) + ": " + e.message);
+    for (const auto& e : r.parse->errors) r.errors.push_back(where(e) + e.message);
     if (r.parse->errors.empty()) r.errors.push_back("policy file is invalid");
     return r;
   }
@@ -182,7 +184,7 @@ std::vector<std::string> describe(const Report& r) {
     else f += " (" + std::string(https::to_string(r.fetch.kind)) + ")";
     out.push_back(f);
   }
-  if (r.policy) out.push_back("policy: " + summarize(*r.policy) + " max_age=" + std::to_string(r.policy->max_age.count()));
+  if (r.policy) out.push_back("policy: " + summarize(*r.policy));
   for (const auto& e : r.errors) out.push_back("error: " + e);
   for (const auto& w : r.warnings) out.push_back("warning: " + w);
   return out;
