@@ -1,0 +1,291 @@
+// The policy store against a real redis-server: the key schema, entry round trips with TTLs,
+// deduplicated and bounded misses, the schedule, claims between fetchers, announcements, and
+// the milter's read-and-signal ACL.
+#include "common/store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <set>
+
+#include "tests/support/redis_server.hpp"
+
+namespace mtasts {
+namespace {
+
+using namespace std::chrono_literals;
+using test::RedisServer;
+
+constexpr SysTime T0{Seconds{1777032000}};
+
+Domain dom(std::string_view s) {
+  auto p = Domain::parse(s);
+  if (!p.domain) throw std::runtime_error("bad test domain " + std::string(s) + ": " + p.error);
+  return *p.domain;
+}
+
+RedisOptions options_for(const RedisServer& s) {
+  RedisOptions o;
+  o.address = s.address();
+  o.connect_timeout = 1s;
+  o.command_timeout = 1s;
+  return o;
+}
+
+CacheEntry enforce_entry(SysTime fetched, Seconds max_age) {
+  CacheEntry e;
+  StoredPolicy sp;
+  sp.policy.mode = Mode::enforce;
+  sp.policy.max_age = max_age;
+  std::string err;
+  sp.policy.mx.push_back(*MxPattern::parse("*.example.com", &err));
+  sp.raw = "version: STSv1\r\nmode: enforce\r\nmx: *.example.com\r\nmax_age: " + std::to_string(max_age.count()) + "\r\n";
+  sp.id = "20260424";
+  sp.fetched_at = fetched;
+  sp.expires_at = fetched + max_age;
+  e.policy = sp;
+  e.checked_at = fetched;
+  e.next_refresh = fetched + max_age - Seconds{3600};
+  return e;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  std::string cli1(std::vector<std::string> args) { return server_.cli(std::move(args)); }
+  RedisServer server_;
+  Pool pool_{options_for(server_)};
+  PolicyStore store_{pool_, StoreOptions{}};
+};
+
+TEST_F(StoreTest, KeySchema) {
+  EXPECT_EQ(store_.entry_key(dom("Example.COM.")), "mta-sts:v1:e:example.com");
+  EXPECT_EQ(store_.changed_channel(), "mta-sts:v1:changed");
+  StoreOptions o;
+  o.prefix = "fleet7:";
+  EXPECT_EQ(PolicyStore(pool_, o).entry_key(dom("example.com")), "fleet7:v1:e:example.com");
+}
+
+TEST_F(StoreTest, PutThenGetRoundTripsWithTtlAndSchedule) {
+  const Domain d = dom("example.com");
+  EXPECT_FALSE(store_.get(d));
+  store_.signal_miss(d, T0);
+  const CacheEntry e = enforce_entry(T0, Seconds{86400});
+  // `now` is the fake time the entry was written at; the TTL follows from it.
+  store_.put(d, e, T0, false);
+  auto got = store_.get(d);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, e);
+  const long ttl = std::stol(cli1({"TTL", "mta-sts:v1:e:example.com"}));
+  EXPECT_EQ(ttl, redis_ttl(e, T0, StoreOptions{}.retention).count());
+  EXPECT_EQ(ttl, 86400 + 86400);
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:schedule", "example.com"}),
+            std::to_string(e.next_refresh.time_since_epoch().count()));
+  EXPECT_EQ(store_.misses_size(), 0u) << "put() takes the domain out of misses";
+  EXPECT_EQ(store_.schedule_size(), 1u);
+  // Written again (refresh): replaced, not duplicated.
+  CacheEntry e2 = e;
+  e2.policy->id = "20260425";
+  store_.put(d, e2, T0 + Seconds{10}, false);
+  EXPECT_EQ(store_.get(d)->policy->id, "20260425");
+  EXPECT_EQ(store_.schedule_size(), 1u);
+}
+
+TEST_F(StoreTest, UndecodableValueIsAbsentWithAReason) {
+  cli1({"SET", "mta-sts:v1:e:example.org", "v=9\nwhatever\n"});
+  std::string why;
+  EXPECT_FALSE(store_.get(dom("example.org"), &why));
+  EXPECT_NE(why.find("unknown codec version 9"), std::string::npos) << why;
+  EXPECT_FALSE(store_.get(dom("example.org")));  // without the out-parameter
+}
+
+TEST_F(StoreTest, MissesAreDeduplicatedOldestFirstAndBounded) {
+  StoreOptions o;
+  o.max_misses = 3;
+  PolicyStore s(pool_, o);
+  s.signal_miss(dom("a.example"), T0 + Seconds{1});
+  s.signal_miss(dom("a.example"), T0 + Seconds{50});  // again: keeps its first time
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:misses", "a.example"}), std::to_string(T0.time_since_epoch().count() + 1));
+  s.signal_miss(dom("b.example"), T0 + Seconds{2});
+  s.signal_miss(dom("c.example"), T0 + Seconds{3});
+  EXPECT_EQ(s.pending_misses(10), (std::vector<std::string>{"a.example", "b.example", "c.example"}));
+  EXPECT_EQ(s.pending_misses(2), (std::vector<std::string>{"a.example", "b.example"}));
+  EXPECT_TRUE(s.pending_misses(0).empty());
+  s.signal_miss(dom("d.example"), T0 + Seconds{4});
+  s.signal_miss(dom("e.example"), T0 + Seconds{5});
+  EXPECT_EQ(s.misses_size(), 3u) << "bounded to max_misses";
+  EXPECT_EQ(s.pending_misses(10), (std::vector<std::string>{"c.example", "d.example", "e.example"}));
+  s.clear_miss(dom("d.example"));
+  EXPECT_EQ(s.pending_misses(10), (std::vector<std::string>{"c.example", "e.example"}));
+}
+
+TEST_F(StoreTest, MissSurvivesUntilItsEntryIsWritten) {
+  // A fetcher that reads misses and dies before writing leaves them in place.
+  store_.signal_miss(dom("example.net"), T0);
+  EXPECT_EQ(store_.pending_misses(10), std::vector<std::string>{"example.net"});
+  EXPECT_EQ(store_.pending_misses(10), std::vector<std::string>{"example.net"});
+  store_.put(dom("example.net"), CacheEntry{}, T0, false);
+  EXPECT_TRUE(store_.pending_misses(10).empty());
+}
+
+TEST_F(StoreTest, ScheduleDueAndBounds) {
+  StoreOptions o;
+  o.max_domains = 3;
+  PolicyStore s(pool_, o);
+  s.schedule(dom("a.example"), T0 + Seconds{100});
+  s.schedule(dom("a.example"), T0 + Seconds{50});   // earlier: moved
+  s.schedule(dom("a.example"), T0 + Seconds{500});  // later: kept at 50
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:schedule", "a.example"}), std::to_string(T0.time_since_epoch().count() + 50));
+  s.schedule(dom("b.example"), T0 + Seconds{10});
+  s.schedule(dom("c.example"), T0 + Seconds{1000});
+  EXPECT_EQ(s.due(T0 + Seconds{50}, 10), (std::vector<std::string>{"b.example", "a.example"}));
+  EXPECT_EQ(s.due(T0 + Seconds{50}, 1), std::vector<std::string>{"b.example"});
+  EXPECT_TRUE(s.due(T0, 10).empty());
+  EXPECT_TRUE(s.due(T0 + Seconds{5000}, 0).empty());
+  s.schedule(dom("d.example"), T0 + Seconds{20});
+  EXPECT_EQ(s.schedule_size(), 3u) << "bounded to max_domains";
+  EXPECT_EQ(s.due(T0 + Seconds{5000}, 10), (std::vector<std::string>{"b.example", "d.example", "a.example"}))
+      << "the farthest-scheduled domain is dropped";
+  // put() respects the bound too.
+  s.put(dom("e.example"), enforce_entry(T0, Seconds{86400}), T0, false);
+  EXPECT_EQ(s.schedule_size(), 3u);
+}
+
+TEST_F(StoreTest, ForgetInvalidNames) {
+  cli1({"ZADD", "mta-sts:v1:misses", "1", "not a domain!"});
+  cli1({"ZADD", "mta-sts:v1:schedule", "1", "not a domain!"});
+  store_.forget_invalid("not a domain!");
+  EXPECT_EQ(store_.misses_size(), 0u);
+  EXPECT_EQ(store_.schedule_size(), 0u);
+}
+
+TEST_F(StoreTest, ClaimIsExclusiveAndReleasedOnlyByItsHolder) {
+  const Domain d = dom("example.com");
+  EXPECT_TRUE(store_.claim(d, "fetcher-a:1", 30s));
+  EXPECT_FALSE(store_.claim(d, "fetcher-b:1", 30s));
+  store_.release(d, "fetcher-b:1");  // not the holder: no effect
+  EXPECT_FALSE(store_.claim(d, "fetcher-b:1", 30s));
+  EXPECT_EQ(cli1({"GET", "mta-sts:v1:lock:example.com"}), "fetcher-a:1");
+  store_.release(d, "fetcher-a:1");
+  EXPECT_TRUE(store_.claim(d, "fetcher-b:1", 30s));
+  EXPECT_TRUE(store_.claim(dom("other.example"), "fetcher-a:1", 30s)) << "locks are per domain";
+}
+
+TEST_F(StoreTest, ClaimExpiresWhenItsHolderDies) {
+  const Domain d = dom("example.com");
+  ASSERT_TRUE(store_.claim(d, "dead-fetcher", 150ms));
+  EXPECT_FALSE(store_.claim(d, "live-fetcher", 30s));
+  // Redis's own clock expires the lock: poll, no fixed sleep.
+  EXPECT_TRUE(test::wait_until([&] { return store_.claim(d, "live-fetcher", 30s); }, 3s));
+  store_.release(d, "dead-fetcher");  // too late: must not remove the new holder's lock
+  EXPECT_EQ(cli1({"GET", "mta-sts:v1:lock:example.com"}), "live-fetcher");
+}
+
+TEST_F(StoreTest, PutAnnouncesChangesToSubscribers) {
+  Connection sub = Connection::open(options_for(server_));
+  sub.send({"SUBSCRIBE", store_.changed_channel()});
+  ASSERT_TRUE(sub.read(2s));  // subscribe confirmation
+  store_.put(dom("quiet.example"), enforce_entry(T0, Seconds{86400}), T0, false);
+  EXPECT_FALSE(sub.read(100ms)) << "announce=false publishes nothing";
+  store_.put(dom("loud.example"), enforce_entry(T0, Seconds{86400}), T0, true);
+  auto msg = sub.read(2s);
+  ASSERT_TRUE(msg);
+  EXPECT_EQ(msg->at(0).str(), "message");
+  EXPECT_EQ(msg->at(1).str(), "mta-sts:v1:changed");
+  EXPECT_EQ(msg->at(2).str(), "loud.example");
+  EXPECT_TRUE(store_.drop(dom("loud.example")));
+  msg = sub.read(2s);
+  ASSERT_TRUE(msg);
+  EXPECT_EQ(msg->at(2).str(), "loud.example");
+}
+
+TEST_F(StoreTest, DropRemovesEverything) {
+  const Domain d = dom("example.com");
+  store_.put(d, enforce_entry(T0, Seconds{86400}), T0, false);
+  store_.signal_miss(d, T0);
+  EXPECT_TRUE(store_.drop(d));
+  EXPECT_FALSE(store_.get(d));
+  EXPECT_EQ(store_.schedule_size(), 0u);
+  EXPECT_EQ(store_.misses_size(), 0u);
+  EXPECT_FALSE(store_.drop(d)) << "nothing left to drop";
+}
+
+TEST_F(StoreTest, ListScansOnlyEntryKeysOfThePrefix) {
+  std::set<std::string> expected;
+  for (int i = 0; i < 150; ++i) {
+    const std::string name = "d" + std::to_string(i) + ".example";
+    store_.put(dom(name), CacheEntry{}, T0, false);
+    expected.insert(name);
+  }
+  cli1({"SET", "mta-sts:v1:lock:x.example", "t"});
+  cli1({"SET", "other:v1:e:y.example", "v"});
+  const auto all = store_.list(1000);
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()), expected);
+  EXPECT_EQ(all.size(), 150u) << "no duplicates";
+  EXPECT_EQ(store_.list(10).size(), 10u);
+  EXPECT_TRUE(store_.list(0).empty());
+
+  // A prefix with glob characters is matched literally.
+  StoreOptions o;
+  o.prefix = "a*[b]?:";
+  PolicyStore odd(pool_, o);
+  odd.put(dom("z.example"), CacheEntry{}, T0, false);
+  EXPECT_EQ(odd.list(100), std::vector<std::string>{"z.example"});
+}
+
+TEST_F(StoreTest, WriteStats) {
+  store_.write_stats("fetcher-1", {{"fetches", 12}, {"failures_dns", 3}}, Seconds{900});
+  EXPECT_EQ(cli1({"HGET", "mta-sts:v1:stats:fetcher-1", "fetches"}), "12");
+  EXPECT_EQ(cli1({"HGET", "mta-sts:v1:stats:fetcher-1", "failures_dns"}), "3");
+  const long ttl = std::stol(cli1({"TTL", "mta-sts:v1:stats:fetcher-1"}));
+  EXPECT_GT(ttl, 890);
+  EXPECT_LE(ttl, 900);
+  store_.write_stats("fetcher-1", {{"fetches", 13}}, Seconds{900});
+  EXPECT_EQ(cli1({"HLEN", "mta-sts:v1:stats:fetcher-1"}), "1") << "replaced, not merged";
+}
+
+TEST_F(StoreTest, RedisDownIsARedisError) {
+  server_.kill();
+  EXPECT_THROW(store_.get(dom("example.com")), RedisError);
+  EXPECT_THROW(store_.signal_miss(dom("example.com"), T0), RedisError);
+  server_.start();
+  EXPECT_FALSE(store_.get(dom("example.com")));
+}
+
+// The milter's Redis user may read entries, signal misses and listen for changes, nothing else.
+TEST(StoreAcl, MilterIsReadAndSignalOnly) {
+  RedisServer server(
+      "user milter on >mpw resetkeys ~mta-sts:v1:e:* ~mta-sts:v1:misses resetchannels &mta-sts:v1:changed "
+      "-@all +get +zadd +zremrangebyrank +subscribe +ping\n"
+      "user fetcher on >fpw resetkeys ~mta-sts:* resetchannels &mta-sts:* -@all +@read +@write +@transaction "
+      "+@pubsub +eval +ping +scan\n"
+      "user default on nopass ~* &* +@all\n");
+  RedisOptions mo = options_for(server);
+  mo.user = "milter";
+  mo.password = "mpw";
+  RedisOptions fo = options_for(server);
+  fo.user = "fetcher";
+  fo.password = "fpw";
+  Pool mp(mo), fp(fo);
+  PolicyStore milter(mp, StoreOptions{});
+  PolicyStore fetcher(fp, StoreOptions{});
+
+  const Domain d = dom("example.com");
+  milter.signal_miss(d, T0);
+  EXPECT_EQ(fetcher.pending_misses(10), std::vector<std::string>{"example.com"});
+  ASSERT_TRUE(fetcher.claim(d, "f1", 30s));
+  fetcher.put(d, enforce_entry(T0, Seconds{86400}), T0, true);
+  fetcher.release(d, "f1");
+  ASSERT_TRUE(milter.get(d));
+  EXPECT_EQ(milter.get(d)->policy->id, "20260424");
+  try {
+    milter.put(d, CacheEntry{}, T0, false);
+    ADD_FAILURE() << "the milter could write a policy";
+  } catch (const RedisError& e) {
+    EXPECT_EQ(e.kind(), RedisError::Kind::auth) << e.what();
+  }
+  EXPECT_THROW(milter.drop(d), RedisError);
+  EXPECT_EQ(fetcher.get(d)->policy->id, "20260424") << "the entry is intact";
+}
+
+}  // namespace
+}  // namespace mtasts
