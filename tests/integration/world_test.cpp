@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <iostream>
 #include <sstream>
 
 #include "tests/support/world.hpp"
@@ -314,7 +315,9 @@ TEST(World, CaMakesADozenLeavesQuickly) {
     leaves.emplace_back("mta-sts.d" + std::to_string(i) + ".example.test", static_cast<CertKind>(i % 5));
   ca.prepare(leaves);
   const auto took = std::chrono::steady_clock::now() - t0;
-  EXPECT_LT(took, 2s) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  // Typically 0.3 to 0.6 s; the bound leaves room for a machine busy with parallel builds.
+  EXPECT_LT(took, 4s) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  std::cout << "CA + 12 leaves: " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
   // Cached: asking again runs no openssl.
   const auto t1 = std::chrono::steady_clock::now();
   const CertFiles again = ca.leaf("mta-sts.d0.example.test", CertKind::valid);

@@ -311,8 +311,10 @@ std::optional<int> DnsServer::probe(const std::string& name, std::uint16_t qtype
   q.push_back(1);
   sockaddr_in to = make_addr(ip_, port_);
   std::optional<int> rcode;
-  if (::sendto(fd, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) ==
-      static_cast<ssize_t>(q.size())) {
+  // Connected, so that a port nobody listens on yet fails at once (ECONNREFUSED) instead of
+  // costing the whole timeout.
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0 &&
+      ::send(fd, q.data(), q.size(), 0) == static_cast<ssize_t>(q.size())) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());

@@ -97,8 +97,10 @@ void HttpsServer::write_bodies(const VirtualHost& h) const {
   const fs::path www = dir_ / "www" / h.name;
   fs::create_directories(www);
   write_atomically(www / "policy.txt", h.body);
-  write_atomically(www / "oversized.txt", pad(h.body, kOversizedBytes));
-  write_atomically(www / "slow.txt", pad(h.body, kSlowBytes));
+  // The padded variants only where they are served: thousands of hosts would otherwise cost
+  // 160 KiB of writes each.
+  if (h.behaviour == Behaviour::oversized) write_atomically(www / "oversized.txt", pad(h.body, kOversizedBytes));
+  if (h.behaviour == Behaviour::slow) write_atomically(www / "slow.txt", pad(h.body, kSlowBytes));
 }
 
 void HttpsServer::add_host(VirtualHost host) {
@@ -129,7 +131,11 @@ void HttpsServer::remove_host(const std::string& name) {
   for (auto& g : groups_) std::erase(g.names, name);
 }
 
-void HttpsServer::set_behaviour(const std::string& name, Behaviour b) { hosts_.at(name).behaviour = b; }
+void HttpsServer::set_behaviour(const std::string& name, Behaviour b) {
+  auto& h = hosts_.at(name);
+  h.behaviour = b;
+  write_bodies(h);
+}
 
 void HttpsServer::set_cert(const std::string& name, CertKind k) { hosts_.at(name).cert = k; }
 
