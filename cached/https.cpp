@@ -24,6 +24,7 @@ const char* to_string(ErrorKind k) noexcept {
     case ErrorKind::http_status: return "http-status";
     case ErrorKind::content_type: return "content-type";
     case ErrorKind::too_large: return "too-large";
+    case ErrorKind::aborted: return "aborted";
     case ErrorKind::other: return "other";
   }
   return "other";
@@ -115,6 +116,7 @@ ErrorKind classify(CURLcode rc) {
     case CURLE_SSL_ENGINE_INITFAILED:
       return ErrorKind::tls;
     case CURLE_FILESIZE_EXCEEDED: return ErrorKind::too_large;
+    case CURLE_ABORTED_BY_CALLBACK: return ErrorKind::aborted;
     default: return ErrorKind::other;
   }
 }

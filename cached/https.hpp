@@ -28,6 +28,7 @@ enum class ErrorKind {
   http_status,   // any other status than 200
   content_type,  // missing, or not text/plain
   too_large,     // body over the cap
+  aborted,       // abandoned by us (shutdown): says nothing about the domain
   other,         // anything else libcurl reports
 };
 const char* to_string(ErrorKind k) noexcept;

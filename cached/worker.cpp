@@ -233,6 +233,12 @@ void Worker::handle(std::shared_ptr<const Services> s, Domain d, std::string tok
         const StoredPolicy* cached = entry && entry->policy ? &*entry->policy : nullptr;
         const discovery::Report report =
             discovery::discover(d, *sv.resolver, *sv.https, cached, now, sv.options.discovery);
+        if (report.fetched && report.fetch.kind == https::ErrorKind::aborted) {
+          // Our own shutdown, not the domain's failure: write nothing (no backoff for the
+          // fleet); the miss or schedule entry stays for the next fetcher.
+          log::notice("fetch abandoned at shutdown", {{"domain", d.str()}});
+          break;
+        }
         const SysTime after = clock_.now();
         refresh::Outcome out = refresh::apply(entry, report, after, sv.options.rules, jitter_draw());
         sv.store->put(d, out.entry, after, out.announce);
@@ -404,6 +410,12 @@ void Worker::run() {
     }
   }
   log::notice("fetcher stopped taking work", {{"in_flight", std::to_string(in_flight())}});
+  // Final counters, so that a short-lived fetcher leaves its figures behind too.
+  try {
+    write_stats(*s);
+  } catch (const std::exception& e) {
+    log::debug("final stats not written", {{"error", e.what()}});
+  }
 }
 
 Worker::PassResult Worker::run_once() {

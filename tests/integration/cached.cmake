@@ -4,3 +4,11 @@
 mtasts_add_test(cached_fetch_tests integration
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/cached/fetch_test.cpp
   LIBS mtasts_fetch mtasts_test_support)
+mtasts_add_test(cached_rules_tests integration
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/cached/cache_rules_test.cpp
+  LIBS mtasts_fetch mtasts_test_support)
+mtasts_add_test(cached_daemon_tests integration
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/cached/daemon_test.cpp
+  LIBS mtasts_common mtasts_test_support)
+# The daemon tests run the binary: build it with them.
+add_dependencies(cached_daemon_tests mta-sts-cached)
