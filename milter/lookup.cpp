@@ -297,8 +297,9 @@ void ChangeSubscriber::run() {
           on_change_(m->at(2).str());
       }
     } catch (const std::exception& e) {
-      const bool was_subscribed = subscribed_.exchange(false);
-      if (was_subscribed) on_resync_();
+      // Local entries stay: while Redis is away they are the only answers there are. They are
+      // dropped once the subscription is back (announcements in the gap were lost).
+      subscribed_ = false;
       if (!down_logged) {
         log::warning("change subscription down, retrying", {{"channel", channel_}, {"error", e.what()}});
         down_logged = true;

@@ -146,7 +146,8 @@ class PolicyLookup {
 // Listens on PolicyStore::changed_channel() and calls `on_change(domain)` per announcement.
 // Runs its own thread with its own connection; reconnects by itself (backoff up to 5 s) and
 // calls `on_resync()` after every (re)subscription, since announcements sent while it was
-// away are lost. Logs once per state change.
+// away are lost (not when the connection drops: during an outage the local entries are all
+// there is). Logs once per state change.
 class ChangeSubscriber {
  public:
   using ChangeFn = std::function<void(std::string_view domain)>;

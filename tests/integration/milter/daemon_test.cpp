@@ -1,0 +1,207 @@
+// mta-sts-milter as an operator runs it: --check, --version, graceful stop on SIGTERM, the
+// socket (stale one replaced, live one refused, mode, inet), detaching with a pid file, and
+// the privilege drop after the socket is open.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include "tests/integration/milter/harness.hpp"
+#include "tests/support/redis_server.hpp"
+
+namespace mtasts::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+struct DaemonTest : ::testing::Test {
+  TempDir dir{"mtasts-milter-daemon"};
+  RedisServer redis;
+  MilterOptions opts() const {
+    MilterOptions o;
+    o.redis_address = redis.address();
+    return o;
+  }
+  RunResult check(const std::string& config_text) {
+    const fs::path p = dir / "check.conf";
+    write_file(p, config_text);
+    return run({milter_binary().string(), "--config=" + p.string(), "--check"}, 20s);
+  }
+};
+
+TEST_F(DaemonTest, CheckModeAcceptsAGoodConfiguration) {
+  const RunResult r = check(milter_config(opts(), "unix:" + (dir / "m.sock").string()));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("configuration OK"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir / "m.sock"));  // nothing was started
+}
+
+TEST_F(DaemonTest, CheckModeRejectsABadSocket) {
+  const RunResult r = check(milter_config(opts(), "tcp:25"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("socket"), std::string::npos) << r.err;
+}
+
+TEST_F(DaemonTest, CheckModeRejectsAnUnknownKeyWithFileAndLine) {
+  std::string text = milter_config(opts(), "unix:" + (dir / "m.sock").string());
+  text += "on-unkown = tempfail\n";
+  const RunResult r = check(text);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("check.conf:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("on-unkown"), std::string::npos) << r.err;
+}
+
+TEST_F(DaemonTest, CheckModeRejectsABadValue) {
+  std::string text = milter_config(opts(), "unix:" + (dir / "m.sock").string());
+  text += "on-unknown = maybe\n";
+  EXPECT_NE(check(text).exit_code, 0);
+}
+
+TEST_F(DaemonTest, VersionAndHelp) {
+  RunResult r = run({milter_binary().string(), "--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("mta-sts-milter " MTASTS_VERSION), std::string::npos) << r.out;
+  r = run({milter_binary().string(), "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* o : {"--socket", "--redis-budget", "--on-unknown", "--on-redis-error", "--miss-wait"})
+    EXPECT_NE(r.out.find(o), std::string::npos) << o;
+}
+
+TEST_F(DaemonTest, StopsGracefullyOnSigterm) {
+  CacheFiller(redis.address()).fill_standard();
+  MilterDaemon m(dir.path(), opts());
+  ASSERT_EQ(run_miltertest("tagging.lua", m.socket()).exit_code, 0) << m.log();
+  const auto t0 = std::chrono::steady_clock::now();
+  const int st = m.stop(15s);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 12s);
+  ASSERT_TRUE(WIFEXITED(st)) << m.log();
+  EXPECT_EQ(WEXITSTATUS(st), 0) << m.log();
+  const std::string log = m.log();
+  EXPECT_NE(log.find("stopped"), std::string::npos) << log;
+  EXPECT_NE(log.find("redis="), std::string::npos) << log;  // the statistics line
+  EXPECT_FALSE(fs::exists(dir / "milter.sock"));
+}
+
+// A socket file left by a crash: bound, never unlinked, nobody listening.
+void make_stale_socket(const fs::path& p) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", p.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ::close(fd);
+  ASSERT_TRUE(fs::is_socket(p));
+}
+
+TEST_F(DaemonTest, ReplacesAStaleSocket) {
+  make_stale_socket(dir / "milter.sock");
+  CacheFiller(redis.address()).fill_standard();
+  MilterDaemon m(dir.path(), opts());
+  EXPECT_NE(m.log().find("removed stale socket"), std::string::npos) << m.log();
+  EXPECT_EQ(run_miltertest("announce.lua", m.socket(), {"phase=before"}).exit_code, 0) << m.log();
+}
+
+TEST_F(DaemonTest, RefusesASocketInUse) {
+  MilterDaemon first(dir.path(), opts());
+  TempDir other("mtasts-milter-second");
+  MilterOptions o = opts();
+  o.socket = first.socket();
+  write_file(other / "milter.conf", milter_config(o, o.socket));
+  const RunResult r = run({milter_binary().string(), "--config=" + (other / "milter.conf").string()}, 20s);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE((r.out + r.err).find("another process is listening"), std::string::npos) << r.out << r.err;
+  EXPECT_TRUE(first.process().running());
+  EXPECT_TRUE(fs::is_socket(dir / "milter.sock"));
+}
+
+TEST_F(DaemonTest, SocketModeIsApplied) {
+  MilterOptions o = opts();
+  o.milter_lines = {"socket-mode = 0600"};
+  MilterDaemon m(dir.path(), o);
+  struct stat st{};
+  ASSERT_EQ(::stat((dir / "milter.sock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(DaemonTest, DefaultSocketModeIs0660) {
+  MilterDaemon m(dir.path(), opts());
+  struct stat st{};
+  ASSERT_EQ(::stat((dir / "milter.sock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+}
+
+unsigned free_tcp_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+TEST_F(DaemonTest, ListensOnInet) {
+  CacheFiller(redis.address()).fill_standard();
+  MilterOptions o = opts();
+  o.socket = "inet:" + std::to_string(free_tcp_port()) + "@127.0.0.1";
+  MilterDaemon m(dir.path(), o);
+  const RunResult r = run_miltertest("announce.lua", m.socket(), {"phase=before"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << m.log();
+}
+
+bool alive(pid_t pid) {
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  if (stat.empty()) return false;
+  const auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
+TEST_F(DaemonTest, DetachesWithAPidFile) {
+  CacheFiller(redis.address()).fill_standard();
+  MilterOptions o = opts();
+  const fs::path pid_file = dir / "milter.pid";
+  o.milter_lines = {"daemonize = yes", "pid-file = " + pid_file.string()};
+  const std::string socket = "unix:" + (dir / "milter.sock").string();
+  write_file(dir / "milter.conf", milter_config(o, socket));
+  const RunResult r = run({milter_binary().string(), "--config=" + (dir / "milter.conf").string()}, 20s);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;  // the foreground process returns at once
+  ASSERT_TRUE(wait_until([&] { return fs::exists(pid_file) && fs::is_socket(dir / "milter.sock"); }, 10s));
+  const pid_t pid = static_cast<pid_t>(std::stol(read_file(pid_file)));
+  ASSERT_GT(pid, 1);
+  EXPECT_TRUE(alive(pid));
+  const RunResult t = run_miltertest("announce.lua", socket, {"phase=before"});
+  EXPECT_EQ(t.exit_code, 0) << t.out;
+  ::kill(pid, SIGTERM);
+  EXPECT_TRUE(wait_until([&] { return !alive(pid); }, 15s));
+  EXPECT_TRUE(wait_until([&] { return !fs::exists(pid_file); }, 5s));
+}
+
+TEST_F(DaemonTest, DropsPrivilegesAfterOpeningTheSocket) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  CacheFiller(redis.address()).fill_standard();
+  MilterOptions o = opts();
+  o.milter_lines = {"user = nobody"};
+  MilterDaemon m(dir.path(), o);
+  struct stat st{};
+  ASSERT_EQ(::stat((dir / "milter.sock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65534u);  // owned by the user, so that socket-mode's group bits apply
+  const std::string status = read_file("/proc/" + std::to_string(m.process().pid()) + "/status");
+  const auto uid = status.find("Uid:");
+  ASSERT_NE(uid, std::string::npos);
+  EXPECT_NE(status.substr(uid, status.find('\n', uid) - uid).find("65534"), std::string::npos) << status;
+  // And it still reaches Redis and tags as the unprivileged user.
+  const RunResult r = run_miltertest("announce.lua", m.socket(), {"phase=before"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << m.log();
+}
+
+}  // namespace
+}  // namespace mtasts::test

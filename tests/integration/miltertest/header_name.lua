@@ -1,0 +1,15 @@
+-- header-name = X-STS-Test: fields of that name are ours (removed when incoming, added by the
+-- milter); X-MTA-STS is then just another field and left alone.
+local lib = dofile(scripts .. "/lib.lua")
+local conn = lib.connect()
+lib.mail(conn, "QIDHDR1")
+lib.rcpt_ok(conn, "<alice@testing.example>")
+lib.header(conn, "X-MTA-STS", "left alone")
+lib.header(conn, "x-sts-test", "forged")
+lib.eom(conn)
+lib.expect_deleted(conn, "X-STS-Test", true)
+lib.expect_deleted(conn, "X-MTA-STS", false)
+lib.expect_added(conn, "X-STS-Test", {"testing.example; mode=testing; id=testid1; mx=mx.testing.example"})
+lib.expect_added(conn, "X-MTA-STS", {})
+mt.disconnect(conn)
+mt.echo("OK")
