@@ -65,14 +65,20 @@ std::optional<std::string> read_input(const std::string& path, std::size_t cap, 
     }
     in = &file;
   }
-  std::string data(cap + 1, '\0');
-  in->read(data.data(), static_cast<std::streamsize>(data.size()));
+  // Read in chunks: the cap bounds memory without allocating it up front.
+  std::string data;
+  char chunk[65536];
+  while (data.size() <= cap) {
+    in->read(chunk, sizeof chunk);
+    data.append(chunk, static_cast<std::size_t>(in->gcount()));
+    if (!*in) break;
+  }
   if (in->bad()) {
     *error = (path == "-" ? std::string("<stdin>") : path) + ": read error";
     return std::nullopt;
   }
-  data.resize(static_cast<std::size_t>(in->gcount()));
   *truncated = data.size() > cap;
+  if (*truncated) data.resize(cap + 1);
   return data;
 }
 
