@@ -11,6 +11,10 @@ set(MTASTS_SYSCONFDIR "/etc" CACHE PATH "Where mta-sts/mta-sts.conf is installed
 set(MTASTS_SYSTEMD_UNITDIR "lib/systemd/system" CACHE STRING
     "systemd unit directory (relative: under the prefix)")
 
+# `make install` and cpack install what is built and do not build `all` first: the e2e test
+# runs cpack from inside ctest, where a rebuild of the whole tree has no place (build first).
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY TRUE)
+
 # ---- man pages: gzipped, as Debian ships them ---------------------------------------------
 set(_mtasts_man_pages mta-sts-ctl.1 mta-sts.conf.5 mta-sts-milter.8 mta-sts-cached.8)
 set(_mtasts_man_gz "")
@@ -74,6 +78,7 @@ shared Redis cache; a fetcher daemon that discovers and refreshes the policies i
 cache; and mta-sts-ctl, a tool to lint policies, query domains and inspect the cache.")
 set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_STRIP_FILES TRUE)
 set(CPACK_DEBIAN_PACKAGE_SECTION "mail")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
