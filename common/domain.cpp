@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <idn2.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 
