@@ -223,7 +223,7 @@ Reply::View Reply::View::at(std::size_t i) const { return View(r_at(r_, i)); }
 // ---- connection -------------------------------------------------------------------------
 void Connection::fail(int hiredis_err, int errno_value, const std::string& detail) {
   broken_ = true;
-  throw translate(hiredis_err, errno_value, detail);
+  throw translate(hiredis_err, errno_value, address_.empty() ? detail : detail + " (" + address_ + ")");
 }
 
 void Connection::fail_from_context(int errno_value) {
@@ -283,27 +283,28 @@ Connection Connection::open(const RedisOptions& opts) {
 
   Connection c;
   c.command_timeout_ = opts.command_timeout;
+  c.address_ = opts.address;
   redisContext* raw = addr->is_unix() ? redisConnectUnixNonBlock(addr->path.c_str())
                                       : redisConnectNonBlock(addr->host.c_str(), addr->port);
   const int connect_errno = errno;
   if (!raw) throw RedisError(RedisError::Kind::io, "redis: cannot allocate a connection");
   c.ctx_.reset(raw);
-  if (raw->err) c.fail(raw->err, connect_errno, std::string("connect: ") + raw->errstr + where);
+  if (raw->err) c.fail(raw->err, connect_errno, std::string("connect: ") + raw->errstr);
 
   const int rev = wait_fd(raw->fd, POLLOUT, deadline);
-  if (rev == 0) c.fail(REDIS_ERR_IO, ETIMEDOUT, "connect timed out after " + ms_text(opts.connect_timeout) + where);
-  if (rev < 0) c.fail(REDIS_ERR_IO, errno, std::string("connect: ") + std::strerror(errno) + where);
+  if (rev == 0) c.fail(REDIS_ERR_IO, ETIMEDOUT, "connect timed out after " + ms_text(opts.connect_timeout));
+  if (rev < 0) c.fail(REDIS_ERR_IO, errno, std::string("connect: ") + std::strerror(errno));
   int so_error = 0;
   socklen_t len = sizeof so_error;
   if (getsockopt(raw->fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
-  if (so_error != 0) c.fail(REDIS_ERR_IO, so_error, std::string("connect: ") + std::strerror(so_error) + where);
+  if (so_error != 0) c.fail(REDIS_ERR_IO, so_error, std::string("connect: ") + std::strerror(so_error));
 
   // The handshake shares the connect deadline: "reachable" means usable, not just accepted.
   auto handshake = [&](const std::vector<std::string_view>& argv, const char* what) {
     c.append(argv);
     c.flush(deadline);
     std::unique_ptr<redisReply, ReplyDeleter> r(c.next_reply(deadline));
-    if (!r) c.fail(REDIS_ERR_IO, ETIMEDOUT, std::string(what) + " timed out after " + ms_text(opts.connect_timeout) + where);
+    if (!r) c.fail(REDIS_ERR_IO, ETIMEDOUT, std::string(what) + " timed out after " + ms_text(opts.connect_timeout));
     if (r->type == REDIS_REPLY_ERROR) {
       RedisError e = reply_error({r->str, r->len});
       c.broken_ = true;

@@ -130,6 +130,7 @@ class Connection {
   void check_usable() const;
   std::unique_ptr<redisContext, ContextDeleter> ctx_;
   std::chrono::milliseconds command_timeout_{250};
+  std::string address_;  // for error messages
   bool broken_ = false;
   bool dirty_ = false;
 };
