@@ -23,8 +23,10 @@ struct State {
 };
 
 State& state() {
-  static State s;  // constructed on first use, so logging works before and without init()
-  return s;
+  // Built on first use, so logging works before init(); never destroyed, so that a thread
+  // still logging while the process exits (libmilter's workers) never sees a dead mutex.
+  static State* s = new State;
+  return *s;
 }
 
 std::atomic<int> g_min_level{static_cast<int>(Level::info)};
