@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -94,13 +97,13 @@ HttpsServer::~HttpsServer() {
 }
 
 void HttpsServer::write_bodies(const VirtualHost& h) const {
-  const fs::path www = dir_ / "www" / h.name;
-  fs::create_directories(www);
-  write_atomically(www / "policy.txt", h.body);
+  // Flat file names (www/<host>.<variant>): one directory per host would cost a mkdir each.
+  const std::string www = (dir_ / "www" / h.name).string();
+  write_atomically(www + ".policy.txt", h.body);
   // The padded variants only where they are served: thousands of hosts would otherwise cost
   // 160 KiB of writes each.
-  if (h.behaviour == Behaviour::oversized) write_atomically(www / "oversized.txt", pad(h.body, kOversizedBytes));
-  if (h.behaviour == Behaviour::slow) write_atomically(www / "slow.txt", pad(h.body, kSlowBytes));
+  if (h.behaviour == Behaviour::oversized) write_atomically(www + ".oversized.txt", pad(h.body, kOversizedBytes));
+  if (h.behaviour == Behaviour::slow) write_atomically(www + ".slow.txt", pad(h.body, kSlowBytes));
 }
 
 void HttpsServer::add_host(VirtualHost host) {
@@ -145,7 +148,7 @@ void HttpsServer::set_body(const std::string& name, const std::string& body) {
   write_bodies(h);
 }
 
-fs::path HttpsServer::body_file(const std::string& name) const { return dir_ / "www" / name / "policy.txt"; }
+fs::path HttpsServer::body_file(const std::string& name) const { return dir_ / "www" / (name + ".policy.txt"); }
 
 std::string HttpsServer::url(const std::string& host) const {
   return "https://" + host + (port_ == 443 ? "" : ":" + std::to_string(port_)) + "/.well-known/mta-sts.txt";
@@ -163,6 +166,26 @@ void HttpsServer::write_config() {
   for (const auto& [name, h] : hosts_)
     if (!grouped.count(name)) wanted.emplace_back(name, h.cert);
   ca_.prepare(wanted);
+  // Group certificates (many SANs each) too, a few openssl processes at a time.
+  {
+    std::atomic<std::size_t> next{0};
+    std::mutex err_mu;
+    std::string error;
+    std::vector<std::thread> pool;
+    for (std::size_t w = 0; w < std::min<std::size_t>(groups_.size(), 4); ++w)
+      pool.emplace_back([&] {
+        for (std::size_t i = next++; i < groups_.size(); i = next++) {
+          try {
+            if (!groups_[i].names.empty()) ca_.leaf_for_names(groups_[i].names, groups_[i].cert);
+          } catch (const std::exception& e) {
+            std::lock_guard lock(err_mu);
+            error = e.what();
+          }
+        }
+      });
+    for (auto& t : pool) t.join();
+    if (!error.empty()) throw std::runtime_error(error);
+  }
 
   const std::string d = dir_.string();
   const std::string listen = "  listen " + ip_ + ":" + std::to_string(port_) + " ssl";
@@ -189,7 +212,7 @@ void HttpsServer::write_config() {
   auto location = [&](Behaviour b, const std::string& www, const std::string& redirect) {
     std::string l = "  location = /.well-known/mta-sts.txt {\n";
     auto file = [&](const std::string& type, const std::string& name) {
-      return "    types { }\n    default_type " + type + ";\n    alias " + www + "/" + name + ";\n";
+      return "    types { }\n    default_type " + type + ";\n    alias " + www + "." + name + ";\n";
     };
     switch (b) {
       case Behaviour::serve: l += file("text/plain", "policy.txt"); break;
