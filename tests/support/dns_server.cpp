@@ -140,7 +140,9 @@ void DnsServer::write_config() const {
   c += "cache-size=0\nno-negcache\nlocal-ttl=0\n";
   c += "log-queries\nlog-facility=" + query_log().string() + "\n";
   c += "pid-file=" + (dir_ / "dnsmasq.pid").string() + "\n";
-  if (::geteuid() == 0) c += "user=root\n";  // the log file in our directory stays writable
+  // Stay root: the log file in our directory stays writable, and no credential change clears
+  // the parent-death signal (see start()).
+  if (::geteuid() == 0) c += "user=root\ngroup=root\n";
   c += "local=/#/\n";
   std::set<std::string> failing;
   {
@@ -338,8 +340,10 @@ void DnsServer::start() {
   if (proc_ && proc_->running()) return;
   start_upstream();
   write_config();
+  // setpriv: if the test process dies without its destructors (a crash, a ctest timeout),
+  // the server gets SIGTERM instead of living on as an orphan holding the address.
   proc_ = std::make_unique<Process>(
-      std::vector<std::string>{"dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+      std::vector<std::string>{"setpriv", "--pdeathsig", "TERM", "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
                                "--conf-file=" + config_file().string()},
       dir_ / "dnsmasq.out");
   const bool up = wait_until(

@@ -262,8 +262,10 @@ void HttpsServer::start() {
   if (proc_ && proc_->running()) return;
   write_config();
   const std::string d = dir_.string();
+  // setpriv: if the test process dies without its destructors (a crash, a ctest timeout),
+  // the server gets SIGTERM instead of living on as an orphan holding the address.
   proc_ = std::make_unique<Process>(
-      std::vector<std::string>{"nginx", "-p", d, "-c", d + "/nginx.conf", "-e", d + "/error.log"},
+      std::vector<std::string>{"setpriv", "--pdeathsig", "TERM", "nginx", "-p", d, "-c", d + "/nginx.conf", "-e", d + "/error.log"},
       dir_ / "nginx.out");
   const bool up =
       wait_until([&] { return !proc_->running() || can_connect(ip_, port_); }, std::chrono::seconds(5));
