@@ -4,7 +4,9 @@
 // call (connect, AUTH, a command, a pipeline) blocks past its timeout, whatever the server
 // does: SO_RCVTIMEO would only bound each read(), not the whole exchange. All hiredis errors
 // become RedisError in translate(); a connection that saw an io, timeout, protocol or EOF
-// error may be out of sync with the server and is never used again.
+// error may be out of sync with the server and is never used again. One wait is not bounded
+// by us: hiredis resolves a host name with getaddrinfo(); use an IP address or a unix socket
+// where that matters (the milter).
 #include "common/redis.hpp"
 
 #include <hiredis/hiredis.h>
