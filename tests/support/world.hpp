@@ -124,8 +124,12 @@ class DnsServer {
   void remove(const std::string& name);  // every record and failure of exactly this name
   void clear();                          // everything
 
-  void start();    // throws if dnsmasq does not answer within 5 s
+  // start() throws if dnsmasq does not answer within 5 s. Servers are started from the calling
+  // thread and get SIGTERM when that thread ends (so a crashed test leaves no orphans): start
+  // them from a thread that outlives them, e.g. the test's main thread.
+  void start();
   void apply();    // rewrite the config and restart dnsmasq (if running; else no-op)
+  void restart() { apply(); }
   void stop();
   bool running();
 
@@ -212,7 +216,7 @@ class HttpsServer {
   void set_body(const std::string& name, const std::string& body);  // at once, atomically
   std::filesystem::path body_file(const std::string& name) const;
 
-  void start();   // throws if nginx does not accept connections within 5 s
+  void start();   // throws if nginx does not accept connections within 5 s; see DnsServer::start
   void apply();   // rewrite nginx.conf and restart nginx (if running; else no-op)
   void reload() { apply(); }
   void stop();
