@@ -446,6 +446,7 @@ void read_file(const std::string& path, Config& cfg, Origins& origins) {
   std::map<std::string, std::size_t> seen;  // "section.key" -> first line
   while (std::getline(in, line)) {
     ++line_no;
+    if (line_no == 1 && line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);  // a UTF-8 BOM from an editor
     const std::string where = path + ":" + std::to_string(line_no) + ": ";
     const std::string l = trim(line);
     if (l.empty() || l.front() == '#' || l.front() == ';') continue;

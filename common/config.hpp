@@ -5,6 +5,10 @@
 // Unknown sections, unknown keys and bad values are errors naming the file and line. All
 // sections of the file are validated by every program, so a typo is caught by whichever
 // program reads the file first. Later command-line values override the file.
+// File syntax: "[section]", "key = value", and comments on lines of their own starting with
+// '#' or ';'. A value is taken verbatim after trimming blanks (no quoting, no inline comments).
+// A repeatable key (resolver) adds one value per line; given on the command line, its values
+// replace the file's.
 #pragma once
 
 #include <chrono>

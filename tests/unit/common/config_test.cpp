@@ -341,6 +341,18 @@ TEST_F(ConfigFile, CommentsBlankLinesAndWhitespace) {
   EXPECT_EQ(c.milter.socket, Config{}.milter.socket);
 }
 
+TEST_F(ConfigFile, ByteOrderMarkAndCrLf) {
+  const Config c = load_config_file(file("\xEF\xBB\xBF[redis]\r\ndb = 7\r\n"));
+  EXPECT_EQ(c.redis.redis.db, 7);
+}
+
+TEST_F(ConfigFile, ValuesAreVerbatim) {
+  // No inline comments: a '#' after a value is part of it (and here makes it invalid).
+  const std::string p = file("[redis]\ndb = 1 # one\n");
+  EXPECT_NE(error_of([&] { load_config_file(p); }).find(":2: [redis] db: bad value '1 # one'"), std::string::npos);
+  EXPECT_EQ(load_config_file(file("[redis]\npassword = a#b;c = d\n")).redis.redis.password, "a#b;c = d");
+}
+
 TEST_F(ConfigFile, EmptyStringValuesAreAllowedWhereTheDefaultIsEmpty) {
   const Config c = load_config_file(file("[cached]\nproxy =\nca-file =\n"));
   EXPECT_EQ(c.cached.proxy, "");
