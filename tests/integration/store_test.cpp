@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <set>
+#include <sstream>
 
 #include "tests/support/redis_server.hpp"
 
@@ -285,6 +287,64 @@ TEST(StoreAcl, MilterIsReadAndSignalOnly) {
   }
   EXPECT_THROW(milter.drop(d), RedisError);
   EXPECT_EQ(fetcher.get(d)->policy->id, "20260424") << "the entry is intact";
+}
+
+// The ACL example shipped in etc/ gives each program exactly what the store needs.
+TEST(StoreAcl, ShippedAclExampleWorks) {
+  const auto path = test::source_dir() / "etc" / "redis-acl.conf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not written yet";
+  std::string conf;
+  std::istringstream in(test::read_file(path));
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with("user ")) continue;
+    if (line.starts_with("user default ")) continue;  // the test harness needs the default user
+    for (const char* who : {"milter", "cached", "ctl"}) {
+      const std::string placeholder = std::string(">CHANGE-ME-") + who;
+      if (auto p = line.find(placeholder); p != std::string::npos) line.replace(p, placeholder.size(), ">pw");
+    }
+    conf += line + "\n";
+  }
+  conf += "user default on nopass ~* &* +@all\n";
+  RedisServer server(conf);
+  auto opts = [&](const char* user) {
+    RedisOptions o = options_for(server);
+    o.user = user;
+    o.password = "pw";
+    return o;
+  };
+  Pool mp(opts("mta-sts-milter")), fp(opts("mta-sts-cached")), cp(opts("mta-sts-ctl"));
+  PolicyStore milter(mp, StoreOptions{}), fetcher(fp, StoreOptions{}), ctl(cp, StoreOptions{});
+  const Domain d = dom("example.com");
+
+  milter.signal_miss(d, T0);
+  Connection sub = Connection::open(opts("mta-sts-milter"));
+  sub.send({"SUBSCRIBE", milter.changed_channel()});
+  ASSERT_TRUE(sub.read(2s));
+
+  EXPECT_EQ(fetcher.pending_misses(10), std::vector<std::string>{"example.com"});
+  EXPECT_EQ(fetcher.due(T0, 10).size(), 0u);
+  ASSERT_TRUE(fetcher.claim(d, "f1", 30s));
+  fetcher.put(d, enforce_entry(T0, Seconds{86400}), T0, true);
+  fetcher.release(d, "f1");
+  fetcher.schedule(dom("warm.example"), T0);
+  fetcher.write_stats("f1", {{"fetches", 1}}, Seconds{900});
+  fetcher.clear_miss(d);
+  fetcher.forget_invalid("bad name");
+  EXPECT_EQ(fetcher.misses_size(), 0u);
+
+  ASSERT_TRUE(milter.get(d));
+  auto msg = sub.read(2s);
+  ASSERT_TRUE(msg);
+  EXPECT_EQ(msg->at(2).str(), "example.com");
+  EXPECT_THROW(milter.put(d, CacheEntry{}, T0, false), RedisError);
+
+  EXPECT_EQ(ctl.list(10), std::vector<std::string>{"example.com"});
+  EXPECT_TRUE(ctl.get(d));
+  ctl.schedule(dom("warm2.example"), T0);
+  EXPECT_EQ(ctl.schedule_size(), 3u);
+  EXPECT_EQ(ctl.misses_size(), 0u);
+  EXPECT_TRUE(ctl.drop(d));
+  EXPECT_THROW(ctl.put(d, CacheEntry{}, T0, false), RedisError) << "only the fetcher writes policies";
 }
 
 }  // namespace
