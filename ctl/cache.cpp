@@ -22,7 +22,7 @@ Output redis_failure(const std::exception& e) {
 Output bad_domain(std::string_view text, const DomainParse& p) {
   Output o;
   o.code = kExitUsage;
-  o.err = "mta-sts-ctl: \"" + std::string(text.substr(0, 256)) + "\" is not a domain: " +
+  o.err = "mta-sts-ctl: \"" + terminal_safe(text) + "\" is not a domain: " +
           (p.address_literal ? "an address literal has no MTA-STS policy" : p.error) + "\n";
   return o;
 }
@@ -49,7 +49,7 @@ Output cache_show(PolicyStore& store, std::string_view domain, SysTime now, bool
     if (!e) {
       o.code = kExitNo;
       if (!decode_error.empty()) {
-        o.err = "mta-sts-ctl: " + p.domain->str() + ": cached value cannot be decoded: " + decode_error + "\n";
+        o.err = "mta-sts-ctl: " + p.domain->str() + ": cached value cannot be decoded: " + terminal_safe(decode_error) + "\n";
       } else if (json) {
         o.out = json::Object().str("domain", p.domain->str()).null("verdict").done() + "\n";
       } else {
@@ -187,10 +187,10 @@ Output cache_stats(PolicyStore& store, Pool& pool, bool json) {
           for (std::size_t i = 0; i < v.size(); ++i) {
             numeric = numeric && ((v[i] >= '0' && v[i] <= '9') || (i == 0 && v[i] == '-' && v.size() > 1));
           }
-          if (numeric) c.num(k, std::stoll(v));
-          else c.str(k, v);
+          if (numeric) c.num(utf8_safe(k), std::stoll(v));
+          else c.str(utf8_safe(k), utf8_safe(v));
         }
-        f.raw(id, counters.empty() ? "{}" : c.done());
+        f.raw(utf8_safe(id), counters.empty() ? "{}" : c.done());
       }
       o.out = json::Object()
                   .num("misses", static_cast<std::int64_t>(misses))
@@ -202,11 +202,11 @@ Output cache_stats(PolicyStore& store, Pool& pool, bool json) {
     o.out = "misses        " + std::to_string(misses) + "\n" + "scheduled     " + std::to_string(scheduled) + "\n";
     if (fetchers.empty()) o.out += "fetchers      none reporting\n";
     for (const auto& [id, counters] : fetchers) {
-      o.out += "fetcher " + id + "\n";
+      o.out += "fetcher " + terminal_safe(id) + "\n";
       for (const auto& [k, v] : counters) {
-        std::string l = "  " + k;
+        std::string l = "  " + terminal_safe(k);
         l.resize(std::max<std::size_t>(l.size() + 1, 28), ' ');
-        o.out += l + v + "\n";
+        o.out += l + terminal_safe(v) + "\n";
       }
     }
     return o;

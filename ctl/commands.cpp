@@ -17,24 +17,6 @@
 namespace mtasts::ctl {
 namespace {
 
-// Printable ASCII kept, everything else as \xNN; at most `max` input bytes shown.
-std::string printable(std::string_view s, std::size_t max = 256) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < s.size() && i < max; ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c >= 0x7f || c == '\\') {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 0xf];
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
-  if (s.size() > max) out += "...";
-  return out;
-}
-
 std::string diag_text(const Diagnostic& d) {
   if (d.line == 0) return d.message;
   return "line " + std::to_string(d.line) + ": " + d.message;
@@ -78,6 +60,62 @@ std::string json_time(SysTime t) { return json::quote(format_time(t)); }
 
 }  // namespace
 
+std::string terminal_safe(std::string_view s, std::size_t max) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < s.size() && i < max; ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c >= 0x7f || c == '\\') {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (s.size() > max) out += "...";
+  return out;
+}
+
+std::string utf8_safe(std::string_view s) {
+  static constexpr std::string_view kReplacement = "\xef\xbf\xbd";  // U+FFFD
+  std::string out;
+  out.reserve(s.size());
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    std::size_t n = 0;  // continuation bytes
+    std::uint32_t cp = 0;
+    if (c >= 0xc2 && c <= 0xdf) { n = 1; cp = c & 0x1fu; }
+    else if (c >= 0xe0 && c <= 0xef) { n = 2; cp = c & 0x0fu; }
+    else if (c >= 0xf0 && c <= 0xf4) { n = 3; cp = c & 0x07u; }
+    bool ok = n > 0 && i + n < s.size();
+    for (std::size_t k = 1; ok && k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      ok = (cc & 0xc0u) == 0x80u;
+      cp = (cp << 6) | (cc & 0x3fu);
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8 (RFC 3629).
+    if (ok && ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+               (cp >= 0xd800 && cp <= 0xdfff))) {
+      ok = false;
+    }
+    if (ok) {
+      out.append(s.substr(i, n + 1));
+      i += n + 1;
+    } else {
+      out += kReplacement;
+      ++i;
+    }
+  }
+  return out;
+}
+
 std::string format_time(SysTime t) {
   const std::chrono::year_month_day ymd{std::chrono::floor<std::chrono::days>(t)};
   const std::chrono::hh_mm_ss hms{t - std::chrono::floor<std::chrono::days>(t)};
@@ -104,7 +142,7 @@ std::string format_duration(Seconds d) {
 }
 
 Output lint(std::string_view text, std::string_view source, bool json, bool truncated) {
-  const std::string name = source == "-" ? std::string("<stdin>") : printable(source);
+  const std::string name = source == "-" ? std::string("<stdin>") : terminal_safe(source);
   PolicyParseResult r;
   if (truncated) {
     r.errors.push_back({0, "file is larger than " + std::to_string(kMaxPolicyBytes) +
@@ -181,12 +219,12 @@ Output match(std::string_view pattern, std::string_view host) {
   auto p = MxPattern::parse(pattern, &why);
   if (!p) {
     o.code = kExitUsage;
-    o.err = "mta-sts-ctl: invalid mx pattern \"" + printable(pattern) + "\": " + why + "\n";
+    o.err = "mta-sts-ctl: invalid mx pattern \"" + terminal_safe(pattern) + "\": " + why + "\n";
     return o;
   }
   const bool m = p->matches(host);
   o.code = m ? kExitOk : kExitNo;
-  o.out = std::string(m ? "match" : "no match") + ": " + p->str() + " " + printable(host) + "\n";
+  o.out = std::string(m ? "match" : "no match") + ": " + p->str() + " " + terminal_safe(host) + "\n";
   return o;
 }
 
@@ -206,7 +244,7 @@ DomainList parse_domain_list(std::string_view text) {
     if (line.empty()) continue;
     DomainParse p = Domain::parse(line);
     if (!p.domain) {
-      out.bad.push_back({line_no, printable(line, 80),
+      out.bad.push_back({line_no, terminal_safe(line, 80),
                          p.address_literal ? "an address literal has no MTA-STS policy" : p.error});
       continue;
     }
@@ -223,14 +261,14 @@ std::string render_entry(const Domain& d, const CacheEntry& e, SysTime now, bool
     if (e.policy) {
       const StoredPolicy& sp = *e.policy;
       json::Object p;
-      p.str("id", sp.id)
+      p.str("id", utf8_safe(sp.id))
           .str("mode", to_string(sp.policy.mode))
           .num("max_age", sp.policy.max_age.count())
           .strings("mx", mx_texts(sp.policy))
           .raw("fetched_at", json_time(sp.fetched_at))
           .raw("expires_at", json_time(sp.expires_at))
           .boolean("usable", policy_usable(e, now))
-          .str("raw", sp.raw);
+          .str("raw", utf8_safe(sp.raw));
       obj.raw("policy", p.done());
     } else {
       obj.null("policy");
@@ -241,8 +279,8 @@ std::string render_entry(const Domain& d, const CacheEntry& e, SysTime now, bool
       const FailureState& f = *e.failure;
       json::Object fo;
       fo.str("kind", to_string(f.kind))
-          .str("error", f.error)
-          .str("txt_id", f.txt_id)
+          .str("error", utf8_safe(f.error))
+          .str("txt_id", utf8_safe(f.txt_id))
           .num("count", f.count)
           .raw("first_at", json_time(f.first_at))
           .raw("last_at", json_time(f.last_at))
@@ -266,7 +304,7 @@ std::string render_entry(const Domain& d, const CacheEntry& e, SysTime now, bool
   if (e.policy) {
     const StoredPolicy& sp = *e.policy;
     row("policy", std::string("mode=") + to_string(sp.policy.mode) + " max_age=" +
-                      std::to_string(sp.policy.max_age.count()) + " id=" + printable(sp.id) +
+                      std::to_string(sp.policy.max_age.count()) + " id=" + terminal_safe(sp.id) +
                       (policy_usable(e, now) ? "" : " (expired)"));
     if (!sp.policy.mx.empty()) row("  mx", join(mx_texts(sp.policy), " "));
     row("  fetched", when(sp.fetched_at, now));
@@ -277,9 +315,9 @@ std::string render_entry(const Domain& d, const CacheEntry& e, SysTime now, bool
   if (e.no_policy_until) row("no policy", "until " + when(*e.no_policy_until, now));
   if (e.failure) {
     const FailureState& f = *e.failure;
-    row("failure", std::string(to_string(f.kind)) + ": " + printable(f.error));
+    row("failure", std::string(to_string(f.kind)) + ": " + terminal_safe(f.error));
     row("  count", std::to_string(f.count) + " since " + when(f.first_at, now));
-    if (!f.txt_id.empty()) row("  txt id", printable(f.txt_id));
+    if (!f.txt_id.empty()) row("  txt id", terminal_safe(f.txt_id));
     row("  retry after", when(f.retry_after, now));
   }
   row("checked", when(e.checked_at, now));
@@ -292,7 +330,7 @@ std::string render_entry(const Domain& d, const CacheEntry& e, SysTime now, bool
       std::string_view line = raw.substr(0, nl);
       raw.remove_prefix(nl == std::string_view::npos ? raw.size() : nl + 1);
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      o += "  " + printable(line) + "\n";
+      o += "  " + terminal_safe(line) + "\n";
     }
   }
   return o;
@@ -304,9 +342,9 @@ std::string render_list(const std::vector<ListRow>& rows, bool json) {
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const ListRow& r = rows[i];
       json::Object o;
-      o.str("domain", r.domain).str("verdict", r.verdict);
+      o.str("domain", utf8_safe(r.domain)).str("verdict", r.verdict);
       if (!r.mode.empty()) {
-        o.str("mode", r.mode).str("id", r.id).raw("expires_at", json_time(r.expires_at));
+        o.str("mode", r.mode).str("id", utf8_safe(r.id)).raw("expires_at", json_time(r.expires_at));
       }
       if (i) arr += ",";
       arr += o.done();
@@ -316,12 +354,12 @@ std::string render_list(const std::vector<ListRow>& rows, bool json) {
   }
   std::string o;
   for (const ListRow& r : rows) {
-    std::string line = r.domain;
+    std::string line = terminal_safe(r.domain);
     line.resize(std::max<std::size_t>(line.size() + 1, 40), ' ');
     std::string v = r.verdict;
     v.resize(std::max<std::size_t>(v.size() + 1, 10), ' ');
     line += v;
-    if (!r.mode.empty()) line += "id=" + printable(r.id) + " expires=" + format_time(r.expires_at);
+    if (!r.mode.empty()) line += "id=" + terminal_safe(r.id) + " expires=" + format_time(r.expires_at);
     while (!line.empty() && line.back() == ' ') line.pop_back();
     o += line + "\n";
   }

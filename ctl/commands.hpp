@@ -64,6 +64,12 @@ struct ListRow {
 };
 std::string render_list(const std::vector<ListRow>& rows, bool json);
 
+// Untrusted text (from DNS, HTTPS, the cache) made safe to show. For a terminal: printable
+// ASCII kept, every other byte as \xNN, at most `max` input bytes. For JSON: valid UTF-8
+// kept, each byte of an invalid sequence replaced by U+FFFD (JSON must be UTF-8).
+std::string terminal_safe(std::string_view untrusted, std::size_t max = 256);
+std::string utf8_safe(std::string_view untrusted);
+
 // ISO 8601 UTC ("2026-04-24T12:00:00Z").
 std::string format_time(SysTime t);
 // "3d4h", "15m", "-2h" (relative to now), for human output.

@@ -48,28 +48,35 @@ Output usage(const std::string& why) {
   return o;
 }
 
+std::vector<std::string> safe(const std::vector<std::string>& v) {
+  std::vector<std::string> out;
+  out.reserve(v.size());
+  for (const auto& s : v) out.push_back(utf8_safe(s));
+  return out;
+}
+
 std::string render_json(const discovery::Report& r) {
   json::Object o;
   o.str("domain", r.domain).str("status", status_name(r.status));
   if (r.id.empty()) o.null("id");
-  else o.str("id", r.id);
+  else o.str("id", utf8_safe(r.id));
   if (r.status == discovery::Status::valid && r.policy) {
     std::vector<std::string> mx;
     for (const auto& m : r.policy->mx) mx.push_back(m.str());
     o.str("mode", to_string(r.policy->mode)).num("max_age", r.policy->max_age.count()).strings("mx", mx);
   }
   // The steps, for scripts that want more than the verdict.
-  o.strings("txt_records", r.txt_records).str("txt_dns", dns::to_string(r.txt_dns));
+  o.strings("txt_records", safe(r.txt_records)).str("txt_dns", dns::to_string(r.txt_dns));
   if (r.resolved) o.strings("addresses", r.addresses);
   if (r.fetched) {
     json::Object f;
-    f.str("result", https::to_string(r.fetch.kind)).num("http_status", r.fetch.status);
-    f.str("content_type", r.fetch.content_type);
-    if (!r.fetch.peer.empty()) f.str("peer", r.fetch.peer);
-    if (!r.fetch.error.empty()) f.str("error", r.fetch.error);
+    f.str("result", r.fetch.ok() ? "ok" : https::to_string(r.fetch.kind)).num("http_status", r.fetch.status);
+    f.str("content_type", utf8_safe(r.fetch.content_type));
+    if (!r.fetch.peer.empty()) f.str("peer", utf8_safe(r.fetch.peer));
+    if (!r.fetch.error.empty()) f.str("error", utf8_safe(r.fetch.error));
     o.raw("fetch", f.done());
   }
-  o.strings("errors", r.errors).strings("warnings", r.warnings);
+  o.strings("errors", safe(r.errors)).strings("warnings", safe(r.warnings));
   return o.done() + "\n";
 }
 
@@ -78,7 +85,7 @@ std::string render_json(const discovery::Report& r) {
 Output query(const CtlConfig& cfg, std::string_view domain_text, bool json) {
   DomainParse p = Domain::parse(domain_text);
   if (!p.domain) {
-    return usage("\"" + std::string(domain_text.substr(0, 256)) + "\" is not a domain: " +
+    return usage("\"" + terminal_safe(domain_text) + "\" is not a domain: " +
                  (p.address_literal ? "an address literal has no MTA-STS policy" : p.error));
   }
 
@@ -111,11 +118,9 @@ Output query(const CtlConfig& cfg, std::string_view domain_text, bool json) {
     o.out = render_json(r);
     return o;
   }
-  for (const std::string& line : discovery::describe(r)) o.out += line + "\n";
-  o.out += r.domain + ": " + status_name(r.status);
-  if (r.status == discovery::Status::valid && r.policy) o.out += " (" + summarize(*r.policy) + ")";
-  else if (const std::string why = r.reason(); !why.empty()) o.out += ": " + why;
-  o.out += "\n";
+  // describe() opens with "domain D: status" and then shows each step. TXT records, media
+  // types and errors come from the remote side: escaped before they reach a terminal.
+  for (const std::string& line : discovery::describe(r)) o.out += terminal_safe(line, 4096) + "\n";
   return o;
 }
 

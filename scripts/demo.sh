@@ -18,7 +18,10 @@
 #   postfix          a private instance (config DIR/postfix) on 127.0.0.1:2525 with the milter,
 #                    relaying everything to an smtp-sink on 127.0.0.1:2526 that keeps each
 #                    message in DIR/sink/
-# Running it for real instead: see README.md ("Running it for real").
+# Running it for real instead (system resolver and trust store, a shared Redis, several MTAs):
+# leave out resolver and ca-file, point every host's [redis] address at the shared Redis with
+# its own ACL user (etc/redis-acl.conf), run mta-sts-cached on one or a few hosts and
+# mta-sts-milter on every MTA; see mta-sts.conf(5), mta-sts-cached(8), mta-sts-milter(8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$(pwd)
@@ -35,7 +38,7 @@ while [ $# -gt 0 ]; do
     --build-dir) BUILD_DIR=$2; shift 2 ;;
     --build-dir=*) BUILD_DIR=${1#--build-dir=}; shift ;;
     --hold) HOLD=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -107,9 +110,15 @@ for b in "$BUILD/milter/mta-sts-milter" "$BUILD/cached/mta-sts-cached" "$CTL" "$
   [ -x "$b" ] || die "missing $b after the build"
 done
 
+# Only a directory this script made (or an empty one) is emptied: --dir must not be able to
+# wipe anything else.
+if [ -d "$DIR" ] && [ -n "$(ls -A "$DIR")" ] && [ ! -e "$DIR/.mta-sts-demo" ]; then
+  die "$DIR exists, is not empty and was not made by demo.sh; choose another --dir"
+fi
 rm -rf "$DIR"
 mkdir -p "$DIR"
 chmod 0755 "$DIR"
+touch "$DIR/.mta-sts-demo"
 
 # ---- Redis ----------------------------------------------------------------------------------
 step "starting redis-server"

@@ -232,6 +232,9 @@ TEST_F(CtlQuery, Valid) {
   ASSERT_EQ(v["mx"].array.size(), 2u);
   EXPECT_EQ(v["mx"].array[0].string, "mail.valid.ctl.test");
   EXPECT_EQ(v["mx"].array[1].string, "*.mx.ctl.test");
+  EXPECT_EQ(v["fetch"]["result"].string, "ok");
+  EXPECT_EQ(v["fetch"]["http_status"].number, 200);
+  EXPECT_EQ(v["txt_records"].array.size(), 1u);
 
   // Human output shows the steps and ends with the verdict.
   r = query("VALID.ctl.test.", false);
@@ -266,10 +269,13 @@ TEST_F(CtlQuery, FetchError) {
   EXPECT_EQ(v["status"].string, "fetch-error");
   EXPECT_EQ(v["id"].string, "nf1");
   EXPECT_EQ(v["fetch"]["http_status"].number, 404);
+  EXPECT_EQ(v["fetch"]["result"].string, "http-status");
 
   r = query("badcert.ctl.test", true);
   EXPECT_EQ(r.exit_code, 3) << describe(r);
-  EXPECT_EQ(json_of(r)["status"].string, "fetch-error");
+  v = json_of(r);
+  EXPECT_EQ(v["status"].string, "fetch-error");
+  EXPECT_EQ(v["fetch"]["result"].string, "certificate");
 }
 
 TEST_F(CtlQuery, PolicyInvalid) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/json.hpp"
 #include "tests/unit/ctl/mini_json.hpp"
 
 namespace mtasts::ctl {
@@ -182,6 +183,25 @@ TEST(DomainList, CommentsBlankLinesDuplicatesAndBadLines) {
   EXPECT_EQ(l.bad[0].line, 6u);
   EXPECT_EQ(l.bad[1].line, 7u);
   EXPECT_NE(l.bad[1].error.find("address literal"), std::string::npos);
+}
+
+TEST(Safe, TerminalAndUtf8) {
+  EXPECT_EQ(terminal_safe("plain text"), "plain text");
+  EXPECT_EQ(terminal_safe("a\x1b[2Jb\\\n"), "a\\x1b[2Jb\\x5c\\x0a");
+  EXPECT_EQ(terminal_safe("abcdef", 3), "abc...");
+  EXPECT_EQ(terminal_safe("caf\xc3\xa9"), "caf\\xc3\\xa9");
+
+  const std::string r = "\xef\xbf\xbd";
+  EXPECT_EQ(utf8_safe("ascii"), "ascii");
+  EXPECT_EQ(utf8_safe("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(utf8_safe("a\xff" "b"), "a" + r + "b");
+  EXPECT_EQ(utf8_safe("\xc3"), r);                  // truncated
+  EXPECT_EQ(utf8_safe("\xc0\xaf"), r + r);          // overlong
+  EXPECT_EQ(utf8_safe("\xed\xa0\x80"), r + r + r);  // surrogate
+  EXPECT_EQ(utf8_safe("\xf4\x90\x80\x80"), r + r + r + r);  // past U+10FFFF
+  // What comes out is always valid JSON once quoted.
+  test::JsonValue v = parse_json("[" + json::quote(utf8_safe("\x01\xfe\"")) + "]");
+  EXPECT_TRUE(v.is_array());
 }
 
 TEST(Format, TimesAndDurations) {
