@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
+#include <vector>
 #include <mutex>
 #include <stdexcept>
 
@@ -130,6 +132,7 @@ class CurlClient final : public HttpsClient {
       if (FILE* f = std::fopen(opts_.ca_file.c_str(), "r")) std::fclose(f);
       else throw std::runtime_error("cannot read ca-file " + opts_.ca_file);
     }
+    idle_.reserve(kMaxIdle);
   }
 
   FetchResult fetch(const std::string& host, const std::vector<std::string>& addresses) override {
@@ -139,8 +142,8 @@ class CurlClient final : public HttpsClient {
       r.error = "no address for " + host;
       return r;
     }
-    EasyPtr curl(curl_easy_init());
-    if (!curl) {
+    Lease curl(this);
+    if (!curl.get()) {
       r.error = "curl_easy_init failed";
       return r;
     }
@@ -169,6 +172,9 @@ class CurlClient final : public HttpsClient {
     set(curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https"));
     set(curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https"));
     set(curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L));
+    // Handles are reused, connections never: each fetch starts a fresh TLS connection.
+    set(curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L));
+    set(curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L));
     set(curl_easy_setopt(c, CURLOPT_RESOLVE, resolve.get()));
     set(curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2)));
     set(curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L));
@@ -242,7 +248,47 @@ class CurlClient final : public HttpsClient {
   }
 
  private:
+  // Easy handles are kept for reuse (curl_easy_reset between fetches): a handle keeps the
+  // parsed CA store, which otherwise costs a parse of the whole trust store per fetch.
+  // CURLOPT_RESOLVE entries stay in a handle's DNS cache for good, so a handle is retired
+  // after kMaxUses fetches: the memory a handle holds stays bounded.
+  struct Handle {
+    EasyPtr easy;
+    unsigned uses = 0;
+  };
+  class Lease {
+   public:
+    explicit Lease(CurlClient* c) : client_(c), h_(c->acquire()) {}
+    ~Lease() { client_->give_back(std::move(h_)); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    CURL* get() const noexcept { return h_.easy.get(); }
+   private:
+    CurlClient* client_;
+    Handle h_;
+  };
+  Handle acquire() {
+    std::unique_lock lock(mu_);
+    if (!idle_.empty()) {
+      Handle h = std::move(idle_.back());
+      idle_.pop_back();
+      return h;
+    }
+    lock.unlock();
+    return Handle{EasyPtr(curl_easy_init()), 0};
+  }
+  void give_back(Handle h) noexcept {
+    if (!h.easy || ++h.uses >= kMaxUses) return;
+    curl_easy_reset(h.easy.get());
+    std::lock_guard lock(mu_);
+    if (idle_.size() < idle_.capacity()) idle_.push_back(std::move(h));
+  }
+  static constexpr std::size_t kMaxIdle = 64;
+  static constexpr unsigned kMaxUses = 256;
+
   HttpsOptions opts_;
+  std::mutex mu_;
+  std::vector<Handle> idle_;  // capacity reserved up front: give_back never allocates
 };
 
 }  // namespace
