@@ -153,8 +153,9 @@ class CurlClient final : public HttpsClient {
       if (i) entry += ',';
       entry += addresses[i].find(':') != std::string::npos ? "[" + addresses[i] + "]" : addresses[i];
     }
-    SlistPtr resolve(curl_slist_append(nullptr, entry.c_str()));
-    if (!resolve) {
+    // (Through a proxy, the proxy resolves the name: there is nothing to pin then.)
+    SlistPtr resolve(addresses.empty() ? nullptr : curl_slist_append(nullptr, entry.c_str()));
+    if (!resolve && !addresses.empty()) {
       r.error = "out of memory";
       return r;
     }
@@ -175,7 +176,7 @@ class CurlClient final : public HttpsClient {
     // Handles are reused, connections never: each fetch starts a fresh TLS connection.
     set(curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L));
     set(curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L));
-    set(curl_easy_setopt(c, CURLOPT_RESOLVE, resolve.get()));
+    if (resolve) set(curl_easy_setopt(c, CURLOPT_RESOLVE, resolve.get()));
     set(curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2)));
     set(curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L));
     set(curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L));

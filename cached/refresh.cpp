@@ -145,9 +145,10 @@ Action plan(const std::optional<CacheEntry>& entry, SysTime now, bool is_miss) {
   if (!entry) return Action::discover;
   const CacheEntry& e = *entry;
   if (!is_miss) {
-    // The schedule said "due"; if the entry's next refresh moved past now, another fetcher
-    // did the work after we read the schedule.
-    if (e.next_refresh > now) return Action::skip;
+    // The schedule said "due". An entry checked within the last minute whose next refresh
+    // is later means another fetcher did the work after we read the schedule; an older one
+    // was put forward on purpose (e.g. `mta-sts-ctl cache warm`) and is done now.
+    if (e.next_refresh > now && now < e.checked_at + kMinRecheck) return Action::skip;
     return may_retry(e, now) ? Action::discover : Action::backoff;
   }
   if (!may_retry(e, now)) return Action::backoff;

@@ -59,11 +59,13 @@ Outcome apply(const std::optional<CacheEntry>& old, const discovery::Report& rep
 
 // What a fetcher does with a domain it took from the misses or the schedule, given the
 // entry it read after claiming it.
+// For every action but `discover`, the fetcher writes the entry back unchanged: that clears
+// the miss and puts the domain back in the schedule at the entry's own next refresh time.
 enum class Action {
   discover,  // run discovery now
-  backoff,   // in failure backoff: only the miss is cleared (the schedule holds the retry)
-  settled,   // a miss that another fetcher already answered: only the miss is cleared
-  skip,      // scheduled work already done by another fetcher (schedule moved on): nothing
+  backoff,   // in failure backoff (at least 5 minutes after a failure): no attempt
+  settled,   // a miss that another fetcher answered after the milter looked
+  skip,      // scheduled work that another fetcher did a moment ago
 };
 const char* to_string(Action a) noexcept;
 Action plan(const std::optional<CacheEntry>& entry, SysTime now, bool is_miss);

@@ -221,13 +221,14 @@ void Worker::handle(std::shared_ptr<const Services> s, Domain d, std::string tok
     count(std::string("action_") + refresh::to_string(action));
     switch (action) {
       case refresh::Action::skip:
-        break;
       case refresh::Action::settled:
       case refresh::Action::backoff:
-        // The entry already says all there is to say until its next refresh or retry time
-        // (which the schedule holds): only the miss goes.
-        if (miss) sv.store->clear_miss(d);
-        log::debug("miss not fetched", {{"domain", d.str()}, {"reason", refresh::to_string(action)}});
+        // The entry says all there is to say until its next refresh or retry time. Writing it
+        // back unchanged clears the miss and re-aligns the schedule with it, so that a domain
+        // put forward in the schedule during a backoff is not taken again at every poll.
+        sv.store->put(d, *entry, now, false);
+        log::debug("not fetched", {{"domain", d.str()}, {"reason", refresh::to_string(action)},
+                                   {"source", miss ? "miss" : "schedule"}});
         break;
       case refresh::Action::discover: {
         const StoredPolicy* cached = entry && entry->policy ? &*entry->policy : nullptr;

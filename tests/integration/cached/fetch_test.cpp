@@ -3,6 +3,8 @@
 // real nginx with certificates from a test CA. One world serves every case of the suite.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "cached/discovery.hpp"
 #include "common/clock.hpp"
 #include "tests/support/world.hpp"
@@ -113,6 +115,18 @@ TEST_F(FetchTest, ValidPolicyWithCrlf) {
   EXPECT_EQ(r.fetch.body.find("\r\n") != std::string::npos, true);
   EXPECT_EQ(r.addresses, std::vector<std::string>{world_->ip()});
   EXPECT_EQ(r.fetch.peer, world_->ip());
+}
+
+TEST_F(FetchTest, ProxyEnvironmentIsIgnored) {
+  // A proxy that does not exist: were it used, the fetch would fail.
+  ::setenv("https_proxy", "http://127.0.0.1:9", 1);
+  ::setenv("HTTPS_PROXY", "http://127.0.0.1:9", 1);
+  ::setenv("ALL_PROXY", "http://127.0.0.1:9", 1);
+  const auto r = discover("crlf.example");
+  ::unsetenv("https_proxy");
+  ::unsetenv("HTTPS_PROXY");
+  ::unsetenv("ALL_PROXY");
+  EXPECT_EQ(r.status, Status::valid) << r.reason();
 }
 
 TEST_F(FetchTest, ValidPolicyWithLf) {

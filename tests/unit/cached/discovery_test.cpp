@@ -3,6 +3,9 @@
 #include "cached/discovery.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include "tests/fakes/fake_clock.hpp"
 #include "tests/fakes/fake_https.hpp"
@@ -247,6 +250,21 @@ TEST(DnsServers, ParseResolverAddresses) {
                           "[::1]x"}) {
     EXPECT_THROW(dns::parse_server(bad), std::invalid_argument) << bad;
   }
+}
+
+TEST(DnsServers, ReadResolvConf) {
+  char path[] = "/tmp/mtasts-resolv-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const std::string text =
+      "# comment\nsearch example.com\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\n"
+      "nameserver not-an-address\noptions timeout:1\n";
+  ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  ::close(fd);
+  const auto servers = dns::servers_from_resolv_conf(path);
+  EXPECT_EQ(servers, (std::vector<dns::Server>{{"192.0.2.53", 53}, {"fe80::1", 53}}));
+  ::unlink(path);
+  EXPECT_THROW(dns::servers_from_resolv_conf("/nonexistent/resolv.conf"), std::runtime_error);
 }
 
 }  // namespace

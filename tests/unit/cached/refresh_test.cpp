@@ -369,7 +369,13 @@ TEST(RefreshPlan, Table) {
   EXPECT_EQ(refresh::plan(std::nullopt, T0, false), Action::discover);
   EXPECT_EQ(refresh::plan(fresh, T0, true), Action::settled);
   EXPECT_EQ(refresh::plan(negative, T0, true), Action::settled);
-  EXPECT_EQ(refresh::plan(fresh, T0, false), Action::skip);
+  auto just_done = fresh;  // another fetcher refreshed it 10 s ago
+  just_done.checked_at = T0 - Seconds{10};
+  EXPECT_EQ(refresh::plan(just_done, T0, false), Action::skip);
+  // Put forward in the schedule on purpose (checked long ago, not yet due by itself).
+  auto pulled = fresh;
+  pulled.checked_at = T0 - Seconds{3600};
+  EXPECT_EQ(refresh::plan(pulled, T0, false), Action::discover);
   EXPECT_EQ(refresh::plan(fresh, fresh.next_refresh, false), Action::discover);
   EXPECT_EQ(refresh::plan(expired, T0, true), Action::discover);
   EXPECT_EQ(refresh::plan(in_backoff, T0, true), Action::backoff);

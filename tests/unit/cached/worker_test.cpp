@@ -179,6 +179,34 @@ TEST_F(WorkerTest, DomainClaimedByAnotherFetcherIsLeftAlone) {
   EXPECT_TRUE(entry("example.com"));
 }
 
+TEST_F(WorkerTest, WorkOfAKilledFetcherIsPickedUpWhenItsLockExpires) {
+  publish("example.com", "id1");
+  store->signal_miss(dom("example.com"), clock.now());
+  // A fetcher claimed the domain and died: its lock lives on for lock-ttl (Redis time).
+  ASSERT_TRUE(store->claim(dom("example.com"), "dead-fetcher", 300ms));
+  worker::Worker w(services(), clock);
+  EXPECT_EQ(w.run_once().busy, 1u);
+  ASSERT_TRUE(test::wait_until([&] { return redis.cli({"EXISTS", "mta-sts:v1:lock:example.com"}) == "0"; }, 5s));
+  EXPECT_EQ(w.run_once().taken, 1u);
+  EXPECT_TRUE(entry("example.com"));
+}
+
+TEST_F(WorkerTest, ScheduleMovedForwardDuringBackoffDoesNotSpin) {
+  publish("example.com", "id1");
+  web->fail("mta-sts.example.com", https::ErrorKind::timeout);
+  store->signal_miss(dom("example.com"), clock.now());
+  worker::Worker w(services(), clock);
+  w.run_once();
+  const auto e = *entry("example.com");
+  ASSERT_TRUE(e.failure);
+  clock.advance(Seconds{120});
+  store->schedule(dom("example.com"), clock.now());  // e.g. `mta-sts-ctl cache warm`
+  w.run_once();
+  EXPECT_EQ(web->fetches("mta-sts.example.com"), 1);  // still in backoff
+  EXPECT_TRUE(store->due(clock.now(), 10).empty());   // and back at its retry time
+  EXPECT_EQ(store->due(e.failure->retry_after, 10), std::vector<std::string>{"example.com"});
+}
+
 TEST_F(WorkerTest, SlowDomainDoesNotHoldUpOthers) {
   publish("slow.example", "s1");
   publish("fast.example", "f1");
