@@ -113,8 +113,26 @@ Worker::Worker(std::shared_ptr<const Services> services, const Clock& clock)
 
 Worker::~Worker() {
   stop();
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [this] { return in_flight_.empty(); });
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return in_flight_.empty(); });
+  }
+  reap();
+}
+
+void Worker::reap() {
+  std::vector<std::thread> finished;
+  {
+    std::lock_guard lock(mu_);
+    for (std::uint64_t id : done_) {
+      auto it = threads_.find(id);
+      if (it == threads_.end()) continue;
+      finished.push_back(std::move(it->second));
+      threads_.erase(it);
+    }
+    done_.clear();
+  }
+  for (auto& t : finished) t.join();  // a finished task's thread is only exiting: quick
 }
 
 std::shared_ptr<const Services> Worker::current() const {
@@ -137,8 +155,13 @@ void Worker::stop() {
 }
 
 bool Worker::wait_idle(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
-  return cv_.wait_for(lock, timeout, [this] { return in_flight_.empty(); });
+  bool idle;
+  {
+    std::unique_lock lock(mu_);
+    idle = cv_.wait_for(lock, timeout, [this] { return in_flight_.empty(); });
+  }
+  reap();
+  return idle;
 }
 
 std::size_t Worker::in_flight() const {
@@ -190,17 +213,20 @@ bool Worker::launch(const std::shared_ptr<const Services>& s, const Task& t, Pas
     if (pr) ++pr->busy;
     return false;
   }
-  {
-    std::lock_guard lock(mu_);
-    in_flight_.insert(d.str());
-  }
   try {
-    std::thread([this, s, d, token, miss = t.miss] { handle(s, d, token, miss); }).detach();
-  } catch (const std::system_error& e) {
-    {
-      std::lock_guard lock(mu_);
+    // Started under the lock, so that the thread is registered before it can finish.
+    std::lock_guard lock(mu_);
+    const std::uint64_t id = next_task_++;
+    in_flight_.insert(d.str());
+    try {
+      threads_.emplace(id, std::thread([this, id, s, d, token, miss = t.miss]() mutable {
+        handle(id, std::move(s), std::move(d), std::move(token), miss);
+      }));
+    } catch (...) {
       in_flight_.erase(d.str());
+      throw;
     }
+  } catch (const std::system_error& e) {
     log::error("cannot start a worker thread", {{"domain", d.str()}, {"error", e.what()}});
     s->store->release(d, token);
     return false;
@@ -209,7 +235,8 @@ bool Worker::launch(const std::shared_ptr<const Services>& s, const Task& t, Pas
   return true;
 }
 
-void Worker::handle(std::shared_ptr<const Services> s, Domain d, std::string token, bool miss) {
+void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domain d, std::string token,
+                    bool miss) {
   const Services& sv = *s;
   try {
     const SysTime now = clock_.now();
@@ -284,10 +311,14 @@ void Worker::handle(std::shared_ptr<const Services> s, Domain d, std::string tok
     } catch (const std::exception&) {
     }
   }
-  {
-    std::lock_guard lock(mu_);
-    in_flight_.erase(d.str());
-  }
+  // The task's hold on the services ends before it reports itself done: once the Worker sees
+  // no task in flight, nothing but itself may own them (a reload may have left this task the
+  // last owner, and the process may exit right after the Worker).
+  const std::string name = d.str();
+  s.reset();
+  std::lock_guard lock(mu_);
+  in_flight_.erase(name);
+  done_.push_back(task);
   cv_.notify_all();
 }
 
@@ -352,6 +383,7 @@ void Worker::run() {
   std::chrono::milliseconds backoff = s->options.poll_interval;
   for (;;) {
     s = current();
+    reap();
     {
       std::lock_guard lock(mu_);
       if (stopping_) break;
@@ -435,6 +467,7 @@ Worker::PassResult Worker::run_once() {
       for (const auto& t : tasks) {
         if (!attempted.insert(t.name).second) continue;
         wait_for_slot(*s);
+        reap();
         {
           std::lock_guard lock(mu_);
           if (stopping_) break;
@@ -451,9 +484,12 @@ Worker::PassResult Worker::run_once() {
     redis_state(false, e.what());
     pr.redis_ok = false;
   }
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [this] { return in_flight_.empty(); });
-  pr.failed = static_cast<std::size_t>(counters_["redis_errors"]);
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return in_flight_.empty(); });
+    pr.failed = static_cast<std::size_t>(counters_["redis_errors"]);
+  }
+  reap();
   return pr;
 }
 

@@ -16,11 +16,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "cached/discovery.hpp"
 #include "cached/dns.hpp"
@@ -98,7 +101,10 @@ class Worker {
   std::shared_ptr<const Services> current() const;
   // Claims and starts one domain. False when not started (busy elsewhere, invalid, stopping).
   bool launch(const std::shared_ptr<const Services>& s, const Task& t, PassResult* pr);
-  void handle(std::shared_ptr<const Services> s, Domain d, std::string token, bool miss);
+  void handle(std::uint64_t task, std::shared_ptr<const Services> s, Domain d, std::string token, bool miss);
+  // Joins the threads of finished tasks (so that each has fully exited, thread-local state of
+  // the libraries included, before the Worker or the process goes away).
+  void reap();
   void load_warm_list(const Services& s);
   void write_stats(const Services& s);
   void wait_for_slot(const Services& s);
@@ -110,6 +116,9 @@ class Worker {
   std::condition_variable cv_;
   std::shared_ptr<const Services> services_;
   std::set<std::string> in_flight_;
+  std::map<std::uint64_t, std::thread> threads_;  // task threads, joined by reap()
+  std::vector<std::uint64_t> done_;               // tasks finished but not yet joined
+  std::uint64_t next_task_ = 0;
   std::map<std::string, long long> counters_;
   bool stopping_ = false;
   int redis_up_ = -1;  // -1 unknown, 0 down, 1 up (logged on change)
