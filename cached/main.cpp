@@ -168,7 +168,8 @@ int main(int argc, char** argv) {
   }
   if (cl.help) {
     std::fputs(usage(Program::cached).c_str(), stdout);
-    std::fputs("  --once                  process the warm list, misses and due domains once, then exit\n",
+    std::fputs("  --once                            process the warm list, misses and due domains once, then "
+               "exit\n",
                stdout);
     return kExitOk;
   }
