@@ -21,7 +21,7 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-struct DaemonTest : ::testing::Test {
+struct MilterDaemonTest : ::testing::Test {
   TempDir dir{"mtasts-milter-daemon"};
   RedisServer redis;
   MilterOptions opts() const {
@@ -36,20 +36,20 @@ struct DaemonTest : ::testing::Test {
   }
 };
 
-TEST_F(DaemonTest, CheckModeAcceptsAGoodConfiguration) {
+TEST_F(MilterDaemonTest, CheckModeAcceptsAGoodConfiguration) {
   const RunResult r = check(milter_config(opts(), "unix:" + (dir / "m.sock").string()));
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("configuration OK"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir / "m.sock"));  // nothing was started
 }
 
-TEST_F(DaemonTest, CheckModeRejectsABadSocket) {
+TEST_F(MilterDaemonTest, CheckModeRejectsABadSocket) {
   const RunResult r = check(milter_config(opts(), "tcp:25"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("socket"), std::string::npos) << r.err;
 }
 
-TEST_F(DaemonTest, CheckModeRejectsAnUnknownKeyWithFileAndLine) {
+TEST_F(MilterDaemonTest, CheckModeRejectsAnUnknownKeyWithFileAndLine) {
   std::string text = milter_config(opts(), "unix:" + (dir / "m.sock").string());
   text += "on-unkown = tempfail\n";
   const RunResult r = check(text);
@@ -58,13 +58,13 @@ TEST_F(DaemonTest, CheckModeRejectsAnUnknownKeyWithFileAndLine) {
   EXPECT_NE(r.err.find("on-unkown"), std::string::npos) << r.err;
 }
 
-TEST_F(DaemonTest, CheckModeRejectsABadValue) {
+TEST_F(MilterDaemonTest, CheckModeRejectsABadValue) {
   std::string text = milter_config(opts(), "unix:" + (dir / "m.sock").string());
   text += "on-unknown = maybe\n";
   EXPECT_NE(check(text).exit_code, 0);
 }
 
-TEST_F(DaemonTest, VersionAndHelp) {
+TEST_F(MilterDaemonTest, VersionAndHelp) {
   RunResult r = run({milter_binary().string(), "--version"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("mta-sts-milter " MTASTS_VERSION), std::string::npos) << r.out;
@@ -74,7 +74,7 @@ TEST_F(DaemonTest, VersionAndHelp) {
     EXPECT_NE(r.out.find(o), std::string::npos) << o;
 }
 
-TEST_F(DaemonTest, StopsGracefullyOnSigterm) {
+TEST_F(MilterDaemonTest, StopsGracefullyOnSigterm) {
   CacheFiller(redis.address()).fill_standard();
   MilterDaemon m(dir.path(), opts());
   ASSERT_EQ(run_miltertest("tagging.lua", m.socket()).exit_code, 0) << m.log();
@@ -83,6 +83,7 @@ TEST_F(DaemonTest, StopsGracefullyOnSigterm) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 12s);
   ASSERT_TRUE(WIFEXITED(st)) << m.log();
   EXPECT_EQ(WEXITSTATUS(st), 0) << m.log();
+  EXPECT_EQ(m.sanitizer_report(), "") << m.log();
   const std::string log = m.log();
   EXPECT_NE(log.find("stopped"), std::string::npos) << log;
   EXPECT_NE(log.find("redis="), std::string::npos) << log;  // the statistics line
@@ -100,7 +101,7 @@ void make_stale_socket(const fs::path& p) {
   ASSERT_TRUE(fs::is_socket(p));
 }
 
-TEST_F(DaemonTest, ReplacesAStaleSocket) {
+TEST_F(MilterDaemonTest, ReplacesAStaleSocket) {
   make_stale_socket(dir / "milter.sock");
   CacheFiller(redis.address()).fill_standard();
   MilterDaemon m(dir.path(), opts());
@@ -108,7 +109,7 @@ TEST_F(DaemonTest, ReplacesAStaleSocket) {
   EXPECT_EQ(run_miltertest("announce.lua", m.socket(), {"phase=before"}).exit_code, 0) << m.log();
 }
 
-TEST_F(DaemonTest, RefusesASocketInUse) {
+TEST_F(MilterDaemonTest, RefusesASocketInUse) {
   MilterDaemon first(dir.path(), opts());
   TempDir other("mtasts-milter-second");
   MilterOptions o = opts();
@@ -121,7 +122,7 @@ TEST_F(DaemonTest, RefusesASocketInUse) {
   EXPECT_TRUE(fs::is_socket(dir / "milter.sock"));
 }
 
-TEST_F(DaemonTest, SocketModeIsApplied) {
+TEST_F(MilterDaemonTest, SocketModeIsApplied) {
   MilterOptions o = opts();
   o.milter_lines = {"socket-mode = 0600"};
   MilterDaemon m(dir.path(), o);
@@ -130,7 +131,7 @@ TEST_F(DaemonTest, SocketModeIsApplied) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
-TEST_F(DaemonTest, DefaultSocketModeIs0660) {
+TEST_F(MilterDaemonTest, DefaultSocketModeIs0660) {
   MilterDaemon m(dir.path(), opts());
   struct stat st{};
   ASSERT_EQ(::stat((dir / "milter.sock").c_str(), &st), 0);
@@ -149,7 +150,7 @@ unsigned free_tcp_port() {
   return ntohs(a.sin_port);
 }
 
-TEST_F(DaemonTest, ListensOnInet) {
+TEST_F(MilterDaemonTest, ListensOnInet) {
   CacheFiller(redis.address()).fill_standard();
   MilterOptions o = opts();
   o.socket = "inet:" + std::to_string(free_tcp_port()) + "@127.0.0.1";
@@ -165,7 +166,7 @@ bool alive(pid_t pid) {
   return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
 }
 
-TEST_F(DaemonTest, DetachesWithAPidFile) {
+TEST_F(MilterDaemonTest, DetachesWithAPidFile) {
   CacheFiller(redis.address()).fill_standard();
   MilterOptions o = opts();
   const fs::path pid_file = dir / "milter.pid";
@@ -185,7 +186,7 @@ TEST_F(DaemonTest, DetachesWithAPidFile) {
   EXPECT_TRUE(wait_until([&] { return !fs::exists(pid_file); }, 5s));
 }
 
-TEST_F(DaemonTest, DropsPrivilegesAfterOpeningTheSocket) {
+TEST_F(MilterDaemonTest, DropsPrivilegesAfterOpeningTheSocket) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
   CacheFiller(redis.address()).fill_standard();
   MilterOptions o = opts();

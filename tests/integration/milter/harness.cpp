@@ -21,11 +21,17 @@ fs::path miltertest_dir() { return MTASTS_MILTERTEST_DIR; }
 std::string milter_config(const MilterOptions& o, const std::string& socket) {
   std::string c = "[redis]\naddress = " + o.redis_address + "\n";
   for (const auto& l : o.redis_lines) c += l + "\n";
-  c += "\n[milter]\nsocket = " + socket + "\nlog = stderr\nlog-level = debug\n";
-  // Generous: valgrind and a loaded CI machine are slow; tests of the budget set their own.
-  bool budget_given = false;
-  for (const auto& l : o.milter_lines) budget_given = budget_given || l.rfind("redis-budget", 0) == 0;
-  if (!budget_given) c += o.valgrind ? "redis-budget = 2000ms\n" : "redis-budget = 500ms\n";
+  c += "\n[milter]\nsocket = " + socket + "\nlog = stderr\n";
+  // Test defaults, each replaced by a line of milter_lines with the same key (a key may appear
+  // only once). The budget is generous: valgrind and a loaded CI machine are slow.
+  const std::vector<std::string> defaults{"log-level = debug",
+                                          o.valgrind ? "redis-budget = 2000ms" : "redis-budget = 500ms"};
+  const auto key = [](const std::string& l) { return l.substr(0, l.find(" =")); };
+  for (const auto& d : defaults) {
+    bool given = false;
+    for (const auto& l : o.milter_lines) given = given || key(l) == key(d);
+    if (!given) c += d + "\n";
+  }
   for (const auto& l : o.milter_lines) c += l + "\n";
   return c;
 }
@@ -55,6 +61,21 @@ MilterDaemon::~MilterDaemon() {
 
 bool MilterDaemon::wait_log(const std::string& needle, std::chrono::milliseconds timeout) const {
   return wait_until([&] { return log().find(needle) != std::string::npos; }, timeout);
+}
+
+std::string MilterDaemon::sanitizer_report() const {
+  const std::string text = log();
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    const std::string line = text.substr(pos, eol - pos);
+    if (line.find("Sanitizer") != std::string::npos || line.find("runtime error:") != std::string::npos)
+      out += line + "\n";
+    pos = eol + 1;
+  }
+  return out;
 }
 
 int MilterDaemon::stop(std::chrono::milliseconds grace) { return proc_->stop(grace); }

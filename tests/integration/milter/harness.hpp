@@ -43,6 +43,9 @@ class MilterDaemon {
   std::string log() const { return read_file(log_path()); }
   bool wait_log(const std::string& needle, std::chrono::milliseconds timeout) const;
   Process& process() { return *proc_; }
+  // The lines of the log where a sanitizer (ASan, LSan, UBSan build) reported something; ""
+  // when clean. Meaningful after stop(): leaks are reported at exit.
+  std::string sanitizer_report() const;
   // SIGTERM and wait; returns the wait status.
   int stop(std::chrono::milliseconds grace = std::chrono::seconds(20));
 

@@ -26,6 +26,13 @@ void expect_script(const std::string& script, const MilterDaemon& m, const std::
   EXPECT_NE(r.out.find("OK"), std::string::npos) << r.out;
 }
 
+// SIGTERM: the milter exits 0 and (in the sanitizer build) reports no leak or error.
+void expect_clean_exit(MilterDaemon& m) {
+  const int st = m.stop();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "wait status " << st << "\n" << m.log();
+  EXPECT_EQ(m.sanitizer_report(), "") << m.log();
+}
+
 struct MilterTest : ::testing::Test {
   TempDir dir{"mtasts-milter-it"};
   RedisServer redis;
@@ -52,6 +59,7 @@ TEST_F(MilterTest, TagsEveryKindOfRecipient) {
                         "unknown.example:unknown:not-cached:redis", "skipped=address-literal", "removed=2",
                         "message qid=QID0002 tagged=\"\" decisions=nopolicy.example:no-policy:no-policy:local"})
     EXPECT_NE(log.find(s), std::string::npos) << s << "\n" << log;
+  expect_clean_exit(m);
 }
 
 TEST_F(MilterTest, TlsRequiredNoAndTlsRptReportsAreNotTagged) {
@@ -146,6 +154,7 @@ TEST_F(MilterTest, RedisDownAcceptThenRecovers) {
   expect_script("redis_down.lua", m, {"phase=recovered"});
   EXPECT_TRUE(m.wait_log("change subscription restored", 10s)) << m.log();
   EXPECT_TRUE(m.process().running());
+  expect_clean_exit(m);
 }
 
 TEST_F(MilterTest, RedisDownTempfail) {
@@ -157,6 +166,7 @@ TEST_F(MilterTest, RedisDownTempfail) {
   expect_script("redis_down.lua", m, {"phase=down-tempfail"});
   EXPECT_TRUE(m.wait_log("deferred=\"new.example:error:redis-error enforce.example:error:redis-error\"", 5s))
       << m.log();
+  expect_clean_exit(m);
 }
 
 TEST_F(MilterTest, SlowRedisIsBoundedByTheBudget) {

@@ -197,7 +197,7 @@ Decision tagged(const char* domain, Mode mode = Mode::enforce) {
   return decide(dom(domain), found(e), kNow, kAccept);
 }
 
-TEST(Message, RemovesEveryIncomingFieldOfOurNameHighestFirst) {
+TEST(MilterMessage, RemovesEveryIncomingFieldOfOurNameHighestFirst) {
   Message m(MessageOptions{"X-MTA-STS", true});
   m.header("X-MTA-STS", "forged.example; mode=enforce; id=x; mx=evil.example");
   m.header("Subject", "hi");
@@ -207,7 +207,7 @@ TEST(Message, RemovesEveryIncomingFieldOfOurNameHighestFirst) {
   EXPECT_EQ(m.plan().delete_indices, (std::vector<int>{3, 2, 1}));
 }
 
-TEST(Message, OneFieldPerTaggedDomainInRecipientOrder) {
+TEST(MilterMessage, OneFieldPerTaggedDomainInRecipientOrder) {
   Message m(MessageOptions{"X-MTA-STS", true});
   m.accept(tagged("b.example"));
   m.accept(decide(dom("none.example"), found(test::policy_entry(Mode::none, "n", {}, kNow)), kNow, kAccept));
@@ -230,7 +230,7 @@ TEST(Message, OneFieldPerTaggedDomainInRecipientOrder) {
   EXPECT_EQ(lf.removed, "0");
 }
 
-TEST(Message, ConfiguredHeaderName) {
+TEST(MilterMessage, ConfiguredHeaderName) {
   Message m(MessageOptions{"X-STS-Policy", true});
   m.header("X-MTA-STS", "not ours now");
   m.header("x-sts-policy", "forged");
@@ -241,7 +241,7 @@ TEST(Message, ConfiguredHeaderName) {
   EXPECT_EQ(p.add[0].name, "X-STS-Policy");
 }
 
-TEST(Message, TlsRequiredNoSuppressesTagsButStillRemovesForgeries) {
+TEST(MilterMessage, TlsRequiredNoSuppressesTagsButStillRemovesForgeries) {
   Message m(MessageOptions{"X-MTA-STS", true});
   m.header("X-MTA-STS", "forged");
   m.header("TLS-Required", "No");
@@ -253,14 +253,14 @@ TEST(Message, TlsRequiredNoSuppressesTagsButStillRemovesForgeries) {
   EXPECT_EQ(m.log_fields(p).tagged, "");
 }
 
-TEST(Message, TlsRequiredNoIgnoredWhenNotHonoured) {
+TEST(MilterMessage, TlsRequiredNoIgnoredWhenNotHonoured) {
   Message m(MessageOptions{"X-MTA-STS", false});
   m.header("TLS-Required", "No");
   m.accept(tagged("a.example"));
   EXPECT_EQ(m.plan().add.size(), 1u);
 }
 
-TEST(Message, TlsRptReportIsNeverTagged) {
+TEST(MilterMessage, TlsRptReportIsNeverTagged) {
   for (bool honor : {true, false}) {
     Message m(MessageOptions{"X-MTA-STS", honor});
     m.header("Content-Type", "multipart/report;\n\treport-type=\"tlsrpt\"; boundary=\"----=_b\"");
@@ -271,7 +271,7 @@ TEST(Message, TlsRptReportIsNeverTagged) {
   }
 }
 
-TEST(Message, OnlyTheFirstContentTypeCounts) {
+TEST(MilterMessage, OnlyTheFirstContentTypeCounts) {
   Message m(MessageOptions{"X-MTA-STS", true});
   m.header("Content-Type", "text/plain");
   m.header("Content-Type", "multipart/report; report-type=tlsrpt");
@@ -279,7 +279,7 @@ TEST(Message, OnlyTheFirstContentTypeCounts) {
   EXPECT_EQ(m.plan().add.size(), 1u);
 }
 
-TEST(Message, DeferredAndSkippedAreLogged) {
+TEST(MilterMessage, DeferredAndSkippedAreLogged) {
   Message m(MessageOptions{});
   m.deferred(decide(dom("new.example"), absent(), kNow, kTempfail));
   m.skipped("address literal");

@@ -61,7 +61,7 @@ TEST(LocalCache, ZeroCapacityCachesNothing) {
   EXPECT_EQ(c.get("a.example", now), nullptr);
 }
 
-struct Fixture : ::testing::Test {
+struct PolicyLookupTest : ::testing::Test {
   FakeClock clock;
   FakeLookupSource source;
   LookupStats stats;
@@ -82,7 +82,7 @@ struct Fixture : ::testing::Test {
   }
 };
 
-TEST_F(Fixture, SecondLookupIsServedLocally) {
+TEST_F(PolicyLookupTest, SecondLookupIsServedLocally) {
   source.set("example.com", test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, clock.now()));
   LookupResult r = lookup->lookup(dom("example.com"));
   ASSERT_TRUE(r.entry);
@@ -95,7 +95,7 @@ TEST_F(Fixture, SecondLookupIsServedLocally) {
   EXPECT_EQ(stats.redis.count(), 1u);
 }
 
-TEST_F(Fixture, LocalEntriesLiveLocalCacheTtl) {
+TEST_F(PolicyLookupTest, LocalEntriesLiveLocalCacheTtl) {
   source.set("example.com", test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, clock.now()));
   lookup->lookup(dom("example.com"));
   clock.advance(Seconds{59});
@@ -105,7 +105,7 @@ TEST_F(Fixture, LocalEntriesLiveLocalCacheTtl) {
   EXPECT_EQ(source.gets(), 2);
 }
 
-TEST_F(Fixture, LocalEntriesNeverOutliveThePolicy) {
+TEST_F(PolicyLookupTest, LocalEntriesNeverOutliveThePolicy) {
   source.set("example.com", test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, clock.now(), Seconds{30}));
   lookup->lookup(dom("example.com"));
   clock.advance(Seconds{29});
@@ -114,7 +114,7 @@ TEST_F(Fixture, LocalEntriesNeverOutliveThePolicy) {
   EXPECT_EQ(lookup->lookup(dom("example.com")).source, LookupSource::redis);
 }
 
-TEST_F(Fixture, MaxAgeZeroIsNeverCachedLocally) {
+TEST_F(PolicyLookupTest, MaxAgeZeroIsNeverCachedLocally) {
   source.set("example.com", test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, clock.now(), Seconds{0}));
   lookup->lookup(dom("example.com"));
   lookup->lookup(dom("example.com"));
@@ -122,7 +122,7 @@ TEST_F(Fixture, MaxAgeZeroIsNeverCachedLocally) {
   EXPECT_EQ(lookup->local_size(), 0u);
 }
 
-TEST_F(Fixture, NegativeEntriesLiveUntilTheirEnd) {
+TEST_F(PolicyLookupTest, NegativeEntriesLiveUntilTheirEnd) {
   source.set("plain.example", test::negative_entry(clock.now(), Seconds{10}));
   lookup->lookup(dom("plain.example"));
   clock.advance(Seconds{9});
@@ -131,7 +131,7 @@ TEST_F(Fixture, NegativeEntriesLiveUntilTheirEnd) {
   EXPECT_EQ(lookup->lookup(dom("plain.example")).source, LookupSource::redis);
 }
 
-TEST_F(Fixture, ZeroTtlTurnsTheLocalCacheOff) {
+TEST_F(PolicyLookupTest, ZeroTtlTurnsTheLocalCacheOff) {
   opts.local_ttl = Seconds{0};
   make();
   source.set("example.com", test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, clock.now()));
@@ -139,7 +139,7 @@ TEST_F(Fixture, ZeroTtlTurnsTheLocalCacheOff) {
   EXPECT_EQ(lookup->lookup(dom("example.com")).source, LookupSource::redis);
 }
 
-TEST_F(Fixture, SizeIsBounded) {
+TEST_F(PolicyLookupTest, SizeIsBounded) {
   opts.local_cache_size = 3;
   make();
   for (int i = 0; i < 10; ++i) {
@@ -150,7 +150,7 @@ TEST_F(Fixture, SizeIsBounded) {
   EXPECT_EQ(lookup->local_size(), 3u);
 }
 
-TEST_F(Fixture, MissIsSignalledOnceAndNeverCached) {
+TEST_F(PolicyLookupTest, MissIsSignalledOnceAndNeverCached) {
   LookupResult r = lookup->lookup(dom("new.example"));
   EXPECT_FALSE(r.entry);
   EXPECT_FALSE(r.failed);
@@ -171,7 +171,7 @@ TEST_F(Fixture, MissIsSignalledOnceAndNeverCached) {
   EXPECT_EQ(stats.misses_signalled.load(), 2u);
 }
 
-TEST_F(Fixture, ExpiredEntryIsSignalledAsAMiss) {
+TEST_F(PolicyLookupTest, ExpiredEntryIsSignalledAsAMiss) {
   source.set("example.com", test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, clock.now(), Seconds{10}));
   clock.advance(Seconds{11});
   const LookupResult r = lookup->lookup(dom("example.com"));
@@ -180,7 +180,7 @@ TEST_F(Fixture, ExpiredEntryIsSignalledAsAMiss) {
   EXPECT_TRUE(r.miss_signalled);
 }
 
-TEST_F(Fixture, FailedSignalIsRetriedNextTime) {
+TEST_F(PolicyLookupTest, FailedSignalIsRetriedNextTime) {
   source.fail_signal(true);
   LookupResult r = lookup->lookup(dom("new.example"));
   EXPECT_FALSE(r.failed);  // the read worked: the domain is simply not known
@@ -191,7 +191,7 @@ TEST_F(Fixture, FailedSignalIsRetriedNextTime) {
   EXPECT_TRUE(r.miss_signalled);
 }
 
-TEST_F(Fixture, SourceFailureIsAFailedLookup) {
+TEST_F(PolicyLookupTest, SourceFailureIsAFailedLookup) {
   source.fail(true);
   const LookupResult r = lookup->lookup(dom("example.com"));
   EXPECT_TRUE(r.failed);
@@ -205,7 +205,7 @@ TEST_F(Fixture, SourceFailureIsAFailedLookup) {
   EXPECT_FALSE(lookup->lookup(dom("example.com")).failed);
 }
 
-TEST_F(Fixture, LocalEntriesSurviveASourceFailure) {
+TEST_F(PolicyLookupTest, LocalEntriesSurviveASourceFailure) {
   source.set("example.com", test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, clock.now()));
   lookup->lookup(dom("example.com"));
   source.fail(true);
@@ -214,7 +214,7 @@ TEST_F(Fixture, LocalEntriesSurviveASourceFailure) {
   EXPECT_EQ(r.source, LookupSource::local);
 }
 
-TEST_F(Fixture, MissWaitPollsUntilFilled) {
+TEST_F(PolicyLookupTest, MissWaitPollsUntilFilled) {
   opts.miss_wait = milliseconds{100};
   opts.poll_interval = milliseconds{20};
   make();
@@ -230,7 +230,7 @@ TEST_F(Fixture, MissWaitPollsUntilFilled) {
   EXPECT_EQ(lookup->lookup(dom("new.example")).source, LookupSource::local);
 }
 
-TEST_F(Fixture, MissWaitIsBounded) {
+TEST_F(PolicyLookupTest, MissWaitIsBounded) {
   opts.miss_wait = milliseconds{50};
   opts.poll_interval = milliseconds{20};
   make();
@@ -241,7 +241,7 @@ TEST_F(Fixture, MissWaitIsBounded) {
   EXPECT_EQ(source.gets(), 4);
 }
 
-TEST_F(Fixture, MissWaitStopsOnAFailureKeepingTheAnswer) {
+TEST_F(PolicyLookupTest, MissWaitStopsOnAFailureKeepingTheAnswer) {
   opts.miss_wait = milliseconds{100};
   make();
   lookup = std::make_unique<PolicyLookup>(source, clock, opts, &stats, [this](milliseconds) { source.fail(true); });
@@ -251,7 +251,7 @@ TEST_F(Fixture, MissWaitStopsOnAFailureKeepingTheAnswer) {
   EXPECT_NE(r.error.find("miss-wait"), std::string::npos);
 }
 
-TEST_F(Fixture, NoWaitForKnownDomains) {
+TEST_F(PolicyLookupTest, NoWaitForKnownDomains) {
   opts.miss_wait = milliseconds{100};
   make();
   source.set("plain.example", test::negative_entry(clock.now()));
@@ -259,7 +259,7 @@ TEST_F(Fixture, NoWaitForKnownDomains) {
   EXPECT_TRUE(sleeps.empty());
 }
 
-TEST_F(Fixture, AnnouncementDropsTheLocalEntry) {
+TEST_F(PolicyLookupTest, AnnouncementDropsTheLocalEntry) {
   source.set("example.com", test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, clock.now()));
   lookup->lookup(dom("example.com"));
   source.set("example.com", test::policy_entry(Mode::none, "id2", {}, clock.now()));
@@ -271,7 +271,7 @@ TEST_F(Fixture, AnnouncementDropsTheLocalEntry) {
   EXPECT_EQ(stats.invalidations.load(), 1u);
 }
 
-TEST_F(Fixture, ResyncDropsEverything) {
+TEST_F(PolicyLookupTest, ResyncDropsEverything) {
   for (const char* d : {"a.example", "b.example"}) {
     source.set(d, test::negative_entry(clock.now()));
     lookup->lookup(dom(d));
@@ -281,7 +281,7 @@ TEST_F(Fixture, ResyncDropsEverything) {
   EXPECT_EQ(lookup->local_size(), 0u);
 }
 
-TEST_F(Fixture, ConcurrentLookupsAreSafe) {
+TEST_F(PolicyLookupTest, ConcurrentLookupsAreSafe) {
   opts.local_cache_size = 16;
   make();
   for (int i = 0; i < 40; ++i) source.set("d" + std::to_string(i) + ".example", test::negative_entry(clock.now()));
