@@ -161,7 +161,9 @@ Decision decide(const Domain& d, const LookupResult& r, SysTime now, const Decis
       dec.action = Action::pass;
       // RFC 8461 section 5.1: a domain whose policy cannot be fetched, with nothing usable
       // cached, is delivered to as if it had no policy.
-      dec.reason = e.no_policy_until && now < *e.no_policy_until ? "no-policy" : "discovery-failing";
+      if (e.no_policy_until && now < *e.no_policy_until) dec.reason = "no-policy";
+      else if (e.policy && e.policy->policy.max_age.count() == 0) dec.reason = "max-age-0";
+      else dec.reason = "discovery-failing";
       return dec;
     case Verdict::unknown:
       break;

@@ -124,6 +124,8 @@ PolicyLookup::PolicyLookup(PolicySource& source, const Clock& clock, LookupOptio
       cache_(opts.local_cache_size) {}
 
 SysTime PolicyLookup::local_deadline(const CacheEntry& e, SysTime now) const {
+  // `max_age: 0`: the owner allows no caching at all, whatever the verdict says.
+  if (e.policy && e.policy->policy.max_age.count() == 0) return now;
   SysTime until = now + opts_.local_ttl;
   switch (verdict(e, now)) {
     case Verdict::enforce:

@@ -10,4 +10,5 @@ mtasts_add_test(milter_integration_tests integration
 add_dependencies(milter_integration_tests mta-sts-milter)
 target_compile_definitions(milter_integration_tests PRIVATE
   MTASTS_MILTER_BIN="$<TARGET_FILE:mta-sts-milter>"
-  MTASTS_MILTERTEST_DIR="${CMAKE_CURRENT_LIST_DIR}/miltertest")
+  MTASTS_MILTERTEST_DIR="${CMAKE_CURRENT_LIST_DIR}/miltertest"
+  $<$<BOOL:${MTASTS_SANITIZE}>:MTASTS_SANITIZED=1>)
