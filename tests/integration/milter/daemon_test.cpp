@@ -1,5 +1,5 @@
-// mta-sts-milter as an operator runs it: --check, --version, graceful stop on SIGTERM, the
-// socket (stale one replaced, live one refused, mode, inet), detaching with a pid file, and
+// mta-sts-milter as an operator runs it: --check, --version, graceful stop on SIGTERM, reload
+// on SIGUSR1, the socket (stale one replaced, live one refused, mode, inet), detaching with a pid file, and
 // the privilege drop after the socket is open.
 #include <gtest/gtest.h>
 
@@ -88,6 +88,33 @@ TEST_F(MilterDaemonTest, StopsGracefullyOnSigterm) {
   EXPECT_NE(log.find("stopped"), std::string::npos) << log;
   EXPECT_NE(log.find("redis="), std::string::npos) << log;  // the statistics line
   EXPECT_FALSE(fs::exists(dir / "milter.sock"));
+}
+
+TEST_F(MilterDaemonTest, ReloadsOnSigusr1) {
+  CacheFiller(redis.address()).fill_standard();
+  MilterDaemon m(dir.path(), opts());
+  ASSERT_EQ(run_miltertest("announce.lua", m.socket(), {"phase=before"}).exit_code, 0) << m.log();
+
+  // A broken file changes nothing.
+  const std::string good = read_file(m.config_path());
+  write_file(m.config_path(), good + "on-unknown = sometimes\n");
+  m.process().signal(SIGUSR1);
+  ASSERT_TRUE(m.wait_log("reload failed", 5s)) << m.log();
+  EXPECT_EQ(run_miltertest("announce.lua", m.socket(), {"phase=before"}).exit_code, 0) << m.log();
+
+  // A good one applies to new connections; a restart-only option is reported, not applied.
+  MilterOptions o = opts();
+  o.milter_lines = {"header-name = X-STS-Test", "socket-mode = 0600"};
+  write_file(m.config_path(), milter_config(o, m.socket()));
+  m.process().signal(SIGUSR1);
+  ASSERT_TRUE(m.wait_log("configuration reloaded", 5s)) << m.log();
+  EXPECT_NE(m.log().find("needs a restart; not applied option=socket-mode"), std::string::npos) << m.log();
+  const RunResult r = run_miltertest("header_name.lua", m.socket());
+  EXPECT_EQ(r.exit_code, 0) << r.out << m.log();
+  EXPECT_TRUE(m.process().running());
+  const int st = m.stop();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << m.log();
+  EXPECT_EQ(m.sanitizer_report(), "") << m.log();
 }
 
 // A socket file left by a crash: bound, never unlinked, nobody listening.
