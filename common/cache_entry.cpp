@@ -338,6 +338,10 @@ Verdict verdict(const CacheEntry& e, SysTime now) noexcept {
     }
   }
   if (e.no_policy_until && now < *e.no_policy_until) return Verdict::no_policy;
+  // `max_age: 0`: the owner allows the policy for the fetch's own decision only, and the
+  // fleet decides later, from the cache. Known, but nothing cacheable: as if no policy (not
+  // "unknown", which could hold mail under on-unknown=tempfail at every lookup).
+  if (e.policy && e.policy->policy.max_age == Seconds{0}) return Verdict::no_policy;
   // RFC 8461 section 5.1: discovery failed and nothing valid is cached: deliver as if the
   // domain had no policy.
   if (e.failure) return Verdict::no_policy;

@@ -85,7 +85,8 @@ enum class Verdict {
   enforce,    // usable policy, mode enforce
   testing,    // usable policy, mode testing
   none,       // usable policy, mode none
-  no_policy,  // negative entry, or a failure with no usable policy: deliver as if none
+  no_policy,  // negative entry, a failure with no usable policy, or a max_age 0 policy
+              // (never cacheable): deliver as if none
   unknown,    // nothing usable and nothing known (e.g. policy expired, not yet refreshed)
 };
 const char* to_string(Verdict v) noexcept;

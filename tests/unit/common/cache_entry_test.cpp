@@ -261,7 +261,7 @@ TEST(Freshness, MaxAgeZeroIsNeverUsableFromTheCache) {
   CacheEntry e = with_policy(stored(Mode::enforce, Seconds{0}, clock.now()));
   EXPECT_EQ(e.policy->expires_at, e.policy->fetched_at);
   EXPECT_FALSE(policy_usable(e, clock.now()));
-  EXPECT_EQ(verdict(e, clock.now()), Verdict::unknown);
+  EXPECT_EQ(verdict(e, clock.now()), Verdict::no_policy);
   // Not re-fetched in a loop: due again only kMinRecheck after the check.
   const RefreshRules r;
   EXPECT_EQ(next_refresh_time(e, clock.now(), r), clock.now() + kMinRecheck);
@@ -306,7 +306,7 @@ TEST(Freshness, VerdictTable) {
       {"negative entry", negative, Seconds{0}, Verdict::no_policy},
       {"negative entry, last second", negative, kHour - Seconds{1}, Verdict::no_policy},
       {"negative entry expired", negative, kHour, Verdict::unknown},
-      {"max_age 0", with_policy(stored(Mode::enforce, Seconds{0}, T0)), Seconds{0}, Verdict::unknown},
+      {"max_age 0", with_policy(stored(Mode::enforce, Seconds{0}, T0)), Seconds{0}, Verdict::no_policy},
   };
   for (const auto& c : cases) EXPECT_EQ(verdict(c.entry, T0 + c.at), c.expected) << c.name;
 }
