@@ -3,7 +3,8 @@
 // Protocol use: the filter asks only for the actions it uses (add and change header fields,
 // and a macro list for the queue id) and switches off every step it does not use (connect,
 // HELO, DATA, body, end of header, unknown commands). MAIL and header steps are "no reply"
-// steps where the MTA supports them, so they cost no round trip.
+// steps where the MTA supports them, and so is RCPT when the configuration can never defer a
+// recipient, so that they cost no round trip.
 #include "milter/milter.hpp"
 
 #include <libmilter/mfapi.h>
@@ -29,7 +30,7 @@ struct Step {
 };
 constexpr Step kNegotiate{"negotiate", 0};
 constexpr Step kMail{"mail", SMFIP_NR_MAIL};
-constexpr Step kRcpt{"rcpt", 0};
+constexpr Step kRcpt{"rcpt", SMFIP_NR_RCPT};
 constexpr Step kHeader{"header", SMFIP_NR_HDR};
 constexpr Step kEom{"eom", 0};
 constexpr Step kAbort{"abort", 0};
@@ -123,16 +124,24 @@ sfsistat Session::negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, un
     return SMFIS_REJECT;
   }
   *pf0 = kActions | (f0 & SMFIF_SETSYMLIST);
+  // MAIL is kept (as a no-reply step): it starts each transaction's context cleanly.
   constexpr unsigned long kSkip =
       SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOBODY | SMFIP_NOEOH | SMFIP_NOUNKNOWN | SMFIP_NODATA;
-  constexpr unsigned long kNoReply = SMFIP_NR_MAIL | SMFIP_NR_HDR;
-  *pf1 = f1 & (kSkip | kNoReply);
+  unsigned long no_reply = SMFIP_NR_MAIL | SMFIP_NR_HDR;
+  // When no outcome can defer a recipient, the MTA need not wait for our answer at RCPT: the
+  // lookup still happens there, but off the SMTP session's critical path.
+  const bool may_defer = rt_->decision.on_unknown == OnFailure::tempfail ||
+                         rt_->decision.on_redis_error == OnFailure::tempfail;
+  if (!may_defer) no_reply |= SMFIP_NR_RCPT;
+  *pf1 = f1 & (kSkip | no_reply);
   *pf2 = 0;
   *pf3 = 0;
   steps_ = *pf1;
   if (f0 & SMFIF_SETSYMLIST) {
     // The queue id for the log line: Postfix and Sendmail both know `i` by the end of message.
+    // Only `i`, and at no other stage, so that the MTA sends no macros we do not read.
     char i[] = "i";
+    smfi_setsymlist(ctx, SMFIM_ENVFROM, i);
     smfi_setsymlist(ctx, SMFIM_ENVRCPT, i);
     smfi_setsymlist(ctx, SMFIM_EOM, i);
   }
@@ -149,16 +158,16 @@ sfsistat Session::rcpt(SMFICTX* ctx, const char* rcpt) {
   RecipientDomain rd = recipient_domain(rcpt ? rcpt : "");
   if (!rd.domain) {
     m.skipped(rd.reason);
-    return SMFIS_CONTINUE;
+    return ok(kRcpt);
   }
-  if (m.find(*rd.domain)) return SMFIS_CONTINUE;
+  if (m.find(*rd.domain)) return ok(kRcpt);
   const LookupResult r = rt_->lookup->lookup(*rd.domain);
   if (!r.error.empty()) {
     log::warning(r.failed ? "policy lookup failed" : "policy lookup incomplete",
                  {{"qid", macro(ctx, "i")}, {"domain", rd.domain->str()}, {"error", r.error}});
   }
   Decision d = decide(*rd.domain, r, rt_->clock.now(), rt_->decision);
-  if (d.action == Action::tempfail) {
+  if (d.action == Action::tempfail && !no_reply(kRcpt)) {
     log::notice("recipient deferred", {{"qid", macro(ctx, "i")}, {"domain", d.domain}, {"status", to_string(d.status)},
                                        {"reason", d.reason}});
     std::string text = d.status == Status::error
@@ -171,7 +180,7 @@ sfsistat Session::rcpt(SMFICTX* ctx, const char* rcpt) {
     return SMFIS_TEMPFAIL;
   }
   m.accept(std::move(d));
-  return SMFIS_CONTINUE;
+  return ok(kRcpt);
 }
 
 sfsistat Session::header(SMFICTX*, const char* name, const char* value) {

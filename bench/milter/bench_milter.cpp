@@ -22,6 +22,8 @@
 #include <cstring>
 #include <filesystem>
 #include <regex>
+#include <sstream>
+#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -110,6 +112,21 @@ void lookup_in_process(const std::string& redis_address, int domains, std::chron
 
 double us(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 1000.0; }
 
+// CPU seconds (user + system) a process used so far.
+double cpu_seconds(pid_t pid) {
+  const std::string s = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = s.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream in(s.substr(close + 2));
+  std::string f;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> f; ++i) {
+    if (i == 14) utime = std::stoull(f);
+    if (i == 15) stime = std::stoull(f);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 long vm_hwm_kib(pid_t pid) {
   const std::string s = read_file("/proc/" + std::to_string(pid) + "/status");
   const auto at = s.find("VmHWM:");
@@ -171,11 +188,13 @@ int main(int argc, char** argv) {
     double rate_milter = 0;
     std::string stats_local;
     long hwm_kib = -1;
+    double milter_cpu = 0;
     {
       auto milter = start_milter("milter-default", {});
       auto m = measured(dir / "pf-milter", sink.port(), milter->socket());
       auto f = front(dir / "pf-front-milter", m->smtp_port(), a.domains);
       rate_milter = run_source(f->smtp_port(), "u@bench.test", a.messages, a.sessions, 1, sink, sink.count());
+      milter_cpu = cpu_seconds(milter->process().pid());
       // Straight into the milter's Postfix: every session is one milter connection.
       run_source(m->smtp_port(), "u@" + bench_domain(1), a.rss_sessions * 5, a.rss_sessions, 3, sink, sink.count());
       hwm_kib = vm_hwm_kib(milter->process().pid());
@@ -206,6 +225,8 @@ int main(int argc, char** argv) {
     std::printf("  without milter:               %8.1f\n", rate_none);
     std::printf("  with milter (local cache):    %8.1f   ratio %.3f\n", rate_milter, rate_milter / rate_none);
     std::printf("  with milter (local cache off):%8.1f   ratio %.3f\n", rate_redis, rate_redis / rate_none);
+    std::printf("  milter CPU time for the %d messages of the default run: %.2f s (%.0f us per message)\n",
+                a.messages, milter_cpu, milter_cpu * 1e6 / a.messages);
     std::printf("\nper-recipient-domain lookup latency inside the milter (us):\n");
     std::printf("  local-cache hits: n=%s p50=%s p99=%s\n", field(stats_local, "local").c_str(),
                 field(stats_local, "local_p50_us").c_str(), field(stats_local, "local_p99_us").c_str());

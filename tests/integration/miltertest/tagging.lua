@@ -13,6 +13,7 @@ lib.check(not mt.test_action(conn, SMFIF_ADDRCPT), "ADDRCPT requested")
 lib.check(mt.test_option(conn, SMFIP_NOBODY), "body not skipped")
 lib.check(mt.test_option(conn, SMFIP_NOHELO), "HELO not skipped")
 lib.check(mt.test_option(conn, SMFIP_NOCONNECT), "connect not skipped")
+lib.check(not mt.test_option(conn, SMFIP_NOMAIL), "MAIL skipped: it starts each transaction")
 
 lib.mail(conn, "QID0001")
 lib.rcpt_ok(conn, "<alice@Enforce.Example>")
