@@ -13,7 +13,9 @@
 // with the milter's own lookup code (PolicyLookup over a Pool with the same 50 ms budget) on
 // an idle machine. The RSS is the milter's VmHWM from /proc. Redis holds D policies (enforce, testing, none, no policy, ...).
 //
-//   bench_milter [--messages N] [--sessions S] [--domains D] [--rss-sessions R]
+//   bench_milter [--messages N] [--sessions S] [--domains D] [--rss-sessions R] [--untagged]
+// --untagged: every domain without a policy, so the milter looks up but changes no header
+// (separates the cost of the milter protocol from that of Postfix applying header changes).
 #include <sys/stat.h>
 
 #include <chrono>
@@ -45,6 +47,7 @@ struct Args {
   int sessions = 20;
   int domains = 5;
   int rss_sessions = 200;
+  bool untagged = false;  // every domain without a policy: lookups but no header changes
 };
 
 std::string bench_domain(int i) { return "d" + std::to_string(i) + ".bench.test"; }
@@ -137,15 +140,21 @@ long vm_hwm_kib(pid_t pid) {
 
 int main(int argc, char** argv) {
   Args a;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i];
+  for (int i = 1; i < argc; i += 2) {
+    std::string k = argv[i];
+    if (k == "--untagged") {
+      a.untagged = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) k.clear();
     const int v = std::atoi(argv[i + 1]);
     if (k == "--messages") a.messages = v;
     else if (k == "--sessions") a.sessions = v;
     else if (k == "--domains") a.domains = v;
     else if (k == "--rss-sessions") a.rss_sessions = v;
     else {
-      std::fprintf(stderr, "usage: bench_milter [--messages N] [--sessions S] [--domains D] [--rss-sessions R]\n");
+      std::fprintf(stderr, "usage: bench_milter [--messages N] [--sessions S] [--domains D] [--rss-sessions R] [--untagged]\n");
       return 2;
     }
   }
@@ -155,7 +164,7 @@ int main(int argc, char** argv) {
     CacheFiller cache(redis.address());
     for (int i = 1; i <= a.domains; ++i) {
       const std::string d = bench_domain(i);
-      switch (i % 4) {
+      switch (a.untagged ? 0 : i % 4) {
         case 1: cache.put(d, make_policy(Mode::enforce, "bench" + std::to_string(i), {"mx." + d})); break;
         case 2: cache.put(d, make_policy(Mode::testing, "bench" + std::to_string(i), {"mx." + d})); break;
         case 3: cache.put(d, make_policy(Mode::none, "bench" + std::to_string(i), {})); break;
@@ -175,8 +184,8 @@ int main(int argc, char** argv) {
       return std::make_unique<MilterDaemon>(dir / name, o);
     };
 
-    std::printf("bench_milter: %d messages, %d sessions, %d recipient domains per message\n", a.messages, a.sessions,
-                a.domains);
+    std::printf("bench_milter: %d messages, %d sessions, %d recipient domains per message%s\n", a.messages,
+                a.sessions, a.domains, a.untagged ? " (none with a policy)" : "");
     // 1. Without a milter.
     double rate_none = 0;
     {
