@@ -26,7 +26,7 @@ ctest --preset default -j"$jobs" --timeout 300
 if [ "$quick" -eq 0 ]; then
   step "build: asan preset"
   cmake --preset asan >/dev/null
-  cmake --build --preset asan -j"$jobs"
+  cmake --build --preset asan -j"$jobs" --target unit_tests
   step "tests: unit tests under ASan+UBSan"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --preset asan -j"$jobs" --timeout 300
