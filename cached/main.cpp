@@ -53,19 +53,12 @@ bool redis_reachable(const worker::Services& s, std::string* why) {
 
 int run_daemon(const Config& cfg, int argc, const char* const* argv) {
   const std::string& pid_file = cfg.cached.daemon.pid_file;
-  if (!pid_file.empty()) {
-    std::string err;
-    if (!daemon::write_pid_file(pid_file, &err)) {
-      log::error("cannot write pid file", {{"path", pid_file}, {"error", err}});
-      return kExitFail;
-    }
+  std::string pid_err;
+  const auto pid_guard = daemon::PidFile::create(pid_file, &pid_err);
+  if (!pid_guard) {
+    log::error("cannot write pid file", {{"path", pid_file}, {"error", pid_err}});
+    return kExitFail;
   }
-  struct PidFileGuard {
-    const std::string& path;
-    ~PidFileGuard() {
-      if (!path.empty()) daemon::remove_pid_file(path);
-    }
-  } pid_guard{pid_file};
 
   daemon::drop_privileges(cfg.cached.daemon);
 

@@ -101,6 +101,11 @@ bool write_pid_file(const std::string& path, std::string* error) {
   return true;
 }
 
+std::optional<PidFile> PidFile::create(const std::string& path, std::string* error) {
+  if (!path.empty() && !write_pid_file(path, error)) return std::nullopt;
+  return PidFile(path);
+}
+
 void remove_pid_file(const std::string& path) {
   // Only our own: a second instance that failed to start must not remove the first one's.
   if (!path.empty() && read_pid(path) == ::getpid()) ::unlink(path.c_str());

@@ -3,6 +3,7 @@
 // logging set-up from DaemonConfig.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "common/config.hpp"
@@ -20,6 +21,24 @@ void detach(const DaemonConfig& cfg);
 // Returns false with *error set on failure. remove_pid_file() at exit.
 bool write_pid_file(const std::string& path, std::string* error);
 void remove_pid_file(const std::string& path);
+
+// A pid file held for the life of the daemon: written by create(), removed by the
+// destructor, whatever path the daemon leaves by. An empty path holds nothing.
+class PidFile {
+ public:
+  // nullopt (with *error set) when the file cannot be written or a live process holds it.
+  static std::optional<PidFile> create(const std::string& path, std::string* error);
+  PidFile(PidFile&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
+  PidFile& operator=(PidFile&&) = delete;
+  PidFile(const PidFile&) = delete;
+  ~PidFile() {
+    if (!path_.empty()) remove_pid_file(path_);
+  }
+
+ private:
+  explicit PidFile(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
 
 // Drops root to cfg.user/cfg.group (initgroups, setgid, setuid, verifies it cannot regain
 // root). No-op when cfg.user is empty or we are not root. Throws std::runtime_error.

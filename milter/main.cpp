@@ -237,19 +237,12 @@ int run(const Config& c, const SocketSpec& spec, int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   const std::string& pid_file = c.milter.daemon.pid_file;
-  if (!pid_file.empty()) {
-    std::string err;
-    if (!daemon::write_pid_file(pid_file, &err)) {
-      log::error("cannot write pid file", {{"path", pid_file}, {"error", err}});
-      return kExitRuntime;
-    }
+  std::string pid_err;
+  const auto pid_guard = daemon::PidFile::create(pid_file, &pid_err);
+  if (!pid_guard) {
+    log::error("cannot write pid file", {{"path", pid_file}, {"error", pid_err}});
+    return kExitRuntime;
   }
-  struct PidFileGuard {
-    const std::string& path;
-    ~PidFileGuard() {
-      if (!path.empty()) daemon::remove_pid_file(path);
-    }
-  } pid_guard{pid_file};
 
   try {
     if (register_filter() != MI_SUCCESS) throw std::runtime_error("smfi_register failed");
