@@ -46,6 +46,27 @@ TEST(PidFile, RefusesALiveProcess) {
   EXPECT_EQ(test::read_file(path), std::to_string(other.pid()) + "\n") << "must not be overwritten";
 }
 
+TEST(PidFile, GuardHoldsTheFileForItsLifetime) {
+  TempDir dir("pidfile");
+  const std::string path = (dir / "d.pid").string();
+  std::string err;
+  {
+    auto guard = daemon::PidFile::create(path, &err);
+    ASSERT_TRUE(guard) << err;
+    EXPECT_EQ(test::read_file(path), std::to_string(getpid()) + "\n");
+    auto moved = std::move(*guard);  // the moved-from guard must not remove it
+    guard.reset();
+    EXPECT_TRUE(std::filesystem::exists(path));
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_TRUE(daemon::PidFile::create("", &err)) << "no path: nothing to hold, no error";
+
+  test::Process other({"sleep", "30"});
+  test::write_file(path, std::to_string(other.pid()) + "\n");
+  EXPECT_FALSE(daemon::PidFile::create(path, &err));
+  EXPECT_NE(err.find("running process"), std::string::npos) << err;
+}
+
 TEST(PidFile, ReplacesAStaleOrGarbledFile) {
   TempDir dir("pidfile");
   const std::string path = (dir / "d.pid").string();
