@@ -192,16 +192,15 @@ bool PolicyStore::drop(const Domain& d) {
   return exec.size() > 0 && exec.at(0).integer() > 0;
 }
 
-std::vector<std::string> PolicyStore::list(std::size_t limit) {
+std::vector<std::string> PolicyStore::scan_names(Connection& conn, const std::string& key_prefix,
+                                                 std::size_t limit) {
   std::vector<std::string> out;
   if (limit == 0) return out;
-  const std::string key_prefix = opts_.prefix + std::string(kSchema) + "e:";
   const std::string pattern = glob_escape(key_prefix) + "*";
-  auto conn = pool_.lease();
   std::unordered_set<std::string> seen;  // SCAN may return a key more than once
   std::string cursor = "0";
   do {
-    Reply r = conn->command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+    Reply r = conn.command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
     if (r.size() != 2) throw RedisError(RedisError::Kind::protocol, "redis: unexpected SCAN reply");
     cursor = std::string(r.at(0).str());
     const Reply::View keys = r.at(1);
@@ -212,6 +211,25 @@ std::vector<std::string> PolicyStore::list(std::size_t limit) {
       if (seen.insert(name).second) out.push_back(std::move(name));
     }
   } while (cursor != "0" && out.size() < limit);
+  return out;
+}
+
+std::vector<std::string> PolicyStore::list(std::size_t limit) {
+  auto conn = pool_.lease();
+  return scan_names(*conn, opts_.prefix + std::string(kSchema) + "e:", limit);
+}
+
+std::map<std::string, std::map<std::string, std::string>> PolicyStore::read_stats(std::size_t limit) {
+  const std::string key_prefix = opts_.prefix + std::string(kSchema) + "stats:";
+  auto conn = pool_.lease();
+  std::map<std::string, std::map<std::string, std::string>> out;
+  for (const std::string& id : scan_names(*conn, key_prefix, limit)) {
+    Reply h = conn->command({"HGETALL", key_prefix + id});
+    // A key that expired between SCAN and HGETALL reads as empty: the fetcher stopped.
+    if (h.size() == 0) continue;
+    auto& counters = out[id];
+    for (std::size_t i = 0; i + 1 < h.size(); i += 2) counters[std::string(h.at(i).str())] = std::string(h.at(i + 1).str());
+  }
   return out;
 }
 

@@ -73,11 +73,18 @@ class PolicyStore {
   bool drop(const Domain& d);  // deletes the entry, unschedules, publishes
   // SCAN over entry keys; calls back with domain names. Bounded by `limit`.
   std::vector<std::string> list(std::size_t limit);
+  // Every fetcher's counters as written by write_stats: fetcher id -> name -> value.
+  // Bounded by `limit` fetchers.
+  std::map<std::string, std::map<std::string, std::string>> read_stats(std::size_t limit = 1000);
 
   std::string entry_key(const Domain& d) const;
   const StoreOptions& options() const noexcept { return opts_; }
 
  private:
+  // SCAN for keys beginning with `key_prefix` (taken literally); returns the rest of each
+  // name, deduplicated, at most `limit`.
+  std::vector<std::string> scan_names(Connection& conn, const std::string& key_prefix, std::size_t limit);
+
   Pool& pool_;
   StoreOptions opts_;
 };

@@ -1,6 +1,4 @@
-// `mta-sts-ctl cache ...` over PolicyStore. Reading the fetchers' counters is the one place
-// that touches a key directly: PolicyStore only writes them (write_stats), and the schema in
-// common/store.hpp fixes their name, <prefix>v1:stats:<fetcher-id>.
+// `mta-sts-ctl cache ...` over PolicyStore, which alone knows the key names.
 #include "ctl/cache.hpp"
 
 #include <map>
@@ -27,15 +25,6 @@ Output bad_domain(std::string_view text, const DomainParse& p) {
   return o;
 }
 
-// A SCAN MATCH pattern that matches `literal` exactly, then anything.
-std::string glob_prefix(std::string_view literal) {
-  std::string out;
-  for (char c : literal) {
-    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "*";
-}
 
 }  // namespace
 
@@ -150,32 +139,11 @@ Output cache_warm(PolicyStore& store, std::string_view text, std::string_view so
   return o;
 }
 
-Output cache_stats(PolicyStore& store, Pool& pool, bool json) {
+Output cache_stats(PolicyStore& store, bool json) {
   try {
     const std::size_t misses = store.misses_size();
     const std::size_t scheduled = store.schedule_size();
-    const std::string stats_prefix = store.options().prefix + "v1:stats:";
-    std::map<std::string, std::map<std::string, std::string>> fetchers;
-    {
-      auto conn = pool.lease();
-      const std::string match = glob_prefix(stats_prefix);
-      std::string cursor = "0";
-      // Fetchers are few; the bound only guards against a pathological keyspace.
-      for (int rounds = 0; rounds < 10000; ++rounds) {
-        Reply r = conn->command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"});
-        cursor = std::string(r.at(0).str());
-        auto keys = r.at(1);
-        for (std::size_t i = 0; i < keys.size(); ++i) {
-          std::string key(keys.at(i).str());
-          Reply h = conn->command({"HGETALL", key});
-          auto& m = fetchers[key.substr(stats_prefix.size())];
-          for (std::size_t j = 0; j + 1 < h.size(); j += 2) {
-            m[std::string(h.at(j).str())] = std::string(h.at(j + 1).str());
-          }
-        }
-        if (cursor == "0") break;
-      }
-    }
+    const auto fetchers = store.read_stats();
     Output o;
     if (json) {
       json::Object f;

@@ -21,6 +21,6 @@ Output cache_drop(PolicyStore& store, std::string_view domain, bool json);
 Output cache_warm(PolicyStore& store, std::string_view text, std::string_view source, SysTime now,
                   bool json);
 // Queue sizes and every fetcher's published counters.
-Output cache_stats(PolicyStore& store, Pool& pool, bool json);
+Output cache_stats(PolicyStore& store, bool json);
 
 }  // namespace mtasts::ctl

@@ -210,7 +210,7 @@ int run_cache(const Args& a, const Config& cfg) {
   if (what == "drop") return emit(ctl::cache_drop(store, a.words[2], a.json));
   if (what == "list") return emit(ctl::cache_list(store, limit, now, a.json));
   if (what == "warm") return emit(ctl::cache_warm(store, warm_text, a.words[2], now, a.json));
-  return emit(ctl::cache_stats(store, pool, a.json));
+  return emit(ctl::cache_stats(store, a.json));
 }
 
 int main_(int argc, char** argv) {

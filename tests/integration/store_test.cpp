@@ -243,6 +243,13 @@ TEST_F(StoreTest, WriteStats) {
   EXPECT_LE(ttl, 900);
   store_.write_stats("fetcher-1", {{"fetches", 13}}, Seconds{900});
   EXPECT_EQ(cli1({"HLEN", "mta-sts:v1:stats:fetcher-1"}), "1") << "replaced, not merged";
+
+  store_.write_stats("fetcher-2", {{"fetches", 7}, {"failures_fetch", 1}}, Seconds{900});
+  const auto all = store_.read_stats();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all.at("fetcher-1"), (std::map<std::string, std::string>{{"fetches", "13"}}));
+  EXPECT_EQ(all.at("fetcher-2"), (std::map<std::string, std::string>{{"failures_fetch", "1"}, {"fetches", "7"}}));
+  EXPECT_EQ(store_.read_stats(1).size(), 1u) << "bounded";
 }
 
 TEST_F(StoreTest, RedisDownIsARedisError) {
