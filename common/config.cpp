@@ -266,8 +266,29 @@ struct Option {
 
 using S = std::string_view;
 
+// The options every daemon has, the same in its own section: they land in DaemonConfig.
+std::vector<Option> daemon_options(const char* section, const char* user_help) {
+  return {
+      {section, "daemonize", "no", "BOOL", "detach into the background",
+       [](Config& c, S s, S v) { daemon_of(c, s).daemonize = boolean(v); }, false, true},
+      {section, "pid-file", "", "FILE", "write the process id to FILE",
+       [](Config& c, S s, S v) { daemon_of(c, s).pid_file = text(v); }},
+      {section, "user", "", "USER", user_help,
+       [](Config& c, S s, S v) { daemon_of(c, s).user = word(v); }},
+      {section, "group", "", "GROUP", "group to run as (default: USER's primary group)",
+       [](Config& c, S s, S v) { daemon_of(c, s).group = word(v); }},
+      {section, "log", "syslog", "syslog|stderr", "where to log",
+       [](Config& c, S s, S v) { daemon_of(c, s).log = log_target(v); }},
+      {section, "log-level", "info", "LEVEL", "least important level logged: debug, info, notice, warning, error",
+       [](Config& c, S s, S v) { daemon_of(c, s).log_level = log_level(v); }},
+      {section, "log-facility", "mail", "FACILITY", "syslog facility",
+       [](Config& c, S s, S v) { daemon_of(c, s).log_facility = log_facility(v); }},
+  };
+}
+
 const std::vector<Option>& table() {
-  static const std::vector<Option> t = {
+  static const std::vector<Option> t = [] {
+    std::vector<Option> rows = {
       // [redis]
       {"redis", "address", "127.0.0.1:6379", "ADDR", "Redis server: HOST:PORT, [IPV6]:PORT, HOST or unix:/PATH",
        [](Config& c, S, S v) { c.redis.redis.address = redis_address(v); }},
@@ -292,23 +313,12 @@ const std::vector<Option>& table() {
       {"redis", "max-domains", "1000000", "N", "bound on the refresh schedule",
        [](Config& c, S, S v) { c.redis.store.max_domains = number(v, 1, 1'000'000'000); }},
       {"redis", "retention", "1d", "DURATION", "how long an entry outlives its expiry in Redis (plain number: s)",
-       [](Config& c, S, S v) { c.redis.store.retention = secs(v, 0, 365 * kDay); }},
-
+       [](Config& c, S, S v) { c.redis.store.retention = secs(v, 0, 365 * kDay); }}
+    };
+    const auto add = [&rows](std::vector<Option> more) { rows.insert(rows.end(), more.begin(), more.end()); };
+    add(daemon_options("milter", "drop privileges to USER after opening the socket"));
+    add({
       // [milter]
-      {"milter", "daemonize", "no", "BOOL", "detach into the background",
-       [](Config& c, S s, S v) { daemon_of(c, s).daemonize = boolean(v); }, false, true},
-      {"milter", "pid-file", "", "FILE", "write the process id to FILE",
-       [](Config& c, S s, S v) { daemon_of(c, s).pid_file = text(v); }},
-      {"milter", "user", "", "USER", "drop privileges to USER after opening the socket",
-       [](Config& c, S s, S v) { daemon_of(c, s).user = word(v); }},
-      {"milter", "group", "", "GROUP", "group to run as (default: USER's primary group)",
-       [](Config& c, S s, S v) { daemon_of(c, s).group = word(v); }},
-      {"milter", "log", "syslog", "syslog|stderr", "where to log",
-       [](Config& c, S s, S v) { daemon_of(c, s).log = log_target(v); }},
-      {"milter", "log-level", "info", "LEVEL", "least important level logged: debug, info, notice, warning, error",
-       [](Config& c, S s, S v) { daemon_of(c, s).log_level = log_level(v); }},
-      {"milter", "log-facility", "mail", "FACILITY", "syslog facility",
-       [](Config& c, S s, S v) { daemon_of(c, s).log_facility = log_facility(v); }},
       {"milter", "socket", "unix:/run/mta-sts/milter.sock", "SOCKET",
        "milter socket: unix:PATH, inet:PORT@HOST or inet6:PORT@HOST",
        [](Config& c, S, S v) { c.milter.socket = milter_socket(v); }},
@@ -331,23 +341,11 @@ const std::vector<Option>& table() {
       {"milter", "honor-tls-required", "yes", "BOOL", "do not tag messages with \"TLS-Required: No\" (RFC 8689)",
        [](Config& c, S, S v) { c.milter.honor_tls_required = boolean(v); }, false, true},
       {"milter", "milter-timeout", "7210s", "DURATION", "libmilter's timeout talking to the MTA (plain number: s)",
-       [](Config& c, S, S v) { c.milter.milter_timeout = static_cast<unsigned>(secs(v, 1, kDay).count()); }},
-
+       [](Config& c, S, S v) { c.milter.milter_timeout = static_cast<unsigned>(secs(v, 1, kDay).count()); }}
+    });
+    add(daemon_options("cached", "drop privileges to USER"));
+    add({
       // [cached]
-      {"cached", "daemonize", "no", "BOOL", "detach into the background",
-       [](Config& c, S s, S v) { daemon_of(c, s).daemonize = boolean(v); }, false, true},
-      {"cached", "pid-file", "", "FILE", "write the process id to FILE",
-       [](Config& c, S s, S v) { daemon_of(c, s).pid_file = text(v); }},
-      {"cached", "user", "", "USER", "drop privileges to USER",
-       [](Config& c, S s, S v) { daemon_of(c, s).user = word(v); }},
-      {"cached", "group", "", "GROUP", "group to run as (default: USER's primary group)",
-       [](Config& c, S s, S v) { daemon_of(c, s).group = word(v); }},
-      {"cached", "log", "syslog", "syslog|stderr", "where to log",
-       [](Config& c, S s, S v) { daemon_of(c, s).log = log_target(v); }},
-      {"cached", "log-level", "info", "LEVEL", "least important level logged: debug, info, notice, warning, error",
-       [](Config& c, S s, S v) { daemon_of(c, s).log_level = log_level(v); }},
-      {"cached", "log-facility", "mail", "FACILITY", "syslog facility",
-       [](Config& c, S s, S v) { daemon_of(c, s).log_facility = log_facility(v); }},
       {"cached", "resolver", "", "ADDR[:PORT]", "DNS resolver (repeatable; none: /etc/resolv.conf)",
        [](Config& c, S s, S v) { resolvers_of(c, s).push_back(resolver(v)); }, true},
       {"cached", "dns-timeout", "2000ms", "DURATION", "limit on one DNS query attempt (plain number: ms)",
@@ -391,8 +389,9 @@ const std::vector<Option>& table() {
       {"cached", "failure-alert", "3", "N", "warn after this many failed refreshes in a row (1-1000)",
        [](Config& c, S, S v) { c.cached.failure_alert = static_cast<unsigned>(number(v, 1, 1000)); }},
       {"cached", "fetcher-id", "", "ID", "this fetcher's name in Redis (default: HOSTNAME:PID)",
-       [](Config& c, S, S v) { c.cached.fetcher_id = word(v, true, 128); }},
-
+       [](Config& c, S, S v) { c.cached.fetcher_id = word(v, true, 128); }}
+    });
+    add({
       // [ctl]
       {"ctl", "resolver", "", "ADDR[:PORT]", "DNS resolver for query (repeatable; none: /etc/resolv.conf)",
        [](Config& c, S s, S v) { resolvers_of(c, s).push_back(resolver(v)); }, true},
@@ -401,8 +400,10 @@ const std::vector<Option>& table() {
       {"ctl", "fetch-timeout", "30s", "DURATION", "limit on the policy fetch of query (plain number: s)",
        [](Config& c, S, S v) { c.ctl.fetch_timeout = secs(v, 1, 300); }},
       {"ctl", "dns-timeout", "2000ms", "DURATION", "limit on one DNS query attempt (plain number: ms)",
-       [](Config& c, S, S v) { c.ctl.dns_timeout = ms(v, 10, 60000); }},
-  };
+       [](Config& c, S, S v) { c.ctl.dns_timeout = ms(v, 10, 60000); }}
+    });
+    return rows;
+  }();
   return t;
 }
 
