@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "common/domain.hpp"
+#include "tests/fakes/cache_entries.hpp"
 
 namespace mtasts::test {
 
@@ -128,37 +129,9 @@ void CacheFiller::fill_standard() {
 }
 
 CacheEntry make_policy(Mode mode, const std::string& id, const std::vector<std::string>& mx, std::chrono::seconds life) {
-  const SysTime now = SystemClock().now();
-  StoredPolicy sp;
-  sp.policy.mode = mode;
-  sp.policy.max_age = life;
-  std::string raw = "version: STSv1\r\nmode: " + std::string(to_string(mode)) + "\r\n";
-  for (const auto& m : mx) {
-    std::string err;
-    auto p = MxPattern::parse(m, &err);
-    if (!p) throw std::invalid_argument("bad mx pattern in test: " + m);
-    sp.policy.mx.push_back(*p);
-    raw += "mx: " + m + "\r\n";
-  }
-  raw += "max_age: " + std::to_string(life.count()) + "\r\n";
-  sp.raw = raw;
-  sp.id = id;
-  sp.fetched_at = now;
-  sp.expires_at = now + life;
-  CacheEntry e;
-  e.policy = sp;
-  e.checked_at = now;
-  e.next_refresh = now + life / 2;
-  return e;
+  return policy_entry(mode, id, mx, SystemClock().now(), life);
 }
 
-CacheEntry make_negative(std::chrono::seconds life) {
-  const SysTime now = SystemClock().now();
-  CacheEntry e;
-  e.no_policy_until = now + life;
-  e.checked_at = now;
-  e.next_refresh = now + life;
-  return e;
-}
+CacheEntry make_negative(std::chrono::seconds life) { return negative_entry(SystemClock().now(), life); }
 
 }  // namespace mtasts::test
