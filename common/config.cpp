@@ -304,7 +304,7 @@ const std::vector<Option>& table() {
        [](Config& c, S, S v) { c.redis.redis.connect_timeout = ms(v, 1, 60000); }},
       {"redis", "command-timeout", "250ms", "DURATION", "limit on every Redis command (plain number: ms)",
        [](Config& c, S, S v) { c.redis.redis.command_timeout = ms(v, 1, 60000); }},
-      {"redis", "pool-size", "8", "N", "idle Redis connections kept open (1-1024)",
+      {"redis", "pool-size", "8", "N", "Redis connections per process at most (1-1024)",
        [](Config& c, S, S v) { c.redis.redis.pool_size = number(v, 1, 1024); }},
       {"redis", "prefix", "mta-sts:", "PREFIX", "prefix of every Redis key (no spaces)",
        [](Config& c, S, S v) { c.redis.store.prefix = word(v, false, 64); }},

@@ -397,31 +397,55 @@ bool idle_connection_alive(const Connection& c) noexcept {
 }  // namespace
 
 Pool::Lease Pool::lease() {
-  std::vector<std::unique_ptr<Connection>> stale;  // closed outside the lock
-  {
-    std::lock_guard lock(mu_);
+  const auto deadline = steady_clock::now() + opts_.connect_timeout;
+  std::vector<std::unique_ptr<Connection>> stale;  // declared first: closed after the unlock
+  std::unique_lock lock(mu_);
+  for (;;) {
     while (!idle_.empty()) {
       std::unique_ptr<Connection> c = std::move(idle_.back());
       idle_.pop_back();
       if (idle_connection_alive(*c)) return Lease(this, std::move(c));
       stale.push_back(std::move(c));
+      --open_;
     }
+    if (open_ < opts_.pool_size) break;
+    if (freed_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+        open_ >= opts_.pool_size)
+      throw RedisError(RedisError::Kind::timeout, "redis: all " + std::to_string(opts_.pool_size) +
+                                                      " connections busy for " + ms_text(opts_.connect_timeout) +
+                                                      " (" + opts_.address + ")");
   }
-  return Lease(this, std::make_unique<Connection>(Connection::open(opts_)));
+  ++open_;
+  lock.unlock();
+  try {
+    return Lease(this, std::make_unique<Connection>(Connection::open(opts_)));
+  } catch (...) {
+    {
+      std::lock_guard relock(mu_);
+      --open_;
+    }
+    freed_.notify_one();
+    throw;
+  }
 }
 
 void Pool::give_back(std::unique_ptr<Connection> c) noexcept {
-  if (!c || !c->poolable() || c->raw()->err) return;
-  c->set_command_timeout(opts_.command_timeout);
-  std::lock_guard lock(mu_);
-  if (idle_.size() < opts_.pool_size) {
-    try {
-      idle_.push_back(std::move(c));
-    } catch (...) {
-      // Out of memory: the connection is simply closed (by c's destructor, outside push_back).
+  const bool reusable = c && c->poolable() && !c->raw()->err;
+  if (reusable) c->set_command_timeout(opts_.command_timeout);
+  {
+    std::lock_guard lock(mu_);
+    if (reusable) {
+      try {
+        idle_.push_back(std::move(c));
+      } catch (...) {
+        --open_;  // out of memory: the connection is closed (by c's destructor, after the unlock)
+      }
+    } else {
+      --open_;
     }
   }
-  // else: the pool is full and c is closed when this function returns, after the unlock.
+  freed_.notify_one();
+  // A connection that is not kept is closed here, outside the lock.
 }
 
 }  // namespace mtasts

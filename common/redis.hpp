@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -155,8 +156,12 @@ class Pool {
     std::unique_ptr<Connection> conn_;
   };
 
-  // An idle clean connection, or a new one (connect happens outside the lock). Throws
-  // RedisError when Redis cannot be reached within connect_timeout.
+  // A connection for one command or pipeline: an idle one, else a new one while fewer than
+  // pool_size are open, else the first one given back (the connect happens outside the lock).
+  // At most pool_size connections are ever open, so that a burst of lookups queues for a
+  // few microseconds instead of opening (and then closing) connections to a shared Redis.
+  // Throws RedisError when Redis cannot be reached, or no connection comes free, within
+  // connect_timeout.
   Lease lease();
   const RedisOptions& options() const noexcept { return opts_; }
 
@@ -164,7 +169,9 @@ class Pool {
   void give_back(std::unique_ptr<Connection> c) noexcept;
   RedisOptions opts_;
   std::mutex mu_;
+  std::condition_variable freed_;
   std::vector<std::unique_ptr<Connection>> idle_;
+  std::size_t open_ = 0;  // idle plus leased
 };
 
 }  // namespace mtasts

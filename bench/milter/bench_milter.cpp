@@ -1,23 +1,29 @@
 // bench_milter: what mta-sts-milter costs a Postfix MTA. Not a test: nothing is asserted.
 //
-// smtp-source puts one recipient domain in every message, so each run is a chain:
-//   smtp-source -> front Postfix (virtual_alias_maps expands each recipient into D recipients
-//   at D domains) -> measured Postfix (smtpd_milters = the milter, or none) -> smtp-sink
-// The front Postfix is the same in every run; only the measured one changes. Runs:
-//   1. no milter
-//   2. the milter as configured by default (local cache on)
-//   3. the milter with local-cache-ttl = 0 (every lookup a Redis round trip)
-//   4. 200 concurrent sessions straight into the milter's Postfix, for the peak RSS
-// Lookup latency is measured inside the milter (its statistics line at exit), where it
-// includes waiting for a CPU while Postfix keeps both cores busy, and again in this process
-// with the milter's own lookup code (PolicyLookup over a Pool with the same 50 ms budget) on
-// an idle machine. The RSS is the milter's VmHWM from /proc. Redis holds D policies (enforce, testing, none, no policy, ...).
+// smtp-source -> Postfix -> smtp-sink, all on loopback. smtp-source sends D recipients per
+// message ("u@bench.test", "2u@bench.test", ...); Postfix's smtpd_command_filter turns the
+// n-th into "un@dn.bench.test", so every message has D recipient domains as the smtpd (and
+// so the milter) sees them. Three Postfix instances are configured alike but for
+// smtpd_milters: none, bench_null_milter (a filter that asks for nothing and does nothing:
+// the floor of any milter) and mta-sts-milter (default configuration, local cache on).
 //
-//   bench_milter [--messages N] [--sessions S] [--domains D] [--rss-sessions R] [--untagged]
+//   1. throughput: R rounds; each runs the same smtp-source load through the three, in
+//      rotating order; reported are the medians, their ratios to "no milter", and the busy
+//      CPU time of the whole machine (and of mta-sts-milter) per message
+//   2. the milter's peak RSS (VmHWM) after 200 concurrent sessions into its Postfix
+//   3. lookup latency inside the milter (its statistics line at exit): local-cache hits from
+//      the milter of step 1; Redis hits from a milter with local-cache-ttl = 0, with the same
+//      load (S sessions) and with 2 sessions; the machine's CPU use is printed with them
+//   4. the same lookup code in this process with the machine otherwise idle
+// Redis holds D policies (enforce, testing, none, no policy, ...).
+//
+//   bench_milter [--messages N] [--sessions S] [--domains D] [--rounds R] [--rss-sessions R] [--untagged]
 // --untagged: every domain without a policy, so the milter looks up but changes no header
 // (separates the cost of the milter protocol from that of Postfix applying header changes).
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -25,7 +31,6 @@
 #include <filesystem>
 #include <regex>
 #include <sstream>
-#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -46,51 +51,106 @@ struct Args {
   int messages = 2000;
   int sessions = 20;
   int domains = 5;
+  int rounds = 3;
   int rss_sessions = 200;
   bool untagged = false;  // every domain without a policy: lookups but no header changes
 };
 
 std::string bench_domain(int i) { return "d" + std::to_string(i) + ".bench.test"; }
 
-// Front Postfix: expands "<n>u@bench.test" into "<n>u@d1.bench.test, ..." and relays to `next`.
-std::unique_ptr<Postfix> front(const fs::path& dir, unsigned next, int domains) {
-  fs::create_directories(dir);
-  std::string targets;
-  for (int i = 1; i <= domains; ++i) targets += (i > 1 ? ", " : "") + std::string("${1}u@") + bench_domain(i);
-  write_file(dir / "virtual.regexp", "/^([0-9]*)u@bench\\.test$/ " + targets + "\n");
-  return std::make_unique<Postfix>(
-      dir, PostfixOptions{.relay_port = next,
-                          .main_cf = {"virtual_alias_maps = regexp:" + (dir / "virtual.regexp").string(),
-                                      "default_process_limit = 300", "default_destination_concurrency_limit = 40",
-                                      "smtpd_client_connection_count_limit = 0", "smtp_connection_cache_on_demand = no"}});
-}
-
+// A Postfix relaying to the sink whose smtpd rewrites smtp-source's numbered recipients
+// into one domain each.
 std::unique_ptr<Postfix> measured(const fs::path& dir, unsigned sink_port, const std::string& milter) {
   fs::create_directories(dir);
+  write_file(dir / "rcpt.regexp",
+             "/^RCPT TO:<u@bench\\.test>(.*)$/ RCPT TO:<u1@d1.bench.test>${1}\n"
+             "/^RCPT TO:<([0-9]+)u@bench\\.test>(.*)$/ RCPT TO:<u${1}@d${1}.bench.test>${2}\n");
   return std::make_unique<Postfix>(
       dir, PostfixOptions{.relay_port = sink_port,
                           .milter = milter,
-                          .main_cf = {"default_process_limit = 300", "smtpd_client_connection_count_limit = 0",
+                          .main_cf = {"smtpd_command_filter = regexp:" + (dir / "rcpt.regexp").string(),
+                                      "default_process_limit = 400", "smtpd_client_connection_count_limit = 0",
                                       "default_destination_concurrency_limit = 40"}});
 }
 
-double run_source(unsigned port, const std::string& to, int messages, int sessions, int rcpts, Sink& sink,
-                  std::size_t before) {
+// Busy CPU time of the whole machine so far (user, nice, system, irq, softirq), in seconds.
+double machine_cpu_seconds() {
+  std::istringstream in(read_file("/proc/stat"));
+  std::string cpu;
+  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq;
+  return static_cast<double>(user + nice + system + irq + softirq) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// CPU seconds (user + system) a process used so far.
+double cpu_seconds(pid_t pid) {
+  const std::string s = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = s.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream in(s.substr(close + 2));
+  std::string f;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> f; ++i) {
+    if (i == 14) utime = std::stoull(f);
+    if (i == 15) stime = std::stoull(f);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+long vm_hwm_kib(pid_t pid) {
+  const std::string s = read_file("/proc/" + std::to_string(pid) + "/status");
+  const auto at = s.find("VmHWM:");
+  return at == std::string::npos ? -1 : std::atol(s.c_str() + at + 6);
+}
+
+struct RunFigures {
+  double rate = 0;         // messages per second, first connection to last message at the sink
+  double cpu_ms = 0;       // busy CPU of the whole machine per message
+  double milter_ms = 0;    // CPU of the milter process per message (0 without one)
+};
+
+// smtp-source sends `messages` messages with `rcpts` recipients each over `sessions` parallel
+// sessions (one message per session, then a new connection; `wait_s` seconds between two
+// messages of a session); done when the sink has them all.
+RunFigures run_source(unsigned port, int messages, int sessions, int rcpts, int wait_s, Sink& sink,
+                      pid_t milter = -1) {
+  const std::size_t want = sink.count() + static_cast<std::size_t>(messages);
+  const double cpu0 = machine_cpu_seconds();
+  const double m0 = milter > 0 ? cpu_seconds(milter) : 0;
   const auto t0 = std::chrono::steady_clock::now();
-  const RunResult r = run({"smtp-source", "-4", "-s", std::to_string(sessions), "-m", std::to_string(messages), "-r",
-                           std::to_string(rcpts), "-f", "sender@sender.bench.test", "-t", to, "-M", "client.bench.test",
-                           "-l", "2000", "127.0.0.1:" + std::to_string(port)},
-                          600s);
+  std::vector<std::string> argv = {"smtp-source", "-4", "-s", std::to_string(sessions), "-m", std::to_string(messages),
+                                   "-r", std::to_string(rcpts), "-f", "sender@sender.bench.test", "-t", "u@bench.test",
+                                   "-M", "client.bench.test", "-l", "2000"};
+  if (wait_s > 0) argv.insert(argv.end(), {"-w", std::to_string(wait_s)});
+  argv.push_back("127.0.0.1:" + std::to_string(port));
+  const RunResult r = run(argv, 900s);
   if (r.exit_code != 0) std::fprintf(stderr, "smtp-source: exit %d %s%s\n", r.exit_code, r.out.c_str(), r.err.c_str());
-  const std::size_t want = before + static_cast<std::size_t>(messages);
   if (!wait_until([&] { return sink.count() >= want; }, 600s))
-    std::fprintf(stderr, "only %zu of %d messages reached the sink\n", sink.count() - before, messages);
+    std::fprintf(stderr, "only %zu of %d messages reached the sink\n", sink.count() + messages - want, messages);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return messages / secs;
+  RunFigures f;
+  f.rate = messages / secs;
+  f.cpu_ms = (machine_cpu_seconds() - cpu0) * 1000.0 / messages;
+  if (milter > 0) f.milter_ms = (cpu_seconds(milter) - m0) * 1000.0 / messages;
+  return f;
+}
+
+// Connections Redis accepted so far (INFO stats).
+long redis_connections(RedisServer& redis) {
+  const std::string info = redis.cli({"INFO", "stats"});
+  const auto at = info.find("total_connections_received:");
+  return at == std::string::npos ? -1 : std::atol(info.c_str() + at + 27);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  if (v.empty()) return 0;
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 std::string field(const std::string& text, const std::string& key) {
-  const std::regex re(key + "=([0-9.]+)");
+  const std::regex re("[ \"]" + key + "=([0-9.]+)");
   std::smatch m;
   return std::regex_search(text, m, re) ? m[1].str() : "?";
 }
@@ -115,25 +175,11 @@ void lookup_in_process(const std::string& redis_address, int domains, std::chron
 
 double us(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 1000.0; }
 
-// CPU seconds (user + system) a process used so far.
-double cpu_seconds(pid_t pid) {
-  const std::string s = read_file("/proc/" + std::to_string(pid) + "/stat");
-  const auto close = s.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::istringstream in(s.substr(close + 2));
-  std::string f;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && in >> f; ++i) {
-    if (i == 14) utime = std::stoull(f);
-    if (i == 15) stime = std::stoull(f);
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-long vm_hwm_kib(pid_t pid) {
-  const std::string s = read_file("/proc/" + std::to_string(pid) + "/status");
-  const auto at = s.find("VmHWM:");
-  return at == std::string::npos ? -1 : std::atol(s.c_str() + at + 6);
+int usage() {
+  std::fprintf(stderr,
+               "usage: bench_milter [--messages N] [--sessions S] [--domains D (1-9)] [--rounds R] "
+               "[--rss-sessions R] [--untagged]\n");
+  return 2;
 }
 
 }  // namespace
@@ -141,23 +187,23 @@ long vm_hwm_kib(pid_t pid) {
 int main(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; i += 2) {
-    std::string k = argv[i];
+    const std::string k = argv[i];
     if (k == "--untagged") {
       a.untagged = true;
       --i;
       continue;
     }
-    if (i + 1 >= argc) k.clear();
+    if (i + 1 >= argc) return usage();
     const int v = std::atoi(argv[i + 1]);
+    if (v <= 0) return usage();
     if (k == "--messages") a.messages = v;
     else if (k == "--sessions") a.sessions = v;
     else if (k == "--domains") a.domains = v;
+    else if (k == "--rounds") a.rounds = v;
     else if (k == "--rss-sessions") a.rss_sessions = v;
-    else {
-      std::fprintf(stderr, "usage: bench_milter [--messages N] [--sessions S] [--domains D] [--rss-sessions R] [--untagged]\n");
-      return 2;
-    }
+    else return usage();
   }
+  if (a.domains > 9) return usage();
   try {
     TempDir dir("mtasts-bench-milter");
     RedisServer redis;
@@ -184,65 +230,95 @@ int main(int argc, char** argv) {
       return std::make_unique<MilterDaemon>(dir / name, o);
     };
 
-    std::printf("bench_milter: %d messages, %d sessions, %d recipient domains per message%s\n", a.messages,
-                a.sessions, a.domains, a.untagged ? " (none with a policy)" : "");
-    // 1. Without a milter.
-    double rate_none = 0;
-    {
-      auto m = measured(dir / "pf-none", sink.port(), "");
-      auto f = front(dir / "pf-front-none", m->smtp_port(), a.domains);
-      rate_none = run_source(f->smtp_port(), "u@bench.test", a.messages, a.sessions, 1, sink, sink.count());
-    }
-    // 2. With the milter, default configuration (local cache), then 4. its peak RSS.
-    double rate_milter = 0;
-    std::string stats_local;
+    std::printf("bench_milter: %d messages per run, %d sessions, %d recipient domains per message%s, %d rounds\n",
+                a.messages, a.sessions, a.domains, a.untagged ? " (none with a policy)" : "", a.rounds);
+    std::fflush(stdout);
+
+    // 1. Throughput, the three Postfix instances in rotating order.
+    enum { kPlain, kNull, kOurs, kConfigs };
+    const char* const names[kConfigs] = {"no milter", "null milter", "mta-sts-milter"};
+    std::vector<RunFigures> runs[kConfigs];
     long hwm_kib = -1;
-    double milter_cpu = 0;
+    std::string stats_local;
     {
       auto milter = start_milter("milter-default", {});
-      auto m = measured(dir / "pf-milter", sink.port(), milter->socket());
-      auto f = front(dir / "pf-front-milter", m->smtp_port(), a.domains);
-      rate_milter = run_source(f->smtp_port(), "u@bench.test", a.messages, a.sessions, 1, sink, sink.count());
-      milter_cpu = cpu_seconds(milter->process().pid());
-      // Straight into the milter's Postfix: every session is one milter connection.
-      run_source(m->smtp_port(), "u@" + bench_domain(1), a.rss_sessions * 5, a.rss_sessions, 3, sink, sink.count());
-      hwm_kib = vm_hwm_kib(milter->process().pid());
-      f.reset();
-      m.reset();
+      const std::string null_socket = "unix:" + (dir / "null-milter.sock").string();
+      Process null_milter({MTASTS_NULL_MILTER_BIN, null_socket}, dir / "null-milter.log");
+      if (!wait_until([&] { return fs::exists(dir / "null-milter.sock"); }, 10s))
+        throw std::runtime_error("bench_null_milter did not start: " + read_file(dir / "null-milter.log"));
+      std::unique_ptr<Postfix> pf[kConfigs] = {measured(dir / "pf-plain", sink.port(), ""),
+                                               measured(dir / "pf-null", sink.port(), null_socket),
+                                               measured(dir / "pf-milter", sink.port(), milter->socket())};
+      const pid_t mpid = milter->process().pid();
+      // Warm-up: Postfix processes started, the milter's local cache filled.
+      for (auto& p : pf) run_source(p->smtp_port(), 100, a.sessions, a.domains, 0, sink);
+      for (int r = 0; r < a.rounds; ++r) {
+        for (int k = 0; k < kConfigs; ++k) {
+          const int c = (r + k) % kConfigs;
+          runs[c].push_back(run_source(pf[c]->smtp_port(), a.messages, a.sessions, a.domains, 0, sink,
+                                       c == kOurs ? mpid : -1));
+          std::printf("  round %d %-15s %7.1f msg/s\n", r + 1, names[c], runs[c].back().rate);
+          std::fflush(stdout);
+        }
+      }
+      // 2. Peak RSS: every session one milter connection, all open at once.
+      run_source(pf[kOurs]->smtp_port(), a.rss_sessions * 3, a.rss_sessions, a.domains, 0, sink);
+      hwm_kib = vm_hwm_kib(mpid);
+      for (auto& p : pf) p.reset();
+      null_milter.stop();
       milter->stop();
       stats_local = milter->log();
     }
-    // 3. With the milter and no local cache: every lookup goes to Redis.
-    double rate_redis = 0;
-    std::string stats_redis;
-    {
-      auto milter = start_milter("milter-nocache", {"local-cache-ttl = 0"});
-      auto m = measured(dir / "pf-milter-nocache", sink.port(), milter->socket());
-      auto f = front(dir / "pf-front-nocache", m->smtp_port(), a.domains);
-      rate_redis = run_source(f->smtp_port(), "u@bench.test", a.messages, a.sessions, 1, sink, sink.count());
-      f.reset();
-      m.reset();
+    auto pick = [&](int c, double RunFigures::*m) {
+      std::vector<double> x;
+      for (const auto& f : runs[c]) x.push_back(f.*m);
+      return median(x);
+    };
+    const double rate_plain = pick(kPlain, &RunFigures::rate);
+
+    // 3. Redis hits inside the milter: with the throughput run's load, and with 2 sessions.
+    enum { kSaturated, kTwoSessions, kPhases };
+    RunFigures phase_run[kPhases];
+    std::string phase_stats[kPhases];
+    long phase_conns[kPhases] = {};
+    for (int phase = 0; phase < kPhases; ++phase) {
+      const std::string name = "nocache-" + std::to_string(phase);
+      auto milter = start_milter("milter-" + name, {"local-cache-ttl = 0"});
+      auto pf = measured(dir / ("pf-" + name), sink.port(), milter->socket());
+      const long c0 = redis_connections(redis);
+      phase_run[phase] = phase == kSaturated ? run_source(pf->smtp_port(), a.messages, a.sessions, a.domains, 0, sink)
+                                             : run_source(pf->smtp_port(), a.messages / 2, 2, a.domains, 0, sink);
+      phase_conns[phase] = redis_connections(redis) - c0 - 1;  // less redis-cli's own
+      pf.reset();
       milter->stop();
-      stats_redis = milter->log();
+      phase_stats[phase] = milter->log();
     }
 
+    // 4. The same code in this process.
     LookupStats ip_redis, ip_local;
     lookup_in_process(redis.address(), a.domains, 0s, 20000, ip_redis);
     lookup_in_process(redis.address(), a.domains, 60s, 200000, ip_local);
 
-    std::printf("\nthroughput (messages/s, end to end through both Postfix instances):\n");
-    std::printf("  without milter:               %8.1f\n", rate_none);
-    std::printf("  with milter (local cache):    %8.1f   ratio %.3f\n", rate_milter, rate_milter / rate_none);
-    std::printf("  with milter (local cache off):%8.1f   ratio %.3f\n", rate_redis, rate_redis / rate_none);
-    std::printf("  milter CPU time for the %d messages of the default run: %.2f s (%.0f us per message)\n",
-                a.messages, milter_cpu, milter_cpu * 1e6 / a.messages);
+    std::printf("\nthroughput (messages/s, smtp-source -> Postfix -> smtp-sink; median of %d runs each):\n", a.rounds);
+    for (int c = 0; c < kConfigs; ++c) {
+      std::printf("  %-15s %8.1f   ratio %.3f   machine CPU %.2f ms/message", names[c], pick(c, &RunFigures::rate),
+                  pick(c, &RunFigures::rate) / rate_plain, pick(c, &RunFigures::cpu_ms));
+      if (c == kOurs) std::printf(" (milter process %.2f ms)", pick(c, &RunFigures::milter_ms));
+      std::printf("\n");
+    }
     std::printf("\nper-recipient-domain lookup latency inside the milter (us):\n");
-    std::printf("  local-cache hits: n=%s p50=%s p99=%s\n", field(stats_local, "local").c_str(),
+    std::printf("  local-cache hits (throughput runs):  n=%s p50=%s p99=%s\n", field(stats_local, "local").c_str(),
                 field(stats_local, "local_p50_us").c_str(), field(stats_local, "local_p99_us").c_str());
-    std::printf("  Redis hits:       n=%s p50=%s p99=%s\n", field(stats_redis, "redis").c_str(),
-                field(stats_redis, "redis_p50_us").c_str(), field(stats_redis, "redis_p99_us").c_str());
-    std::printf("  failed lookups:   default run %s, no-cache run %s\n", field(stats_local, "failed").c_str(),
-                field(stats_redis, "failed").c_str());
+    const std::string phase_names[kPhases] = {std::to_string(a.sessions) + " sessions", "2 sessions"};
+    for (int phase = 0; phase < kPhases; ++phase) {
+      const std::string& st = phase_stats[phase];
+      std::printf("  Redis hits, %-12s %6.1f msg/s, CPU %3.0f%%: n=%s p50=%s p99=%s failed=%s, Redis connections opened %ld\n",
+                  phase_names[phase].c_str(), phase_run[phase].rate,
+                  phase_run[phase].cpu_ms * phase_run[phase].rate / 10.0 / static_cast<double>(::sysconf(_SC_NPROCESSORS_ONLN)),
+                  field(st, "redis").c_str(),
+                  field(st, "redis_p50_us").c_str(), field(st, "redis_p99_us").c_str(), field(st, "failed").c_str(),
+                  phase_conns[phase]);
+    }
     std::printf("\nsame lookup code in this process, machine otherwise idle (us):\n");
     std::printf("  local-cache hits: n=%llu p50=%.1f p99=%.1f\n",
                 static_cast<unsigned long long>(ip_local.local.count()), us(ip_local.local.percentile(0.5)),

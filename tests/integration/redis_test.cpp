@@ -12,7 +12,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -388,25 +390,64 @@ TEST_F(RedisTest, SubscriberReadsPublishedMessages) {
   EXPECT_EQ(msg->at(2).str(), std::string("exa\0mple.com", 12));
 }
 
-TEST_F(RedisTest, PoolKeepsAtMostPoolSizeIdle) {
+TEST_F(RedisTest, PoolOpensAtMostPoolSizeConnections) {
   RedisOptions o = options_for(server_);
   o.pool_size = 2;
+  o.connect_timeout = 300ms;
   Pool pool(o);
   auto clients = [&] { return server_.cli({"INFO", "clients"}); };
-  std::set<long long> ids;
-  {
-    auto a = pool.lease();
-    auto b = pool.lease();
-    auto c = pool.lease();
-    auto d = pool.lease();
-    for (auto* l : {&a, &b, &c, &d}) ids.insert((*l)->command({"CLIENT", "ID"}).integer());
-    EXPECT_NE(clients().find("connected_clients:5"), std::string::npos) << clients();  // 4 + redis-cli
+  auto a = std::make_unique<Pool::Lease>(pool.lease());
+  auto b = pool.lease();
+  const long long a_id = (*a)->command({"CLIENT", "ID"}).integer();
+  EXPECT_NE(b->command({"CLIENT", "ID"}).integer(), a_id);
+  EXPECT_NE(clients().find("connected_clients:3"), std::string::npos) << clients();  // 2 + redis-cli
+
+  // Both busy: a third lease waits out connect-timeout and fails, opening nothing.
+  const auto t0 = std::chrono::steady_clock::now();
+  const RedisError busy = expect_redis_error([&] { pool.lease(); });
+  EXPECT_EQ(busy.kind(), RedisError::Kind::timeout) << busy.what();
+  EXPECT_NE(std::string(busy.what()).find("all 2 connections busy"), std::string::npos) << busy.what();
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 250ms);
+  EXPECT_NE(clients().find("connected_clients:3"), std::string::npos) << clients();
+
+  // A lease waiting while another thread gives one back gets that very connection.
+  std::thread giver([&] {
+    std::this_thread::sleep_for(100ms);
+    a.reset();
+  });
+  auto c = pool.lease();
+  giver.join();
+  EXPECT_EQ(c->command({"CLIENT", "ID"}).integer(), a_id);
+}
+
+TEST_F(RedisTest, BurstOfLeasesSharesThePoolsConnections) {
+  RedisOptions o = options_for(server_);
+  o.pool_size = 2;
+  o.connect_timeout = 5s;  // waiting for a free connection, never failing, in this test
+  Pool pool(o);
+  auto connections = [&] {
+    const std::string info = server_.cli({"INFO", "stats"});
+    return std::atoll(info.c_str() + info.find("total_connections_received:") + 27);
+  };
+  const long long before = connections();
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        try {
+          pool.lease()->command({"INCR", "counter"});
+        } catch (const RedisError&) {
+          ++errors;
+        }
+      }
+    });
   }
-  EXPECT_EQ(ids.size(), 4u);
-  // Two kept for reuse (plus redis-cli's own connection); the others closed.
-  EXPECT_TRUE(test::wait_until([&] { return clients().find("connected_clients:3") != std::string::npos; }, 2s))
-      << clients();
-  EXPECT_TRUE(ids.count(pool.lease()->command({"CLIENT", "ID"}).integer())) << "a new connection instead of an idle one";
+  for (auto& th : threads) th.join();
+  // The pool's two, plus the redis-cli connection of this second count.
+  EXPECT_EQ(connections() - before, 3);
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(server_.cli({"GET", "counter"}), "3200");
 }
 
 TEST_F(RedisTest, LeasesFromManyThreads) {
