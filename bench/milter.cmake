@@ -1,7 +1,7 @@
 # bench_milter: Postfix throughput with and without mta-sts-milter, the milter's lookup latency
 # (local-cache and Redis hits, measured inside the milter) and its peak RSS at 200 concurrent
 # SMTP sessions, next to a do-nothing milter as the floor (not a test; needs root for Postfix).
-#   build/<dir>/bench/bench_milter [--messages N] [--sessions S] [--domains D] [--rounds R] [--rss-sessions R] [--size BYTES] [--untagged]
+#   build/<dir>/bench/bench_milter [--messages N] [--sessions S] [--domains D] [--rounds R] [--rss-sessions R] [--size BYTES] [--keep-sessions] [--untagged]
 add_executable(bench_milter
   ${CMAKE_CURRENT_LIST_DIR}/milter/bench_milter.cpp
   ${PROJECT_SOURCE_DIR}/tests/e2e/milter/mail_env.cpp

@@ -17,9 +17,11 @@
 //   4. the same lookup code in this process with the machine otherwise idle
 // Redis holds D policies (enforce, testing, none, no policy, ...).
 //
-//   bench_milter [--messages N] [--sessions S] [--domains D] [--rounds R] [--rss-sessions R] [--size BYTES] [--untagged]
+//   bench_milter [--messages N] [--sessions S] [--domains D] [--rounds R] [--rss-sessions R] [--size BYTES] [--keep-sessions] [--untagged]
 // --untagged: every domain without a policy, so the milter looks up but changes no header
 // (separates the cost of the milter protocol from that of Postfix applying header changes).
+// --keep-sessions: each session sends all its messages over one connection (smtp-source -d)
+// instead of one message per connection, as a relay with connection reuse would.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,6 +56,7 @@ struct Args {
   int rounds = 3;
   int rss_sessions = 200;
   int size = 2000;  // bytes per message (smtp-source -l)
+  bool keep_sessions = false;  // every session sends its share over one connection (smtp-source -d)
   bool untagged = false;  // every domain without a policy: lookups but no header changes
 };
 
@@ -111,9 +114,9 @@ struct RunFigures {
 };
 
 // smtp-source sends `messages` messages of `bytes` bytes with `rcpts` recipients each over
-// `sessions` parallel sessions (one message per session, then a new connection); done when
-// the sink has them all.
-RunFigures run_source(unsigned port, int messages, int sessions, int rcpts, int bytes, Sink& sink,
+// `sessions` parallel sessions (one message per connection, or with `keep` all of a
+// session's messages over one connection); done when the sink has them all.
+RunFigures run_source(unsigned port, int messages, int sessions, int rcpts, int bytes, bool keep, Sink& sink,
                       pid_t milter = -1) {
   const std::size_t want = sink.count() + static_cast<std::size_t>(messages);
   const double cpu0 = machine_cpu_seconds();
@@ -122,6 +125,7 @@ RunFigures run_source(unsigned port, int messages, int sessions, int rcpts, int 
   std::vector<std::string> argv = {"smtp-source", "-4", "-s", std::to_string(sessions), "-m", std::to_string(messages),
                                    "-r", std::to_string(rcpts), "-f", "sender@sender.bench.test", "-t", "u@bench.test",
                                    "-M", "client.bench.test", "-l", std::to_string(bytes)};
+  if (keep) argv.push_back("-d");
   argv.push_back("127.0.0.1:" + std::to_string(port));
   const RunResult r = run(argv, 900s);
   if (r.exit_code != 0) std::fprintf(stderr, "smtp-source: exit %d %s%s\n", r.exit_code, r.out.c_str(), r.err.c_str());
@@ -178,7 +182,7 @@ double us(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 
 int usage() {
   std::fprintf(stderr,
                "usage: bench_milter [--messages N] [--sessions S] [--domains D (1-9)] [--rounds R] "
-               "[--rss-sessions R] [--size BYTES] [--untagged]\n");
+               "[--rss-sessions R] [--size BYTES] [--keep-sessions] [--untagged]\n");
   return 2;
 }
 
@@ -188,8 +192,8 @@ int main(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; i += 2) {
     const std::string k = argv[i];
-    if (k == "--untagged") {
-      a.untagged = true;
+    if (k == "--untagged" || k == "--keep-sessions") {
+      (k == "--untagged" ? a.untagged : a.keep_sessions) = true;
       --i;
       continue;
     }
@@ -232,8 +236,9 @@ int main(int argc, char** argv) {
     };
 
     std::printf(
-        "bench_milter: %d messages of %d bytes per run, %d sessions, %d recipient domains per message%s, %d rounds\n",
-        a.messages, a.size, a.sessions, a.domains, a.untagged ? " (none with a policy)" : "", a.rounds);
+        "bench_milter: %d messages of %d bytes per run, %d sessions%s, %d recipient domains per message%s, %d rounds\n",
+        a.messages, a.size, a.sessions, a.keep_sessions ? " (kept open: smtp-source -d)" : " (one message each)",
+        a.domains, a.untagged ? " (none with a policy)" : "", a.rounds);
     std::fflush(stdout);
 
     // 1. Throughput, the three Postfix instances in rotating order.
@@ -253,18 +258,18 @@ int main(int argc, char** argv) {
                                                measured(dir / "pf-milter", sink.port(), milter->socket())};
       const pid_t mpid = milter->process().pid();
       // Warm-up: Postfix processes started, the milter's local cache filled.
-      for (auto& p : pf) run_source(p->smtp_port(), 100, a.sessions, a.domains, a.size, sink);
+      for (auto& p : pf) run_source(p->smtp_port(), 100, a.sessions, a.domains, a.size, a.keep_sessions, sink);
       for (int r = 0; r < a.rounds; ++r) {
         for (int k = 0; k < kConfigs; ++k) {
           const int c = (r + k) % kConfigs;
-          runs[c].push_back(run_source(pf[c]->smtp_port(), a.messages, a.sessions, a.domains, a.size, sink,
+          runs[c].push_back(run_source(pf[c]->smtp_port(), a.messages, a.sessions, a.domains, a.size, a.keep_sessions, sink,
                                        c == kOurs ? mpid : -1));
           std::printf("  round %d %-15s %7.1f msg/s\n", r + 1, names[c], runs[c].back().rate);
           std::fflush(stdout);
         }
       }
       // 2. Peak RSS: every session one milter connection, all open at once.
-      run_source(pf[kOurs]->smtp_port(), a.rss_sessions * 3, a.rss_sessions, a.domains, a.size, sink);
+      run_source(pf[kOurs]->smtp_port(), a.rss_sessions * 3, a.rss_sessions, a.domains, a.size, false, sink);
       hwm_kib = vm_hwm_kib(mpid);
       for (auto& p : pf) p.reset();
       null_milter.stop();
@@ -288,8 +293,8 @@ int main(int argc, char** argv) {
       auto milter = start_milter("milter-" + name, {"local-cache-ttl = 0"});
       auto pf = measured(dir / ("pf-" + name), sink.port(), milter->socket());
       const long c0 = redis_connections(redis);
-      phase_run[phase] = phase == kSaturated ? run_source(pf->smtp_port(), a.messages, a.sessions, a.domains, a.size, sink)
-                                             : run_source(pf->smtp_port(), a.messages / 2, 2, a.domains, a.size, sink);
+      phase_run[phase] = phase == kSaturated ? run_source(pf->smtp_port(), a.messages, a.sessions, a.domains, a.size, a.keep_sessions, sink)
+                                             : run_source(pf->smtp_port(), a.messages / 2, 2, a.domains, a.size, a.keep_sessions, sink);
       phase_conns[phase] = redis_connections(redis) - c0 - 1;  // less redis-cli's own
       pf.reset();
       milter->stop();
