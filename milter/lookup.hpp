@@ -8,7 +8,7 @@
 // - A local entry lives at most local-cache-ttl and never past the policy's expiry or the
 //   negative entry's end; "not in cache" and "unknown" are never cached locally, so a filled
 //   miss is seen on the next lookup.
-// - Thread-safe: libmilter calls lookup() from one thread per SMTP connection.
+// - Thread-safe: libmilter calls lookup() from its worker threads, many sessions at once.
 // - A miss is signalled at most once per domain per local-cache-ttl from this process (the
 //   Redis side deduplicates across the fleet).
 #pragma once
