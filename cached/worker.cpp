@@ -419,7 +419,8 @@ void Worker::run() {
       }
       saturated = free == 0;
       if (now >= next_stats_) {
-        if (next_stats_ != Steady::time_point{}) write_stats(*s);
+        // At the first pass too: `mta-sts-ctl cache stats` shows a fetcher as soon as it runs.
+        write_stats(*s);
         next_stats_ = now + s->options.stats_interval;
       }
       redis_state(true, {});

@@ -135,6 +135,15 @@ TEST_F(DaemonTest, FillsASignalledMissAndStopsPromptlyOnSigterm) {
   EXPECT_EQ(world.redis().cli({"HGET", "mta-sts:v1:stats:a", "status_valid"}), "1");
 }
 
+TEST_F(DaemonTest, PublishesItsCountersAsSoonAsItRuns) {
+  // stats-interval is 5 minutes by default: the first figures must not wait for it.
+  auto p = start("a");
+  EXPECT_TRUE(test::wait_until(
+      [&] { return !world.redis().cli({"HGET", "mta-sts:v1:stats:a", "concurrency"}).empty(); }, 5s))
+      << log("a");
+  EXPECT_TRUE(p->running()) << log("a");
+}
+
 TEST_F(DaemonTest, SigtermWithASlowFetchInFlightEndsWithinTheShutdownTimeout) {
   add("slow.example", "s1", Behaviour::slow);
   world.https().apply();
