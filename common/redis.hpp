@@ -5,10 +5,10 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
