@@ -12,7 +12,8 @@
 //      CPU time of the whole machine (and of mta-sts-milter) per message with its ratio to
 //      "no milter" (on a machine where Postfix is CPU-bound, the share of its capacity kept;
 //      steadier than the rate, which moves with the shared VM's speed between runs)
-//   2. the milter's peak RSS (VmHWM) after 200 concurrent sessions into its Postfix
+//   2. the milter's peak RSS (VmHWM) with 200 SMTP sessions held open together, and the
+//      peak of MTA connections it had open at once
 //   3. lookup latency inside the milter (its statistics line at exit): local-cache hits from
 //      the milter of step 1; Redis hits from a milter with local-cache-ttl = 0, with the same
 //      load (S sessions) and with 2 sessions; the machine's CPU use is printed with them
