@@ -37,11 +37,24 @@ RedisOptions options_for(const RedisServer& s) {
   return o;
 }
 
-pid_t server_pid(RedisServer& s) {
-  const std::string info = s.cli({"INFO", "server"});
-  const auto p = info.find("process_id:");
-  if (p == std::string::npos) return -1;
-  return static_cast<pid_t>(std::stol(info.substr(p + 11)));
+// `threads` threads each running INCR counter `each` times through the pool; the number of
+// commands that failed.
+int incr_from_threads(Pool& pool, int threads, int each) {
+  std::atomic<int> errors{0};
+  std::vector<std::thread> running;
+  for (int t = 0; t < threads; ++t) {
+    running.emplace_back([&] {
+      for (int i = 0; i < each; ++i) {
+        try {
+          pool.lease()->command({"INCR", "counter"});
+        } catch (const RedisError&) {
+          ++errors;
+        }
+      }
+    });
+  }
+  for (auto& th : running) th.join();
+  return errors.load();
 }
 
 // SIGSTOP for the life of the object: the server accepts connections (the kernel does) but
@@ -229,7 +242,7 @@ TEST_F(RedisTest, CommandNeverBlocksPastItsTimeout) {
   Pool pool(o);
   auto lease = pool.lease();
   lease->command({"PING"});
-  const pid_t pid = server_pid(server_);
+  const pid_t pid = server_.pid();
   ASSERT_GT(pid, 0);
   {
     Stopped stopped(pid);
@@ -247,7 +260,7 @@ TEST_F(RedisTest, PipelineNeverBlocksPastItsTimeout) {
   RedisOptions o = options_for(server_);
   o.command_timeout = 150ms;
   Connection c = Connection::open(o);
-  const pid_t pid = server_pid(server_);
+  const pid_t pid = server_.pid();
   ASSERT_GT(pid, 0);
   Stopped stopped(pid);
   std::vector<std::vector<std::string_view>> cmds(50, std::vector<std::string_view>{"PING"});
@@ -261,7 +274,7 @@ TEST_F(RedisTest, PipelineNeverBlocksPastItsTimeout) {
 TEST_F(RedisTest, ConnectToAStoppedServerIsBounded) {
   RedisOptions o = options_for(server_);
   o.connect_timeout = 250ms;
-  const pid_t pid = server_pid(server_);
+  const pid_t pid = server_.pid();
   ASSERT_GT(pid, 0);
   Stopped stopped(pid);
   Pool pool(o);
@@ -395,12 +408,11 @@ TEST_F(RedisTest, PoolOpensAtMostPoolSizeConnections) {
   o.pool_size = 2;
   o.connect_timeout = 300ms;
   Pool pool(o);
-  auto clients = [&] { return server_.cli({"INFO", "clients"}); };
   auto a = std::make_unique<Pool::Lease>(pool.lease());
   auto b = pool.lease();
   const long long a_id = (*a)->command({"CLIENT", "ID"}).integer();
   EXPECT_NE(b->command({"CLIENT", "ID"}).integer(), a_id);
-  EXPECT_NE(clients().find("connected_clients:3"), std::string::npos) << clients();  // 2 + redis-cli
+  EXPECT_EQ(server_.info("connected_clients"), 3);  // 2 + redis-cli
 
   // Both busy: a third lease waits out connect-timeout and fails, opening nothing.
   const auto t0 = std::chrono::steady_clock::now();
@@ -408,7 +420,7 @@ TEST_F(RedisTest, PoolOpensAtMostPoolSizeConnections) {
   EXPECT_EQ(busy.kind(), RedisError::Kind::timeout) << busy.what();
   EXPECT_NE(std::string(busy.what()).find("all 2 connections busy"), std::string::npos) << busy.what();
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 250ms);
-  EXPECT_NE(clients().find("connected_clients:3"), std::string::npos) << clients();
+  EXPECT_EQ(server_.info("connected_clients"), 3);
 
   // A lease waiting while another thread gives one back gets that very connection.
   std::thread giver([&] {
@@ -425,48 +437,16 @@ TEST_F(RedisTest, BurstOfLeasesSharesThePoolsConnections) {
   o.pool_size = 2;
   o.connect_timeout = 5s;  // waiting for a free connection, never failing, in this test
   Pool pool(o);
-  auto connections = [&] {
-    const std::string info = server_.cli({"INFO", "stats"});
-    return std::atoll(info.c_str() + info.find("total_connections_received:") + 27);
-  };
-  const long long before = connections();
-  std::atomic<int> errors{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 16; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 200; ++i) {
-        try {
-          pool.lease()->command({"INCR", "counter"});
-        } catch (const RedisError&) {
-          ++errors;
-        }
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
+  const long long before = server_.info("total_connections_received");
+  EXPECT_EQ(incr_from_threads(pool, 16, 200), 0);
   // The pool's two, plus the redis-cli connection of this second count.
-  EXPECT_EQ(connections() - before, 3);
-  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(server_.info("total_connections_received") - before, 3);
   EXPECT_EQ(server_.cli({"GET", "counter"}), "3200");
 }
 
 TEST_F(RedisTest, LeasesFromManyThreads) {
   Pool pool(options_for(server_));
-  std::atomic<int> errors{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 250; ++i) {
-        try {
-          pool.lease()->command({"INCR", "counter"});
-        } catch (const RedisError&) {
-          ++errors;
-        }
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(incr_from_threads(pool, 8, 250), 0);
   EXPECT_EQ(server_.cli({"GET", "counter"}), "2000");
 }
 
@@ -478,7 +458,7 @@ TEST_F(RedisTest, BrokenConnectionIsNotReturnedToThePool) {
   {
     auto lease = pool.lease();
     first_id = lease->command({"CLIENT", "ID"}).integer();
-    const pid_t pid = server_pid(server_);
+    const pid_t pid = server_.pid();
     Stopped stopped(pid);
     EXPECT_THROW(lease->command({"PING"}), RedisError);
   }

@@ -1,5 +1,6 @@
 #include "tests/support/redis_server.hpp"
 
+#include <cstdlib>
 #include <stdexcept>
 
 namespace mtasts::test {
@@ -36,6 +37,12 @@ std::string RedisServer::cli(const std::vector<std::string>& args) {
   std::string out = r.out;
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   return out;
+}
+
+long long RedisServer::info(const std::string& field) {
+  const std::string text = "\n" + cli({"INFO"});
+  const auto at = text.find("\n" + field + ":");
+  return at == std::string::npos ? -1 : std::atoll(text.c_str() + at + field.size() + 2);
 }
 
 }  // namespace mtasts::test

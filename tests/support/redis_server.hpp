@@ -23,6 +23,11 @@ class RedisServer {
   bool running();
   // Runs redis-cli against this server; returns its stdout (trimmed).
   std::string cli(const std::vector<std::string>& args);
+  // redis-server's pid (-1 after kill()).
+  pid_t pid() const { return proc_ ? proc_->pid() : -1; }
+  // A numeric field of INFO, e.g. "connected_clients" or "total_connections_received"; -1
+  // when absent. Its own redis-cli connection counts in the figures it reads.
+  long long info(const std::string& field);
 
  private:
   TempDir dir_{"mtasts-redis"};
