@@ -319,7 +319,7 @@ const std::vector<Option>& table() {
     add(daemon_options("milter", "drop privileges to USER after opening the socket"));
     add({
       // [milter]
-      {"milter", "socket", "unix:/run/mta-sts/milter.sock", "SOCKET",
+      {"milter", "socket", "inet:8462@127.0.0.1", "SOCKET",
        "milter socket: unix:PATH, inet:PORT@HOST or inet6:PORT@HOST",
        [](Config& c, S, S v) { c.milter.socket = milter_socket(v); }},
       {"milter", "socket-mode", "0660", "MODE", "permissions of a unix socket (octal)",
