@@ -84,12 +84,14 @@ set(CPACK_GENERATOR "DEB")
 set(CPACK_PACKAGE_NAME "mta-sts")
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "mta-sts project")
-set(CPACK_PACKAGE_CONTACT "postmaster@localhost")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "MTA-STS (RFC 8461) enforcement for mail fleets")
+set(CPACK_PACKAGE_CONTACT "mta-sts maintainers <maintainers@users.noreply.r-seed-eafaf78a.example>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "sending-side MTA-STS (RFC 8461) for Postfix and Sendmail fleets")
+# Keep it true: it says what the package does today. Lines of at most 80 characters.
 set(CPACK_PACKAGE_DESCRIPTION
-  "A milter that tags each message with its recipient domains' MTA-STS policies, read from a
-shared Redis cache; a fetcher daemon that discovers and refreshes the policies into that
-cache; and mta-sts-ctl, a tool to lint policies, query domains and inspect the cache.")
+"A fetcher daemon that discovers and refreshes MTA-STS policies into a
+Redis cache shared by the fleet; a milter that tags each message with its
+recipient domains' policies; and mta-sts-ctl, a tool to lint policies,
+query domains and inspect the cache.")
 set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_STRIP_FILES TRUE)

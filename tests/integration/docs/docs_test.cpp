@@ -296,7 +296,7 @@ class RedisAcl : public ::testing::Test {
     std::string out;
     for (std::string l : lines_of(read_file(src("etc/redis-acl.conf")))) {
       if (l.rfind("user ", 0) != 0 || l.rfind("user default ", 0) == 0) continue;
-      for (const char* who : {"milter", "cached", "ctl"}) {
+      for (const char* who : {"milter", "cached", "ctl", "admin"}) {
         const std::string ph = std::string(">CHANGE-ME-") + who;
         if (auto p = l.find(ph); p != std::string::npos) l.replace(p, ph.size(), std::string(">pw-") + who);
       }
@@ -327,6 +327,17 @@ TEST_F(RedisAcl, ExampleDeclaresTheThreeUsersAndClosesTheDefault) {
   const std::string text = read_file(src("etc/redis-acl.conf"));
   for (const char* u : {"user mta-sts-milter on", "user mta-sts-cached on", "user mta-sts-ctl on", "user default off"})
     EXPECT_NE(text.find(u), std::string::npos) << u;
+}
+
+TEST_F(RedisAcl, AdminUserKeepsRedisCliAndMonitoringWorking) {
+  // With the default user off, the example's admin user is what redis-cli and monitoring use.
+  RunResult r = run({"redis-cli", "-s", redis.socket_path(), "--user", "mta-sts-admin", "--pass", "pw-admin",
+                     "--no-auth-warning", "CONFIG", "GET", "maxclients"}, 30s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("maxclients"), std::string::npos) << r.out << r.err;
+  r = run({"redis-cli", "-s", redis.socket_path(), "--user", "mta-sts-milter", "--pass", "pw-milter",
+           "--no-auth-warning", "CONFIG", "GET", "maxclients"}, 30s);
+  EXPECT_NE(r.out.find("NOPERM"), std::string::npos) << r.out << r.err;
 }
 
 TEST_F(RedisAcl, FetcherCanDoAllItsWork) {
