@@ -296,9 +296,9 @@ std::vector<Option> daemon_options(const char* section, const char* user_help) {
 }
 
 Program program_of_section(std::string_view section) {
-  if (section == "milter") return Program::milter;
-  if (section == "cached") return Program::cached;
-  return Program::ctl;
+  for (Program p : kAllPrograms)
+    if (section == to_string(p)) return p;
+  throw std::logic_error("no program has the section [" + std::string(section) + "]");
 }
 
 // Every program's own Redis ACL user. The keys begin with "redis-acl-" so that on the command

@@ -31,6 +31,8 @@ class ConfigError : public std::runtime_error {
 };
 
 enum class Program { milter, cached, ctl };
+// Every program, for what is done per program (its own Redis user, its --check-redis needs).
+inline constexpr Program kAllPrograms[] = {Program::milter, Program::cached, Program::ctl};
 const char* to_string(Program p) noexcept;  // its section name: "milter", "cached", "ctl"
 const char* program_name(Program p) noexcept;  // "mta-sts-milter", ...
 

@@ -518,7 +518,8 @@ TEST_F(CtlCache, RedisDownIsExitThree) {
            {"show", "x.example"}, {"list"}, {"drop", "x.example"}, {"warm", list}, {"stats"}}) {
     RunResult r = cache(args);
     EXPECT_EQ(r.exit_code, 3) << args[0] << ": " << describe(r);
-    EXPECT_NE(r.err.find("redis"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("mta-sts-ctl: redis: "), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("redis: redis:"), std::string::npos) << r.err;  // one prefix
   }
   // And back: the same commands work again without anything else being restarted.
   redis.start();

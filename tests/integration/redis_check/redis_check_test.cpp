@@ -222,5 +222,18 @@ TEST_F(RedisCheck, MilterLogsMissingPermissionsAtStartAsNoperm) {
   EXPECT_NE(log.find("SUBSCRIBE"), std::string::npos) << log;
 }
 
+TEST_F(RedisCheck, FetcherStartErrorsReachStderrUnderSyslog) {
+  // log = syslog (the default) and, on this machine, nothing listening on /dev/log.
+  write_file(dir / "cached.conf", "[redis]\naddress = " + redis.address() + "\n[cached]\npid-file = " +
+                                      (dir / "no-such-dir" / "cached.pid").string() + "\n");
+  const RunResult r = run({binary("cached"), "-c", (dir / "cached.conf").string()}, 30s);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot write pid file"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("No such file or directory"), std::string::npos) << r.err;
+  if (!fs::exists("/dev/log")) {
+    EXPECT_NE(r.err.find("cannot reach syslog"), std::string::npos) << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace mtasts::test
