@@ -243,16 +243,16 @@ TEST_F(DaemonTest, CheckModeValidatesAndExplains) {
 
   test::write_file(dir / "bad.conf", config("a", "concurency = 3\n"));
   r = test::run({binary().string(), "--check", "-c", (dir / "bad.conf").string()});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);  // a bad configuration: 2 in every program
   EXPECT_NE(r.err.find("bad.conf:"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("concurency"), std::string::npos) << r.err;
 
   r = test::run({binary().string(), "--check", "-c", (dir / "good.conf").string(), "--ca-file", "/nonexistent/ca.pem"});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);  // a bad configuration: 2 in every program
   EXPECT_NE(r.err.find("/nonexistent/ca.pem"), std::string::npos) << r.err;
 
   r = test::run({binary().string(), "--check", "-c", (dir / "good.conf").string(), "--resolver", "not-an-ip"});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);  // a bad configuration: 2 in every program
   EXPECT_FALSE(r.err.empty());
 }
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -472,7 +473,40 @@ TEST_F(CtlCache, Stats) {
   r = cache({"stats"});
   EXPECT_EQ(r.exit_code, 0) << describe(r);
   EXPECT_NE(r.out.find("fetcher fetcher-a"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fetcher fetcher-a  last report unknown"), std::string::npos) << r.out;  // an old fetcher
   EXPECT_EQ(cache({"stats", "extra"}).exit_code, 2);
+}
+
+TEST_F(CtlCache, StatsShowEachFetchersAgeAndMarkStaleOnes) {
+  const SysTime real_now = SystemClock().now();
+  const auto at = [](SysTime t) { return static_cast<long long>(t.time_since_epoch().count()); };
+  // Reports every 5 minutes: one reported 10 s ago, one 20 minutes ago (it stopped).
+  store->write_stats("alive", {{"discoveries", 3}, {"reported_at", at(real_now - Seconds{10})}, {"stats_interval", 300}},
+                     Seconds{900});
+  store->write_stats("gone", {{"discoveries", 7}, {"reported_at", at(real_now - Seconds{1200})}, {"stats_interval", 300}},
+                     Seconds{900});
+
+  RunResult r = cache({"stats"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  std::istringstream lines(r.out);
+  std::string alive, gone;
+  for (std::string l; std::getline(lines, l);) {
+    if (l.rfind("fetcher alive", 0) == 0) alive = l;
+    if (l.rfind("fetcher gone", 0) == 0) gone = l;
+  }
+  EXPECT_NE(alive.find("last report " + iso_time(real_now - Seconds{10})), std::string::npos) << r.out;
+  EXPECT_EQ(alive.find("STALE"), std::string::npos) << r.out;
+  EXPECT_NE(gone.find("last report " + iso_time(real_now - Seconds{1200})), std::string::npos) << r.out;
+  EXPECT_NE(gone.find("(1200s ago)"), std::string::npos) << r.out;
+  EXPECT_NE(gone.find("STALE"), std::string::npos) << r.out;
+
+  r = cache({"stats", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  JsonValue v = json_of(r);
+  EXPECT_FALSE(v["fetchers"]["alive"]["stale"].boolean);
+  EXPECT_TRUE(v["fetchers"]["gone"]["stale"].boolean);
+  EXPECT_GE(v["fetchers"]["gone"]["report_age"].number, 1200);
+  EXPECT_EQ(v["fetchers"]["gone"]["stats_interval"].number, 300);
 }
 
 TEST_F(CtlCache, RedisDownIsExitThree) {
@@ -484,7 +518,8 @@ TEST_F(CtlCache, RedisDownIsExitThree) {
            {"show", "x.example"}, {"list"}, {"drop", "x.example"}, {"warm", list}, {"stats"}}) {
     RunResult r = cache(args);
     EXPECT_EQ(r.exit_code, 3) << args[0] << ": " << describe(r);
-    EXPECT_NE(r.err.find("redis"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("mta-sts-ctl: redis: "), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("redis: redis:"), std::string::npos) << r.err;  // one prefix
   }
   // And back: the same commands work again without anything else being restarted.
   redis.start();
