@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "cached/dns.hpp"
+#include "common/dns.hpp"
 
 namespace mtasts::test {
 

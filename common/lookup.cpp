@@ -1,13 +1,13 @@
 // Policy lookup: local cache, Redis source, miss signalling and the change subscriber.
 // See lookup.hpp for the promises.
-#include "milter/lookup.hpp"
+#include "common/lookup.hpp"
 
 #include <algorithm>
 #include <vector>
 
 #include "common/log.hpp"
 
-namespace mtasts::milter {
+namespace mtasts {
 
 using std::chrono::milliseconds;
 
@@ -313,4 +313,4 @@ void ChangeSubscriber::run() {
   subscribed_ = false;
 }
 
-}  // namespace mtasts::milter
+}  // namespace mtasts

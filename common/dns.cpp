@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <ldns/ldns.h>
 
-#include "cached/dns.hpp"
+#include "common/dns.hpp"
 
 #include <algorithm>
 #include <arpa/inet.h>

@@ -1,14 +1,14 @@
-// Policy lookup on the mail path: a bounded in-process cache in front of the fleet's Redis
-// cache, miss signalling to the fetchers, an optional bounded wait for a miss to be filled,
+// Policy lookup on the mail path, shared by mta-sts-milter and mta-sts-tlsmap: a bounded
+// in-process cache in front of the fleet's Redis cache, miss signalling to the fetchers, an optional bounded wait for a miss to be filled,
 // and a subscriber that drops local entries when a fetcher announces a change.
 //
 // Promises:
 // - Never DNS or HTTPS; Redis only through a PolicySource whose every call is bounded (the
-//   Redis implementation runs on a Pool whose command timeout is the milter's redis-budget).
+//   Redis implementation runs on a Pool whose command timeout is the program's redis-budget).
 // - A local entry lives at most local-cache-ttl and never past the policy's expiry or the
 //   negative entry's end; "not in cache" and "unknown" are never cached locally, so a filled
 //   miss is seen on the next lookup.
-// - Thread-safe: libmilter calls lookup() from its worker threads, many sessions at once.
+// - Thread-safe: libmilter's threads and tlsmap's workers call lookup() concurrently.
 // - A miss is signalled at most once per domain per local-cache-ttl from this process (the
 //   Redis side deduplicates across the fleet).
 #pragma once
@@ -33,9 +33,9 @@
 #include "common/domain.hpp"
 #include "common/redis.hpp"
 #include "common/store.hpp"
-#include "milter/stats.hpp"
+#include "common/lookup_stats.hpp"
 
-namespace mtasts::milter {
+namespace mtasts {
 
 // Where entries come from. One production implementation (Redis); fakes in tests/fakes.
 class PolicySource {
@@ -175,4 +175,4 @@ class ChangeSubscriber {
   std::thread thread_;
 };
 
-}  // namespace mtasts::milter
+}  // namespace mtasts
