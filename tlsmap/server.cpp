@@ -253,6 +253,14 @@ void Server::process_input(Conn& c) {
     if (c.reader.state() == NetstringReader::State::error) {
       counters_.protocol_errors.fetch_add(1);
       log::notice("socketmap protocol error, connection closed", {{"error", c.reader.error()}});
+      // Replies already known for earlier requests go out first (best effort, no waiting).
+      while (!c.slots.empty() && c.slots.front()) {
+        c.out += netstring(*c.slots.front());
+        c.slots.pop_front();
+      }
+      if (c.out_off < c.out.size())
+        [[maybe_unused]] const ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off,
+                                                  MSG_NOSIGNAL | MSG_DONTWAIT);
       close_conn(c.id);
       return;
     }
