@@ -66,6 +66,7 @@ const std::vector<RedisNeed>& redis_needs(Program program) {
                                   N::count_queues, N::read_stats};
   switch (program) {
     case Program::milter: return milter;
+    case Program::tlsmap: return milter;  // the same reader's rights: read, signal misses, watch changes
     case Program::cached: return cached;
     case Program::ctl: return ctl;
   }

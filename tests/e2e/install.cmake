@@ -7,7 +7,7 @@ mtasts_add_test(install_test e2e
     ${CMAKE_CURRENT_LIST_DIR}/milter/mail_env.cpp
     ${PROJECT_SOURCE_DIR}/tests/integration/milter/harness.cpp
   LIBS mtasts_milter_core mtasts_test_support)
-add_dependencies(install_test mta-sts-milter mta-sts-cached mta-sts-ctl mtasts_man)
+add_dependencies(install_test mta-sts-milter mta-sts-cached mta-sts-ctl mta-sts-tlsmap mtasts_man)
 target_compile_definitions(install_test PRIVATE
   MTASTS_MILTER_BIN="$<TARGET_FILE:mta-sts-milter>"
   MTASTS_CACHED_BIN="$<TARGET_FILE:mta-sts-cached>"

@@ -1,9 +1,10 @@
 // End to end: the .deb that CPack builds from this tree installs on this machine and gives an
 // operator working manuals, binaries, configuration and units; then, as a new postmaster
 // would, the machine's own Postfix (chrooted, as Debian ships it) is configured with nothing
-// but the shipped snippet, the daemons are started the way the units start them with the
-// shipped configuration plus the Redis address, and a message must come out tagged; then
-// it is removed and purged.
+// but the shipped snippet (milter and TLS policy map), Redis gets the shipped ACL users, the
+// daemons are started the way the units start them with the shipped configuration plus the
+// Redis address and each program's Redis user, and a message must come out tagged; then it
+// is removed and purged.
 // Needs root (dpkg). Skipped when an mta-sts package is already installed, so that the test
 // never replaces or removes an operator's own installation, and when the machine's Postfix is
 // configured or running (the test would otherwise take it over).
@@ -144,12 +145,36 @@ void InstallDeb::first_install() {
 
   // Redis on loopback TCP, where a daemon running as mta-sts reaches it.
   const unsigned redis_port = e2e::free_port();
-  RedisServer redis("port " + std::to_string(redis_port) + "\nbind 127.0.0.1\n");
+  // Loaded with the shipped ACL users (test passwords); the default user stays on only so
+  // that the harness's redis-cli can see the server is up.
+  const char* programs[] = {"milter", "cached", "ctl", "tlsmap"};
+  std::string acl;
+  for (std::string l : lines_of(read_file("/usr/share/doc/mta-sts/examples/redis-acl.conf"))) {
+    if (l.rfind("user ", 0) != 0 || l.rfind("user default ", 0) == 0) continue;
+    for (const char* who : programs) {
+      const std::string ph = std::string(">CHANGE-ME-") + who;
+      if (auto at = l.find(ph); at != std::string::npos) l.replace(at, ph.size(), std::string(">install-") + who);
+    }
+    acl += l + "\n";
+  }
+  RedisServer redis("port " + std::to_string(redis_port) + "\nbind 127.0.0.1\n" + acl);
   const std::string redis_address = "127.0.0.1:" + std::to_string(redis_port);
 
   // ---- the shipped configuration, plus the Redis address ----
   std::string conf = read_file("/etc/mta-sts/mta-sts.conf");
   conf = set_option(conf, "redis", "address", redis_address);
+  // Each program its own ACL user, as mta-sts.conf(5) shows for a host that runs them all.
+  const group* mta_sts = getgrnam("mta-sts");
+  ASSERT_NE(mta_sts, nullptr);
+  for (const char* who : programs) {
+    const fs::path pw = fs::path("/etc/mta-sts") / (std::string("redis-") + who + ".password");
+    write_file(pw, std::string("install-") + who + "\n");
+    files_to_remove_.push_back(pw);
+    ASSERT_EQ(::chown(pw.c_str(), 0, mta_sts->gr_gid), 0);
+    fs::permissions(pw, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+    conf = set_option(conf, who, "redis-acl-user", std::string("mta-sts-") + who);
+    conf = set_option(conf, who, "redis-acl-password-file", pw.string());
+  }
   conf = set_option(conf, "cached", "resolver", world.resolver());
   conf = set_option(conf, "cached", "ca-file", ca.string());
   write_file("/etc/mta-sts/mta-sts.conf", conf);
@@ -175,7 +200,15 @@ void InstallDeb::first_install() {
   ASSERT_NE(master_cf.find("\ncleanup   unix  n       -       y       -       0       cleanup"), std::string::npos);
 
   // ---- the daemons, started as their units start them ----
-  for (const char* unit : {"mta-sts-cached.service", "mta-sts-milter.service"}) {
+  // Every program's own user may do all that the program needs (the shipped ACLs).
+  for (const auto& [bin, user] : std::vector<std::pair<std::string, std::string>>{
+           {"/usr/sbin/mta-sts-milter", "mta-sts"}, {"/usr/sbin/mta-sts-cached", "mta-sts"},
+           {"/usr/sbin/mta-sts-tlsmap", "mta-sts"}, {"/usr/bin/mta-sts-ctl", "root"}}) {
+    RunResult r = run({"runuser", "-u", user, "--", bin, "--check-redis"}, 30s);
+    EXPECT_EQ(r.exit_code, 0) << bin << " --check-redis: " << describe(r);
+  }
+
+  for (const char* unit : {"mta-sts-cached.service", "mta-sts-milter.service", "mta-sts-tlsmap.service"}) {
     const std::string text = read_file(fs::path("/usr/lib/systemd/system") / unit);
     const std::string user = unit_value(text, "User");
     ASSERT_EQ(user, "mta-sts") << unit;
@@ -189,6 +222,8 @@ void InstallDeb::first_install() {
   }
   ASSERT_TRUE(wait_until([] { return accepts_on(8462); }, 15s))
       << "the milter does not listen on its default socket:\n" << read_file(tmp / "mta-sts-milter.service.log");
+  ASSERT_TRUE(wait_until([] { return accepts_on(8461); }, 15s))
+      << "mta-sts-tlsmap does not listen on its default address:\n" << read_file(tmp / "mta-sts-tlsmap.service.log");
 
   // The operator warms the domain with mta-sts-ctl (as root: it reads the same file), and the
   // fetcher fills the cache.
@@ -259,7 +294,7 @@ TEST_F(InstallDeb, PackageInstallsWorksAndRemoves) {
   ASSERT_TRUE(package_installed());
 
   // Manuals: found by man, and readable.
-  for (const char* page : {"mta-sts-milter", "mta-sts-cached", "mta-sts-ctl", "mta-sts.conf"}) {
+  for (const char* page : {"mta-sts-milter", "mta-sts-cached", "mta-sts-ctl", "mta-sts-tlsmap", "mta-sts.conf"}) {
     r = run({"man", "-w", page}, 30s);
     EXPECT_EQ(r.exit_code, 0) << page << ": " << describe(r);
     EXPECT_EQ(r.out.rfind("/usr/share/man/", 0), 0u) << page << " found at " << r.out;
@@ -275,6 +310,7 @@ TEST_F(InstallDeb, PackageInstallsWorksAndRemoves) {
   for (const auto& [bin, name] : std::vector<std::pair<std::string, std::string>>{
            {"/usr/sbin/mta-sts-milter", "mta-sts-milter"},
            {"/usr/sbin/mta-sts-cached", "mta-sts-cached"},
+           {"/usr/sbin/mta-sts-tlsmap", "mta-sts-tlsmap"},
            {"/usr/bin/mta-sts-ctl", "mta-sts-ctl"}}) {
     r = run({bin, "--version"}, 30s);
     EXPECT_EQ(r.exit_code, 0) << bin << ": " << describe(r);
@@ -291,13 +327,13 @@ TEST_F(InstallDeb, PackageInstallsWorksAndRemoves) {
   EXPECT_EQ(st.st_gid, g->gr_gid);
   EXPECT_EQ(st.st_uid, 0u);
   EXPECT_EQ(run({"getent", "passwd", "mta-sts"}, 30s).exit_code, 0) << "postinst did not create user mta-sts";
-  for (const char* bin : {"/usr/sbin/mta-sts-milter", "/usr/sbin/mta-sts-cached", "/usr/bin/mta-sts-ctl"}) {
+  for (const char* bin : {"/usr/sbin/mta-sts-milter", "/usr/sbin/mta-sts-cached", "/usr/sbin/mta-sts-tlsmap", "/usr/bin/mta-sts-ctl"}) {
     r = run({bin, "--check"}, 30s);
     EXPECT_EQ(r.exit_code, 0) << bin << " --check: " << describe(r);
   }
 
   // Units point at the installed daemons; examples are where the manuals say.
-  for (const char* unit : {"mta-sts-milter.service", "mta-sts-cached.service"}) {
+  for (const char* unit : {"mta-sts-milter.service", "mta-sts-cached.service", "mta-sts-tlsmap.service"}) {
     const fs::path p = fs::path("/usr/lib/systemd/system") / unit;
     ASSERT_TRUE(fs::exists(p)) << p;
     const std::string text = read_file(p);
@@ -306,11 +342,11 @@ TEST_F(InstallDeb, PackageInstallsWorksAndRemoves) {
   }
   if (run({"sh", "-c", "command -v systemd-analyze"}, 10s).exit_code == 0) {
     r = run({"systemd-analyze", "verify", "/usr/lib/systemd/system/mta-sts-milter.service",
-             "/usr/lib/systemd/system/mta-sts-cached.service"}, 60s);
+             "/usr/lib/systemd/system/mta-sts-cached.service", "/usr/lib/systemd/system/mta-sts-tlsmap.service"}, 60s);
     EXPECT_EQ(r.exit_code, 0) << describe(r);
   }
   for (const char* ex : {"mta-sts.conf", "postfix-main.cf", "sendmail.mc", "redis-acl.conf", "warm-list.example",
-                         "mta-sts-milter.service", "mta-sts-cached.service"}) {
+                         "mta-sts-milter.service", "mta-sts-cached.service", "mta-sts-tlsmap.service"}) {
     EXPECT_TRUE(fs::exists(fs::path("/usr/share/doc/mta-sts/examples") / ex)) << ex;
   }
 
@@ -328,6 +364,7 @@ TEST_F(InstallDeb, PackageInstallsWorksAndRemoves) {
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   EXPECT_FALSE(fs::exists("/usr/sbin/mta-sts-milter"));
   EXPECT_FALSE(fs::exists("/usr/bin/mta-sts-ctl"));
+  EXPECT_FALSE(fs::exists("/usr/sbin/mta-sts-tlsmap"));
   EXPECT_NE(run({"man", "-w", "mta-sts-milter"}, 30s).exit_code, 0);
   EXPECT_TRUE(fs::exists("/etc/mta-sts/mta-sts.conf"));
   r = run({"dpkg", "--purge", "mta-sts"}, 120s);

@@ -25,17 +25,19 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-const char* kWho[] = {"milter", "cached", "ctl"};
+const char* kWho[] = {"milter", "cached", "ctl", "tlsmap"};
 
 std::string binary(const std::string& who) {
   if (who == "milter") return MTASTS_MILTER_BIN;
   if (who == "cached") return MTASTS_CACHED_BIN;
+  if (who == "tlsmap") return MTASTS_TLSMAP_BIN;
   return MTASTS_CTL_BIN;
 }
 
 Program program(const std::string& who) {
   if (who == "milter") return Program::milter;
   if (who == "cached") return Program::cached;
+  if (who == "tlsmap") return Program::tlsmap;
   return Program::ctl;
 }
 
@@ -112,7 +114,8 @@ TEST_F(RedisCheck, AnotherProgramsUserIsNopermNamingTheCommand) {
   // Every program needs something the others' users may not do.
   const std::vector<std::tuple<std::string, std::string, std::string>> cases{
       {"milter", "cached", "SUBSCRIBE"}, {"milter", "ctl", "SUBSCRIBE"}, {"cached", "milter", "MULTI"},
-      {"cached", "ctl", "SET"},          {"ctl", "milter", "SCAN"},      {"ctl", "cached", "SCAN"}};
+      {"cached", "ctl", "SET"},          {"ctl", "milter", "SCAN"},      {"ctl", "cached", "SCAN"},
+      {"tlsmap", "cached", "SUBSCRIBE"}, {"cached", "tlsmap", "MULTI"}};
   for (const auto& [who, as, command] : cases) {
     const RunResult r = check(who, as, as);
     EXPECT_EQ(r.exit_code, 3) << who << " as " << as << ": " << r.out << r.err;
