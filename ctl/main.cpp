@@ -277,7 +277,12 @@ int main_(int argc, char** argv) {
   }
   if (sub == "query") {
     if (a.words.size() != 2) return usage_error("query takes one DOMAIN");
-    return emit(ctl::query(cfg.ctl, a.words[1], a.json));
+    // A host whose fetcher is configured (resolver, trust store) queries the way it does,
+    // unless [ctl] or the command line says otherwise.
+    CtlConfig qc = cfg.ctl;
+    if (qc.resolvers.empty()) qc.resolvers = cfg.cached.resolvers;
+    if (qc.ca_file.empty()) qc.ca_file = cfg.cached.ca_file;
+    return emit(ctl::query(qc, a.words[1], a.json));
   }
   if (sub == "cache") return run_cache(a, cfg);
   return usage_error("unknown subcommand \"" + sub + "\"");
