@@ -65,26 +65,43 @@ foreach(_unit mta-sts-milter.service mta-sts-cached.service)
   ")
 endforeach()
 
+# ---- Debian package documentation and run-time directory -----------------------------------
+# copyright and changelog where Debian policy wants them; the changelog gzipped.
+set(_deb_dir ${PROJECT_BINARY_DIR}/deb)
+configure_file(${CMAKE_CURRENT_LIST_DIR}/deb/copyright.in ${_deb_dir}/copyright @ONLY)
+configure_file(${CMAKE_CURRENT_LIST_DIR}/deb/changelog.in ${_deb_dir}/changelog @ONLY)
+add_custom_command(OUTPUT ${_deb_dir}/changelog.gz
+  COMMAND sh -c "gzip -9n -c '${_deb_dir}/changelog' > '${_deb_dir}/changelog.gz'"
+  DEPENDS ${_deb_dir}/changelog VERBATIM)
+add_custom_target(mtasts_changelog ALL DEPENDS ${_deb_dir}/changelog.gz)
+install(FILES ${_deb_dir}/copyright ${_deb_dir}/changelog.gz DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT doc)
+# /run/mta-sts: systemd-tmpfiles makes it at boot (the units also have RuntimeDirectory=);
+# the package's postinst makes it at install time, so that a host without systemd has it too.
+install(FILES ${CMAKE_CURRENT_LIST_DIR}/deb/tmpfiles.conf DESTINATION lib/tmpfiles.d RENAME mta-sts.conf)
+
 # ---- CPack: one Debian package ------------------------------------------------------------
 set(CPACK_GENERATOR "DEB")
 set(CPACK_PACKAGE_NAME "mta-sts")
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "mta-sts project")
-set(CPACK_PACKAGE_CONTACT "postmaster@localhost")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "MTA-STS (RFC 8461) enforcement for mail fleets")
+set(CPACK_PACKAGE_CONTACT "mta-sts maintainers <maintainers@users.noreply.r-seed-eafaf78a.example>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "sending-side MTA-STS (RFC 8461) for Postfix and Sendmail fleets")
+# Keep it true: it says what the package does today. Lines of at most 80 characters.
 set(CPACK_PACKAGE_DESCRIPTION
-  "A milter that tags each message with its recipient domains' MTA-STS policies, read from a
-shared Redis cache; a fetcher daemon that discovers and refreshes the policies into that
-cache; and mta-sts-ctl, a tool to lint policies, query domains and inspect the cache.")
+"A fetcher daemon that discovers and refreshes MTA-STS policies into a
+Redis cache shared by the fleet; a milter that tags each message with its
+recipient domains' policies; and mta-sts-ctl, a tool to lint policies,
+query domains and inspect the cache.")
 set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_STRIP_FILES TRUE)
 set(CPACK_DEBIAN_PACKAGE_SECTION "mail")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
-set(CPACK_DEBIAN_PACKAGE_DEPENDS
-  "libmilter1.0.1, libhiredis0.14, libldns3, libcurl4, libboost-program-options1.74.0, libidn2-0, libssl3, adduser")
+# The shared libraries' packages (with their minimum versions) come from dpkg-shlibdeps, run
+# on the installed binaries; adduser is for postinst.
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "redis-server, postfix | sendmail-bin")
-set(_deb_dir ${PROJECT_BINARY_DIR}/deb)
 configure_file(${CMAKE_CURRENT_LIST_DIR}/deb/conffiles.in ${_deb_dir}/conffiles @ONLY)
 configure_file(${CMAKE_CURRENT_LIST_DIR}/deb/postinst ${_deb_dir}/postinst COPYONLY)
 configure_file(${CMAKE_CURRENT_LIST_DIR}/deb/prerm ${_deb_dir}/prerm COPYONLY)

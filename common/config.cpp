@@ -349,7 +349,7 @@ const std::vector<Option>& table() {
     add(redis_acl_options("milter"));
     add({
       // [milter]
-      {"milter", "socket", "unix:/run/mta-sts/milter.sock", "SOCKET",
+      {"milter", "socket", "inet:8462@127.0.0.1", "SOCKET",
        "milter socket: unix:PATH, inet:PORT@HOST or inet6:PORT@HOST",
        [](Config& c, S, S v) { c.milter.socket = milter_socket(v); }},
       {"milter", "socket-mode", "0660", "MODE", "permissions of a unix socket (octal)",

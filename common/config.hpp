@@ -74,7 +74,7 @@ enum class OnFailure { accept, tempfail };
 
 struct MilterConfig {
   DaemonConfig daemon;
-  std::string socket = "unix:/run/mta-sts/milter.sock";  // libmilter syntax: unix:PATH | inet:PORT@HOST | inet6:...
+  std::string socket = "inet:8462@127.0.0.1";  // libmilter syntax: unix:PATH | inet:PORT@HOST | inet6:...
   unsigned socket_mode = 0660;
   std::string header_name = "X-MTA-STS";
   std::chrono::milliseconds redis_budget{50};        // max wait on Redis per lookup

@@ -64,13 +64,6 @@ std::set<std::string> long_options_in(const std::string& text) {
   return found;
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
-
 std::string section_of(const std::string& full_key) { return full_key.substr(0, full_key.find('.')); }
 std::string key_of(const std::string& full_key) { return full_key.substr(full_key.find('.') + 1); }
 
@@ -265,8 +258,13 @@ TEST(ExampleConfig, SystemdUnitsAreHardenedNotifyServices) {
 }
 
 TEST(ExampleConfig, MtaSnippetsUseTheDefaultSocket) {
-  const std::string socket = Config{}.milter.socket;  // unix:/run/mta-sts/milter.sock
-  ASSERT_EQ(socket.rfind("unix:", 0), 0u);
+  // The default is TCP on loopback (libmilter's inet:PORT@HOST), which Debian's chrooted
+  // Postfix can reach; Postfix writes the same socket inet:HOST:PORT.
+  const std::string socket = Config{}.milter.socket;
+  static const std::regex inet(R"(inet:(\d+)@127\.0\.0\.1)");
+  std::smatch sm;
+  ASSERT_TRUE(std::regex_match(socket, sm, inet)) << socket;
+  const std::string postfix_socket = "inet:127.0.0.1:" + sm[1].str();
 
   // Postfix: the snippet is valid main.cf syntax that postconf reads back.
   TempDir dir("mtasts-postconf");
@@ -275,7 +273,7 @@ TEST(ExampleConfig, MtaSnippetsUseTheDefaultSocket) {
   RunResult r = run({"postconf", "-c", dir.path().string(), "-n", "smtpd_milters", "non_smtpd_milters",
                      "milter_default_action", "milter_protocol"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("smtpd_milters = " + socket + "\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("smtpd_milters = " + postfix_socket + "\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("non_smtpd_milters = $smtpd_milters"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("milter_default_action = tempfail"), std::string::npos) << r.out;
   EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
@@ -298,7 +296,7 @@ class RedisAcl : public ::testing::Test {
     std::string out;
     for (std::string l : lines_of(read_file(src("etc/redis-acl.conf")))) {
       if (l.rfind("user ", 0) != 0 || l.rfind("user default ", 0) == 0) continue;
-      for (const char* who : {"milter", "cached", "ctl"}) {
+      for (const char* who : {"milter", "cached", "ctl", "admin"}) {
         const std::string ph = std::string(">CHANGE-ME-") + who;
         if (auto p = l.find(ph); p != std::string::npos) l.replace(p, ph.size(), std::string(">pw-") + who);
       }
@@ -329,6 +327,17 @@ TEST_F(RedisAcl, ExampleDeclaresTheThreeUsersAndClosesTheDefault) {
   const std::string text = read_file(src("etc/redis-acl.conf"));
   for (const char* u : {"user mta-sts-milter on", "user mta-sts-cached on", "user mta-sts-ctl on", "user default off"})
     EXPECT_NE(text.find(u), std::string::npos) << u;
+}
+
+TEST_F(RedisAcl, AdminUserKeepsRedisCliAndMonitoringWorking) {
+  // With the default user off, the example's admin user is what redis-cli and monitoring use.
+  RunResult r = run({"redis-cli", "-s", redis.socket_path(), "--user", "mta-sts-admin", "--pass", "pw-admin",
+                     "--no-auth-warning", "CONFIG", "GET", "maxclients"}, 30s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("maxclients"), std::string::npos) << r.out << r.err;
+  r = run({"redis-cli", "-s", redis.socket_path(), "--user", "mta-sts-milter", "--pass", "pw-milter",
+           "--no-auth-warning", "CONFIG", "GET", "maxclients"}, 30s);
+  EXPECT_NE(r.out.find("NOPERM"), std::string::npos) << r.out << r.err;
 }
 
 TEST_F(RedisAcl, FetcherCanDoAllItsWork) {
