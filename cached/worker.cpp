@@ -396,9 +396,11 @@ void Worker::write_stats(const Services& s) {
   // a fetcher that stopped reporting is shown as stale instead of alive.
   c["reported_at"] = clock_.now().time_since_epoch().count();
   c["stats_interval"] = s.options.stats_interval.count();
-  // One line; every value is a number we made, so plain "k=v" needs no quoting.
+  // One line; every value is a number we made, so plain "k=v" needs no quoting. The report
+  // time is left out: the line has its own (ISO) time, and no raw Unix time goes to the log.
   std::string line = "stats";
-  for (const auto& [k, v] : c) line += " " + k + "=" + std::to_string(v);
+  for (const auto& [k, v] : c)
+    if (k != "reported_at") line += " " + k + "=" + std::to_string(v);
   log::info(line, {{"fetcher", s.options.fetcher_id}});
   s.store->write_stats(s.options.fetcher_id, c, 3 * s.options.stats_interval);
 }

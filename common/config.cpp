@@ -345,6 +345,8 @@ Program program_of_section(std::string_view section) {
 
 // Every program's own Redis ACL user. The keys begin with "redis-acl-" so that on the command
 // line they cannot be confused with `--redis-KEY`, which sets [redis] KEY for every program.
+// A new program adds `add(redis_acl_options("SECTION"))` to the table (and its needs to
+// redis_needs() in redis_check.cpp).
 std::vector<Option> redis_acl_options(const char* section) {
   return {
       {section, "redis-acl-user", "", "USER", "this program's Redis ACL user; replaces [redis] user",
@@ -529,7 +531,18 @@ const Option* find_option(std::string_view section, std::string_view key) {
 }
 
 bool is_section(std::string_view s) {
-  return s == "redis" || s == "milter" || s == "cached" || s == "ctl" || s == "tlsmap";
+  if (s == "redis") return true;
+  for (Program p : kAllPrograms)
+    if (s == to_string(p)) return true;
+  return false;
+}
+
+// "[redis], [milter], [cached] or [ctl]"
+std::string section_list() {
+  std::string out = "[redis]";
+  for (std::size_t i = 0; i < std::size(kAllPrograms); ++i)
+    out += std::string(i + 1 == std::size(kAllPrograms) ? " or [" : ", [") + to_string(kAllPrograms[i]) + "]";
+  return out;
 }
 
 // Where each value came from, for cross-option errors ("FILE:LINE" or "--option").
@@ -572,7 +585,7 @@ void read_file(const std::string& path, Config& cfg, Origins& origins) {
       if (l.back() != ']') throw ConfigError(where + "expected '[section]'");
       section = trim(std::string_view(l).substr(1, l.size() - 2));
       if (!is_section(section))
-        throw ConfigError(where + "unknown section [" + section + "] (expected [redis], [milter], [cached], [ctl] or [tlsmap])");
+        throw ConfigError(where + "unknown section [" + section + "] (expected " + section_list() + ")");
       continue;
     }
     const auto eq = l.find('=');

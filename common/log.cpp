@@ -3,6 +3,8 @@
 // can never become two log lines or a forged field.
 #include "common/log.hpp"
 
+#include "common/fd.hpp"
+
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <syslog.h>
@@ -128,12 +130,10 @@ int syslog_reachable(const std::string& path) noexcept {
   std::memcpy(a.sun_path, path.data(), path.size());
   int err = 0;
   for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
-    const int fd = ::socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
-    if (fd < 0) return errno;
-    const int r = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
-    err = r == 0 ? 0 : errno;
-    ::close(fd);
-    if (r == 0) return 0;
+    const UniqueFd fd(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return errno;
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) return 0;
+    err = errno;
     if (err != EPROTOTYPE) break;  // a stream socket is worth a try only on EPROTOTYPE
   }
   return err;

@@ -30,9 +30,10 @@ FailureLog::Report FailureLog::failure(SysTime now) {
 }
 
 FailureLog::Report FailureLog::success(SysTime now) {
-  std::lock_guard lock(mu_);
   Report r;
-  if (!down_) return r;
+  if (!down_.load(std::memory_order_acquire)) return r;
+  std::lock_guard lock(mu_);
+  if (!down_) return r;  // another thread reported the recovery
   down_ = false;
   r.event = Event::up;
   r.failures = total_;
@@ -43,9 +44,6 @@ FailureLog::Report FailureLog::success(SysTime now) {
   return r;
 }
 
-bool FailureLog::down() const {
-  std::lock_guard lock(mu_);
-  return down_;
-}
+bool FailureLog::down() const { return down_.load(std::memory_order_acquire); }
 
 }  // namespace mtasts

@@ -5,6 +5,7 @@
 // passed in (a Clock's now()), so tests need no waiting.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -39,7 +40,9 @@ class FailureLog {
  private:
   mutable std::mutex mu_;
   Seconds repeat_every_;
-  bool down_ = false;
+  // Read without the lock by success(), the common case on the mail path: while all is well
+  // a successful lookup costs one atomic load, not a lock shared by every session.
+  std::atomic<bool> down_{false};
   SysTime since_{};
   SysTime last_line_{};
   std::uint64_t unreported_ = 0;

@@ -38,6 +38,7 @@
 
 #include "common/config.hpp"
 #include "common/daemon.hpp"
+#include "common/fd.hpp"
 #include "common/log.hpp"
 #include "common/ratelimit.hpp"
 #include "common/redis_check.hpp"
@@ -53,6 +54,8 @@ constexpr int kExitConfig = exit_status::config;    // bad configuration or usag
 constexpr int kExitRuntime = exit_status::failure;  // could not start, or libmilter failed
 
 // The self-pipe of the main loop: signal handlers and the smfi_main thread write one byte.
+// The ends are owned by run()'s UniqueFds; the handler sees the write end's number here (a
+// signal handler can only use what is async-signal-safe: a plain int and write(2)).
 int g_wake[2] = {-1, -1};
 constexpr char kWakeReload = 'R';
 constexpr char kWakeStopped = 'S';
@@ -77,23 +80,15 @@ std::string bind_error(const SocketSpec& spec, int libmilter_errno) {
                                 : std::string("libmilter could not listen there (no reason given)");
   };
   if (spec.kind == SocketSpec::Kind::unix_path) {
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return std::strerror(errno);
+    const UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return std::strerror(errno);
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
-    if (spec.path.size() >= sizeof a.sun_path) {
-      ::close(fd);
-      return "path too long for a unix socket";
-    }
+    if (spec.path.size() >= sizeof a.sun_path) return "path too long for a unix socket";
     std::memcpy(a.sun_path, spec.path.data(), spec.path.size());
-    const int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
-    const int e = errno;
-    ::close(fd);
-    if (rc == 0) {
-      ::unlink(spec.path.c_str());
-      return fallback();
-    }
-    return std::strerror(e);
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) return std::strerror(errno);
+    ::unlink(spec.path.c_str());  // ours, just made: binding works now
+    return fallback();
   }
   addrinfo hints{};
   hints.ai_family = spec.kind == SocketSpec::Kind::inet ? AF_INET : AF_INET6;
@@ -103,15 +98,13 @@ std::string bind_error(const SocketSpec& spec, int libmilter_errno) {
   const std::string port = std::to_string(spec.port);
   const int gai = ::getaddrinfo(spec.host.empty() ? nullptr : spec.host.c_str(), port.c_str(), &hints, &res);
   if (gai != 0) return std::string("cannot resolve ") + spec.host + ": " + ::gai_strerror(gai);
-  std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(res, ::freeaddrinfo);
-  const int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
-  if (fd < 0) return std::strerror(errno);
+  const std::unique_ptr<addrinfo, void (*)(addrinfo*)> owned(res, ::freeaddrinfo);
+  const UniqueFd fd(::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol));
+  if (!fd.valid()) return std::strerror(errno);
   const int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as libmilter does
-  const int rc = ::bind(fd, res->ai_addr, res->ai_addrlen);
-  const int e = errno;
-  ::close(fd);
-  return rc == 0 ? fallback() : std::string(std::strerror(e));
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as libmilter does
+  if (::bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0) return std::strerror(errno);
+  return fallback();
 }
 
 void open_socket(const SocketSpec& spec, const MilterConfig& cfg) {
@@ -219,6 +212,14 @@ int run(const Config& c, const SocketSpec& spec, int argc, char** argv) {
   // for libmilter's signal thread alone. SIGHUP and SIGUSR1 stay unblocked with a handler
   // (see the top of this file).
   if (::pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+  const UniqueFd wake_read(g_wake[0]), wake_write(g_wake[1]);  // closed only when run() returns
+  // Declared after the pipe, so destroyed before it: no handler writes to a closed descriptor.
+  struct IgnoreReloadsAtExit {
+    ~IgnoreReloadsAtExit() {
+      std::signal(SIGHUP, SIG_IGN);
+      std::signal(SIGUSR1, SIG_IGN);
+    }
+  } ignore_reloads_at_exit;
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -282,7 +283,11 @@ int run(const Config& c, const SocketSpec& spec, int argc, char** argv) {
   current.subscriber->stop();
   log::notice("stopped", {{"open_sessions", std::to_string(open_sessions())}, {"stats", last->stats.summary()}});
   if (spec.kind == SocketSpec::Kind::unix_path) ::unlink(spec.path.c_str());
-  return r == MI_SUCCESS ? 0 : kExitRuntime;
+  if (r != MI_SUCCESS) {
+    log::fatal("libmilter's main loop failed (its reason is in the mail log)");
+    return kExitRuntime;
+  }
+  return 0;
 }
 
 }  // namespace

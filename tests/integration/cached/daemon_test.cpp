@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -142,6 +143,13 @@ TEST_F(DaemonTest, PublishesItsCountersAsSoonAsItRuns) {
       [&] { return !world.redis().cli({"HGET", "mta-sts:v1:stats:a", "concurrency"}).empty(); }, 5s))
       << log("a");
   EXPECT_TRUE(p->running()) << log("a");
+  // With when it reported and how often it will, for the ages `mta-sts-ctl cache stats` shows.
+  const long long now = SystemClock().now().time_since_epoch().count();
+  const long long at = std::stoll("0" + world.redis().cli({"HGET", "mta-sts:v1:stats:a", "reported_at"}));
+  EXPECT_LE(std::llabs(now - at), 10) << at;
+  EXPECT_EQ(world.redis().cli({"HGET", "mta-sts:v1:stats:a", "stats_interval"}), "300");
+  // The log line keeps ISO time only.
+  EXPECT_EQ(log("a").find("reported_at="), std::string::npos) << log("a");
 }
 
 TEST_F(DaemonTest, SigtermWithASlowFetchInFlightEndsWithinTheShutdownTimeout) {
