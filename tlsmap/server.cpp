@@ -230,6 +230,9 @@ void Server::on_readable(Conn& c) {
       c.last_active = SteadyClock::now();
       process_input(c);
       if (!conns_.count(id)) return;
+      // A short read drained the socket: skip the recv() that would say EAGAIN (epoll is
+      // level-triggered and reports anything that arrives later).
+      if (static_cast<std::size_t>(n) < sizeof buf) break;
       continue;
     }
     if (n == 0) {
