@@ -2,12 +2,15 @@
 // records), queried by our own socketmap client and by Postfix's own (postmap -q ...
 // socketmap:...:postfix). Redis outages, idle timeout, oversized netstrings, unknown names,
 // 1000+ connections at once, reload, shutdown and --check.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -254,6 +257,47 @@ TEST_F(TlsmapTest, PidFileAndBusyPort) {
   RunResult r = run({tlsmap_binary().string(), "-c", (dir_ / "second.conf").string()}, 10s);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("cannot start"), std::string::npos) << r.err;
+}
+
+
+TEST_F(TlsmapTest, AClientThatNeverReadsIsNotBufferedWithoutBound) {
+  // Requests keep coming and replies are never read: once its unsent replies pass the bound
+  // the server stops reading that client (the kernel buffers fill and sends stall), its
+  // memory stays small, and other clients are served meanwhile. Each request is a local-cache
+  // hit whose reply is 2.7 times its size, so that unbounded the replies would pile up in
+  // the server far beyond what the kernel buffers hold.
+  auto d = start();
+  SocketmapClient greedy(d->listen());
+  ASSERT_EQ(greedy.query("postfix exact.test"), "OK secure match=mail.exact.test servername=hostname");
+  const int fl = ::fcntl(greedy.fd(), F_GETFL);
+  ::fcntl(greedy.fd(), F_SETFL, fl | O_NONBLOCK);
+  std::string burst;
+  for (int i = 0; i < 1000; ++i) burst += "18:postfix exact.test,";
+  std::size_t sent = 0;
+  auto last_progress = std::chrono::steady_clock::now();
+  while (sent < (32u << 20) && std::chrono::steady_clock::now() - last_progress < 2s) {
+    // The stream stays well-formed across partial sends: continue where the last one ended.
+    const std::size_t pos = sent % burst.size();
+    const ssize_t n = ::send(greedy.fd(), burst.data() + pos, burst.size() - pos, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      last_progress = std::chrono::steady_clock::now();
+    } else {
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  // Bounded: kernel buffers (a few MiB each way) plus 256 KiB of replies.
+  EXPECT_LT(sent, 32u << 20) << "the server kept reading a client that never reads";
+  EXPECT_GT(sent, 1u << 20) << "the server stopped reading too early";
+  EXPECT_EQ(d->log().find("protocol error"), std::string::npos) << "the stream was well-formed";
+  std::ifstream status("/proc/" + std::to_string(d->process().pid()) + "/status");
+  long rss_kib = -1;
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) rss_kib = std::stol(line.substr(6));
+  EXPECT_GT(rss_kib, 0);
+  EXPECT_LT(rss_kib, 64 * 1024) << "kB";
+  SocketmapClient other(d->listen());
+  EXPECT_EQ(other.query("postfix none.test"), "NOTFOUND ");
 }
 
 }  // namespace

@@ -95,6 +95,7 @@ class Client {
       buf_.append(tmp, static_cast<std::size_t>(n));
     }
   }
+  void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
   bool closed_by_server() {
     bool eof = false;
     recv(&eof);
@@ -246,6 +247,22 @@ TEST_F(ServerTest, StopAnswersRequestsInFlight) {
   handler_.release("s1");
   EXPECT_EQ(c.recv(), "OK s1");
   thread_.join();
+}
+
+
+TEST_F(ServerTest, HalfClosedClientStillGetsEveryReply) {
+  // A client that sends many pipelined requests and shuts down its side at once: every
+  // request is answered before the server closes (more than max_pipeline of them).
+  ServerOptions o;
+  o.max_pipeline = 4;
+  start(o);
+  Client c(port_);
+  std::string all;
+  for (int i = 0; i < 100; ++i) all += netstring("fast " + std::to_string(i));
+  c.send_raw(all);
+  c.shutdown_write();
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(c.recv(), "OK " + std::to_string(i));
+  EXPECT_TRUE(c.closed_by_server());
 }
 
 }  // namespace
