@@ -1,0 +1,97 @@
+// End-to-end environment for delivery-time enforcement (issue 9): a network namespace of the
+// test's own in which the loopback world's dnsmasq is the system resolver (on :53) and serves
+// the domains' MX, A and TXT records; nginx serves their policies with the test CA; receiving
+// MX hosts listen on 127.25.0.x:25, each offering STARTTLS with a certificate of a chosen kind
+// or no STARTTLS at all, and keeping what they receive; a real Redis filled by the real
+// fetcher (mta-sts-cached); the real mta-sts-tlsmap answering socketmap lookups from it. The
+// MTAs (Postfix, Sendmail: mail_env.hpp) are started by the tests, behind exec_prefix().
+//
+// The domains, all under .dlv.test (the first MX host is preference 10, the next 20):
+//   good       enforce [mx.good]                   MX mx.good: valid certificate
+//   notls      enforce [mx.notls]                  MX mx.notls: no STARTTLS
+//   untrusted  enforce [mx.untrusted]              MX mx.untrusted: certificate of another CA
+//   wrongname  enforce [mx.wrongname]              MX mx.wrongname: certificate for another name
+//   offpolicy  enforce [mx.offpolicy]              MX mx.elsewhere (valid, but outside the policy);
+//                                                  mx.offpolicy (valid) exists for the fix
+//   wild       enforce [*.mx.wild]                 MX a.mx.wild: valid (one label under *.)
+//   deep       enforce [*.mx.deep]                 MX a.b.mx.deep: valid, but two labels under *.
+//   mixed      enforce [mx1.mixed, mx2.mixed]      MX mx1.mixed: wrong name; mx2.mixed: valid
+//   testing    testing [mx.testing]                MX mx.testing: certificate for another name
+//   nopolicy   no MTA-STS at all                   MX mx.nopolicy: no STARTTLS
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tests/support/netns.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/smtp_mx.hpp"
+#include "tests/support/world.hpp"
+
+namespace mtasts::test::e2e {
+
+// Domain names of the delivery world.
+inline std::string dlv(const std::string& label) { return label + ".dlv.test"; }
+
+struct DeliveryOptions {
+  std::vector<std::string> tlsmap_lines{};  // extra [tlsmap] lines
+};
+
+class DeliveryWorld {
+ public:
+  // Whether the world can run here; when not, `why` says what is missing (for GTEST_SKIP).
+  static bool available(std::string& why);
+
+  // Everything up, every domain fetched into Redis, tlsmap answering. Throws with logs on
+  // failure. Must be made and destroyed on the same thread (the test's main thread): that
+  // thread lives in the namespace meanwhile.
+  explicit DeliveryWorld(DeliveryOptions o = {});
+  ~DeliveryWorld();
+  DeliveryWorld(const DeliveryWorld&) = delete;
+  DeliveryWorld& operator=(const DeliveryWorld&) = delete;
+
+  World& world() { return *world_; }
+  const std::filesystem::path& dir() const { return dir_.path(); }
+  // {"ip", "netns", "exec", NAME}: for the MTAs, so that they read the namespace's resolv.conf.
+  std::vector<std::string> exec_prefix() const { return ns_->exec_prefix(); }
+  const std::string& namespace_name() const { return ns_->name(); }
+
+  SmtpMx& mx(const std::string& host);  // throws std::out_of_range for an unknown host
+  // Every MX host that received a message containing `needle`.
+  std::vector<std::string> hosts_that_received(const std::string& needle) const;
+  // Replaces the MX records of a domain (preference 10, 20, ... in order); applied at once.
+  void set_mx(const std::string& domain, const std::vector<std::string>& hosts);
+
+  // mta-sts-tlsmap's address: "127.0.0.1:PORT".
+  std::string tlsmap_host_port() const { return "127.0.0.1:" + std::to_string(tlsmap_port_); }
+  // For Postfix: smtp_tls_policy_maps = postfix_policy_map().
+  std::string postfix_policy_map() const { return "socketmap:inet:" + tlsmap_host_port() + ":postfix"; }
+  // One socketmap request over a fresh connection; returns the reply's payload ("OK ...",
+  // "NOTFOUND ", ...), or "" when the connection failed. For diagnostics and checks.
+  std::string socketmap(const std::string& map, const std::string& key) const;
+
+  std::string tlsmap_log() const { return read_file(dir() / "tlsmap.log"); }
+  std::string fetcher_log() const { return read_file(dir() / "cached.log"); }
+  std::string logs() const;  // tails of both, for a failed assertion
+  Process& tlsmap() { return *tlsmap_; }
+
+ private:
+  void add_mx_host(const std::string& host, std::optional<CertKind> cert);
+
+  TempDir dir_{"mtasts-dlv"};
+  std::string ip_;                       // the world's DNS and HTTPS address
+  std::unique_ptr<NetNamespace> ns_;     // first made, last gone
+  std::unique_ptr<World> world_;
+  std::map<std::string, std::string> mx_ip_;
+  std::map<std::string, std::unique_ptr<SmtpMx>> mx_;
+  std::unique_ptr<Process> fetcher_;
+  unsigned tlsmap_port_ = 0;
+  std::unique_ptr<Process> tlsmap_;
+};
+
+}  // namespace mtasts::test::e2e

@@ -1,0 +1,192 @@
+// MTA-STS enforced at delivery by a real Postfix 3.7 asking mta-sts-tlsmap over socketmap
+// (smtp_tls_policy_maps = socketmap:inet:...:postfix, smtp_tls_CAfile = the test CA), in a
+// network namespace where the test world's DNS is the system resolver and the MX hosts are
+// real STARTTLS servers on port 25 (see delivery_world.hpp for the domains). Each test sends
+// real mail and looks at which MX host received it, over what, and at Postfix's own verdict
+// in its log and queue.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "tests/e2e/deliver/delivery_world.hpp"
+#include "tests/e2e/milter/mail_env.hpp"
+
+namespace mtasts::test::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::vector<std::string> kNone;
+
+struct PostfixDelivery : ::testing::Test {
+  static inline std::unique_ptr<DeliveryWorld> dw;
+  static inline std::unique_ptr<Postfix> postfix;
+  static inline std::string skip_reason;
+
+  static void SetUpTestSuite() {
+    if (!DeliveryWorld::available(skip_reason)) return;
+    dw = std::make_unique<DeliveryWorld>();
+    postfix = std::make_unique<Postfix>(
+        dw->dir(), PostfixOptions{.relay_port = 0,
+                                  .main_cf = {"smtp_tls_security_level = may",
+                                              "smtp_tls_CAfile = " + dw->world().ca_file().string(),
+                                              "smtp_tls_policy_maps = " + dw->postfix_policy_map(),
+                                              "smtp_tls_loglevel = 1", "smtp_host_lookup = dns",
+                                              // The MX hosts answer at once; a lost connection
+                                              // must not hold a test for Postfix's 30 s default.
+                                              "smtp_connect_timeout = 5s", "smtp_helo_timeout = 10s"},
+                                  .command_prefix = dw->exec_prefix()});
+  }
+  static void TearDownTestSuite() {
+    postfix.reset();
+    dw.reset();
+  }
+  void SetUp() override {
+    if (!dw) GTEST_SKIP() << skip_reason;
+  }
+
+  std::string diag() const { return dw->logs() + "--- maillog (tail):\n" + tail(postfix->maillog(), 8000); }
+  static std::string tail(const std::string& s, std::size_t n) { return s.size() > n ? s.substr(s.size() - n) : s; }
+
+  // Submits one message over SMTP and returns Postfix's queue id for it.
+  std::string submit(const std::string& token, const std::vector<std::string>& to) {
+    const RunResult r = swaks(postfix->smtp_port(), "sender@sender.dlv.test", to, make_message(token, to));
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err << diag();
+    std::string qid;
+    wait_until([&] { return !(qid = postfix->queue_id(token)).empty(); }, 10s);
+    EXPECT_FALSE(qid.empty()) << diag();
+    return qid;
+  }
+  // The first maillog line of the smtp client about `qid` whose status is `status`.
+  std::string wait_status(const std::string& qid, const std::string& status, std::chrono::milliseconds timeout) {
+    std::string found;
+    wait_until(
+        [&] {
+          const std::string log = postfix->maillog();
+          for (std::size_t pos = 0; (pos = log.find(" " + qid + ": to=<", pos)) != std::string::npos; ++pos) {
+            const auto start = log.rfind('\n', pos) + 1;
+            const std::string line = log.substr(start, log.find('\n', pos) - start);
+            if (line.find("status=" + status) != std::string::npos) {
+              found = line;
+              return true;
+            }
+          }
+          return false;
+        },
+        timeout);
+    return found;
+  }
+  bool in_queue(const std::string& qid) {
+    const RunResult r = postfix->postqueue({"-j"});
+    return r.out.find("\"queue_id\": \"" + qid + "\"") != std::string::npos;
+  }
+  // The message is delivered to `host` alone, over TLS.
+  void expect_delivered_over_tls(const std::string& token, const std::string& host) {
+    auto m = dw->mx(host).wait_message("END-" + token, 30s);
+    ASSERT_TRUE(m.has_value()) << token << " never reached " << host << "\n" << diag();
+    EXPECT_EQ(m->find("tls=none"), std::string::npos) << *m;
+    EXPECT_EQ(dw->hosts_that_received("END-" + token), std::vector<std::string>{host});
+  }
+  // Deferred with a 4.7.x status and kept in the queue, no MX host having received it.
+  std::string expect_deferred_and_queued(const std::string& token, const std::string& qid,
+                                         const std::string& reason) {
+    const std::string line = wait_status(qid, "deferred", 30s);
+    EXPECT_FALSE(line.empty()) << token << " was not deferred\n" << diag();
+    EXPECT_NE(line.find("dsn=4.7."), std::string::npos) << line;
+    EXPECT_NE(line.find(reason), std::string::npos) << line;
+    EXPECT_TRUE(in_queue(qid)) << postfix->postqueue({"-j"}).out;
+    EXPECT_EQ(dw->hosts_that_received("END-" + token), kNone);
+    return line;
+  }
+};
+
+// Each test sends to several domains at once: the world costs seconds to set up, and every
+// test of a binary runs in a process (and so a world) of its own.
+
+TEST_F(PostfixDelivery, DeliveredWhereThePolicyAllowsAndAsBeforeWithoutOne) {
+  const std::string good = submit("pf-good", {"alice@" + dlv("good")});
+  submit("pf-wild", {"frank@" + dlv("wild")});
+  submit("pf-mixed", {"heidi@" + dlv("mixed")});
+  submit("pf-testing", {"ivan@" + dlv("testing")});
+  submit("pf-nopolicy", {"judy@" + dlv("nopolicy")});
+
+  {
+    SCOPED_TRACE("enforce, good certificate");
+    expect_delivered_over_tls("pf-good", dlv("mx.good"));
+    const std::string line = wait_status(good, "sent", 10s);
+    EXPECT_NE(line.find("relay=" + dlv("mx.good") + "["), std::string::npos) << line;
+    // Postfix's own word that it checked the certificate ("secure" from the policy map).
+    EXPECT_NE(postfix->maillog().find("Verified TLS connection established to " + dlv("mx.good")),
+              std::string::npos)
+        << diag();
+    EXPECT_EQ(dw->socketmap("postfix", dlv("good")).rfind("OK secure", 0), 0u) << dw->socketmap("postfix", dlv("good"));
+  }
+  {
+    SCOPED_TRACE("enforce, *.mx.wild covers a.mx.wild (one label)");
+    expect_delivered_over_tls("pf-wild", dlv("a.mx.wild"));
+  }
+  {
+    SCOPED_TRACE("enforce, first MX with a wrong-name certificate skipped for the good second");
+    expect_delivered_over_tls("pf-mixed", dlv("mx2.mixed"));
+  }
+  {
+    // testing: the MX's certificate names another host; no policy: the MX has no STARTTLS.
+    // Both are delivered exactly as without mta-sts-tlsmap (opportunistic TLS).
+    SCOPED_TRACE("testing and no policy");
+    auto t = dw->mx(dlv("mx.testing")).wait_message("END-pf-testing", 30s);
+    ASSERT_TRUE(t.has_value()) << diag();
+    EXPECT_EQ(t->find("tls=none"), std::string::npos) << *t;  // encrypted, not verified
+    auto n = dw->mx(dlv("mx.nopolicy")).wait_message("END-pf-nopolicy", 30s);
+    ASSERT_TRUE(n.has_value()) << diag();
+    EXPECT_NE(n->find("tls=none"), std::string::npos) << *n;
+    EXPECT_EQ(dw->socketmap("postfix", dlv("testing")), "NOTFOUND ");
+    EXPECT_EQ(dw->socketmap("postfix", dlv("nopolicy")), "NOTFOUND ");
+  }
+}
+
+TEST_F(PostfixDelivery, FailuresAreDeferredKeptInTheQueueAndDeliveredOnceFixed) {
+  struct Case {
+    std::string token, domain, reason;
+    std::string qid{};
+  };
+  std::vector<Case> cases = {
+      {"pf-notls", dlv("notls"), "TLS is required, but was not offered"},
+      {"pf-untrusted", dlv("untrusted"), "certificate not verified"},
+      {"pf-wrongname", dlv("wrongname"), "certificate not verified"},
+      // mx.elsewhere has a good certificate for its own name, but the policy does not list it.
+      {"pf-offpolicy", dlv("offpolicy"), "certificate not verified"},
+      // Postfix's own match=.mx.deep.dlv.test would take a.b.mx.deep (any depth); RFC 8461
+      // section 4.1 allows exactly one label, so the host's good certificate must not help.
+      {"pf-deep", dlv("deep"), "certificate not verified"},
+  };
+  for (auto& c : cases) c.qid = submit(c.token, {"rcpt@" + c.domain});
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.domain);
+    expect_deferred_and_queued(c.token, c.qid, c.reason);
+  }
+  const std::string deep = dw->socketmap("postfix", dlv("deep"));
+  for (const char* sep : {"=", ":", " ", ","})  // a bare .suffix lets Postfix 3.7 take any depth
+    EXPECT_EQ(deep.find(std::string(sep) + "." + dlv("mx.deep")), std::string::npos) << deep;
+  EXPECT_EQ(deep.find("a.b.mx.deep"), std::string::npos) << deep;
+
+  // The fixes an operator would make: a certificate, STARTTLS, the MX record.
+  dw->mx(dlv("mx.notls")).restart(CertKind::valid);
+  dw->mx(dlv("mx.untrusted")).restart(CertKind::valid);
+  dw->mx(dlv("mx.wrongname")).restart(CertKind::valid);
+  dw->set_mx(dlv("offpolicy"), {dlv("mx.offpolicy")});
+  postfix->postqueue({"-f"});
+  expect_delivered_over_tls("pf-notls", dlv("mx.notls"));
+  expect_delivered_over_tls("pf-untrusted", dlv("mx.untrusted"));
+  expect_delivered_over_tls("pf-wrongname", dlv("mx.wrongname"));
+  expect_delivered_over_tls("pf-offpolicy", dlv("mx.offpolicy"));
+  for (const auto& c : cases)
+    if (c.domain != dlv("deep")) {
+      EXPECT_FALSE(wait_status(c.qid, "sent", 10s).empty()) << c.domain;
+    }
+  // Nothing fixed for deep: still refused after the flush.
+  EXPECT_TRUE(in_queue(cases.back().qid));
+  EXPECT_EQ(dw->hosts_that_received("END-pf-deep"), kNone);
+}
+
+}  // namespace
+}  // namespace mtasts::test::e2e
