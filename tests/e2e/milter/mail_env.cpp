@@ -279,7 +279,8 @@ Sendmail::Sendmail(const fs::path& dir, SendmailOptions o) : dir_(dir / "sendmai
   fs::permissions(dir_ / "mqueue", fs::perms::owner_all);
   write_file(dir_ / "statistics", "");
   write_file(dir_ / "aliases", "");
-  write_file(dir_ / "service.switch", "hosts files\naliases files\n");
+  // Without a relay host, MX records come from the DNS (the system resolver).
+  write_file(dir_ / "service.switch", o_.relay_port != 0 ? "hosts files\naliases files\n" : "hosts dns files\naliases files\n");
   const std::string d = dir_.string();
   const std::string mc =
       "divert(-1)\ndivert(0)dnl\n"

@@ -121,6 +121,7 @@ class Sendmail {
   unsigned smtp_port() const noexcept { return o_.smtp_port; }
   std::string log() const { return read_file(dir_ / "sendmail.log"); }
   std::filesystem::path cf_file() const { return dir_ / "test.cf"; }
+  std::filesystem::path queue_dir() const { return dir_ / "mqueue"; }
   // Runs the sendmail binary with this instance's .cf and the given arguments (e.g. {"-q"}
   // to run the queue once, {"-bp"} to list it), through the command prefix.
   RunResult command(const std::vector<std::string>& args, std::chrono::milliseconds timeout = std::chrono::seconds(60));
