@@ -10,8 +10,14 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 SmtpMx::SmtpMx(std::string host, std::string ip, std::optional<CertKind> cert, TestCa& ca, fs::path dir,
-               unsigned port)
-    : host_(std::move(host)), ip_(std::move(ip)), port_(port), cert_(cert), ca_(ca), dir_(std::move(dir)) {
+               std::vector<std::string> extra_names, unsigned port)
+    : host_(std::move(host)),
+      ip_(std::move(ip)),
+      port_(port),
+      cert_(cert),
+      extra_names_(std::move(extra_names)),
+      ca_(ca),
+      dir_(std::move(dir)) {
   fs::create_directories(dir_ / "mail");
   launch();
 }
@@ -26,7 +32,9 @@ void SmtpMx::launch() {
                                 (source_dir() / "tests/support/smtp_mx.py").string(), "--address", ip_,
                                 "--port", std::to_string(port_), "--name", host_, "--out", (dir_ / "mail").string()};
   if (cert_) {
-    const CertFiles f = ca_.leaf(host_, *cert_);
+    std::vector<std::string> names{host_};
+    names.insert(names.end(), extra_names_.begin(), extra_names_.end());
+    const CertFiles f = names.size() > 1 ? ca_.leaf_for_names(names, *cert_) : ca_.leaf(host_, *cert_);
     argv.insert(argv.end(), {"--cert", f.cert.string(), "--key", f.key.string()});
   } else {
     argv.push_back("--no-tls");

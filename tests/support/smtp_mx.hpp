@@ -19,10 +19,11 @@ namespace mtasts::test {
 class SmtpMx {
  public:
   // Launches the server for `host` on ip:port with a certificate of kind `cert` for `host`
-  // (nullopt: no STARTTLS). Does not wait: call wait_ready() (many hosts start in parallel).
+  // (nullopt: no STARTTLS) and, for a valid one, also for `extra_names` (a certificate shared
+  // by several hosts). Does not wait: call wait_ready() (many hosts start in parallel).
   // `dir` must exist and outlive this object.
   SmtpMx(std::string host, std::string ip, std::optional<CertKind> cert, TestCa& ca, std::filesystem::path dir,
-         unsigned port = 25);
+         std::vector<std::string> extra_names = {}, unsigned port = 25);
   ~SmtpMx();
   SmtpMx(const SmtpMx&) = delete;
   SmtpMx& operator=(const SmtpMx&) = delete;
@@ -50,6 +51,7 @@ class SmtpMx {
   std::string ip_;
   unsigned port_;
   std::optional<CertKind> cert_;
+  std::vector<std::string> extra_names_;
   TestCa& ca_;
   std::filesystem::path dir_;
   std::unique_ptr<Process> proc_;

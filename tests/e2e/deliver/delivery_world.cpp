@@ -40,14 +40,21 @@ const std::vector<DomainDef>& domains() {
       {"deep", "enforce", {"*." + dlv("mx.deep")}, {dlv("a.b.mx.deep")}},
       {"mixed", "enforce", {dlv("mx1.mixed"), dlv("mx2.mixed")}, {dlv("mx1.mixed"), dlv("mx2.mixed")}},
       {"testing", "testing", {dlv("mx.testing")}, {dlv("mx.testing")}},
+      {"shared", "enforce", {dlv("mx.testing")}, {dlv("mx.testing")}},
+      {"multi", "enforce", {dlv("mx.multi")}, {dlv("mx.multi")}},
       {"nopolicy", "", {}, {dlv("mx.nopolicy")}},
   };
   return d;
 }
 
-// Every MX host and what it offers (nullopt: no STARTTLS).
-const std::vector<std::pair<std::string, std::optional<CertKind>>>& mx_hosts() {
-  static const std::vector<std::pair<std::string, std::optional<CertKind>>> h = {
+// Every MX host and what it offers (cert nullopt: no STARTTLS).
+struct MxDef {
+  std::string host;
+  std::optional<CertKind> cert;
+  std::vector<std::string> extra_names{};
+};
+const std::vector<MxDef>& mx_hosts() {
+  static const std::vector<MxDef> h = {
       {dlv("mx.good"), CertKind::valid},
       {dlv("mx.notls"), std::nullopt},
       {dlv("mx.untrusted"), CertKind::untrusted},
@@ -60,6 +67,7 @@ const std::vector<std::pair<std::string, std::optional<CertKind>>>& mx_hosts() {
       {dlv("mx2.mixed"), CertKind::valid},
       {dlv("mx.testing"), CertKind::wrong_name},
       {dlv("mx.nopolicy"), std::nullopt},
+      {dlv("mx.multi"), CertKind::valid, {dlv("mx.testing")}},
   };
   return h;
 }
@@ -105,13 +113,15 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
 
   // Certificates first, all at once (openssl runs are the slow part of the set-up).
   std::vector<std::pair<std::string, CertKind>> leaves;
-  for (const auto& [host, cert] : mx_hosts())
-    if (cert) leaves.emplace_back(host, *cert);
+  for (const auto& m : mx_hosts())
+    if (m.cert && m.extra_names.empty()) leaves.emplace_back(m.host, *m.cert);
   world_->ca().prepare(leaves);
   unsigned n = 10;
-  for (const auto& [host, cert] : mx_hosts()) {
-    mx_ip_[host] = "127.25.0." + std::to_string(n++);
-    add_mx_host(host, cert);
+  for (const auto& m : mx_hosts()) {
+    mx_ip_[m.host] = "127.25.0." + std::to_string(n++);
+    fs::create_directories(dir() / "mx" / m.host);
+    mx_[m.host] = std::make_unique<SmtpMx>(m.host, mx_ip_.at(m.host), m.cert, world_->ca(), dir() / "mx" / m.host,
+                                           m.extra_names);
   }
 
   std::string warm;
@@ -181,11 +191,6 @@ DeliveryWorld::~DeliveryWorld() {
   mx_.clear();
   world_.reset();
   ns_.reset();
-}
-
-void DeliveryWorld::add_mx_host(const std::string& host, std::optional<CertKind> cert) {
-  fs::create_directories(dir() / "mx" / host);
-  mx_[host] = std::make_unique<SmtpMx>(host, mx_ip_.at(host), cert, world_->ca(), dir() / "mx" / host);
 }
 
 SmtpMx& DeliveryWorld::mx(const std::string& host) { return *mx_.at(host); }

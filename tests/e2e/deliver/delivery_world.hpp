@@ -18,6 +18,10 @@
 //   mixed      enforce [mx1.mixed, mx2.mixed]      MX mx1.mixed: wrong name; mx2.mixed: valid
 //   testing    testing [mx.testing]                MX mx.testing: certificate for another name
 //   nopolicy   no MTA-STS at all                   MX mx.nopolicy: no STARTTLS
+//   shared     enforce [mx.testing]                MX mx.testing (testing's host: wrong name)
+//   multi      enforce [mx.multi]                  MX mx.multi: valid, one certificate for both
+//                                                  mx.multi and mx.testing
+// (shared and multi make the Sendmail connection-cache trap: see sendmail_test.cpp.)
 #pragma once
 
 #include <chrono>
@@ -81,8 +85,6 @@ class DeliveryWorld {
   Process& tlsmap() { return *tlsmap_; }
 
  private:
-  void add_mx_host(const std::string& host, std::optional<CertKind> cert);
-
   TempDir dir_{"mtasts-dlv"};
   std::string ip_;                       // the world's DNS and HTTPS address
   std::unique_ptr<NetNamespace> ns_;     // first made, last gone

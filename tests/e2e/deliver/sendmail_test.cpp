@@ -169,5 +169,65 @@ TEST_F(SendmailDelivery, FailuresStayQueuedAndAreDeliveredOnceFixed) {
   EXPECT_EQ(dw->hosts_that_received("END-sm-deep"), kNone);
 }
 
+// The connection-cache trap. Sendmail checks a connection's certificate names in the class
+// {cert_altnames}, filled at each TLS handshake; a connection taken from its SMTP connection
+// cache is checked against whatever the last handshake of the process left there. Here one
+// queue run delivers, in this order: to `testing' (its MX mx.testing, with a wrong-name
+// certificate, is fine for a testing policy; the connection stays cached), to `multi' (a new
+// connection to mx.multi, whose certificate names mx.multi AND mx.testing), then to `shared',
+// an enforce domain whose MX is mx.testing. With the cache on, the cached connection to
+// mx.testing is checked against mx.multi's names, mx.testing is among them, and the mail goes
+// to a host whose own certificate does not name it. The shipped lines turn the cache off.
+TEST_F(SendmailDelivery, ConnectionCacheTrap) {
+  struct Instance {
+    std::string label;
+    std::unique_ptr<Sendmail> sendmail;
+  };
+  std::vector<Instance> instances;
+  for (const std::string label : {"shipped", "cache-on"}) {
+    auto lines = shipped_mc_lines(*dw, dw->world().ca_file().string());
+    if (label == "cache-on") {
+      for (auto& l : lines)
+        if (l.find("confMCI_CACHE_SIZE") != std::string::npos) l = "define(`confMCI_CACHE_SIZE', `4')dnl";
+    }
+    // Queued on receipt, delivered by one queue run in the order received.
+    lines.push_back("define(`confDELIVERY_MODE', `queueonly')dnl");
+    lines.push_back("define(`confQUEUE_SORT_ORDER', `modification')dnl");
+    std::filesystem::create_directories(dw->dir() / label);
+    instances.push_back({label, std::make_unique<Sendmail>(
+                                    dw->dir() / label, SendmailOptions{.relay_port = 0, .mc_lines = lines,
+                                                                       .command_prefix = dw->exec_prefix()})});
+  }
+  const std::vector<std::string> order = {"testing", "multi", "shared"};
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    if (i > 0) {
+      struct timespec ts{1, 100'000'000};  // queue files' modification times are in seconds
+      nanosleep(&ts, nullptr);
+    }
+    for (auto& in : instances) {
+      const std::string token = "trap-" + in.label + "-" + order[i];
+      const std::vector<std::string> to{"rcpt-" + in.label + "@" + dlv(order[i])};
+      const RunResult r = swaks(in.sendmail->smtp_port(), "sender@sender.dlv.test", to, make_message(token, to));
+      ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    }
+  }
+  for (auto& in : instances) {
+    const RunResult q = in.sendmail->command({"-q", "-v"}, 120s);
+    for (const char* d : {"testing", "multi"})
+      EXPECT_TRUE(dw->mx(dlv(std::string("mx.") + d)).wait_message("END-trap-" + in.label + "-" + d, 10s))
+          << in.label << " " << d << "\n" << q.out;
+    const bool leaked = dw->mx(dlv("mx.testing")).received("END-trap-" + in.label + "-shared");
+    if (in.label == "shipped") {
+      EXPECT_FALSE(leaked) << "enforce mail reached an MX whose certificate does not name it\n" << q.out;
+      EXPECT_NE(q.out.find(dlv("mx.testing") + " not listed in SANs"), std::string::npos) << q.out;
+    } else {
+      // The control: the order above does reach the trap on this Sendmail (if a later Sendmail
+      // fixes it, this fails, and the shipped line may go).
+      EXPECT_TRUE(leaked) << q.out;
+      EXPECT_NE(q.out.find("Using cached ESMTP connection to " + dlv("mx.testing")), std::string::npos) << q.out;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace mtasts::test::e2e
