@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "cached/dns.hpp"
+#include "common/dns.hpp"
 #include "cached/https.hpp"
 #include "common/cache_entry.hpp"
 #include "common/clock.hpp"

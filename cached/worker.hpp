@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "cached/discovery.hpp"
-#include "cached/dns.hpp"
+#include "common/dns.hpp"
 #include "cached/https.hpp"
 #include "cached/refresh.hpp"
 #include "common/clock.hpp"

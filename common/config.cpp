@@ -29,6 +29,7 @@ const char* to_string(Program p) noexcept {
     case Program::milter: return "milter";
     case Program::cached: return "cached";
     case Program::ctl: return "ctl";
+    case Program::tlsmap: return "tlsmap";
   }
   return "ctl";
 }
@@ -246,10 +247,50 @@ std::string proxy_url(std::string_view v) {
 }
 
 DaemonConfig& daemon_of(Config& c, std::string_view section) {
+  if (section == "tlsmap") return c.tlsmap.daemon;
   return section == "milter" ? c.milter.daemon : c.cached.daemon;
 }
 std::vector<std::string>& resolvers_of(Config& c, std::string_view section) {
+  if (section == "tlsmap") return c.tlsmap.resolvers;
   return section == "cached" ? c.cached.resolvers : c.ctl.resolvers;
+}
+// The list a repeatable option fills (command-line values replace the file's).
+std::vector<std::string>& list_of(Config& c, std::string_view section, std::string_view key) {
+  if (section == "tlsmap" && key == "listen") return c.tlsmap.listen;
+  return resolvers_of(c, section);
+}
+
+// mta-sts-tlsmap's listening sockets: "unix:/PATH" or "inet:HOST:PORT" with HOST a numeric
+// IPv4 address or "[IPv6]" (no name: what is bound must not depend on DNS at start-up).
+std::string tlsmap_listen(std::string_view v) {
+  if (v.starts_with("unix:")) {
+    const std::string_view path = v.substr(5);
+    if (!path.starts_with("/")) throw BadValue{"a unix socket needs an absolute path"};
+    if (path.size() > 100) throw BadValue{"unix socket path longer than 100 characters"};
+    return word(v, false, 1024);
+  }
+  if (v.starts_with("inet:")) {
+    const std::string_view rest = v.substr(5);
+    const auto colon = rest.rfind(':');
+    if (colon == std::string_view::npos) throw BadValue{"expected inet:HOST:PORT"};
+    std::string host(rest.substr(0, colon));
+    check_port(rest.substr(colon + 1));
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+      unsigned char buf[16];
+      if (inet_pton(AF_INET6, host.c_str(), buf) != 1) throw BadValue{"'" + host + "' is not an IPv6 address"};
+    } else {
+      unsigned char buf[4];
+      if (inet_pton(AF_INET, host.c_str(), buf) != 1)
+        throw BadValue{"HOST must be an IPv4 address or [IPv6 address]"};
+    }
+    return std::string(v);
+  }
+  throw BadValue{"expected unix:/PATH or inet:HOST:PORT"};
+}
+
+TlsmapAction tlsmap_action(std::string_view v) {
+  return choice(v, {"accept", "defer"}) == "accept" ? TlsmapAction::accept : TlsmapAction::defer;
 }
 
 // ---- the table ----------------------------------------------------------------------------
@@ -391,6 +432,48 @@ const std::vector<Option>& table() {
       {"cached", "fetcher-id", "", "ID", "this fetcher's name in Redis (default: HOSTNAME:PID)",
        [](Config& c, S, S v) { c.cached.fetcher_id = word(v, true, 128); }}
     });
+    add(daemon_options("tlsmap", "drop privileges to USER after opening the sockets"));
+    add({
+      // [tlsmap]
+      {"tlsmap", "listen", "inet:127.0.0.1:8461", "ADDR", "socketmap address: unix:/PATH or inet:HOST:PORT (repeatable)",
+       [](Config& c, S, S v) { c.tlsmap.listen.push_back(tlsmap_listen(v)); }, true},
+      {"tlsmap", "socket-mode", "0666", "MODE", "permissions of a unix socket (octal)",
+       [](Config& c, S, S v) { c.tlsmap.socket_mode = octal(v, 0777); }},
+      {"tlsmap", "redis-budget", "100ms", "DURATION", "longest wait on Redis per lookup (plain number: ms)",
+       [](Config& c, S, S v) { c.tlsmap.redis_budget = ms(v, 1, 10000); }},
+      {"tlsmap", "local-cache-ttl", "60s", "DURATION", "life of the in-process cache, never past expiry; 0: off (plain number: s)",
+       [](Config& c, S, S v) { c.tlsmap.local_cache_ttl = secs(v, 0, kDay); }},
+      {"tlsmap", "local-cache-size", "100000", "N", "entries in the in-process cache",
+       [](Config& c, S, S v) { c.tlsmap.local_cache_size = number(v, 0, 10'000'000); }},
+      {"tlsmap", "miss-wait", "0", "DURATION", "wait for a signalled miss to be filled; 0: no wait (plain number: ms)",
+       [](Config& c, S, S v) { c.tlsmap.miss_wait = ms(v, 0, 30000); }},
+      {"tlsmap", "on-unknown", "accept", "accept|defer", "reply when a domain's policy is not yet known (accept: NOTFOUND, defer: TEMP)",
+       [](Config& c, S, S v) { c.tlsmap.on_unknown = tlsmap_action(v); }},
+      {"tlsmap", "on-redis-error", "accept", "accept|defer", "reply when Redis cannot answer and nothing usable is held locally",
+       [](Config& c, S, S v) { c.tlsmap.on_redis_error = tlsmap_action(v); }},
+      {"tlsmap", "strict-testing", "no", "BOOL", "enforce policies in mode testing too",
+       [](Config& c, S, S v) { c.tlsmap.strict_testing = boolean(v); }, false, true},
+      {"tlsmap", "idle-timeout", "5m", "DURATION", "close a client connection idle this long (plain number: s)",
+       [](Config& c, S, S v) { c.tlsmap.idle_timeout = secs(v, 1, kDay); }},
+      {"tlsmap", "workers", "8", "N", "threads for lookups that may wait on Redis or DNS (1-256)",
+       [](Config& c, S, S v) { c.tlsmap.workers = static_cast<unsigned>(number(v, 1, 256)); }},
+      {"tlsmap", "queue-size", "4096", "N", "lookups waiting for a worker at most; beyond, TEMP (1-1000000)",
+       [](Config& c, S, S v) { c.tlsmap.queue_size = number(v, 1, 1'000'000); }},
+      {"tlsmap", "max-connections", "4096", "N", "client connections at once (1-1000000)",
+       [](Config& c, S, S v) { c.tlsmap.max_connections = number(v, 1, 1'000'000); }},
+      {"tlsmap", "resolver", "", "ADDR[:PORT]", "DNS resolver for MX and TLSA lookups (repeatable; none: /etc/resolv.conf)",
+       [](Config& c, S s, S v) { resolvers_of(c, s).push_back(resolver(v)); }, true},
+      {"tlsmap", "dns-timeout", "2000ms", "DURATION", "limit on one DNS query attempt (plain number: ms)",
+       [](Config& c, S, S v) { c.tlsmap.dns_timeout = ms(v, 10, 60000); }},
+      {"tlsmap", "dns-retries", "1", "N", "extra rounds over the resolvers after a timeout (0-5)",
+       [](Config& c, S, S v) { c.tlsmap.dns_retries = static_cast<unsigned>(number(v, 0, 5)); }},
+      {"tlsmap", "mx-cache-ttl", "5m", "DURATION", "longest life of a cached MX set, below its DNS TTL (plain number: s)",
+       [](Config& c, S, S v) { c.tlsmap.mx_cache_ttl = secs(v, 0, kDay); }},
+      {"tlsmap", "mx-cache-size", "100000", "N", "domains whose MX set is cached",
+       [](Config& c, S, S v) { c.tlsmap.mx_cache_size = number(v, 0, 10'000'000); }},
+      {"tlsmap", "dane", "yes", "BOOL", "answer dane/dane-only for domains with DNSSEC-validated TLSA records",
+       [](Config& c, S, S v) { c.tlsmap.dane = boolean(v); }, false, true}
+    });
     add({
       // [ctl]
       {"ctl", "resolver", "", "ADDR[:PORT]", "DNS resolver for query (repeatable; none: /etc/resolv.conf)",
@@ -413,7 +496,9 @@ const Option* find_option(std::string_view section, std::string_view key) {
   return nullptr;
 }
 
-bool is_section(std::string_view s) { return s == "redis" || s == "milter" || s == "cached" || s == "ctl"; }
+bool is_section(std::string_view s) {
+  return s == "redis" || s == "milter" || s == "cached" || s == "ctl" || s == "tlsmap";
+}
 
 // Where each value came from, for cross-option errors ("FILE:LINE" or "--option").
 using Origins = std::map<std::string, std::string>;
@@ -455,7 +540,7 @@ void read_file(const std::string& path, Config& cfg, Origins& origins) {
       if (l.back() != ']') throw ConfigError(where + "expected '[section]'");
       section = trim(std::string_view(l).substr(1, l.size() - 2));
       if (!is_section(section))
-        throw ConfigError(where + "unknown section [" + section + "] (expected [redis], [milter], [cached] or [ctl])");
+        throw ConfigError(where + "unknown section [" + section + "] (expected [redis], [milter], [cached], [ctl] or [tlsmap])");
       continue;
     }
     const auto eq = l.find('=');
@@ -530,6 +615,7 @@ const char* program_name(Program p) {
     case Program::milter: return "mta-sts-milter";
     case Program::cached: return "mta-sts-cached";
     case Program::ctl: return "mta-sts-ctl";
+    case Program::tlsmap: return "mta-sts-tlsmap";
   }
   return "mta-sts";
 }
@@ -641,7 +727,7 @@ Config load_config(Program program, int argc, const char* const* argv, CommandLi
   std::set<std::string> lists_cleared;  // command-line values of a list replace the file's
   for (const auto& [c, value] : values) {
     const Option& o = *c->opt;
-    if (o.repeat && lists_cleared.insert(full_key(o)).second) resolvers_of(cfg, o.section).clear();
+    if (o.repeat && lists_cleared.insert(full_key(o)).second) list_of(cfg, o.section, o.key).clear();
     try {
       o.apply(cfg, o.section, value);
     } catch (const BadValue& b) {

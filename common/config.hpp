@@ -1,5 +1,5 @@
 // Configuration shared by all programs: one INI file (default /etc/mta-sts/mta-sts.conf) with
-// a section per program ([milter], [cached], [ctl]) and a shared [redis] section. Every option
+// a section per program ([milter], [cached], [ctl], [tlsmap]) and a shared [redis] section. Every option
 // has its default, bounds and documentation in one table (config.cpp); every option also
 // works on the command line: `--KEY` for the program's own section, `--redis-KEY` for [redis].
 // Unknown sections, unknown keys and bad values are errors naming the file and line. All
@@ -7,7 +7,7 @@
 // program reads the file first. Later command-line values override the file.
 // File syntax: "[section]", "key = value", and comments on lines of their own starting with
 // '#' or ';'. A value is taken verbatim after trimming blanks (no quoting, no inline comments).
-// A repeatable key (resolver) adds one value per line; given on the command line, its values
+// A repeatable key (resolver, listen) adds one value per line; given on the command line, its values
 // replace the file's.
 #pragma once
 
@@ -29,7 +29,7 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;  // what(): "FILE:LINE: message" where known
 };
 
-enum class Program { milter, cached, ctl };
+enum class Program { milter, cached, ctl, tlsmap };
 const char* to_string(Program p) noexcept;
 
 // What every daemon shares.
@@ -92,6 +92,38 @@ struct CachedConfig {
   std::string fetcher_id;                            // default: hostname:pid
 };
 
+// mta-sts-tlsmap: what a delivery gets when the cache cannot give a usable answer.
+enum class TlsmapAction { accept, defer };  // accept: NOTFOUND (deliver as before); defer: TEMP
+
+inline constexpr const char* kDefaultTlsmapListen = "inet:127.0.0.1:8461";
+
+struct TlsmapConfig {
+  DaemonConfig daemon;
+  std::vector<std::string> listen;                   // unix:/PATH | inet:HOST:PORT; empty: kDefaultTlsmapListen
+  unsigned socket_mode = 0666;                       // of unix sockets
+  std::chrono::milliseconds redis_budget{100};       // max wait on Redis per lookup
+  std::chrono::seconds local_cache_ttl{60};          // in-process cache life (never past expiry)
+  std::size_t local_cache_size = 100000;             // entries
+  std::chrono::milliseconds miss_wait{0};            // wait for a signalled miss to be filled
+  TlsmapAction on_unknown = TlsmapAction::accept;    // policy not yet known
+  TlsmapAction on_redis_error = TlsmapAction::accept;  // Redis unreachable, nothing usable held locally
+  bool strict_testing = false;                       // treat mode testing like enforce
+  std::chrono::seconds idle_timeout{300};            // close a client connection idle this long
+  unsigned workers = 8;                              // threads for lookups that may block
+  std::size_t queue_size = 4096;                     // lookups waiting for a worker, at most
+  std::size_t max_connections = 4096;                // client connections at once
+  std::vector<std::string> resolvers;                // for MX and TLSA; empty: /etc/resolv.conf
+  std::chrono::milliseconds dns_timeout{2000};       // per query attempt
+  unsigned dns_retries = 1;
+  std::chrono::seconds mx_cache_ttl{300};            // upper bound on the life of a cached MX set
+  std::size_t mx_cache_size = 100000;                // domains
+  bool dane = true;                                  // look for DNSSEC-validated TLSA records
+
+  std::vector<std::string> listen_or_default() const {
+    return listen.empty() ? std::vector<std::string>{kDefaultTlsmapListen} : listen;
+  }
+};
+
 struct CtlConfig {
   std::vector<std::string> resolvers;
   std::string ca_file;
@@ -105,6 +137,7 @@ struct Config {
   MilterConfig milter;
   CachedConfig cached;
   CtlConfig ctl;
+  TlsmapConfig tlsmap;
 };
 
 struct CommandLine {

@@ -146,6 +146,44 @@ void drop_privileges(const DaemonConfig& cfg) {
     throw std::runtime_error("privileges could be regained after dropping them to " + cfg.user);
 }
 
+namespace {
+// Is something listening on this unix socket? (connect() succeeds only then)
+bool unix_socket_alive(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  const int r = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
+  ::close(fd);
+  return r == 0;
+}
+}  // namespace
+
+void clear_stale_socket(const std::string& path) {
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) return;
+  if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(path + " exists and is not a socket");
+  if (unix_socket_alive(path)) throw std::runtime_error("another process is listening on " + path);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    throw std::runtime_error("cannot remove stale socket " + path + ": " + std::strerror(errno));
+  log::notice("removed stale socket", {{"path", path}});
+}
+
+void chown_socket(const std::string& path, const DaemonConfig& cfg) {
+  if (cfg.user.empty() || ::geteuid() != 0) return;
+  const passwd* pw = ::getpwnam(cfg.user.c_str());
+  if (!pw) throw std::runtime_error("unknown user " + cfg.user);
+  gid_t gid = pw->pw_gid;
+  if (!cfg.group.empty()) {
+    const group* gr = ::getgrnam(cfg.group.c_str());
+    if (!gr) throw std::runtime_error("unknown group " + cfg.group);
+    gid = gr->gr_gid;
+  }
+  if (::chown(path.c_str(), pw->pw_uid, gid) != 0)
+    throw std::runtime_error("chown " + path + ": " + std::strerror(errno));
+}
+
 void notify(const std::string& state) {
   const char* env = std::getenv("NOTIFY_SOCKET");
   if (!env || !*env) return;

@@ -44,6 +44,13 @@ class PidFile {
 // root). No-op when cfg.user is empty or we are not root. Throws std::runtime_error.
 void drop_privileges(const DaemonConfig& cfg);
 
+// A unix socket left behind by a crash is removed; a live one (another instance listening)
+// or a file that is not a socket is an error. Throws std::runtime_error.
+void clear_stale_socket(const std::string& path);
+// Gives a unix socket to cfg.user (and cfg.group) when running as root, so that the socket
+// mode's group bits let the MTA's user in. No-op without a user or when not root. Throws.
+void chown_socket(const std::string& path, const DaemonConfig& cfg);
+
 // sd_notify("READY=1"), ("STOPPING=1"), ("STATUS=...") when $NOTIFY_SOCKET is set.
 void notify(const std::string& state);
 

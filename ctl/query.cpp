@@ -9,7 +9,7 @@
 #include <stdexcept>
 
 #include "cached/discovery.hpp"
-#include "cached/dns.hpp"
+#include "common/dns.hpp"
 #include "cached/https.hpp"
 #include "common/json.hpp"
 

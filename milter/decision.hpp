@@ -15,7 +15,7 @@
 #include "common/cache_entry.hpp"
 #include "common/config.hpp"
 #include "common/domain.hpp"
-#include "milter/lookup.hpp"
+#include "common/lookup.hpp"
 
 namespace mtasts::milter {
 

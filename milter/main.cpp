@@ -41,35 +41,11 @@ using namespace mtasts::milter;
 constexpr int kExitConfig = 2;   // bad configuration or usage
 constexpr int kExitRuntime = 1;  // could not start, or libmilter failed
 
-// Is something listening on this unix socket? (connect() succeeds only then)
-bool unix_socket_alive(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
-  const int r = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a);
-  ::close(fd);
-  return r == 0;
-}
-
-// A leftover socket from a crash is removed; a live one (another instance) or a file that is
-// not a socket is an error.
-void clear_stale_socket(const std::string& path) {
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) != 0) return;
-  if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(path + " exists and is not a socket");
-  if (unix_socket_alive(path)) throw std::runtime_error("another process is listening on " + path);
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-    throw std::runtime_error("cannot remove stale socket " + path + ": " + std::strerror(errno));
-  log::notice("removed stale socket", {{"path", path}});
-}
-
 void open_socket(const SocketSpec& spec, const MilterConfig& cfg) {
   static std::string conn;  // libmilter keeps the pointer
   conn = spec.libmilter();
   if (smfi_setconn(conn.data()) != MI_SUCCESS) throw std::runtime_error("smfi_setconn failed for " + conn);
-  if (spec.kind == SocketSpec::Kind::unix_path) clear_stale_socket(spec.path);
+  if (spec.kind == SocketSpec::Kind::unix_path) daemon::clear_stale_socket(spec.path);
   // The socket is born with the configured mode (no window with a wider one).
   const mode_t old = ::umask(static_cast<mode_t>(~cfg.socket_mode & 0777));
   const int r = smfi_opensocket(false);
@@ -79,18 +55,7 @@ void open_socket(const SocketSpec& spec, const MilterConfig& cfg) {
   if (::chmod(spec.path.c_str(), static_cast<mode_t>(cfg.socket_mode)) != 0)
     throw std::runtime_error("chmod " + spec.path + ": " + std::strerror(errno));
   // Owned by the user we run as, so that `socket-mode` group bits let the MTA's user in.
-  if (!cfg.daemon.user.empty() && ::geteuid() == 0) {
-    const passwd* pw = ::getpwnam(cfg.daemon.user.c_str());
-    if (!pw) throw std::runtime_error("unknown user " + cfg.daemon.user);
-    gid_t gid = pw->pw_gid;
-    if (!cfg.daemon.group.empty()) {
-      const group* gr = ::getgrnam(cfg.daemon.group.c_str());
-      if (!gr) throw std::runtime_error("unknown group " + cfg.daemon.group);
-      gid = gr->gr_gid;
-    }
-    if (::chown(spec.path.c_str(), pw->pw_uid, gid) != 0)
-      throw std::runtime_error("chown " + spec.path + ": " + std::strerror(errno));
-  }
+  daemon::chown_socket(spec.path, cfg.daemon);
 }
 
 std::shared_ptr<Runtime> build_runtime(const Config& c) {

@@ -12,8 +12,8 @@
 #include "common/config.hpp"
 #include "common/redis.hpp"
 #include "milter/decision.hpp"
-#include "milter/lookup.hpp"
-#include "milter/stats.hpp"
+#include "common/lookup.hpp"
+#include "common/lookup_stats.hpp"
 
 namespace mtasts::milter {
 

@@ -41,7 +41,7 @@
 #include <thread>
 #include <vector>
 
-#include "milter/lookup.hpp"
+#include "common/lookup.hpp"
 #include "tests/e2e/milter/mail_env.hpp"
 #include "tests/support/redis_server.hpp"
 
@@ -50,7 +50,7 @@ namespace {
 using namespace mtasts;
 using namespace mtasts::test;
 using namespace mtasts::test::e2e;
-using mtasts::milter::LookupStats;
+using mtasts::LookupStats;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
@@ -168,11 +168,11 @@ void lookup_in_process(const std::string& redis_address, int domains, std::chron
   ro.command_timeout = 50ms;
   ro.connect_timeout = 50ms;
   Pool pool(ro);
-  milter::RedisPolicySource source(pool, StoreOptions{});
+  RedisPolicySource source(pool, StoreOptions{});
   SystemClock clock;
-  milter::LookupOptions lo;
+  LookupOptions lo;
   lo.local_ttl = local_ttl;
-  milter::PolicyLookup lookup(source, clock, lo, &stats);
+  PolicyLookup lookup(source, clock, lo, &stats);
   std::vector<Domain> ds;
   for (int i = 1; i <= domains; ++i) ds.push_back(*Domain::parse(bench_domain(i)).domain);
   for (int i = 0; i < n; ++i) lookup.lookup(ds[static_cast<std::size_t>(i % domains)]);

@@ -1,4 +1,4 @@
-// A PolicySource for the milter's unit tests: an in-memory map of cache entries that can be
+// A PolicySource for the lookup unit tests (milter and tlsmap): an in-memory map of cache entries that can be
 // told to fail, counts its reads, records signalled misses, and can fill an entry after a
 // given number of reads (to test the bounded miss-wait without waiting).
 #pragma once
@@ -10,12 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "milter/lookup.hpp"
+#include "common/lookup.hpp"
 #include "tests/fakes/cache_entries.hpp"
 
 namespace mtasts::test {
 
-class FakeLookupSource final : public milter::PolicySource {
+class FakeLookupSource final : public PolicySource {
  public:
   std::optional<CacheEntry> get(const Domain& d) override {
     std::lock_guard lk(mu_);

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "cached/dns.hpp"
+#include "common/dns.hpp"
 
 namespace mtasts::test {
 
@@ -62,6 +62,39 @@ class FakeResolver final : public dns::Resolver {
     return it->second;
   }
 
+  void set_mx(const std::string& name, dns::MxAnswer a) {
+    std::lock_guard lock(mu_);
+    mx_[name] = std::move(a);
+  }
+  void set_tlsa(const std::string& name, dns::TlsaAnswer a) {
+    std::lock_guard lock(mu_);
+    tlsa_[name] = std::move(a);
+  }
+  dns::MxAnswer mx(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    ++mx_queries_[name];
+    auto it = mx_.find(name);
+    if (it == mx_.end()) return {dns::Status::nxdomain, {}, false, 0, {}};
+    return it->second;
+  }
+  dns::TlsaAnswer tlsa(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    ++tlsa_queries_[name];
+    auto it = tlsa_.find(name);
+    if (it == tlsa_.end()) return {dns::Status::nxdomain, 0, false, 0, {}};
+    return it->second;
+  }
+  int mx_queries(const std::string& name) const {
+    std::lock_guard lock(mu_);
+    auto it = mx_queries_.find(name);
+    return it == mx_queries_.end() ? 0 : it->second;
+  }
+  int tlsa_queries(const std::string& name) const {
+    std::lock_guard lock(mu_);
+    auto it = tlsa_queries_.find(name);
+    return it == tlsa_queries_.end() ? 0 : it->second;
+  }
+
   int txt_queries(const std::string& name) const {
     std::lock_guard lock(mu_);
     auto it = txt_queries_.find(name);
@@ -79,6 +112,10 @@ class FakeResolver final : public dns::Resolver {
   std::map<std::pair<std::string, dns::AddressFamily>, dns::AddressAnswer> addr_;
   std::map<std::string, int> txt_queries_;
   std::map<std::string, int> addr_queries_;
+  std::map<std::string, dns::MxAnswer> mx_;
+  std::map<std::string, dns::TlsaAnswer> tlsa_;
+  std::map<std::string, int> mx_queries_;
+  std::map<std::string, int> tlsa_queries_;
 };
 
 }  // namespace mtasts::test

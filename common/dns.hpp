@@ -1,6 +1,8 @@
-// DNS for MTA-STS discovery: the `_mta-sts` TXT RRset (CNAMEs followed) and the A/AAAA of
-// `mta-sts.<domain>`, behind an abstract Resolver so that discovery can be unit-tested with a
-// fake. The production implementation (make_resolver) speaks DNS over UDP (TCP when the
+// DNS for MTA-STS: the `_mta-sts` TXT RRset (CNAMEs followed) and the A/AAAA of
+// `mta-sts.<domain>` for discovery (mta-sts-cached, mta-sts-ctl); a domain's MX RRset and the
+// TLSA RRset of `_25._tcp.<mx host>` with the resolver's AD bit for mta-sts-tlsmap (which
+// lists the MX hosts a `*.` pattern allows and lets DANE take precedence). Behind an abstract
+// Resolver so that callers can be unit-tested with a fake. The production implementation (make_resolver) speaks DNS over UDP (TCP when the
 // answer is truncated) with ldns for the wire format; dns.cpp is the only translation unit
 // that includes ldns headers (ldns/common.h defines `true`/`false` as macros).
 //
@@ -10,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -47,6 +50,28 @@ struct AddressAnswer {
   std::string error;
 };
 
+struct MxRecord {
+  unsigned preference = 0;
+  std::string exchange;  // lowercase, no trailing dot; "" for a null MX ("." , RFC 7505)
+  friend bool operator==(const MxRecord&, const MxRecord&) = default;
+};
+
+struct MxAnswer {
+  Status status = Status::error;
+  std::vector<MxRecord> records;
+  bool authenticated = false;  // the resolver set AD: DNSSEC-validated (trust the resolver path)
+  std::uint32_t ttl = 0;       // smallest TTL of the records (0 for negative answers)
+  std::string error;
+};
+
+struct TlsaAnswer {
+  Status status = Status::error;
+  std::size_t records = 0;     // TLSA records at the name (their content is the MTA's business)
+  bool authenticated = false;  // AD bit
+  std::uint32_t ttl = 0;
+  std::string error;
+};
+
 enum class AddressFamily { v4, v6 };
 
 // Thread-safe: discovery runs on several threads against one Resolver.
@@ -55,6 +80,10 @@ class Resolver {
   virtual ~Resolver() = default;
   virtual TxtAnswer txt(const std::string& name) = 0;
   virtual AddressAnswer address(const std::string& name, AddressFamily family) = 0;
+  // These two ask with the AD bit set (RFC 6840 section 5.7) so that a validating resolver
+  // says whether the answer is DNSSEC-validated.
+  virtual MxAnswer mx(const std::string& name) = 0;
+  virtual TlsaAnswer tlsa(const std::string& name) = 0;
 };
 
 struct Server {

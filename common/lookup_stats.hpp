@@ -1,5 +1,5 @@
 // In-process counters and latency histograms of the lookup path. Lock-free (atomics), so
-// that recording from every libmilter thread costs nothing measurable; read at exit (one log
+// that recording from every lookup thread (libmilter's, mta-sts-tlsmap's workers) costs nothing measurable; read at exit (one log
 // line) and by the benchmark. Percentiles come from log-scale buckets (8 per power of two,
 // within 12.5% of the true value), which is enough to tell 50 us from 1 ms.
 #pragma once
@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <string>
 
-namespace mtasts::milter {
+namespace mtasts {
 
 class LatencyHistogram {
  public:
@@ -42,4 +42,4 @@ struct LookupStats {
   std::string summary() const;
 };
 
-}  // namespace mtasts::milter
+}  // namespace mtasts

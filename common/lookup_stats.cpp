@@ -1,10 +1,10 @@
-// Lookup statistics; see stats.hpp.
-#include "milter/stats.hpp"
+// Lookup statistics; see lookup_stats.hpp.
+#include "common/lookup_stats.hpp"
 
 #include <bit>
 #include <cstdio>
 
-namespace mtasts::milter {
+namespace mtasts {
 
 std::size_t LatencyHistogram::bucket_of(std::uint64_t ns) noexcept {
   if (ns < 16) return static_cast<std::size_t>(ns);
@@ -76,4 +76,4 @@ std::string LookupStats::summary() const {
   return out;
 }
 
-}  // namespace mtasts::milter
+}  // namespace mtasts

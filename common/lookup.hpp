@@ -1,16 +1,19 @@
-// Policy lookup on the mail path: a bounded in-process cache in front of the fleet's Redis
-// cache, miss signalling to the fetchers, an optional bounded wait for a miss to be filled,
+// Policy lookup on the mail path, shared by mta-sts-milter and mta-sts-tlsmap: a bounded
+// in-process cache in front of the fleet's Redis cache, miss signalling to the fetchers, an optional bounded wait for a miss to be filled,
 // and a subscriber that drops local entries when a fetcher announces a change.
 //
 // Promises:
 // - Never DNS or HTTPS; Redis only through a PolicySource whose every call is bounded (the
-//   Redis implementation runs on a Pool whose command timeout is the milter's redis-budget).
+//   Redis implementation runs on a Pool whose command timeout is the program's redis-budget).
 // - A local entry lives at most local-cache-ttl and never past the policy's expiry or the
 //   negative entry's end; "not in cache" and "unknown" are never cached locally, so a filled
 //   miss is seen on the next lookup.
-// - Thread-safe: libmilter calls lookup() from its worker threads, many sessions at once.
+// - Thread-safe: libmilter's threads and tlsmap's workers call lookup() concurrently.
 // - A miss is signalled at most once per domain per local-cache-ttl from this process (the
 //   Redis side deduplicates across the fleet).
+// - With `stale_on_error` (mta-sts-tlsmap), an entry read earlier is kept past local-cache-ttl
+//   until its policy (or negative entry) ends, and is answered only when the source fails:
+//   RFC 8461 section 5.1 lets a cached policy be used until its max_age runs out.
 #pragma once
 
 #include <atomic>
@@ -33,9 +36,9 @@
 #include "common/domain.hpp"
 #include "common/redis.hpp"
 #include "common/store.hpp"
-#include "milter/stats.hpp"
+#include "common/lookup_stats.hpp"
 
-namespace mtasts::milter {
+namespace mtasts {
 
 // Where entries come from. One production implementation (Redis); fakes in tests/fakes.
 class PolicySource {
@@ -66,10 +69,15 @@ class LocalCache {
   explicit LocalCache(std::size_t capacity);
   // The entry if present and now < its deadline (an expired one is dropped).
   EntryPtr get(const std::string& domain, SysTime now);
+  // The entry if present and now < its keep deadline, however old (a fallback for when the
+  // source cannot answer).
+  EntryPtr get_stale(const std::string& domain, SysTime now);
   // Inserts or replaces, evicting the least recently used entry when full. Ignored when
   // `generation` is not the current one (an invalidation raced with the read that
-  // produced `e`) or when capacity is 0.
-  void put(const std::string& domain, EntryPtr e, SysTime until, std::uint64_t generation);
+  // produced `e`) or when capacity is 0. `keep` (>= until) is how long the entry may serve
+  // as a fallback; by default it ends with `until`.
+  void put(const std::string& domain, EntryPtr e, SysTime until, std::uint64_t generation,
+           std::optional<SysTime> keep = std::nullopt);
   bool erase(const std::string& domain);
   void clear();
   std::size_t size() const;
@@ -80,6 +88,7 @@ class LocalCache {
     std::string domain;
     EntryPtr entry;
     SysTime until;
+    SysTime keep;
   };
   std::size_t capacity_;
   mutable std::mutex mu_;
@@ -93,9 +102,11 @@ struct LookupOptions {
   std::size_t local_cache_size = 100000;
   std::chrono::milliseconds miss_wait{0};       // 0: do not wait for a miss to be filled
   std::chrono::milliseconds poll_interval{20};  // how often the wait re-reads the entry
+  bool stale_on_error = false;  // answer a locally held, still usable entry when Redis fails
 };
 
-enum class LookupSource { local, redis, none };
+// stale: the source failed and a local entry past local-cache-ttl, still usable, answered.
+enum class LookupSource { local, redis, stale, none };
 const char* to_string(LookupSource s) noexcept;
 
 struct LookupResult {
@@ -118,6 +129,9 @@ class PolicyLookup {
                SleepFn sleep = {});
 
   LookupResult lookup(const Domain& d);
+  // The answer of the in-process cache alone (no source read, no miss signalled): nullopt
+  // when it holds nothing fresh. Lets a server answer cache hits without a worker thread.
+  std::optional<LookupResult> lookup_local(const Domain& d);
 
   // A fetcher announced a change for `domain` (raw text from Redis): drop it locally.
   void invalidate(std::string_view domain);
@@ -175,4 +189,4 @@ class ChangeSubscriber {
   std::thread thread_;
 };
 
-}  // namespace mtasts::milter
+}  // namespace mtasts

@@ -1,13 +1,13 @@
 // Policy lookup: local cache, Redis source, miss signalling and the change subscriber.
 // See lookup.hpp for the promises.
-#include "milter/lookup.hpp"
+#include "common/lookup.hpp"
 
 #include <algorithm>
 #include <vector>
 
 #include "common/log.hpp"
 
-namespace mtasts::milter {
+namespace mtasts {
 
 using std::chrono::milliseconds;
 
@@ -53,22 +53,38 @@ EntryPtr LocalCache::get(const std::string& domain, SysTime now) {
   std::lock_guard lk(mu_);
   auto it = index_.find(domain);
   if (it == index_.end()) return nullptr;
-  if (now >= it->second->until) {
+  if (now >= it->second->keep) {
     lru_.erase(it->second);
     index_.erase(it);
     return nullptr;
   }
+  if (now >= it->second->until) return nullptr;  // kept only as a fallback
   lru_.splice(lru_.begin(), lru_, it->second);
   return it->second->entry;
 }
 
-void LocalCache::put(const std::string& domain, EntryPtr e, SysTime until, std::uint64_t generation) {
+EntryPtr LocalCache::get_stale(const std::string& domain, SysTime now) {
+  std::lock_guard lk(mu_);
+  auto it = index_.find(domain);
+  if (it == index_.end()) return nullptr;
+  if (now >= it->second->keep) {
+    lru_.erase(it->second);
+    index_.erase(it);
+    return nullptr;
+  }
+  return it->second->entry;
+}
+
+void LocalCache::put(const std::string& domain, EntryPtr e, SysTime until, std::uint64_t generation,
+                     std::optional<SysTime> keep_opt) {
   if (capacity_ == 0) return;
+  const SysTime keep = std::max(until, keep_opt.value_or(until));
   std::lock_guard lk(mu_);
   if (generation != generation_.load()) return;
   if (auto it = index_.find(domain); it != index_.end()) {
     it->second->entry = std::move(e);
     it->second->until = until;
+    it->second->keep = keep;
     lru_.splice(lru_.begin(), lru_, it->second);
     return;
   }
@@ -76,7 +92,7 @@ void LocalCache::put(const std::string& domain, EntryPtr e, SysTime until, std::
     index_.erase(lru_.back().domain);
     lru_.pop_back();
   }
-  lru_.push_front(Slot{domain, std::move(e), until});
+  lru_.push_front(Slot{domain, std::move(e), until, keep});
   index_.emplace(domain, lru_.begin());
 }
 
@@ -109,6 +125,7 @@ const char* to_string(LookupSource s) noexcept {
   switch (s) {
     case LookupSource::local: return "local";
     case LookupSource::redis: return "redis";
+    case LookupSource::stale: return "stale";
     case LookupSource::none: return "none";
   }
   return "?";
@@ -153,7 +170,16 @@ EntryPtr PolicyLookup::fetch(const Domain& d, SysTime now) {
   if (e->failure) e->failure->error.clear();
   auto p = std::make_shared<const CacheEntry>(std::move(*e));
   const SysTime until = local_deadline(*p, now);
-  if (until > now) cache_.put(d.str(), p, until, gen);
+  if (until > now) {
+    std::optional<SysTime> keep;
+    if (opts_.stale_on_error) {
+      // As long as the entry itself says it is usable: the policy's expiry, or the end of
+      // the negative entry (local_deadline already refused max_age 0 and unknown).
+      if (p->policy && policy_usable(*p, now)) keep = p->policy->expires_at;
+      else if (p->no_policy_until) keep = *p->no_policy_until;
+    }
+    cache_.put(d.str(), p, until, gen, keep);
+  }
   return p;
 }
 
@@ -189,8 +215,16 @@ LookupResult PolicyLookup::lookup(const Domain& d) {
     r.entry = fetch(d, now);
     r.source = LookupSource::redis;
   } catch (const std::exception& ex) {
-    r.failed = true;
     r.error = ex.what();
+    if (opts_.stale_on_error) {
+      EntryPtr e = cache_.get_stale(d.str(), now);
+      if (e && verdict(*e, now) != Verdict::unknown) {
+        r.entry = std::move(e);
+        r.source = LookupSource::stale;
+        return finish(&LookupStats::failed);
+      }
+    }
+    r.failed = true;
     return finish(&LookupStats::failed);
   }
 
@@ -227,6 +261,18 @@ LookupResult PolicyLookup::lookup(const Domain& d) {
     }
   }
   return finish(&LookupStats::waited);
+}
+
+std::optional<LookupResult> PolicyLookup::lookup_local(const Domain& d) {
+  const auto t0 = std::chrono::steady_clock::now();
+  EntryPtr e = cache_.get(d.str(), clock_.now());
+  if (!e) return std::nullopt;
+  LookupResult r;
+  r.entry = std::move(e);
+  r.source = LookupSource::local;
+  r.latency = std::chrono::steady_clock::now() - t0;
+  if (stats_) stats_->local.record(r.latency);
+  return r;
 }
 
 void PolicyLookup::invalidate(std::string_view domain) {
@@ -313,4 +359,4 @@ void ChangeSubscriber::run() {
   subscribed_ = false;
 }
 
-}  // namespace mtasts::milter
+}  // namespace mtasts

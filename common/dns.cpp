@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <ldns/ldns.h>
 
-#include "cached/dns.hpp"
+#include "common/dns.hpp"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -258,7 +258,7 @@ Outcome over_tcp(const sockaddr_storage& sa, socklen_t salen, const std::vector<
 // One attempt against one server: UDP, then TCP when the answer is truncated. `ok` here
 // means "a matching answer arrived" (its rcode is interpreted by the caller).
 Outcome query_server(const Server& server, const ldns_rdf* qname, ldns_rr_type type,
-                     std::chrono::milliseconds timeout) {
+                     std::chrono::milliseconds timeout, bool want_ad) {
   sockaddr_storage sa{};
   socklen_t salen = 0;
   if (!make_sockaddr(server, &sa, &salen)) return {Status::error, nullptr, "bad server address " + server.address};
@@ -271,6 +271,7 @@ Outcome query_server(const Server& server, const ldns_rdf* qname, ldns_rr_type t
   if (!query) return {Status::error, nullptr, "cannot build query"};
   ldns_pkt_set_id(query.get(), id);
   ldns_pkt_set_edns_udp_size(query.get(), 1232);
+  if (want_ad) ldns_pkt_set_ad(query.get(), true);
   uint8_t* wire_raw = nullptr;
   std::size_t wire_len = 0;
   if (ldns_pkt2wire(&wire_raw, query.get(), &wire_len) != LDNS_STATUS_OK)
@@ -394,6 +395,41 @@ class LdnsResolver final : public Resolver {
     return out;
   }
 
+  MxAnswer mx(const std::string& name) override {
+    MxAnswer out;
+    Meta meta;
+    std::vector<std::string> chain;
+    resolve(name, LDNS_RR_TYPE_MX, &out.status, &chain, &out.error,
+            [&](const ldns_rr* rr) {
+              if (ldns_rr_rd_count(rr) != 2) return;
+              const ldns_rdf* pref = ldns_rr_rdf(rr, 0);
+              const ldns_rdf* host = ldns_rr_rdf(rr, 1);
+              if (ldns_rdf_get_type(pref) != LDNS_RDF_TYPE_INT16 || ldns_rdf_get_type(host) != LDNS_RDF_TYPE_DNAME) return;
+              MxRecord r;
+              r.preference = ldns_rdf2native_int16(pref);
+              r.exchange = dname_text(host);
+              if (r.exchange == ".") r.exchange.clear();
+              for (char& c : r.exchange)
+                if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+              out.records.push_back(std::move(r));
+            },
+            true, &meta);
+    out.authenticated = meta.ad;
+    out.ttl = meta.ttl;
+    return out;
+  }
+
+  TlsaAnswer tlsa(const std::string& name) override {
+    TlsaAnswer out;
+    Meta meta;
+    std::vector<std::string> chain;
+    resolve(name, LDNS_RR_TYPE_TLSA, &out.status, &chain, &out.error, [&](const ldns_rr*) { ++out.records; }, true,
+            &meta);
+    out.authenticated = meta.ad;
+    out.ttl = meta.ttl;
+    return out;
+  }
+
   AddressAnswer address(const std::string& name, AddressFamily family) override {
     AddressAnswer out;
     const bool v4 = family == AddressFamily::v4;
@@ -414,9 +450,17 @@ class LdnsResolver final : public Resolver {
  private:
   // Runs the query with retries over the servers, follows CNAMEs (re-querying the end of a
   // chain when the server did not chase it), and hands every record found to `take`.
+  // What mta-sts-tlsmap needs besides the records: the AD bit of the final answer and the
+  // smallest TTL of the records taken.
+  struct Meta {
+    bool ad = false;
+    std::uint32_t ttl = 0;
+  };
+
   template <class Take>
   void resolve(const std::string& name, ldns_rr_type type, Status* status,
-               std::vector<std::string>* chain, std::string* error, Take take) {
+               std::vector<std::string>* chain, std::string* error, Take take, bool want_ad = false,
+               Meta* meta = nullptr) {
     RdfPtr qname(ldns_dname_new_frm_str(name.c_str()));
     if (!qname) {
       *status = Status::error;
@@ -424,7 +468,7 @@ class LdnsResolver final : public Resolver {
       return;
     }
     for (int round = 0; round < kMaxChain; ++round) {
-      Outcome o = ask(qname.get(), type);
+      Outcome o = ask(qname.get(), type, want_ad);
       if (o.status != Status::ok) {
         *status = o.status;
         *error = o.error;
@@ -445,6 +489,15 @@ class LdnsResolver final : public Resolver {
       *status = x.status;
       *error = x.error;
       for (const ldns_rr* rr : x.rrs) take(rr);
+      if (meta != nullptr) {
+        meta->ad = ldns_pkt_ad(o.pkt.get());
+        bool first = true;
+        for (const ldns_rr* rr : x.rrs) {
+          const std::uint32_t t = ldns_rr_ttl(rr);
+          meta->ttl = first ? t : std::min(meta->ttl, t);
+          first = false;
+        }
+      }
       return;
     }
     *status = Status::error;
@@ -453,12 +506,12 @@ class LdnsResolver final : public Resolver {
 
   // Every server, then again `retries` times. A SERVFAIL from one server is worth asking
   // another; what is reported at the end is the most telling failure seen.
-  Outcome ask(const ldns_rdf* qname, ldns_rr_type type) {
+  Outcome ask(const ldns_rdf* qname, ldns_rr_type type, bool want_ad) {
     Outcome worst{Status::error, nullptr, "no resolver configured"};
     bool have_servfail = false;
     for (unsigned round = 0; round <= opts_.retries; ++round) {
       for (const Server& s : opts_.servers) {
-        Outcome o = query_server(s, qname, type, opts_.timeout);
+        Outcome o = query_server(s, qname, type, opts_.timeout, want_ad);
         if (o.status != Status::ok) {
           if (!have_servfail) worst = std::move(o);
           continue;

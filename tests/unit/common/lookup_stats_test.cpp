@@ -1,9 +1,9 @@
 // Latency histogram: percentiles within a bucket's precision.
-#include "milter/stats.hpp"
+#include "common/lookup_stats.hpp"
 
 #include <gtest/gtest.h>
 
-namespace mtasts::milter {
+namespace mtasts {
 namespace {
 
 using std::chrono::microseconds;
@@ -48,4 +48,4 @@ TEST(LookupStats, SummaryNamesEverySeries) {
 }
 
 }  // namespace
-}  // namespace mtasts::milter
+}  // namespace mtasts

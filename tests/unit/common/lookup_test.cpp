@@ -1,7 +1,7 @@
 // The lookup path with a fake clock and a fake source: local cache life and bounds, miss
 // signalling and its deduplication, the bounded miss-wait (with an injected sleep: nothing here
 // waits on wall time), announcements, and failures.
-#include "milter/lookup.hpp"
+#include "common/lookup.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 #include "tests/fakes/fake_clock.hpp"
 #include "tests/fakes/fake_lookup_source.hpp"
 
-namespace mtasts::milter {
+namespace mtasts {
 namespace {
 
 using std::chrono::milliseconds;
@@ -305,4 +305,4 @@ TEST_F(PolicyLookupTest, ConcurrentLookupsAreSafe) {
 }
 
 }  // namespace
-}  // namespace mtasts::milter
+}  // namespace mtasts

@@ -1,0 +1,285 @@
+// mta-sts-tlsmap: start-up, reload and shutdown around the socketmap server.
+//
+// Order matters, as in the other daemons: configuration (and --check) first; then detach and
+// pid file; the listening sockets are opened while still root (a unix socket may live in a
+// root-owned directory and is given to the daemon's user), and only then are privileges
+// dropped; Redis and the resolver are reached last, as the unprivileged user.
+//
+// Signals are blocked in every thread and taken by one signal thread: SIGTERM and SIGINT stop
+// the server (requests in flight are answered first, within a bound), SIGHUP reloads the
+// policy settings (a new lookup runtime is built and published; requests in flight finish on
+// the one they started with; listen, workers, user and logging need a restart).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "common/config.hpp"
+#include "common/daemon.hpp"
+#include "common/dns.hpp"
+#include "common/log.hpp"
+#include "common/lookup.hpp"
+#include "tlsmap/listen.hpp"
+#include "tlsmap/mx.hpp"
+#include "tlsmap/responder.hpp"
+#include "tlsmap/server.hpp"
+
+namespace {
+
+using namespace mtasts;
+using namespace mtasts::tlsmap;
+
+constexpr int kExitConfig = 2;   // bad configuration or usage
+constexpr int kExitRuntime = 1;  // could not start
+
+// Everything a lookup needs, built from one configuration: what a reload replaces.
+struct Runtime {
+  SystemClock clock;
+  LookupStats stats;
+  std::unique_ptr<Pool> pool;
+  std::unique_ptr<RedisPolicySource> source;
+  std::unique_ptr<PolicyLookup> lookup;
+  std::unique_ptr<dns::Resolver> resolver;
+  std::unique_ptr<DnsMxSource> mx;
+  std::unique_ptr<Responder> responder;
+  std::unique_ptr<ChangeSubscriber> subscriber;
+  ~Runtime() {
+    if (subscriber) subscriber->stop();
+  }
+};
+
+std::shared_ptr<Runtime> build_runtime(const Config& c) {
+  const TlsmapConfig& t = c.tlsmap;
+  auto rt = std::make_shared<Runtime>();
+  // Every Redis call on the delivery path is bounded by the budget. One connection per
+  // worker at least, so that workers do not queue for connections.
+  RedisOptions ro = c.redis.redis;
+  ro.command_timeout = t.redis_budget;
+  ro.connect_timeout = std::min(ro.connect_timeout, t.redis_budget);
+  ro.pool_size = std::max<std::size_t>(ro.pool_size, t.workers);
+  rt->pool = std::make_unique<Pool>(ro);
+  rt->source = std::make_unique<RedisPolicySource>(*rt->pool, c.redis.store);
+  LookupOptions lo;
+  lo.local_ttl = t.local_cache_ttl;
+  lo.local_cache_size = t.local_cache_size;
+  lo.miss_wait = t.miss_wait;
+  lo.stale_on_error = true;
+  rt->lookup = std::make_unique<PolicyLookup>(*rt->source, rt->clock, lo, &rt->stats);
+
+  try {
+    dns::ResolverOptions dro;
+    for (const auto& r : t.resolvers) dro.servers.push_back(dns::parse_server(r));
+    dro.timeout = t.dns_timeout;
+    dro.retries = t.dns_retries;
+    rt->resolver = dns::make_resolver(std::move(dro));
+    MxOptions mo;
+    mo.max_ttl = t.mx_cache_ttl;
+    mo.max_entries = t.mx_cache_size;
+    mo.dane = t.dane;
+    rt->mx = std::make_unique<DnsMxSource>(*rt->resolver, rt->clock, mo);
+  } catch (const std::exception& e) {
+    log::warning("no DNS resolver: `*.` patterns will be sent as `.suffix` and DANE is not detected",
+                 {{"error", e.what()}});
+  }
+  ReplyOptions ro2;
+  ro2.on_unknown = t.on_unknown;
+  ro2.on_redis_error = t.on_redis_error;
+  ro2.strict_testing = t.strict_testing;
+  ro2.dane = t.dane;
+  rt->responder = std::make_unique<Responder>(*rt->lookup, rt->mx.get(), rt->clock, ro2);
+
+  try {
+    auto lease = rt->pool->lease();
+    lease->command({"PING"});
+    log::info("redis reachable", {{"address", c.redis.redis.address}});
+  } catch (const std::exception& e) {
+    // Not fatal: lookups answer per on-redis-error until Redis is back.
+    log::warning("redis not reachable at start-up", {{"address", c.redis.redis.address}, {"error", e.what()}});
+  }
+  PolicyLookup* lookup = rt->lookup.get();
+  // Its own connection with the configured (not the budget) timeouts: it is off the lookup path.
+  rt->subscriber = std::make_unique<ChangeSubscriber>(
+      c.redis.redis, PolicyStore(*rt->pool, c.redis.store).changed_channel(),
+      [lookup](std::string_view domain) { lookup->invalidate(domain); }, [lookup] { lookup->resync(); });
+  rt->subscriber->start();
+  return rt;
+}
+
+// The server's handler: forwards to the current runtime, pinned per request, so that a reload
+// can swap it under running requests.
+class CurrentRuntime final : public Handler {
+ public:
+  explicit CurrentRuntime(std::shared_ptr<Runtime> rt) : rt_(std::move(rt)) {}
+  std::optional<std::string> answer_fast(std::string_view request) override { return get()->responder->answer_fast(request); }
+  std::string answer(std::string_view request) override { return get()->responder->answer(request); }
+  std::shared_ptr<Runtime> get() {
+    std::lock_guard lk(mu_);
+    return rt_;
+  }
+  std::shared_ptr<Runtime> swap(std::shared_ptr<Runtime> next) {
+    std::lock_guard lk(mu_);
+    std::swap(rt_, next);
+    return next;
+  }
+
+ private:
+  std::mutex mu_;
+  std::shared_ptr<Runtime> rt_;
+};
+
+// Settings used once at start-up: a reload keeps the running values and says which changed.
+Config keep_startup_settings(const Config& running, Config next) {
+  const TlsmapConfig& a = running.tlsmap;
+  TlsmapConfig& b = next.tlsmap;
+  const auto keep = [](const char* name, auto& field, const auto& value) {
+    if (field != value) log::warning("option changed but needs a restart; not applied", {{"option", name}});
+    field = value;
+  };
+  keep("listen", b.listen, a.listen);
+  keep("socket-mode", b.socket_mode, a.socket_mode);
+  keep("workers", b.workers, a.workers);
+  keep("queue-size", b.queue_size, a.queue_size);
+  keep("max-connections", b.max_connections, a.max_connections);
+  keep("idle-timeout", b.idle_timeout, a.idle_timeout);
+  keep("daemonize", b.daemon.daemonize, a.daemon.daemonize);
+  keep("pid-file", b.daemon.pid_file, a.daemon.pid_file);
+  keep("user", b.daemon.user, a.daemon.user);
+  keep("group", b.daemon.group, a.daemon.group);
+  keep("log", b.daemon.log, a.daemon.log);
+  keep("log-level", b.daemon.log_level, a.daemon.log_level);
+  keep("log-facility", b.daemon.log_facility, a.daemon.log_facility);
+  return next;
+}
+
+// Thousands of client connections need as many descriptors: raise the soft limit as far as
+// the hard limit allows.
+void raise_fd_limit(std::size_t wanted) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  const rlim_t want = static_cast<rlim_t>(wanted) + 64;
+  if (rl.rlim_cur >= want) return;
+  rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
+  if (::setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+    log::warning("descriptor limit below max-connections", {{"limit", std::to_string(rl.rlim_cur)}});
+}
+
+int run(const Config& c, int argc, char** argv) {
+  const TlsmapConfig& t = c.tlsmap;
+  daemon::init_logging(t.daemon, "mta-sts-tlsmap");
+  daemon::detach(t.daemon);
+
+  // Before any thread exists, so that every thread inherits the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::string pid_err;
+  const auto pid_guard = daemon::PidFile::create(t.daemon.pid_file, &pid_err);
+  if (!pid_guard) {
+    log::error("cannot write pid file", {{"path", t.daemon.pid_file}, {"error", pid_err}});
+    return kExitRuntime;
+  }
+  raise_fd_limit(t.max_connections);
+
+  std::vector<UniqueFd> listeners;
+  const std::vector<std::string> specs = t.listen_or_default();
+  try {
+    for (const auto& spec : specs) listeners.push_back(open_listener(spec, t.socket_mode, t.daemon));
+    daemon::drop_privileges(t.daemon);
+  } catch (const std::exception& e) {
+    log::error("cannot start", {{"error", e.what()}});
+    return kExitRuntime;
+  }
+
+  CurrentRuntime current(build_runtime(c));
+  ServerOptions so;
+  so.idle_timeout = t.idle_timeout;
+  so.workers = t.workers;
+  so.queue_size = t.queue_size;
+  so.max_connections = t.max_connections;
+  Server server(current, so);
+  for (auto& l : listeners) server.add_listener(std::move(l));
+
+  std::atomic<bool> done{false};
+  std::thread signals([&] {
+    while (!done.load()) {
+      timespec wait{0, 200'000'000};
+      const int sig = ::sigtimedwait(&set, nullptr, &wait);
+      if (sig == SIGTERM || sig == SIGINT) {
+        log::notice("stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"}});
+        server.stop();
+        return;
+      }
+      if (sig == SIGHUP) {
+        try {
+          Config next = keep_startup_settings(c, load_config(Program::tlsmap, argc, argv, nullptr));
+          auto old = current.swap(build_runtime(next));
+          log::notice("configuration reloaded", {{"config", next.path}, {"previous_stats", old->stats.summary()}});
+        } catch (const std::exception& e) {
+          log::error("reload failed; configuration unchanged", {{"error", e.what()}});
+        }
+      }
+    }
+  });
+
+  std::string where;
+  for (const auto& s : specs) where += (where.empty() ? "" : ",") + s;
+  log::notice("started", {{"listen", where}, {"version", MTASTS_VERSION}});
+  daemon::notify("READY=1");
+  int rc = 0;
+  try {
+    server.run();
+  } catch (const std::exception& e) {
+    log::error("server failed", {{"error", e.what()}});
+    rc = kExitRuntime;
+  }
+  daemon::notify("STOPPING=1");
+  done = true;
+  signals.join();
+  log::notice("stopped", {{"server", server.counters().summary()}, {"stats", current.get()->stats.summary()}});
+  for (const auto& s : specs)
+    if (s.starts_with("unix:")) ::unlink(s.substr(5).c_str());
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config cfg;
+  CommandLine cl;
+  try {
+    cfg = load_config(Program::tlsmap, argc, argv, &cl);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mta-sts-tlsmap: %s\n", e.what());
+    return kExitConfig;
+  }
+  if (cl.help) {
+    std::fputs(usage(Program::tlsmap).c_str(), stdout);
+    return 0;
+  }
+  if (cl.version) {
+    std::printf("mta-sts-tlsmap %s\n", MTASTS_VERSION);
+    return 0;
+  }
+  if (cl.check) {
+    std::printf("mta-sts-tlsmap: configuration OK%s%s\n", cfg.path.empty() ? "" : " (",
+                cfg.path.empty() ? "" : (cfg.path + ")").c_str());
+    return 0;
+  }
+  try {
+    return run(cfg, argc, argv);
+  } catch (const std::exception& e) {
+    log::error("fatal", {{"error", e.what()}});
+    std::fprintf(stderr, "mta-sts-tlsmap: %s\n", e.what());
+    return kExitRuntime;
+  }
+}

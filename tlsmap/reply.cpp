@@ -1,0 +1,128 @@
+// Reply building; see reply.hpp.
+#include "tlsmap/reply.hpp"
+
+#include <algorithm>
+
+namespace mtasts::tlsmap {
+
+PolicyDecision decide(const LookupResult& r, SysTime now, const ReplyOptions& o) {
+  PolicyDecision d;
+  const auto act = [&](TlsmapAction a, const char* reason, const char* temp_text) {
+    d.reason = reason;
+    if (a == TlsmapAction::defer) {
+      d.outcome = PolicyOutcome::defer;
+      d.temp = temp_text;
+    } else {
+      d.outcome = PolicyOutcome::notfound;
+    }
+    return d;
+  };
+  if (r.failed) return act(o.on_redis_error, "redis-error", "MTA-STS policy cache unavailable");
+  if (!r.entry) return act(o.on_unknown, "unknown", "MTA-STS policy not yet known");
+  switch (verdict(*r.entry, now)) {
+    case Verdict::enforce:
+      d.outcome = PolicyOutcome::enforce;
+      d.policy = &*r.entry->policy;
+      d.reason = "enforce";
+      return d;
+    case Verdict::testing:
+      if (o.strict_testing) {
+        d.outcome = PolicyOutcome::enforce;
+        d.policy = &*r.entry->policy;
+        d.reason = "strict-testing";
+      } else {
+        d.reason = "testing";
+      }
+      return d;
+    case Verdict::none:
+      d.reason = "none";
+      return d;
+    case Verdict::no_policy:
+      d.reason = "no-policy";
+      return d;
+    case Verdict::unknown:
+      return act(o.on_unknown, "unknown", "MTA-STS policy not yet known");
+  }
+  return d;
+}
+
+std::vector<std::string> match_list(const Policy& p, const MxSet* mx, bool* fallback) {
+  std::vector<std::string> out;
+  const auto add = [&out](std::string s) {
+    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(std::move(s));
+  };
+  if (fallback) *fallback = false;
+  const bool have_mx = mx != nullptr && mx->available;
+  for (const MxPattern& pat : p.mx) {
+    const std::string text = pat.str();  // canonical: lowercase, "*." kept for wildcards
+    if (!pat.wildcard()) {
+      add(text);
+      continue;
+    }
+    if (!have_mx) {
+      add(text.substr(1));  // "*.example.com" -> ".example.com"
+      if (fallback) *fallback = true;
+      continue;
+    }
+    for (const std::string& host : mx->hosts)
+      if (pat.matches(host)) add(host);
+  }
+  if (out.empty()) out.emplace_back(kNoMatch);
+  return out;
+}
+
+namespace {
+
+std::string join(const std::vector<std::string>& v, char sep) {
+  std::string out;
+  for (const auto& s : v) {
+    if (!out.empty()) out += sep;
+    out += s;
+  }
+  return out;
+}
+
+// The policy as its lines, rebuilt from the validated model (the raw text is not kept in the
+// local cache, and a rebuilt line cannot carry anything a reply must not hold).
+std::vector<std::string> policy_lines(const Policy& p) {
+  std::vector<std::string> out;
+  out.emplace_back("version: STSv1");
+  out.push_back(std::string("mode: ") + to_string(p.mode));
+  for (const MxPattern& m : p.mx) out.push_back("mx: " + m.str());
+  out.push_back("max_age: " + std::to_string(p.max_age.count()));
+  return out;
+}
+
+}  // namespace
+
+Reply enforce_reply(Dialect dialect, const Domain& d, const StoredPolicy& sp, const MxSet* mx) {
+  Reply r;
+  if (mx != nullptr && mx->available && mx->dane != DaneCoverage::none) {
+    // RFC 8461 section 2: DANE takes precedence. Postfix's dane-only uses TLSA and fails
+    // closed; dane uses TLSA where present. Sendmail reads anything but "secure" as "no STS
+    // check", leaving the domain to its own DANE support.
+    r.outcome = mx->dane == DaneCoverage::all ? "dane-only" : "dane";
+    r.text = "OK " + r.outcome;
+    return r;
+  }
+  const std::vector<std::string> match = match_list(sp.policy, mx, &r.suffix_fallback);
+  std::string text = "OK secure match=" + join(match, ':') + " servername=hostname";
+  if (dialect == Dialect::postfix_tlsrpt) {
+    text += " policy_type=sts policy_domain=" + d.str();
+    for (const MxPattern& m : sp.policy.mx) text += " mx_host_pattern=" + m.str();
+    std::string strings;
+    for (const std::string& line : policy_lines(sp.policy)) strings += " { policy_string = " + line + " }";
+    // The policy strings only feed TLS-RPT reports: drop them rather than exceed the bound.
+    if (text.size() + strings.size() <= kMaxReply) text += strings;
+  }
+  if (text.size() > kMaxReply) return temp("MTA-STS reply too large");
+  r.text = std::move(text);
+  r.outcome = "secure";
+  return r;
+}
+
+Reply notfound() { return Reply{"NOTFOUND ", "notfound", false}; }
+Reply temp(std::string_view why) { return Reply{"TEMP " + std::string(why), "temp", false}; }
+Reply perm(std::string_view why) { return Reply{"PERM " + std::string(why), "perm", false}; }
+
+}  // namespace mtasts::tlsmap

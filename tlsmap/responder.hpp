@@ -1,0 +1,49 @@
+// One socketmap request in, one reply out: request parsing, the policy lookup (local cache,
+// Redis within the budget, miss signal, miss-wait), the MX set and DANE coverage, and the
+// reply. The server calls answer_fast() on its event-loop thread (never blocks: answers
+// protocol errors, keys that are not policy domains and local-cache hits whose MX set is
+// cached) and answer() on a worker thread for the rest.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/clock.hpp"
+#include "common/lookup.hpp"
+#include "tlsmap/mx.hpp"
+#include "tlsmap/reply.hpp"
+#include "tlsmap/request.hpp"
+
+namespace mtasts::tlsmap {
+
+// What the server needs from whoever answers (fakes in the server's tests).
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual std::optional<std::string> answer_fast(std::string_view request) = 0;
+  virtual std::string answer(std::string_view request) = 0;
+};
+
+class Responder final : public Handler {
+ public:
+  // `lookup`, `clock` and `mx` (may be null: MX sets are then never known and `*.` patterns
+  // fall back to `.suffix`) must outlive this object.
+  Responder(PolicyLookup& lookup, MxSource* mx, const Clock& clock, ReplyOptions opts);
+  std::optional<std::string> answer_fast(std::string_view request) override;
+  std::string answer(std::string_view request) override;
+
+ private:
+  // Replies that need no lookup (bad request, unknown NAME, not a policy domain).
+  std::optional<Reply> without_lookup(const Request& req);
+  Reply finish(const Request& req, const LookupResult& r, const MxSet* mx);
+  bool needs_mx(const StoredPolicy& p) const;
+  void log_reply(const Request& req, const Reply& reply, const std::string& reason, const LookupResult* r);
+
+  PolicyLookup& lookup_;
+  MxSource* mx_;
+  const Clock& clock_;
+  ReplyOptions opts_;
+};
+
+}  // namespace mtasts::tlsmap
