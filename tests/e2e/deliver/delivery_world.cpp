@@ -107,6 +107,12 @@ bool DeliveryWorld::available(std::string& why) {
   return true;
 }
 
+std::vector<std::pair<std::string, std::string>> DeliveryWorld::domain_modes() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& d : domains()) out.emplace_back(dlv(d.label), d.mode);
+  return out;
+}
+
 DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip()) {
   ns_ = std::make_unique<NetNamespace>(ip_);
   world_ = std::make_unique<World>(WorldOptions{.ip = ip_, .dir = dir() / "world", .redis = true});
@@ -207,6 +213,17 @@ void DeliveryWorld::set_mx(const std::string& domain, const std::vector<std::str
   auto& dns = world_->dns();
   dns.remove(domain);
   for (std::size_t i = 0; i < hosts.size(); ++i) dns.add_mx(domain, hosts[i], static_cast<int>(10 * (i + 1)));
+  dns.apply();
+}
+
+void DeliveryWorld::restore() {
+  for (const auto& m : mx_hosts())
+    if (mx_.at(m.host)->cert() != m.cert) mx_.at(m.host)->restart(m.cert);
+  auto& dns = world_->dns();
+  for (const auto& d : domains()) {
+    dns.remove(dlv(d.label));
+    for (std::size_t i = 0; i < d.mx.size(); ++i) dns.add_mx(dlv(d.label), d.mx[i], static_cast<int>(10 * (i + 1)));
+  }
   dns.apply();
 }
 

@@ -59,6 +59,9 @@ class DeliveryWorld {
   DeliveryWorld(const DeliveryWorld&) = delete;
   DeliveryWorld& operator=(const DeliveryWorld&) = delete;
 
+  // Every domain of the world with its policy mode ("" for no MTA-STS at all).
+  static std::vector<std::pair<std::string, std::string>> domain_modes();
+
   World& world() { return *world_; }
   const std::filesystem::path& dir() const { return dir_.path(); }
   // {"ip", "netns", "exec", NAME}: for the MTAs, so that they read the namespace's resolv.conf.
@@ -70,6 +73,9 @@ class DeliveryWorld {
   std::vector<std::string> hosts_that_received(const std::string& needle) const;
   // Replaces the MX records of a domain (preference 10, 20, ... in order); applied at once.
   void set_mx(const std::string& domain, const std::vector<std::string>& hosts);
+  // Undoes every set_mx() and SmtpMx::restart() with another certificate: the world as
+  // described above again (for the next test in the same process).
+  void restore();
 
   // mta-sts-tlsmap's address: "127.0.0.1:PORT".
   std::string tlsmap_host_port() const { return "127.0.0.1:" + std::to_string(tlsmap_port_); }

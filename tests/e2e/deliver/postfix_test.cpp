@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 
 #include "tests/e2e/deliver/delivery_world.hpp"
 #include "tests/e2e/milter/mail_env.hpp"
+#include "tests/integration/milter/harness.hpp"
 
 namespace mtasts::test::e2e {
 namespace {
@@ -20,14 +22,22 @@ const std::vector<std::string> kNone;
 
 struct PostfixDelivery : ::testing::Test {
   static inline std::unique_ptr<DeliveryWorld> dw;
+  static inline std::unique_ptr<MilterDaemon> milter;
   static inline std::unique_ptr<Postfix> postfix;
   static inline std::string skip_reason;
 
   static void SetUpTestSuite() {
     if (!DeliveryWorld::available(skip_reason)) return;
     dw = std::make_unique<DeliveryWorld>();
+    // The milter tags mail from the same cache, so that tag and delivery can be compared.
+    std::filesystem::create_directories(dw->dir() / "milter");
+    MilterOptions mo;
+    mo.redis_address = dw->world().redis().address();
+    mo.milter_lines = {"socket-mode = 0666"};  // Postfix's processes run as postfix
+    milter = std::make_unique<MilterDaemon>(dw->dir() / "milter", mo);
     postfix = std::make_unique<Postfix>(
         dw->dir(), PostfixOptions{.relay_port = 0,
+                                  .milter = milter->socket(),
                                   .main_cf = {"smtp_tls_security_level = may",
                                               "smtp_tls_CAfile = " + dw->world().ca_file().string(),
                                               "smtp_tls_policy_maps = " + dw->postfix_policy_map(),
@@ -39,10 +49,14 @@ struct PostfixDelivery : ::testing::Test {
   }
   static void TearDownTestSuite() {
     postfix.reset();
+    milter.reset();
     dw.reset();
   }
   void SetUp() override {
     if (!dw) GTEST_SKIP() << skip_reason;
+  }
+  void TearDown() override {
+    if (dw) dw->restore();  // a test that fixed an MX leaves the world as the next one expects
   }
 
   std::string diag() const { return dw->logs() + "--- maillog (tail):\n" + tail(postfix->maillog(), 8000); }
@@ -186,6 +200,89 @@ TEST_F(PostfixDelivery, FailuresAreDeferredKeptInTheQueueAndDeliveredOnceFixed) 
   // Nothing fixed for deep: still refused after the flush.
   EXPECT_TRUE(in_queue(cases.back().qid));
   EXPECT_EQ(dw->hosts_that_received("END-pf-deep"), kNone);
+}
+
+// One message to every domain of the world, through the milter and Postfix: for each domain,
+// the milter's tag (X-MTA-STS in every delivered copy), mta-sts-tlsmap's answer to Postfix and
+// what Postfix did with the recipient say the same thing.
+TEST_F(PostfixDelivery, MilterTagAndDeliveryDecisionAgreeForEveryDomain) {
+  std::vector<std::string> to;
+  for (const auto& [domain, mode] : DeliveryWorld::domain_modes()) to.push_back("all@" + domain);
+  const std::string qid = submit("pf-all", to);
+  // Where the mail may go: a policy MX with a verified certificate, or anywhere without an
+  // enforced policy.
+  const std::map<std::string, std::string> delivered_to = {
+      {dlv("good"), dlv("mx.good")},    {dlv("wild"), dlv("a.mx.wild")},   {dlv("mixed"), dlv("mx2.mixed")},
+      {dlv("multi"), dlv("mx.multi")},  {dlv("testing"), dlv("mx.testing")}, {dlv("nopolicy"), dlv("mx.nopolicy")}};
+  std::optional<std::string> copy;
+  for (const auto& [domain, host] : delivered_to) {
+    auto m = dw->mx(host).wait_message("END-pf-all", 30s);
+    ASSERT_TRUE(m.has_value()) << domain << " not delivered to " << host << "\n" << diag();
+    copy = m;
+  }
+  std::map<std::string, std::string> tagged;  // domain -> mode in the milter's field
+  for (const auto& field : header_values(*copy, "X-MTA-STS")) {
+    const auto semi = field.find(';');
+    const auto mode = field.find("mode=");
+    ASSERT_TRUE(semi != std::string::npos && mode != std::string::npos) << field;
+    tagged[field.substr(0, semi)] = field.substr(mode + 5, field.find(';', mode) - mode - 5);
+  }
+  for (const auto& [domain, mode] : DeliveryWorld::domain_modes()) {
+    SCOPED_TRACE(domain);
+    const bool enforce = mode == "enforce";
+    // The milter's tag: the policy's mode, or none.
+    if (mode.empty()) {
+      EXPECT_EQ(tagged.count(domain), 0u);
+    } else {
+      EXPECT_EQ(tagged[domain], mode);
+    }
+    // mta-sts-tlsmap: "secure" exactly where the milter says enforce.
+    const std::string reply = dw->socketmap("postfix", domain);
+    EXPECT_EQ(reply.rfind("OK secure ", 0) == 0, enforce) << reply;
+    if (!enforce) {
+      EXPECT_EQ(reply, "NOTFOUND ");
+    }
+    // Postfix: delivered where allowed, over verified TLS where enforced; deferred otherwise.
+    // Its log line for this recipient with the given status, waiting for it.
+    const auto rcpt_line = [&](const std::string& status) {
+      std::string found;
+      wait_until(
+          [&] {
+            const std::string log = postfix->maillog();
+            const std::string key = qid + ": to=<all@" + domain + ">";
+            for (std::size_t pos = 0; (pos = log.find(key, pos)) != std::string::npos; ++pos) {
+              const auto start = log.rfind('\n', pos) + 1;
+              const std::string l = log.substr(start, log.find('\n', pos) - start);
+              if (l.find("status=" + status) != std::string::npos) {
+                found = l;
+                return true;
+              }
+            }
+            return false;
+          },
+          30s);
+      return found;
+    };
+    if (delivered_to.count(domain)) {
+      const std::string sent = rcpt_line("sent");
+      EXPECT_NE(sent.find("relay=" + delivered_to.at(domain) + "["), std::string::npos) << sent;
+    } else {
+      EXPECT_TRUE(enforce);
+      const std::string deferred = rcpt_line("deferred");
+      EXPECT_NE(deferred.find("dsn=4.7."), std::string::npos) << deferred << "\n" << diag();
+    }
+    if (enforce && delivered_to.count(domain)) {
+      EXPECT_NE(postfix->maillog().find("Verified TLS connection established to " + delivered_to.at(domain)),
+                std::string::npos);
+    }
+  }
+  // No MX host outside the expected ones got a copy (the deferred ones' hosts among them).
+  auto hosts = dw->hosts_that_received("END-pf-all");
+  std::vector<std::string> want;
+  for (const auto& [domain, host] : delivered_to) want.push_back(host);
+  std::sort(hosts.begin(), hosts.end());
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(hosts, want);
 }
 
 }  // namespace
