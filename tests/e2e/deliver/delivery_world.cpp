@@ -72,6 +72,34 @@ const std::vector<MxDef>& mx_hosts() {
   return h;
 }
 
+// The DNSSEC world (DeliveryOptions::dane): its MX hosts, their addresses and TLSA records.
+constexpr const char* kNsdIp = "127.0.2.53";
+struct DaneMx {
+  std::string host;
+  std::string ip;
+  enum { matching, other_key, none } tlsa;
+};
+const std::vector<DaneMx>& dane_mx() {
+  static const std::vector<DaneMx> h = {
+      {"mx.full.dane.test", "127.25.1.10", DaneMx::matching},
+      {"mx.bad.dane.test", "127.25.1.11", DaneMx::other_key},
+      {"mx1.some.dane.test", "127.25.1.12", DaneMx::matching},
+      {"mx2.some.dane.test", "127.25.1.13", DaneMx::none},
+  };
+  return h;
+}
+
+// The SHA-256 of a certificate's public key (DER SubjectPublicKeyInfo): TLSA 3 1 1 data.
+std::string spki_sha256(const fs::path& cert) {
+  const RunResult r = run({"sh", "-c",
+                           "openssl x509 -in '" + cert.string() +
+                               "' -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r"},
+                          30s);
+  const std::string digest = r.out.substr(0, r.out.find(' '));
+  if (r.exit_code != 0 || digest.size() != 64) throw std::runtime_error("TLSA digest failed: " + r.err);
+  return digest;
+}
+
 bool accepts(const std::string& ip, unsigned port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
@@ -113,8 +141,15 @@ std::vector<std::pair<std::string, std::string>> DeliveryWorld::domain_modes() {
   return out;
 }
 
+std::vector<std::pair<std::string, std::vector<std::string>>> DeliveryWorld::dane_domains() {
+  return {{"full.dane.test", {"mx.full.dane.test"}},
+          {"bad.dane.test", {"mx.bad.dane.test"}},
+          {"some.dane.test", {"mx1.some.dane.test", "mx2.some.dane.test"}}};
+}
+
 DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip()) {
-  ns_ = std::make_unique<NetNamespace>(ip_);
+  // With DNSSEC the MTAs ask the validating unbound; without, the world's dnsmasq.
+  ns_ = std::make_unique<NetNamespace>(o.dane ? "127.0.0.1" : ip_);
   world_ = std::make_unique<World>(WorldOptions{.ip = ip_, .dir = dir() / "world", .redis = true});
 
   // Certificates first, all at once (openssl runs are the slow part of the set-up).
@@ -128,6 +163,13 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
     fs::create_directories(dir() / "mx" / m.host);
     mx_[m.host] = std::make_unique<SmtpMx>(m.host, mx_ip_.at(m.host), m.cert, world_->ca(), dir() / "mx" / m.host,
                                            m.extra_names);
+  }
+  if (o.dane) {
+    for (const auto& m : dane_mx()) {
+      mx_ip_[m.host] = m.ip;
+      fs::create_directories(dir() / "mx" / m.host);
+      mx_[m.host] = std::make_unique<SmtpMx>(m.host, m.ip, CertKind::valid, world_->ca(), dir() / "mx" / m.host);
+    }
   }
 
   std::string warm;
@@ -145,10 +187,22 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
       world_->add_domain(domain, spec);
       warm += domain + "\n";
     }
+    // The DANE domains in dnsmasq too (the fetcher's resolver), with MTA-STS policies that a
+    // WebPKI check alone would pass.
+    if (o.dane) {
+      for (const auto& [domain, hosts] : dane_domains()) {
+        const std::string label = domain.substr(0, domain.find('.'));
+        world_->add_domain(domain, {.txt = {"v=STSv1; id=dane" + label + "1;"},
+                                    .policy = World::policy("enforce", hosts, 86400),
+                                    .mx = hosts});
+        warm += domain + "\n";
+      }
+    }
     for (const auto& [host, ip] : mx_ip_) world_->dns().add_host(host, ip);
   }
   world_->start();
   for (auto& [host, mx] : mx_) mx->wait_ready();
+  if (o.dane) start_dnssec();
 
   write_file(dir() / "warm.list", warm);
   write_file(dir() / "cached.conf",
@@ -165,8 +219,12 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
         try {
           CacheFiller f(world_->redis().address());
           const SysTime now = SystemClock().now();
-          for (const auto& d : domains()) {
-            auto e = f.store().get(*Domain::parse(dlv(d.label)).domain);
+          std::vector<std::string> all;
+          for (const auto& d : domains()) all.push_back(dlv(d.label));
+          if (o.dane)
+            for (const auto& d : dane_domains()) all.push_back(d.first);
+          for (const auto& d : all) {
+            auto e = f.store().get(*Domain::parse(d).domain);
             if (!e || verdict(*e, now) == Verdict::unknown) return false;
           }
           return true;
@@ -180,7 +238,7 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
   tlsmap_port_ = free_port();
   std::string conf = "[redis]\naddress = " + world_->redis().address() +
                      "\n[tlsmap]\nlisten = inet:" + tlsmap_host_port() +
-                     "\nlog = stderr\nlog-level = debug\nresolver = " + world_->resolver() +
+                     "\nlog = stderr\nlog-level = debug\nresolver = " + (o.dane ? "127.0.0.1" : world_->resolver()) +
                      "\ndns-timeout = 1000ms\n";
   for (const auto& l : o.tlsmap_lines) conf += l + "\n";
   write_file(dir() / "tlsmap.conf", conf);
@@ -194,6 +252,8 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
 DeliveryWorld::~DeliveryWorld() {
   if (tlsmap_) tlsmap_->stop(10s);
   if (fetcher_) fetcher_->stop(20s);
+  if (unbound_) unbound_->stop(10s);
+  if (nsd_) nsd_->stop(10s);
   mx_.clear();
   world_.reset();
   ns_.reset();
@@ -214,6 +274,78 @@ void DeliveryWorld::set_mx(const std::string& domain, const std::vector<std::str
   dns.remove(domain);
   for (std::size_t i = 0; i < hosts.size(); ++i) dns.add_mx(domain, hosts[i], static_cast<int>(10 * (i + 1)));
   dns.apply();
+}
+
+void DeliveryWorld::start_dnssec() {
+  const fs::path d = dir() / "dnssec";
+  fs::create_directories(d);
+  std::string zone =
+      "$ORIGIN dane.test.\n$TTL 60\n"
+      "@ IN SOA ns.dane.test. hostmaster.dane.test. 1 3600 600 86400 60\n"
+      "@ IN NS ns.dane.test.\n"
+      "ns IN A " + std::string(kNsdIp) + "\n";
+  const std::string other_key = spki_sha256(world_->ca().leaf("other-key.dane.test", CertKind::valid).cert);
+  for (const auto& [domain, hosts] : dane_domains()) {
+    const std::string label = domain.substr(0, domain.find('.'));
+    for (std::size_t i = 0; i < hosts.size(); ++i)
+      zone += label + " IN MX " + std::to_string(10 * (i + 1)) + " " + hosts[i] + ".\n";
+    zone += "_mta-sts." + label + " IN TXT \"v=STSv1; id=dane" + label + "1;\"\n";
+    zone += "mta-sts." + label + " IN A " + ip_ + "\n";
+  }
+  for (const auto& m : dane_mx()) {
+    const std::string rel = m.host.substr(0, m.host.size() - std::string(".dane.test").size());
+    zone += rel + " IN A " + m.ip + "\n";
+    if (m.tlsa == DaneMx::none) continue;
+    const std::string digest =
+        m.tlsa == DaneMx::matching ? spki_sha256(world_->ca().leaf(m.host, CertKind::valid).cert) : other_key;
+    zone += "_25._tcp." + rel + " IN TLSA 3 1 1 " + digest + "\n";
+  }
+  write_file(d / "dane.test.zone", zone);
+  // Keys and signatures made now: signatures last four weeks from signing.
+  const auto sh = [&](const std::string& cmd) {
+    const RunResult r = run({"sh", "-c", "cd '" + d.string() + "' && " + cmd}, 60s);
+    if (r.exit_code != 0) throw std::runtime_error("DNSSEC set-up: " + cmd + " failed: " + r.err + r.out);
+    return r.out.substr(0, r.out.find('\n'));
+  };
+  const std::string ksk = sh("ldns-keygen -a ECDSAP256SHA256 -k dane.test");
+  const std::string zsk = sh("ldns-keygen -a ECDSAP256SHA256 dane.test");
+  sh("ldns-signzone dane.test.zone " + ksk + " " + zsk);
+
+  const std::string ds = d.string();
+  write_file(d / "nsd.conf", "server:\n  ip-address: " + std::string(kNsdIp) + "\n  port: 53\n  do-ip6: no\n"
+             "  username: \"\"\n  chroot: \"\"\n  zonesdir: \"" + ds + "\"\n  database: \"\"\n"
+             "  zonelistfile: \"" + ds + "/zone.list\"\n  xfrdfile: \"" + ds + "/xfrd.state\"\n"
+             "  xfrdir: \"" + ds + "\"\n  pidfile: \"" + ds + "/nsd.pid\"\n  logfile: \"" + ds + "/nsd.log\"\n"
+             "  server-count: 1\nremote-control:\n  control-enable: no\n"
+             "zone:\n  name: \"dane.test\"\n  zonefile: \"" + ds + "/dane.test.zone.signed\"\n");
+  nsd_ = std::make_unique<Process>(
+      std::vector<std::string>{"setpriv", "--pdeathsig", "TERM", "nsd", "-d", "-c", (d / "nsd.conf").string()},
+      d / "nsd.out");
+  // unbound 1.17 answers .test itself (NXDOMAIN) unless told not to; names outside dane.test
+  // go to the world's dnsmasq and are insecure (no trust anchor above them).
+  write_file(d / "unbound.conf", "server:\n  interface: 127.0.0.1\n  port: 53\n  do-ip6: no\n"
+             "  username: \"\"\n  chroot: \"\"\n  directory: \"" + ds + "\"\n  pidfile: \"" + ds + "/unbound.pid\"\n"
+             "  logfile: \"" + ds + "/unbound.log\"\n  use-syslog: no\n  verbosity: 1\n"
+             "  module-config: \"validator iterator\"\n  do-not-query-localhost: no\n  val-permissive-mode: no\n"
+             "  trust-anchor-file: \"" + ds + "/" + ksk + ".ds\"\n  local-zone: \"test.\" nodefault\n"
+             "  cache-max-ttl: 1\n  cache-max-negative-ttl: 1\n"
+             "stub-zone:\n  name: \"dane.test\"\n  stub-addr: " + std::string(kNsdIp) + "\n"
+             "forward-zone:\n  name: \".\"\n  forward-addr: " + ip_ + "@53\n"
+             "remote-control:\n  control-enable: no\n");
+  unbound_ = std::make_unique<Process>(
+      std::vector<std::string>{"setpriv", "--pdeathsig", "TERM", "unbound", "-d", "-c", (d / "unbound.conf").string()},
+      d / "unbound.out");
+  // Ready when a TLSA answer comes back validated (the AD flag).
+  RunResult last;
+  const bool ok = wait_until(
+      [&] {
+        last = run({"drill", "-D", "@127.0.0.1", "_25._tcp.mx.full.dane.test", "TLSA"}, 5s);
+        return last.out.find(" ad ") != std::string::npos || last.out.find(" ad;") != std::string::npos;
+      },
+      15s);
+  if (!ok)
+    throw std::runtime_error("no validated TLSA answer from unbound:\n" + last.out + last.err + read_file(d / "nsd.out") +
+                             read_file(d / "nsd.log") + read_file(d / "unbound.out") + read_file(d / "unbound.log"));
 }
 
 void DeliveryWorld::restore() {

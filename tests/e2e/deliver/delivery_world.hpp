@@ -44,6 +44,14 @@ inline std::string dlv(const std::string& label) { return label + ".dlv.test"; }
 
 struct DeliveryOptions {
   std::vector<std::string> tlsmap_lines{};  // extra [tlsmap] lines
+  // Also a DNSSEC world: the zone dane.test signed (ldns-signzone) and served by nsd, a
+  // validating unbound on 127.0.0.1:53 as the namespace's resolver (and mta-sts-tlsmap's) with
+  // that zone's trust anchor, forwarding every other name to the world's dnsmasq. Its domains,
+  // each also with an enforce MTA-STS policy listing its MX hosts (WebPKI-valid certificates):
+  //   full.dane.test   MX mx.full (TLSA 3 1 1 matching its key)
+  //   bad.dane.test    MX mx.bad (TLSA 3 1 1 of another key: DANE fails, MTA-STS would pass)
+  //   some.dane.test   MX mx1.some (matching TLSA), mx2.some (no TLSA)
+  bool dane = false;
 };
 
 class DeliveryWorld {
@@ -85,18 +93,24 @@ class DeliveryWorld {
   // "NOTFOUND ", ...), or "" when the connection failed. For diagnostics and checks.
   std::string socketmap(const std::string& map, const std::string& key) const;
 
+  // The DANE domains (DeliveryOptions::dane) with their MX hosts.
+  static std::vector<std::pair<std::string, std::vector<std::string>>> dane_domains();
+
   std::string tlsmap_log() const { return read_file(dir() / "tlsmap.log"); }
   std::string fetcher_log() const { return read_file(dir() / "cached.log"); }
   std::string logs() const;  // tails of both, for a failed assertion
   Process& tlsmap() { return *tlsmap_; }
 
  private:
+  void start_dnssec();  // nsd + unbound; see DeliveryOptions::dane
+
   TempDir dir_{"mtasts-dlv"};
   std::string ip_;                       // the world's DNS and HTTPS address
   std::unique_ptr<NetNamespace> ns_;     // first made, last gone
   std::unique_ptr<World> world_;
   std::map<std::string, std::string> mx_ip_;
   std::map<std::string, std::unique_ptr<SmtpMx>> mx_;
+  std::unique_ptr<Process> nsd_, unbound_;
   std::unique_ptr<Process> fetcher_;
   unsigned tlsmap_port_ = 0;
   std::unique_ptr<Process> tlsmap_;
