@@ -54,12 +54,10 @@ void remove_orphans() {
 }  // namespace
 
 bool NetNamespace::available(std::string& why) {
+  // Only root is a reason to skip: without iproute2 the constructor fails, as it should where
+  // scripts/install-deps.sh has run.
   if (::geteuid() != 0) {
     why = "network namespaces need root";
-    return false;
-  }
-  if (run({"ip", "-V"}, 10s).exit_code != 0) {
-    why = "no `ip` command (iproute2)";
     return false;
   }
   return true;

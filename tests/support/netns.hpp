@@ -28,7 +28,7 @@ class NetNamespace {
   // for the MTAs; the test's own helpers are in the namespace already.
   std::vector<std::string> exec_prefix() const { return {"ip", "netns", "exec", name_}; }
 
-  // Whether namespaces can be made here; when not, `why` says why (for GTEST_SKIP).
+  // Whether namespaces can be made here (root); when not, `why` says why (for GTEST_SKIP).
   static bool available(std::string& why);
 
  private:

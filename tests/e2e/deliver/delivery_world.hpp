@@ -56,7 +56,8 @@ struct DeliveryOptions {
 
 class DeliveryWorld {
  public:
-  // Whether the world can run here; when not, `why` says what is missing (for GTEST_SKIP).
+  // Whether the world can run here (root); when not, `why` says why (for GTEST_SKIP). A
+  // missing package is not a reason: the constructor throws then.
   static bool available(std::string& why);
 
   // Everything up, every domain fetched into Redis, tlsmap answering. Throws with logs on

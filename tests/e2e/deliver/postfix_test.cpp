@@ -25,27 +25,33 @@ struct PostfixDelivery : ::testing::Test {
   static inline std::unique_ptr<MilterDaemon> milter;
   static inline std::unique_ptr<Postfix> postfix;
   static inline std::string skip_reason;
+  static inline std::string setup_error;  // the world or the MTA failed to start
 
   static void SetUpTestSuite() {
     if (!DeliveryWorld::available(skip_reason)) return;
-    dw = std::make_unique<DeliveryWorld>();
-    // The milter tags mail from the same cache, so that tag and delivery can be compared.
-    std::filesystem::create_directories(dw->dir() / "milter");
-    MilterOptions mo;
-    mo.redis_address = dw->world().redis().address();
-    mo.milter_lines = {"socket-mode = 0666"};  // Postfix's processes run as postfix
-    milter = std::make_unique<MilterDaemon>(dw->dir() / "milter", mo);
-    postfix = std::make_unique<Postfix>(
-        dw->dir(), PostfixOptions{.relay_port = 0,
-                                  .milter = milter->socket(),
-                                  .main_cf = {"smtp_tls_security_level = may",
-                                              "smtp_tls_CAfile = " + dw->world().ca_file().string(),
-                                              "smtp_tls_policy_maps = " + dw->postfix_policy_map(),
-                                              "smtp_tls_loglevel = 1", "smtp_host_lookup = dns",
-                                              // The MX hosts answer at once; a lost connection
-                                              // must not hold a test for Postfix's 30 s default.
-                                              "smtp_connect_timeout = 5s", "smtp_helo_timeout = 10s"},
-                                  .command_prefix = dw->exec_prefix()});
+    try {
+      dw = std::make_unique<DeliveryWorld>();
+      // The milter tags mail from the same cache, so that tag and delivery can be compared.
+      std::filesystem::create_directories(dw->dir() / "milter");
+      MilterOptions mo;
+      mo.redis_address = dw->world().redis().address();
+      mo.milter_lines = {"socket-mode = 0666"};  // Postfix's processes run as postfix
+      milter = std::make_unique<MilterDaemon>(dw->dir() / "milter", mo);
+      postfix = std::make_unique<Postfix>(
+          dw->dir(), PostfixOptions{.relay_port = 0,
+                                    .milter = milter->socket(),
+                                    .main_cf = {"smtp_tls_security_level = may",
+                                                "smtp_tls_CAfile = " + dw->world().ca_file().string(),
+                                                "smtp_tls_policy_maps = " + dw->postfix_policy_map(),
+                                                "smtp_tls_loglevel = 1", "smtp_host_lookup = dns",
+                                                // The MX hosts answer at once; a lost connection
+                                                // must not hold a test for Postfix's 30 s default.
+                                                "smtp_connect_timeout = 5s", "smtp_helo_timeout = 10s"},
+                                    .command_prefix = dw->exec_prefix()});
+    } catch (const std::exception& e) {
+      setup_error = e.what();
+      TearDownTestSuite();
+    }
   }
   static void TearDownTestSuite() {
     postfix.reset();
@@ -53,7 +59,8 @@ struct PostfixDelivery : ::testing::Test {
     dw.reset();
   }
   void SetUp() override {
-    if (!dw) GTEST_SKIP() << skip_reason;
+    if (!skip_reason.empty()) GTEST_SKIP() << skip_reason;
+    ASSERT_TRUE(setup_error.empty()) << setup_error;
   }
   void TearDown() override {
     if (dw) dw->restore();  // a test that fixed an MX leaves the world as the next one expects

@@ -42,25 +42,30 @@ struct SendmailDelivery : ::testing::Test {
   static inline std::unique_ptr<DeliveryWorld> dw;
   static inline std::unique_ptr<Sendmail> sendmail;
   static inline std::string skip_reason;
+  static inline std::string setup_error;  // the world or the MTA failed to start
 
   static void SetUpTestSuite() {
-    if (!Sendmail::available()) {
-      skip_reason = "Sendmail not unpacked at " + Sendmail::root().string() + " (run scripts/install-deps.sh)";
-      return;
-    }
     if (!DeliveryWorld::available(skip_reason)) return;
-    dw = std::make_unique<DeliveryWorld>();
-    sendmail = std::make_unique<Sendmail>(
-        dw->dir(), SendmailOptions{.relay_port = 0,
-                                   .mc_lines = shipped_mc_lines(*dw, dw->world().ca_file().string()),
-                                   .command_prefix = dw->exec_prefix()});
+    try {
+      if (!Sendmail::available())
+        throw std::runtime_error("Sendmail not unpacked at " + Sendmail::root().string() + " (scripts/install-deps.sh)");
+      dw = std::make_unique<DeliveryWorld>();
+      sendmail = std::make_unique<Sendmail>(
+          dw->dir(), SendmailOptions{.relay_port = 0,
+                                     .mc_lines = shipped_mc_lines(*dw, dw->world().ca_file().string()),
+                                     .command_prefix = dw->exec_prefix()});
+    } catch (const std::exception& e) {
+      setup_error = e.what();
+      TearDownTestSuite();
+    }
   }
   static void TearDownTestSuite() {
     sendmail.reset();
     dw.reset();
   }
   void SetUp() override {
-    if (!dw) GTEST_SKIP() << skip_reason;
+    if (!skip_reason.empty()) GTEST_SKIP() << skip_reason;
+    ASSERT_TRUE(setup_error.empty()) << setup_error;
   }
   void TearDown() override {
     if (dw) dw->restore();  // a test that fixed an MX leaves the world as the next one expects
