@@ -10,12 +10,12 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 SmtpMx::SmtpMx(std::string host, std::string ip, std::optional<CertKind> cert, TestCa& ca, fs::path dir,
-               std::vector<std::string> extra_names, unsigned port)
+               std::vector<std::string> cert_names, unsigned port)
     : host_(std::move(host)),
       ip_(std::move(ip)),
       port_(port),
       cert_(cert),
-      extra_names_(std::move(extra_names)),
+      cert_names_(std::move(cert_names)),
       ca_(ca),
       dir_(std::move(dir)) {
   fs::create_directories(dir_ / "mail");
@@ -32,9 +32,7 @@ void SmtpMx::launch() {
                                 (source_dir() / "tests/support/smtp_mx.py").string(), "--address", ip_,
                                 "--port", std::to_string(port_), "--name", host_, "--out", (dir_ / "mail").string()};
   if (cert_) {
-    std::vector<std::string> names{host_};
-    names.insert(names.end(), extra_names_.begin(), extra_names_.end());
-    const CertFiles f = names.size() > 1 ? ca_.leaf_for_names(names, *cert_) : ca_.leaf(host_, *cert_);
+    const CertFiles f = cert_names_.empty() ? ca_.leaf(host_, *cert_) : ca_.leaf_for_names(cert_names_, *cert_);
     argv.insert(argv.end(), {"--cert", f.cert.string(), "--key", f.key.string()});
   } else {
     argv.push_back("--no-tls");

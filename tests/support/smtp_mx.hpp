@@ -18,12 +18,12 @@ namespace mtasts::test {
 
 class SmtpMx {
  public:
-  // Launches the server for `host` on ip:port with a certificate of kind `cert` for `host`
-  // (nullopt: no STARTTLS) and, for a valid one, also for `extra_names` (a certificate shared
-  // by several hosts). Does not wait: call wait_ready() (many hosts start in parallel).
-  // `dir` must exist and outlive this object.
+  // Launches the server for `host` on ip:port with a certificate of kind `cert` (nullopt: no
+  // STARTTLS) whose names are `cert_names` (e.g. a wildcard, or several hosts sharing one
+  // certificate; valid and untrusted kinds only) or, when empty, just `host`. Does not wait:
+  // call wait_ready() (many hosts start in parallel). `dir` must exist and outlive this object.
   SmtpMx(std::string host, std::string ip, std::optional<CertKind> cert, TestCa& ca, std::filesystem::path dir,
-         std::vector<std::string> extra_names = {}, unsigned port = 25);
+         std::vector<std::string> cert_names = {}, unsigned port = 25);
   ~SmtpMx();
   SmtpMx(const SmtpMx&) = delete;
   SmtpMx& operator=(const SmtpMx&) = delete;
@@ -51,7 +51,7 @@ class SmtpMx {
   std::string ip_;
   unsigned port_;
   std::optional<CertKind> cert_;
-  std::vector<std::string> extra_names_;
+  std::vector<std::string> cert_names_;
   TestCa& ca_;
   std::filesystem::path dir_;
   std::unique_ptr<Process> proc_;

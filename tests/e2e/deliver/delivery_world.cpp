@@ -42,6 +42,8 @@ const std::vector<DomainDef>& domains() {
       {"testing", "testing", {dlv("mx.testing")}, {dlv("mx.testing")}},
       {"shared", "enforce", {dlv("mx.testing")}, {dlv("mx.testing")}},
       {"multi", "enforce", {dlv("mx.multi")}, {dlv("mx.multi")}},
+      {"wcert", "enforce", {dlv("mx.wcert")}, {dlv("mx.wcert")}},
+      {"wdeep", "enforce", {dlv("a.mx.wdeep")}, {dlv("a.mx.wdeep")}},
       {"nopolicy", "", {}, {dlv("mx.nopolicy")}},
   };
   return d;
@@ -51,7 +53,7 @@ const std::vector<DomainDef>& domains() {
 struct MxDef {
   std::string host;
   std::optional<CertKind> cert;
-  std::vector<std::string> extra_names{};
+  std::vector<std::string> cert_names{};  // empty: the host's own name
 };
 const std::vector<MxDef>& mx_hosts() {
   static const std::vector<MxDef> h = {
@@ -67,7 +69,9 @@ const std::vector<MxDef>& mx_hosts() {
       {dlv("mx2.mixed"), CertKind::valid},
       {dlv("mx.testing"), CertKind::wrong_name},
       {dlv("mx.nopolicy"), std::nullopt},
-      {dlv("mx.multi"), CertKind::valid, {dlv("mx.testing")}},
+      {dlv("mx.multi"), CertKind::valid, {dlv("mx.multi"), dlv("mx.testing")}},
+      {dlv("mx.wcert"), CertKind::valid, {"*." + dlv("wcert")}},
+      {dlv("a.mx.wdeep"), CertKind::valid, {"*." + dlv("wdeep")}},
   };
   return h;
 }
@@ -159,14 +163,14 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
   // Certificates first, all at once (openssl runs are the slow part of the set-up).
   std::vector<std::pair<std::string, CertKind>> leaves;
   for (const auto& m : mx_hosts())
-    if (m.cert && m.extra_names.empty()) leaves.emplace_back(m.host, *m.cert);
+    if (m.cert && m.cert_names.empty()) leaves.emplace_back(m.host, *m.cert);
   world_->ca().prepare(leaves);
   unsigned n = 10;
   for (const auto& m : mx_hosts()) {
     mx_ip_[m.host] = "127.25.0." + std::to_string(n++);
     fs::create_directories(dir() / "mx" / m.host);
     mx_[m.host] = std::make_unique<SmtpMx>(m.host, mx_ip_.at(m.host), m.cert, world_->ca(), dir() / "mx" / m.host,
-                                           m.extra_names);
+                                           m.cert_names);
   }
   if (o.dane) {
     for (const auto& m : dane_mx()) {

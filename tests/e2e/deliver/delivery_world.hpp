@@ -21,6 +21,9 @@
 //   shared     enforce [mx.testing]                MX mx.testing (testing's host: wrong name)
 //   multi      enforce [mx.multi]                  MX mx.multi: valid, one certificate for both
 //                                                  mx.multi and mx.testing
+//   wcert      enforce [mx.wcert]                  MX mx.wcert: valid, a wildcard *.wcert certificate
+//   wdeep      enforce [a.mx.wdeep]                MX a.mx.wdeep: valid, but its certificate is
+//                                                  *.wdeep, two labels above it
 // (shared and multi make the Sendmail connection-cache trap: see sendmail_test.cpp.)
 #pragma once
 

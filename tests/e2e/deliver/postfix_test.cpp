@@ -130,6 +130,7 @@ TEST_F(PostfixDelivery, DeliveredWhereThePolicyAllowsAndAsBeforeWithoutOne) {
   submit("pf-mixed", {"heidi@" + dlv("mixed")});
   submit("pf-testing", {"ivan@" + dlv("testing")});
   submit("pf-nopolicy", {"judy@" + dlv("nopolicy")});
+  submit("pf-wcert", {"kim@" + dlv("wcert")});
 
   {
     SCOPED_TRACE("enforce, good certificate");
@@ -149,6 +150,10 @@ TEST_F(PostfixDelivery, DeliveredWhereThePolicyAllowsAndAsBeforeWithoutOne) {
   {
     SCOPED_TRACE("enforce, first MX with a wrong-name certificate skipped for the good second");
     expect_delivered_over_tls("pf-mixed", dlv("mx2.mixed"));
+  }
+  {
+    SCOPED_TRACE("enforce, the MX's certificate is a wildcard (*.wcert) covering it");
+    expect_delivered_over_tls("pf-wcert", dlv("mx.wcert"));
   }
   {
     // testing: the MX's certificate names another host; no policy: the MX has no STARTTLS.
@@ -179,6 +184,8 @@ TEST_F(PostfixDelivery, FailuresAreDeferredKeptInTheQueueAndDeliveredOnceFixed) 
       // Postfix's own match=.mx.deep.dlv.test would take a.b.mx.deep (any depth); RFC 8461
       // section 4.1 allows exactly one label, so the host's good certificate must not help.
       {"pf-deep", dlv("deep"), "certificate not verified"},
+      // A wildcard certificate covers one label only: *.wdeep does not name a.mx.wdeep.
+      {"pf-wdeep", dlv("wdeep"), "certificate not verified"},
   };
   for (auto& c : cases) c.qid = submit(c.token, {"rcpt@" + c.domain});
   for (const auto& c : cases) {
@@ -201,12 +208,16 @@ TEST_F(PostfixDelivery, FailuresAreDeferredKeptInTheQueueAndDeliveredOnceFixed) 
   expect_delivered_over_tls("pf-wrongname", dlv("mx.wrongname"));
   expect_delivered_over_tls("pf-offpolicy", dlv("mx.offpolicy"));
   for (const auto& c : cases)
-    if (c.domain != dlv("deep")) {
+    if (c.domain != dlv("deep") && c.domain != dlv("wdeep")) {
       EXPECT_FALSE(wait_status(c.qid, "sent", 10s).empty()) << c.domain;
     }
-  // Nothing fixed for deep: still refused after the flush.
-  EXPECT_TRUE(in_queue(cases.back().qid));
-  EXPECT_EQ(dw->hosts_that_received("END-pf-deep"), kNone);
+  // Nothing fixed for deep and wdeep: still refused after the flush.
+  for (const auto& c : cases) {
+    if (c.domain == dlv("deep") || c.domain == dlv("wdeep")) {
+      EXPECT_TRUE(in_queue(c.qid)) << c.domain;
+      EXPECT_EQ(dw->hosts_that_received("END-" + c.token), kNone) << c.domain;
+    }
+  }
 }
 
 // One message to every domain of the world, through the milter and Postfix: for each domain,
@@ -220,7 +231,8 @@ TEST_F(PostfixDelivery, MilterTagAndDeliveryDecisionAgreeForEveryDomain) {
   // enforced policy.
   const std::map<std::string, std::string> delivered_to = {
       {dlv("good"), dlv("mx.good")},    {dlv("wild"), dlv("a.mx.wild")},   {dlv("mixed"), dlv("mx2.mixed")},
-      {dlv("multi"), dlv("mx.multi")},  {dlv("testing"), dlv("mx.testing")}, {dlv("nopolicy"), dlv("mx.nopolicy")}};
+      {dlv("multi"), dlv("mx.multi")},  {dlv("testing"), dlv("mx.testing")}, {dlv("nopolicy"), dlv("mx.nopolicy")},
+      {dlv("wcert"), dlv("mx.wcert")}};
   std::optional<std::string> copy;
   for (const auto& [domain, host] : delivered_to) {
     auto m = dw->mx(host).wait_message("END-pf-all", 30s);

@@ -314,7 +314,11 @@ Sendmail::Sendmail(const fs::path& dir, SendmailOptions o) : dir_(dir / "sendmai
         for (const auto& l : o_.mc_lines) extra += l + "\n";
         return extra;
       }() +
-      "MAILER(`smtp')dnl\n";
+      "MAILER(`smtp')dnl\n" + [&] {
+        std::string extra;
+        for (const auto& l : o_.mc_tail_lines) extra += l + "\n";
+        return extra;
+      }();
   write_file(dir_ / "test.mc", mc);
   const fs::path cfdir = root() / "usr/share/sendmail/cf";
   const RunResult m4 = run({"m4", "-D_CF_DIR_=" + cfdir.string() + "/", (cfdir / "m4/cf.m4").string(),

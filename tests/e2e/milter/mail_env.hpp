@@ -104,6 +104,7 @@ struct SendmailOptions {
   unsigned relay_port = 0;  // the sink; 0: no smart host, mail goes to the MX hosts in DNS
   std::string milter{};  // libmilter socket for INPUT_MAIL_FILTER; "": none
   std::vector<std::string> mc_lines{};  // extra .mc lines, before MAILER(`smtp')
+  std::vector<std::string> mc_tail_lines{};  // extra .mc lines after it (LOCAL_* rulesets)
   std::vector<std::string> command_prefix{};  // as PostfixOptions::command_prefix
 };
 
