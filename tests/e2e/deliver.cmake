@@ -25,3 +25,22 @@ foreach(_mta postfix sendmail dane)
     MTASTS_TLSMAP_BIN="${_dlv_tlsmap_bin}"
     MTASTS_MILTERTEST_DIR="${PROJECT_SOURCE_DIR}/tests/integration/miltertest")
 endforeach()
+
+# The delivery demo (scripts/demo.sh runs it last): not a test. Built beside mtasts-world.
+add_executable(mtasts-delivery-demo
+  ${CMAKE_CURRENT_LIST_DIR}/deliver/demo_main.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/deliver/delivery_world.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/milter/mail_env.cpp
+  ${PROJECT_SOURCE_DIR}/tests/integration/milter/harness.cpp)
+target_include_directories(mtasts-delivery-demo PRIVATE ${PROJECT_SOURCE_DIR})
+target_link_libraries(mtasts-delivery-demo PRIVATE mtasts_milter_core mtasts_test_support mtasts_flags)
+add_dependencies(mtasts-delivery-demo mta-sts-cached)
+if(TARGET mta-sts-tlsmap)
+  add_dependencies(mtasts-delivery-demo mta-sts-tlsmap)
+endif()
+target_compile_definitions(mtasts-delivery-demo PRIVATE
+  MTASTS_MILTER_BIN="$<TARGET_FILE:mta-sts-milter>"
+  MTASTS_CACHED_BIN="$<TARGET_FILE:mta-sts-cached>"
+  MTASTS_TLSMAP_BIN="${_dlv_tlsmap_bin}"
+  MTASTS_MILTERTEST_DIR="${PROJECT_SOURCE_DIR}/tests/integration/miltertest")
+set_target_properties(mtasts-delivery-demo PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests/world)
