@@ -1,6 +1,6 @@
 # Install rules for what is not a binary (man pages, example configuration, systemd units)
 # and the CPack .deb. The binaries' own install() lines live beside their targets (cached/,
-# milter/, ctl/). Included from the root CMakeLists.txt.
+# milter/, ctl/, tlsmap/). Included from the root CMakeLists.txt.
 #
 #   cmake --install build/default --prefix /usr      # as root, or with DESTDIR=...
 #   cd build/default && cpack -G DEB                  # -> mta-sts_<version>_<arch>.deb
@@ -16,7 +16,7 @@ set(MTASTS_SYSTEMD_UNITDIR "lib/systemd/system" CACHE STRING
 set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY TRUE)
 
 # ---- man pages: gzipped, as Debian ships them ---------------------------------------------
-set(_mtasts_man_pages mta-sts-ctl.1 mta-sts.conf.5 mta-sts-milter.8 mta-sts-cached.8)
+set(_mtasts_man_pages mta-sts-ctl.1 mta-sts.conf.5 mta-sts-milter.8 mta-sts-cached.8 mta-sts-tlsmap.8)
 set(_mtasts_man_gz "")
 foreach(_page ${_mtasts_man_pages})
   set(_src ${PROJECT_SOURCE_DIR}/man/${_page})
@@ -41,6 +41,7 @@ install(FILES
     ${PROJECT_SOURCE_DIR}/etc/warm-list.example
     ${PROJECT_SOURCE_DIR}/etc/mta-sts-milter.service
     ${PROJECT_SOURCE_DIR}/etc/mta-sts-cached.service
+    ${PROJECT_SOURCE_DIR}/etc/mta-sts-tlsmap.service
   DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples COMPONENT doc)
 
 # The live configuration file (a conffile in the .deb). It may hold a Redis password: not
@@ -52,7 +53,7 @@ install(FILES ${PROJECT_SOURCE_DIR}/etc/mta-sts.conf
 # ---- systemd units, pointing at the installed daemons -------------------------------------
 # The path is fixed at install time, not configure time: CPack installs with its own prefix
 # (/usr), whatever CMAKE_INSTALL_PREFIX the build was configured with.
-foreach(_unit mta-sts-milter.service mta-sts-cached.service)
+foreach(_unit mta-sts-milter.service mta-sts-cached.service mta-sts-tlsmap.service)
   install(CODE "
     file(READ \"${PROJECT_SOURCE_DIR}/etc/${_unit}\" _text)
     string(REPLACE \"/usr/sbin/\" \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_SBINDIR}/\" _text \"\${_text}\")
@@ -75,8 +76,9 @@ set(CPACK_PACKAGE_CONTACT "postmaster@localhost")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "MTA-STS (RFC 8461) enforcement for mail fleets")
 set(CPACK_PACKAGE_DESCRIPTION
   "A milter that tags each message with its recipient domains' MTA-STS policies, read from a
-shared Redis cache; a fetcher daemon that discovers and refreshes the policies into that
-cache; and mta-sts-ctl, a tool to lint policies, query domains and inspect the cache.")
+shared Redis cache; a TLS policy server (socketmap) that makes Postfix and Sendmail enforce
+those policies at delivery; a fetcher daemon that discovers and refreshes the policies into
+that cache; and mta-sts-ctl, a tool to lint policies, query domains and inspect the cache.")
 set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_STRIP_FILES TRUE)

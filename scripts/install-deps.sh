@@ -38,4 +38,16 @@ if [ ! -x "$SM_DIR/usr/libexec/sendmail/sendmail" ]; then
   for d in /tmp/mta-sts-sm-debs/*.deb; do dpkg -x "$d" "$SM_DIR"; done
   rm -rf /tmp/mta-sts-sm-debs
 fi
+
+# The yardstick of the mta-sts-tlsmap benchmark (bench/tlsmap): Debian's postfix-mta-sts-resolver
+# (mta-sts-daemon). Its own service would listen on 127.0.0.1:8461, mta-sts-tlsmap's default
+# too: it is kept disabled; the benchmark starts its own instance on a free port. python3-redis
+# stands in for the aioredis 2 its Redis cache needs (Debian 12 ships aioredis 1.3.1).
+if ! dpkg-query -W -f='${Status}' postfix-mta-sts-resolver 2>/dev/null | grep -q "install ok installed" ||
+   ! dpkg-query -W -f='${Status}' python3-redis 2>/dev/null | grep -q "install ok installed"; then
+  apt-get install -y -qq --no-install-recommends postfix-mta-sts-resolver python3-redis
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now postfix-mta-sts-resolver >/dev/null 2>&1 || true
+  fi
+fi
 echo "install-deps: ok"

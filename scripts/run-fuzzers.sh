@@ -13,7 +13,7 @@ case "$secs" in
   '' | *[!0-9]*) echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2 ;;
 esac
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_txt fuzz_policy fuzz_domain fuzz_mx)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_txt fuzz_policy fuzz_domain fuzz_mx fuzz_netstring)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build/fuzz"
@@ -37,6 +37,7 @@ dict_for() {
     fuzz_txt) echo "$root/tests/fuzz/txt.dict" ;;
     fuzz_policy) echo "$root/tests/fuzz/policy.dict" ;;
     fuzz_domain | fuzz_mx) echo "$root/tests/fuzz/domain.dict" ;;
+    fuzz_netstring) echo "$root/tests/fuzz/netstring.dict" ;;
   esac
 }
 
@@ -50,6 +51,7 @@ for t in "${targets[@]}"; do
   # inputs keep those fuzzers fast.
   maxlen=4096
   [ "$t" = fuzz_policy ] && maxlen=70000
+  [ "$t" = fuzz_netstring ] && maxlen=12000  # past the 10,000-byte request limit
   args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$maxlen"
         -print_final_stats=1 -artifact_prefix="$artifacts/$t-")
   dict=$(dict_for "$t")

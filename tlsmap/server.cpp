@@ -208,6 +208,8 @@ void Server::update_interest(Conn& c) {
 }
 
 void Server::on_readable(Conn& c) {
+  // process_input() may close (and free) the connection: remember how to look it up.
+  const std::uint64_t id = c.id;
   char buf[kReadChunk];
   // Read only what can be taken in: at most one chunk waits unparsed.
   while (!c.eof && c.in.size() - c.in_off < kReadChunk && c.slots.size() < opts_.max_pipeline) {
@@ -220,7 +222,7 @@ void Server::on_readable(Conn& c) {
       c.in.append(buf, static_cast<std::size_t>(n));
       c.last_active = SteadyClock::now();
       process_input(c);
-      if (!conns_.count(c.id)) return;
+      if (!conns_.count(id)) return;
       continue;
     }
     if (n == 0) {

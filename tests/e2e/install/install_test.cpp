@@ -76,7 +76,7 @@ TEST_F(InstallDeb, PackageInstallsWorksAndRemoves) {
   ASSERT_TRUE(package_installed());
 
   // Manuals: found by man, and readable.
-  for (const char* page : {"mta-sts-milter", "mta-sts-cached", "mta-sts-ctl", "mta-sts.conf"}) {
+  for (const char* page : {"mta-sts-milter", "mta-sts-cached", "mta-sts-ctl", "mta-sts-tlsmap", "mta-sts.conf"}) {
     r = run({"man", "-w", page}, 30s);
     EXPECT_EQ(r.exit_code, 0) << page << ": " << describe(r);
     EXPECT_EQ(r.out.rfind("/usr/share/man/", 0), 0u) << page << " found at " << r.out;
@@ -92,6 +92,7 @@ TEST_F(InstallDeb, PackageInstallsWorksAndRemoves) {
   for (const auto& [bin, name] : std::vector<std::pair<std::string, std::string>>{
            {"/usr/sbin/mta-sts-milter", "mta-sts-milter"},
            {"/usr/sbin/mta-sts-cached", "mta-sts-cached"},
+           {"/usr/sbin/mta-sts-tlsmap", "mta-sts-tlsmap"},
            {"/usr/bin/mta-sts-ctl", "mta-sts-ctl"}}) {
     r = run({bin, "--version"}, 30s);
     EXPECT_EQ(r.exit_code, 0) << bin << ": " << describe(r);
@@ -108,13 +109,13 @@ TEST_F(InstallDeb, PackageInstallsWorksAndRemoves) {
   EXPECT_EQ(st.st_gid, g->gr_gid);
   EXPECT_EQ(st.st_uid, 0u);
   EXPECT_EQ(run({"getent", "passwd", "mta-sts"}, 30s).exit_code, 0) << "postinst did not create user mta-sts";
-  for (const char* bin : {"/usr/sbin/mta-sts-milter", "/usr/sbin/mta-sts-cached", "/usr/bin/mta-sts-ctl"}) {
+  for (const char* bin : {"/usr/sbin/mta-sts-milter", "/usr/sbin/mta-sts-cached", "/usr/sbin/mta-sts-tlsmap", "/usr/bin/mta-sts-ctl"}) {
     r = run({bin, "--check"}, 30s);
     EXPECT_EQ(r.exit_code, 0) << bin << " --check: " << describe(r);
   }
 
   // Units point at the installed daemons; examples are where the manuals say.
-  for (const char* unit : {"mta-sts-milter.service", "mta-sts-cached.service"}) {
+  for (const char* unit : {"mta-sts-milter.service", "mta-sts-cached.service", "mta-sts-tlsmap.service"}) {
     const fs::path p = fs::path("/usr/lib/systemd/system") / unit;
     ASSERT_TRUE(fs::exists(p)) << p;
     const std::string text = read_file(p);
@@ -123,11 +124,12 @@ TEST_F(InstallDeb, PackageInstallsWorksAndRemoves) {
   }
   if (run({"sh", "-c", "command -v systemd-analyze"}, 10s).exit_code == 0) {
     r = run({"systemd-analyze", "verify", "/usr/lib/systemd/system/mta-sts-milter.service",
-             "/usr/lib/systemd/system/mta-sts-cached.service"}, 60s);
+             "/usr/lib/systemd/system/mta-sts-cached.service", "/usr/lib/systemd/system/mta-sts-tlsmap.service"}, 60s);
     EXPECT_EQ(r.exit_code, 0) << describe(r);
   }
-  for (const char* ex : {"mta-sts.conf", "postfix-main.cf", "sendmail.mc", "sendmail-tlsmap.mc", "redis-acl.conf", "warm-list.example",
-                         "mta-sts-milter.service", "mta-sts-cached.service"}) {
+  for (const char* ex : {"mta-sts.conf", "postfix-main.cf", "sendmail.mc", "sendmail-tlsmap.mc", "redis-acl.conf",
+                         "warm-list.example", "mta-sts-milter.service", "mta-sts-cached.service",
+                         "mta-sts-tlsmap.service"}) {
     EXPECT_TRUE(fs::exists(fs::path("/usr/share/doc/mta-sts/examples") / ex)) << ex;
   }
 
@@ -136,6 +138,7 @@ TEST_F(InstallDeb, PackageInstallsWorksAndRemoves) {
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   EXPECT_FALSE(fs::exists("/usr/sbin/mta-sts-milter"));
   EXPECT_FALSE(fs::exists("/usr/bin/mta-sts-ctl"));
+  EXPECT_FALSE(fs::exists("/usr/sbin/mta-sts-tlsmap"));
   EXPECT_NE(run({"man", "-w", "mta-sts-milter"}, 30s).exit_code, 0);
   EXPECT_TRUE(fs::exists("/etc/mta-sts/mta-sts.conf"));
   r = run({"dpkg", "--purge", "mta-sts"}, 120s);

@@ -34,6 +34,7 @@ std::string page_of(Program p) {
     case Program::milter: return "man/mta-sts-milter.8";
     case Program::cached: return "man/mta-sts-cached.8";
     case Program::ctl: return "man/mta-sts-ctl.1";
+    case Program::tlsmap: return "man/mta-sts-tlsmap.8";
   }
   return "";
 }
@@ -74,7 +75,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 std::string section_of(const std::string& full_key) { return full_key.substr(0, full_key.find('.')); }
 std::string key_of(const std::string& full_key) { return full_key.substr(full_key.find('.') + 1); }
 
-const Program kPrograms[] = {Program::milter, Program::cached, Program::ctl};
+const Program kPrograms[] = {Program::milter, Program::cached, Program::ctl, Program::tlsmap};
 
 TEST(Manuals, EveryOptionOfEveryProgramIsInItsManual) {
   for (Program p : kPrograms) {
@@ -93,6 +94,7 @@ TEST(Manuals, NoManualDocumentsAnOptionTheProgramLacks) {
       {Program::milter, {"--key", "--redis-key"}},
       {Program::cached, {"--once", "--key", "--redis-key"}},
       {Program::ctl, {"--json", "--limit"}},
+      {Program::tlsmap, {"--key", "--redis-key"}},
   };
   for (Program p : kPrograms) {
     const auto names = option_names(p);
@@ -146,7 +148,8 @@ TEST(Manuals, ConfManualHasEveryKeyWithItsDefault) {
 }
 
 TEST(Manuals, MandocLintIsClean) {
-  for (const char* page : {"man/mta-sts-milter.8", "man/mta-sts-cached.8", "man/mta-sts-ctl.1", "man/mta-sts.conf.5"}) {
+  for (const char* page : {"man/mta-sts-milter.8", "man/mta-sts-cached.8", "man/mta-sts-ctl.1", "man/mta-sts-tlsmap.8",
+                           "man/mta-sts.conf.5"}) {
     // -W warning: warnings and errors fail (exit 2 and up); style notes are allowed.
     RunResult r = run({"mandoc", "-Tlint", "-W", "warning", src(page).string()}, 30s);
     EXPECT_EQ(r.exit_code, 0) << page << ":\n" << r.out << r.err;
@@ -154,7 +157,7 @@ TEST(Manuals, MandocLintIsClean) {
 }
 
 TEST(Manuals, ProgramPagesHaveTheirSections) {
-  for (const char* page : {"man/mta-sts-milter.8", "man/mta-sts-cached.8", "man/mta-sts-ctl.1"}) {
+  for (const char* page : {"man/mta-sts-milter.8", "man/mta-sts-cached.8", "man/mta-sts-ctl.1", "man/mta-sts-tlsmap.8"}) {
     const std::string text = read_file(src(page));
     for (const char* sh : {"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "FILES", "EXIT STATUS", "SEE ALSO", "STANDARDS"}) {
       if (std::string(page).find("ctl") != std::string::npos && std::string(sh) == "FILES") continue;
@@ -164,7 +167,13 @@ TEST(Manuals, ProgramPagesHaveTheirSections) {
   for (const char* sh : {"OPERATION", "SIGNALS"}) {
     EXPECT_NE(read_file(src("man/mta-sts-cached.8")).find(std::string(".Sh ") + sh), std::string::npos) << sh;
     EXPECT_NE(read_file(src("man/mta-sts-milter.8")).find(std::string(".Sh ") + sh), std::string::npos) << sh;
+    EXPECT_NE(read_file(src("man/mta-sts-tlsmap.8")).find(std::string(".Sh ") + sh), std::string::npos) << sh;
   }
+  // mta-sts-tlsmap(8) says what it replies, how DANE and the MX set are handled, and what
+  // each MTA checks.
+  const std::string tlsmap = read_file(src("man/mta-sts-tlsmap.8"));
+  for (const char* ss : {".Ss REPLIES", ".Ss DANE", ".Ss THE MX SET", ".Ss What Postfix checks", ".Ss What Sendmail checks"})
+    EXPECT_NE(tlsmap.find(ss), std::string::npos) << ss;
   const std::string milter = read_file(src("man/mta-sts-milter.8"));
   EXPECT_NE(milter.find(".Sh MTA MACROS"), std::string::npos);
   EXPECT_NE(milter.find(".Sh FILE PERMISSIONS"), std::string::npos);
@@ -249,7 +258,7 @@ TEST(ExampleConfig, LoadsAsShippedAndWithEveryDefaultUncommented) {
 // ---- systemd units and MTA snippets ---------------------------------------------------------------
 
 TEST(ExampleConfig, SystemdUnitsAreHardenedNotifyServices) {
-  for (const char* unit : {"etc/mta-sts-milter.service", "etc/mta-sts-cached.service"}) {
+  for (const char* unit : {"etc/mta-sts-milter.service", "etc/mta-sts-cached.service", "etc/mta-sts-tlsmap.service"}) {
     const std::string text = read_file(src(unit));
     for (const char* line : {"Type=notify", "User=mta-sts", "NoNewPrivileges=yes", "ProtectSystem=strict",
                              "PrivateTmp=yes", "RuntimeDirectory=mta-sts", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
@@ -262,6 +271,28 @@ TEST(ExampleConfig, SystemdUnitsAreHardenedNotifyServices) {
   // libmilter owns SIGHUP in the milter, which reloads on SIGUSR1; the fetcher on SIGHUP.
   EXPECT_NE(read_file(src("etc/mta-sts-milter.service")).find("ExecReload=/bin/kill -USR1 $MAINPID"), std::string::npos);
   EXPECT_NE(read_file(src("etc/mta-sts-cached.service")).find("ExecReload=/bin/kill -HUP $MAINPID"), std::string::npos);
+  EXPECT_NE(read_file(src("etc/mta-sts-tlsmap.service")).find("ExecStart=/usr/sbin/mta-sts-tlsmap\n"), std::string::npos);
+  EXPECT_NE(read_file(src("etc/mta-sts-tlsmap.service")).find("ExecReload=/bin/kill -HUP $MAINPID"), std::string::npos);
+}
+
+TEST(ExampleConfig, MtaSnippetsAskTlsmapAtItsDefaultAddress) {
+  const std::string listen = Config{}.tlsmap.listen_or_default().front();  // inet:127.0.0.1:8461
+  ASSERT_EQ(listen.rfind("inet:127.0.0.1:", 0), 0u);
+  const std::string port = listen.substr(listen.rfind(':') + 1);
+
+  // Postfix: postconf reads the policy map back; it names the `postfix` dialect (Debian 12's
+  // Postfix 3.7 rejects the 3.10 attributes of `postfix-tlsrpt`).
+  TempDir dir("mtasts-postconf-tlsmap");
+  write_file(dir / "main.cf", read_file(src("etc/postfix-main.cf")));
+  write_file(dir / "master.cf", "");
+  RunResult r = run({"postconf", "-c", dir.path().string(), "-n", "smtp_tls_policy_maps"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "smtp_tls_policy_maps = socketmap:" + listen + ":postfix\n");
+
+  // Sendmail: FEATURE(`sts') at the same address, and the connection cache off.
+  const std::string mc = read_file(src("etc/sendmail.mc"));
+  EXPECT_NE(mc.find("\nFEATURE(`sts', `socket -d5 -T<TMPF> inet:" + port + "@127.0.0.1')dnl\n"), std::string::npos) << mc;
+  EXPECT_NE(mc.find("\ndefine(`confMCI_CACHE_SIZE', `0')dnl\n"), std::string::npos) << mc;
 }
 
 TEST(ExampleConfig, MtaSnippetsUseTheDefaultSocket) {
