@@ -250,6 +250,11 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
                      "\ndns-timeout = 1000ms\n";
   for (const auto& l : o.tlsmap_lines) conf += l + "\n";
   write_file(dir() / "tlsmap.conf", conf);
+  start_tlsmap();
+}
+
+void DeliveryWorld::start_tlsmap() {
+  if (tlsmap_ && tlsmap_->running()) return;
   tlsmap_ = std::make_unique<Process>(
       std::vector<std::string>{tlsmap_binary(), "--config=" + (dir() / "tlsmap.conf").string()}, dir() / "tlsmap.log");
   if (!wait_until([&] { return !tlsmap_->running() || accepts("127.0.0.1", tlsmap_port_); }, 15s) ||
@@ -257,8 +262,12 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
     throw std::runtime_error("mta-sts-tlsmap did not start; its log:\n" + tlsmap_log());
 }
 
-DeliveryWorld::~DeliveryWorld() {
+void DeliveryWorld::stop_tlsmap() {
   if (tlsmap_) tlsmap_->stop(10s);
+}
+
+DeliveryWorld::~DeliveryWorld() {
+  stop_tlsmap();
   if (fetcher_) fetcher_->stop(20s);
   if (unbound_) unbound_->stop(10s);
   if (nsd_) nsd_->stop(10s);
@@ -357,6 +366,7 @@ void DeliveryWorld::start_dnssec() {
 }
 
 void DeliveryWorld::restore() {
+  start_tlsmap();
   for (const auto& m : mx_hosts())
     if (mx_.at(m.host)->cert() != m.cert) mx_.at(m.host)->restart(m.cert);
   auto& dns = world_->dns();

@@ -85,9 +85,12 @@ class DeliveryWorld {
   std::vector<std::string> hosts_that_received(const std::string& needle) const;
   // Replaces the MX records of a domain (preference 10, 20, ... in order); applied at once.
   void set_mx(const std::string& domain, const std::vector<std::string>& hosts);
-  // Undoes every set_mx() and SmtpMx::restart() with another certificate: the world as
-  // described above again (for the next test in the same process).
+  // Undoes every set_mx(), stop_tlsmap() and SmtpMx::restart() with another certificate: the
+  // world as described above again (for the next test in the same process).
   void restore();
+  // mta-sts-tlsmap down (SIGTERM) and up again on the same address.
+  void stop_tlsmap();
+  void start_tlsmap();
 
   // mta-sts-tlsmap's address: "127.0.0.1:PORT".
   std::string tlsmap_host_port() const { return "127.0.0.1:" + std::to_string(tlsmap_port_); }
@@ -103,7 +106,6 @@ class DeliveryWorld {
   std::string tlsmap_log() const { return read_file(dir() / "tlsmap.log"); }
   std::string fetcher_log() const { return read_file(dir() / "cached.log"); }
   std::string logs() const;  // tails of both, for a failed assertion
-  Process& tlsmap() { return *tlsmap_; }
 
  private:
   void start_dnssec();  // nsd + unbound; see DeliveryOptions::dane

@@ -220,6 +220,26 @@ TEST_F(PostfixDelivery, FailuresAreDeferredKeptInTheQueueAndDeliveredOnceFixed) 
   }
 }
 
+// mta-sts-tlsmap down: Postfix cannot learn any domain's policy, and defers rather than send
+// anything unprotected (an enforce domain could be among them); once it is back, the queue
+// goes out.
+TEST_F(PostfixDelivery, PolicyServerDownDefersEveryDomainUntilItIsBack) {
+  dw->stop_tlsmap();
+  const std::string enforce = submit("pf-down-good", {"alice@" + dlv("good")});
+  const std::string none = submit("pf-down-nopolicy", {"judy@" + dlv("nopolicy")});
+  for (const auto& [qid, token] : {std::pair{enforce, std::string("pf-down-good")}, {none, std::string("pf-down-nopolicy")}}) {
+    SCOPED_TRACE(token);
+    const std::string line = wait_status(qid, "deferred", 30s);
+    EXPECT_NE(line.find("dsn=4."), std::string::npos) << line << "\n" << diag();
+    EXPECT_TRUE(in_queue(qid));
+    EXPECT_EQ(dw->hosts_that_received("END-" + token), kNone);
+  }
+  dw->start_tlsmap();
+  postfix->postqueue({"-f"});
+  expect_delivered_over_tls("pf-down-good", dlv("mx.good"));
+  ASSERT_TRUE(dw->mx(dlv("mx.nopolicy")).wait_message("END-pf-down-nopolicy", 30s).has_value()) << diag();
+}
+
 // One message to every domain of the world, through the milter and Postfix: for each domain,
 // the milter's tag (X-MTA-STS in every delivered copy), mta-sts-tlsmap's answer to Postfix and
 // what Postfix did with the recipient say the same thing.

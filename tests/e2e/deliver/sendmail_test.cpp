@@ -197,6 +197,26 @@ TEST_F(SendmailDelivery, FailuresStayQueuedAndAreDeliveredOnceFixed) {
   EXPECT_EQ(dw->hosts_that_received("END-sm-wdeep"), kNone);
 }
 
+// mta-sts-tlsmap down: the shipped `-T<TMPF>' makes the map failure a temporary error, so
+// Sendmail defers rather than send anything unprotected; a queue run once it is back
+// delivers.
+TEST_F(SendmailDelivery, PolicyServerDownDefersEveryDomainUntilItIsBack) {
+  dw->stop_tlsmap();
+  submit("sm-down-good", {"alice@" + dlv("good")});
+  submit("sm-down-nopolicy", {"judy@" + dlv("nopolicy")});
+  for (const auto& [token, rcpt] : {std::pair{std::string("sm-down-good"), "alice@" + dlv("good")},
+                                    {std::string("sm-down-nopolicy"), "judy@" + dlv("nopolicy")}}) {
+    SCOPED_TRACE(rcpt);
+    EXPECT_FALSE(wait_queued(rcpt, 30s).empty()) << diag();
+    EXPECT_EQ(dw->hosts_that_received("END-" + token), kNone);
+  }
+  dw->start_tlsmap();
+  const RunResult q = sendmail->command({"-q"}, 120s);
+  EXPECT_EQ(q.exit_code, 0) << q.out << q.err;
+  expect_delivered_over_tls("sm-down-good", dlv("mx.good"));
+  ASSERT_TRUE(dw->mx(dlv("mx.nopolicy")).wait_message("END-sm-down-nopolicy", 30s).has_value()) << diag();
+}
+
 // The connection-cache trap. Sendmail checks a connection's certificate names in the class
 // {cert_altnames}, filled at each TLS handshake; a connection taken from its SMTP connection
 // cache is checked against whatever the last handshake of the process left there. Here one
