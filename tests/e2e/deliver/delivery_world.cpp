@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <sstream>
 #include <stdexcept>
 
 #include "common/domain.hpp"
@@ -82,6 +83,7 @@ struct DaneMx {
   std::string host;
   std::string ip;
   enum { matching, other_key, none } tlsa;
+  bool starttls = true;
 };
 const std::vector<DaneMx>& dane_mx() {
   static const std::vector<DaneMx> h = {
@@ -89,6 +91,7 @@ const std::vector<DaneMx>& dane_mx() {
       {"mx.bad.dane.test", "127.25.1.11", DaneMx::other_key},
       {"mx1.some.dane.test", "127.25.1.12", DaneMx::matching},
       {"mx2.some.dane.test", "127.25.1.13", DaneMx::none},
+      {"mx.plain.dane.test", "127.25.1.14", DaneMx::matching, false},
   };
   return h;
 }
@@ -151,7 +154,8 @@ std::vector<std::pair<std::string, std::string>> DeliveryWorld::domain_modes() {
 std::vector<std::pair<std::string, std::vector<std::string>>> DeliveryWorld::dane_domains() {
   return {{"full.dane.test", {"mx.full.dane.test"}},
           {"bad.dane.test", {"mx.bad.dane.test"}},
-          {"some.dane.test", {"mx1.some.dane.test", "mx2.some.dane.test"}}};
+          {"some.dane.test", {"mx1.some.dane.test", "mx2.some.dane.test"}},
+          {"plain.dane.test", {"mx.plain.dane.test"}}};
 }
 
 DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip()) {
@@ -176,7 +180,8 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
     for (const auto& m : dane_mx()) {
       mx_ip_[m.host] = m.ip;
       fs::create_directories(dir() / "mx" / m.host);
-      mx_[m.host] = std::make_unique<SmtpMx>(m.host, m.ip, CertKind::valid, world_->ca(), dir() / "mx" / m.host);
+      mx_[m.host] = std::make_unique<SmtpMx>(m.host, m.ip, m.starttls ? std::optional(CertKind::valid) : std::nullopt,
+                                             world_->ca(), dir() / "mx" / m.host);
     }
   }
 
@@ -413,6 +418,30 @@ std::string DeliveryWorld::socketmap(const std::string& map, const std::string& 
 
 std::string DeliveryWorld::logs() const {
   return "--- tlsmap log (tail):\n" + tail(tlsmap_log(), 6000) + "--- fetcher log (tail):\n" + tail(fetcher_log(), 4000);
+}
+
+SendmailMc shipped_sendmail_mc(const DeliveryWorld& dw) {
+  const auto replace_all = [](std::string s, const std::string& from, const std::string& to) {
+    for (std::size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
+      s.replace(pos, from.size(), to);
+    return s;
+  };
+  std::string text = read_file(source_dir() / "etc/sendmail-tlsmap.mc");
+  if (text.empty()) throw std::runtime_error("etc/sendmail-tlsmap.mc is missing");
+  const std::string ca_file = dw.world().ca_file().string();
+  const std::string port = dw.tlsmap_host_port().substr(dw.tlsmap_host_port().rfind(':') + 1);
+  text = replace_all(text, "/etc/ssl/certs/ca-certificates.crt", ca_file);
+  text = replace_all(text, "/etc/ssl/certs", fs::path(ca_file).parent_path().string());
+  text = replace_all(text, "inet:8461@127.0.0.1", "inet:" + port + "@127.0.0.1");
+  SendmailMc out;
+  bool after = false;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) {
+    if (l.find("---- second part") != std::string::npos) after = true;
+    (after ? out.after : out.before).push_back(l);
+  }
+  if (!after) throw std::runtime_error("etc/sendmail-tlsmap.mc: no second part");
+  return out;
 }
 
 }  // namespace mtasts::test::e2e

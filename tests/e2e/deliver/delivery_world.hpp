@@ -54,6 +54,7 @@ struct DeliveryOptions {
   //   full.dane.test   MX mx.full (TLSA 3 1 1 matching its key)
   //   bad.dane.test    MX mx.bad (TLSA 3 1 1 of another key: DANE fails, MTA-STS would pass)
   //   some.dane.test   MX mx1.some (matching TLSA), mx2.some (no TLSA)
+  //   plain.dane.test  MX mx.plain (TLSA published, but no STARTTLS offered: stripped)
   bool dane = false;
 };
 
@@ -75,6 +76,7 @@ class DeliveryWorld {
   static std::vector<std::pair<std::string, std::string>> domain_modes();
 
   World& world() { return *world_; }
+  const World& world() const { return *world_; }
   const std::filesystem::path& dir() const { return dir_.path(); }
   // {"ip", "netns", "exec", NAME}: for the MTAs, so that they read the namespace's resolv.conf.
   std::vector<std::string> exec_prefix() const { return ns_->exec_prefix(); }
@@ -121,5 +123,12 @@ class DeliveryWorld {
   unsigned tlsmap_port_ = 0;
   std::unique_ptr<Process> tlsmap_;
 };
+
+// The shipped etc/sendmail-tlsmap.mc, pointed at the world's test CA and mta-sts-tlsmap:
+// the lines for before the MAILER lines, and those for after them.
+struct SendmailMc {
+  std::vector<std::string> before, after;
+};
+SendmailMc shipped_sendmail_mc(const DeliveryWorld& dw);
 
 }  // namespace mtasts::test::e2e

@@ -6,8 +6,6 @@
 // which MX host received what, over what, and at Sendmail's queue.
 #include <gtest/gtest.h>
 
-#include <sstream>
-
 #include "tests/e2e/deliver/delivery_world.hpp"
 #include "tests/e2e/milter/mail_env.hpp"
 
@@ -17,35 +15,6 @@ namespace {
 using namespace std::chrono_literals;
 
 const std::vector<std::string> kNone;
-
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (std::size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
-    s.replace(pos, from.size(), to);
-  return s;
-}
-
-// The shipped .mc lines, pointed at the test CA and the test's mta-sts-tlsmap: the part for
-// before the MAILER lines, and the part for after them.
-struct McLines {
-  std::vector<std::string> before, after;
-};
-McLines shipped_mc_lines(const DeliveryWorld& dw, const std::string& ca_file) {
-  std::string text = read_file(source_dir() / "etc/sendmail-tlsmap.mc");
-  if (text.empty()) throw std::runtime_error("etc/sendmail-tlsmap.mc is missing");
-  const std::string port = dw.tlsmap_host_port().substr(dw.tlsmap_host_port().rfind(':') + 1);
-  text = replace_all(text, "/etc/ssl/certs/ca-certificates.crt", ca_file);
-  text = replace_all(text, "/etc/ssl/certs", std::filesystem::path(ca_file).parent_path().string());
-  text = replace_all(text, "inet:8461@127.0.0.1", "inet:" + port + "@127.0.0.1");
-  McLines out;
-  bool after = false;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) {
-    if (l.find("---- second part") != std::string::npos) after = true;
-    (after ? out.after : out.before).push_back(l);
-  }
-  if (!after) throw std::runtime_error("etc/sendmail-tlsmap.mc: no second part");
-  return out;
-}
 
 struct SendmailDelivery : ::testing::Test {
   static inline std::unique_ptr<DeliveryWorld> dw;
@@ -59,7 +28,7 @@ struct SendmailDelivery : ::testing::Test {
       if (!Sendmail::available())
         throw std::runtime_error("Sendmail not unpacked at " + Sendmail::root().string() + " (scripts/install-deps.sh)");
       dw = std::make_unique<DeliveryWorld>();
-      const McLines mc = shipped_mc_lines(*dw, dw->world().ca_file().string());
+      const SendmailMc mc = shipped_sendmail_mc(*dw);
       sendmail = std::make_unique<Sendmail>(
           dw->dir(), SendmailOptions{.relay_port = 0,
                                      .mc_lines = mc.before,
@@ -233,7 +202,7 @@ TEST_F(SendmailDelivery, ConnectionCacheTrap) {
   };
   std::vector<Instance> instances;
   for (const std::string label : {"shipped", "cache-on"}) {
-    auto [lines, tail] = shipped_mc_lines(*dw, dw->world().ca_file().string());
+    auto [lines, tail] = shipped_sendmail_mc(*dw);
     if (label == "cache-on") {
       for (auto& l : lines)
         if (l.find("confMCI_CACHE_SIZE") != std::string::npos) l = "define(`confMCI_CACHE_SIZE', `4')dnl";
