@@ -50,4 +50,10 @@ if ! dpkg-query -W -f='${Status}' postfix-mta-sts-resolver 2>/dev/null | grep -q
     systemctl disable --now postfix-mta-sts-resolver >/dev/null 2>&1 || true
   fi
 fi
+# nsd and unbound serve the DNSSEC world of the delivery tests (tests/e2e/deliver), which start
+# their own instances inside a network namespace. Their system services would take port 53
+# (and unbound may become the machine's resolver): keep them off.
+if [ -d /run/systemd/system ]; then
+  systemctl disable --now nsd.service unbound.service unbound-resolvconf.service >/dev/null 2>&1 || true
+fi
 echo "install-deps: ok"
