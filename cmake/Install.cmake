@@ -36,6 +36,7 @@ install(FILES
     ${PROJECT_SOURCE_DIR}/etc/mta-sts.conf
     ${PROJECT_SOURCE_DIR}/etc/postfix-main.cf
     ${PROJECT_SOURCE_DIR}/etc/sendmail.mc
+    ${PROJECT_SOURCE_DIR}/etc/sendmail-tlsmap.mc
     ${PROJECT_SOURCE_DIR}/etc/redis-acl.conf
     ${PROJECT_SOURCE_DIR}/etc/warm-list.example
     ${PROJECT_SOURCE_DIR}/etc/mta-sts-milter.service

@@ -15,7 +15,7 @@ BUILD_PKGS="build-essential cmake pkg-config g++ clang libclang-rt-14-dev \
   libboost-program-options-dev libgtest-dev libgmock-dev"
 SERVER_PKGS="redis-server redis-tools redis-sentinel dnsmasq-base nginx-light postfix miltertest \
   swaks ldnsutils openssl ca-certificates mandoc valgrind iproute2 procps psmisc libwrap0 m4 \
-  util-linux dpkg-dev man-db file curl"
+  util-linux dpkg-dev man-db file curl python3-aiosmtpd nsd unbound"
 
 missing=""
 for p in $BUILD_PKGS $SERVER_PKGS; do
@@ -49,5 +49,11 @@ if ! dpkg-query -W -f='${Status}' postfix-mta-sts-resolver 2>/dev/null | grep -q
   if [ -d /run/systemd/system ]; then
     systemctl disable --now postfix-mta-sts-resolver >/dev/null 2>&1 || true
   fi
+fi
+# nsd and unbound serve the DNSSEC world of the delivery tests (tests/e2e/deliver), which start
+# their own instances inside a network namespace. Their system services would take port 53
+# (and unbound may become the machine's resolver): keep them off.
+if [ -d /run/systemd/system ]; then
+  systemctl disable --now nsd.service unbound.service unbound-resolvconf.service >/dev/null 2>&1 || true
 fi
 echo "install-deps: ok"

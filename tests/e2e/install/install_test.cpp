@@ -345,8 +345,9 @@ TEST_F(InstallDeb, PackageInstallsWorksAndRemoves) {
              "/usr/lib/systemd/system/mta-sts-cached.service", "/usr/lib/systemd/system/mta-sts-tlsmap.service"}, 60s);
     EXPECT_EQ(r.exit_code, 0) << describe(r);
   }
-  for (const char* ex : {"mta-sts.conf", "postfix-main.cf", "sendmail.mc", "redis-acl.conf", "warm-list.example",
-                         "mta-sts-milter.service", "mta-sts-cached.service", "mta-sts-tlsmap.service"}) {
+  for (const char* ex : {"mta-sts.conf", "postfix-main.cf", "sendmail.mc", "sendmail-tlsmap.mc", "redis-acl.conf",
+                         "warm-list.example", "mta-sts-milter.service", "mta-sts-cached.service",
+                         "mta-sts-tlsmap.service"}) {
     EXPECT_TRUE(fs::exists(fs::path("/usr/share/doc/mta-sts/examples") / ex)) << ex;
   }
 

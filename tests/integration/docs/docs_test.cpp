@@ -282,10 +282,17 @@ TEST(ExampleConfig, MtaSnippetsAskTlsmapAtItsDefaultAddress) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "smtp_tls_policy_maps = socketmap:" + listen + ":postfix\n");
 
-  // Sendmail: FEATURE(`sts') at the same address, and the connection cache off.
-  const std::string mc = read_file(src("etc/sendmail.mc"));
-  EXPECT_NE(mc.find("\nFEATURE(`sts', `socket -d5 -T<TMPF> inet:" + port + "@127.0.0.1')dnl\n"), std::string::npos) << mc;
+  // Sendmail: FEATURE(`sts') at the same address (its own certificate-name check off, replaced
+  // by the LOCAL_TLS_RCPT ruleset of the same file), and the connection cache off. The lines
+  // work end to end: tests/e2e/deliver/sendmail_test.cpp.
+  const std::string mc = read_file(src("etc/sendmail-tlsmap.mc"));
+  EXPECT_NE(mc.find("\nFEATURE(`sts', `socket -d5 -T<TMPF> inet:" + port + "@127.0.0.1', `NO_SAN_TST')dnl\n"),
+            std::string::npos)
+      << mc;
+  EXPECT_NE(mc.find("\nFEATURE(`check_cert_altnames')dnl\n"), std::string::npos) << mc;
+  EXPECT_NE(mc.find("\nLOCAL_TLS_RCPT\n"), std::string::npos) << mc;
   EXPECT_NE(mc.find("\ndefine(`confMCI_CACHE_SIZE', `0')dnl\n"), std::string::npos) << mc;
+  EXPECT_NE(read_file(src("etc/sendmail.mc")).find("sendmail-tlsmap.mc"), std::string::npos);
 }
 
 TEST(ExampleConfig, MtaSnippetsUseTheDefaultSocket) {
