@@ -115,6 +115,8 @@ Outcome apply(const std::optional<CacheEntry>& old, const discovery::Report& rep
     const bool streak = old && old->failure;
     f.kind = failure.value_or(FailureKind::fetch);
     f.error = report.reason();
+    // Readers refuse longer texts (cache_entry.hpp): keep within the bound.
+    if (f.error.size() > kMaxFailureErrorBytes) f.error.resize(kMaxFailureErrorBytes);
     f.txt_id = report.id;
     f.count = streak ? old->failure->count + 1 : 1;
     f.first_at = streak ? old->failure->first_at : now;

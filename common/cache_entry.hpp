@@ -13,6 +13,7 @@
 //   unchanged id.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -70,12 +71,30 @@ struct CacheEntry {
 
 // ---- codec ----------------------------------------------------------------------------
 inline constexpr int kCodecVersion = 1;
+// Bounds of what a decoded entry may carry. Anyone with write access to Redis can store an
+// entry, so the decoder refuses what no fetcher writes: a policy body over the parser's limit
+// (escaping at most triples it), an error text longer than a fetcher's, and more mx patterns
+// than a 64 KiB policy file can hold.
+inline constexpr std::size_t kMaxEncodedBytes = 3 * kMaxPolicyBytes + 16384;
+inline constexpr std::size_t kMaxFailureErrorBytes = 4096;
+inline constexpr std::size_t kMaxStoredMx = kMaxPolicyBytes / 8;  // "mx: a.b\n" is 8 octets
 std::string encode(const CacheEntry& e);
 struct DecodeResult {
   std::optional<CacheEntry> entry;
-  std::string error;  // unknown version, truncated, bad field
+  std::string error;  // unknown version, truncated, bad field, broken invariant
 };
+// Every successful decode passes through check_invariants(): a decoded entry is one the
+// fetcher could have written.
 DecodeResult decode(std::string_view bytes);
+
+// The TXT id grammar of RFC 8461 section 3.1: 1*32(ALPHA / DIGIT).
+bool valid_policy_id(std::string_view id) noexcept;
+// The invariants the parsers and the refresh rules guarantee for every entry they produce:
+// ids in the TXT grammar (a failure's id may be empty: DNS failed before any id), enforce and
+// testing with at least one mx, max_age within the clamp, fetched_at + max_age <= expires_at,
+// a failure streak with count >= 1 and first <= last <= retry, bounded sizes. Returns "" when
+// they hold, otherwise what is wrong (for the log).
+std::string check_invariants(const CacheEntry& e);
 
 // ---- freshness rules (pure) -------------------------------------------------------------
 bool policy_usable(const CacheEntry& e, SysTime now) noexcept;
