@@ -376,10 +376,11 @@ Verdict verdict(const CacheEntry& e, SysTime now) noexcept {
     }
   }
   if (e.no_policy_until && now < *e.no_policy_until) return Verdict::no_policy;
-  // `max_age: 0`: the owner allows the policy for the fetch's own decision only, and the
-  // fleet decides later, from the cache. Known, but nothing cacheable: as if no policy (not
-  // "unknown", which could hold mail under on-unknown=tempfail at every lookup).
-  if (e.policy && e.policy->policy.max_age == Seconds{0}) return Verdict::no_policy;
+  // `max_age: 0` (or a few seconds): the owner allows the policy for the fetch's own
+  // decision only, and the fleet decides later, from the cache. Known, but nothing cacheable:
+  // as if no policy (not "unknown", which could hold mail under on-unknown=tempfail at every
+  // lookup until the next check, an hour away: see next_refresh_time).
+  if (e.policy && short_lived(*e.policy)) return Verdict::no_policy;
   // RFC 8461 section 5.1: discovery failed and nothing valid is cached: deliver as if the
   // domain had no policy.
   if (e.failure) return Verdict::no_policy;
@@ -410,9 +411,15 @@ SysTime next_refresh_time(const CacheEntry& e, SysTime now, const RefreshRules& 
   if (e.policy) {
     const StoredPolicy& p = *e.policy;
     consider(p.fetched_at + r.refresh_interval);
-    // Refresh ahead of expiry, but never so early that a short max_age is refreshed at once.
-    const Seconds margin = std::min(r.expiry_margin, p.policy.max_age / 2);
-    consider(p.expires_at - margin);
+    if (short_lived(p)) {
+      // Expired before any recheck could confirm it: every check would be an HTTPS fetch, so
+      // the domain is scheduled like a negative entry instead of every kMinRecheck forever.
+      consider(e.checked_at + r.negative_ttl);
+    } else {
+      // Refresh ahead of expiry, but never so early that a short max_age is refreshed at once.
+      const Seconds margin = std::min(r.expiry_margin, p.policy.max_age / 2);
+      consider(p.expires_at - margin);
+    }
   }
   if (e.no_policy_until) consider(*e.no_policy_until);
   SysTime t = next.value_or(now);

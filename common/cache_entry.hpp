@@ -29,6 +29,7 @@ inline constexpr Seconds kMinFailureBackoff{300};
 // policy with max_age 0 (usable for nothing once cached) does not make a fetch loop.
 inline constexpr Seconds kMinRecheck{60};
 
+
 struct StoredPolicy {
   Policy policy;
   std::string raw;   // the policy file exactly as fetched (for TLS-RPT and `cache show`)
@@ -37,6 +38,12 @@ struct StoredPolicy {
   SysTime expires_at{};   // last confirmation + max_age
   friend bool operator==(const StoredPolicy&, const StoredPolicy&) = default;
 };
+
+// A policy whose max_age is at most kMinRecheck expires before any check could confirm its
+// id, so every check would be an HTTPS fetch. Such a policy (max_age 0 included) is known but
+// nothing cacheable: the milter treats it as no policy and the fetcher looks at the domain
+// again after negative_ttl, like a negative entry.
+inline bool short_lived(const StoredPolicy& p) noexcept { return p.policy.max_age <= kMinRecheck; }
 
 enum class FailureKind {
   dns,             // SERVFAIL, timeout, network error on a DNS query
@@ -104,8 +111,8 @@ enum class Verdict {
   enforce,    // usable policy, mode enforce
   testing,    // usable policy, mode testing
   none,       // usable policy, mode none
-  no_policy,  // negative entry, a failure with no usable policy, or a max_age 0 policy
-              // (never cacheable): deliver as if none
+  no_policy,  // negative entry, a failure with no usable policy, or an expired short_lived()
+              // policy (never cacheable): deliver as if none
   unknown,    // nothing usable and nothing known (e.g. policy expired, not yet refreshed)
 };
 const char* to_string(Verdict v) noexcept;
@@ -127,8 +134,9 @@ bool may_retry(const CacheEntry& e, SysTime now, std::string_view txt_id) noexce
 // negative entry expired)?
 bool refresh_due(const CacheEntry& e, SysTime now, const RefreshRules& r) noexcept;
 // When the next refresh should happen, before jitter: the earliest of fetched_at +
-// refresh_interval, expires_at - min(expiry_margin, max_age / 2) and no_policy_until (now
-// when none applies), but not before checked_at + kMinRecheck nor failure->retry_after.
+// refresh_interval, expires_at - min(expiry_margin, max_age / 2) (checked_at + negative_ttl
+// for a short_lived() policy) and no_policy_until (now when none applies), but not before
+// checked_at + kMinRecheck nor failure->retry_after.
 SysTime next_refresh_time(const CacheEntry& e, SysTime now, const RefreshRules& r) noexcept;
 // Backoff for the n-th consecutive failure: min_backoff * 2^(n-1), capped at max_backoff,
 // never below 5 minutes.

@@ -163,6 +163,7 @@ Decision decide(const Domain& d, const LookupResult& r, SysTime now, const Decis
       // cached, is delivered to as if it had no policy.
       if (e.no_policy_until && now < *e.no_policy_until) dec.reason = "no-policy";
       else if (e.policy && e.policy->policy.max_age.count() == 0) dec.reason = "max-age-0";
+      else if (e.policy && short_lived(*e.policy)) dec.reason = "max-age-short";
       else dec.reason = "discovery-failing";
       return dec;
     case Verdict::unknown:

@@ -170,6 +170,27 @@ TEST(Refresh, MaxAgeZeroIsStoredButUsableForNothingAndDoesNotSpin) {
   EXPECT_GE(o.entry.next_refresh, T0 + refresh::kMinRefreshDelay);
 }
 
+// A policy with max_age 0 or a few seconds can never be confirmed by the cheap TXT step
+// (it has expired by the next check), so every check is an HTTPS fetch: it is checked like a
+// negative entry (after negative_ttl), not every minute, and meanwhile the milter delivers as
+// if there were no policy rather than as "unknown", and a miss does not bring a fetch.
+TEST(Refresh, TinyMaxAgeIsScheduledLikeANegativeEntry) {
+  for (const Seconds max_age : {Seconds{0}, Seconds{1}, Seconds{30}, Seconds{60}}) {
+    const auto o = refresh::apply(std::nullopt, valid(Mode::enforce, "id0", max_age), T0, rules());
+    EXPECT_EQ(o.entry.next_refresh, T0 + rules().cache.negative_ttl) << max_age.count();
+    // A fetcher polling every minute for an hour finds the domain due once, at the end.
+    int fetches = 0;
+    for (Seconds t{60}; t < rules().cache.negative_ttl; t += Seconds{60})
+      if (T0 + t >= o.entry.next_refresh) ++fetches;
+    EXPECT_EQ(fetches, 0) << max_age.count();
+    EXPECT_EQ(verdict(o.entry, T0 + Seconds{61}), Verdict::no_policy) << max_age.count();
+    EXPECT_EQ(refresh::plan(o.entry, T0 + Seconds{120}, true), refresh::Action::settled) << max_age.count();
+  }
+  // Two minutes is long enough to be confirmed by TXT at half its life: the usual rule.
+  const auto o = refresh::apply(std::nullopt, valid(Mode::enforce, "id0", Seconds{120}), T0, rules());
+  EXPECT_EQ(o.entry.next_refresh, T0 + refresh::kMinRefreshDelay);
+}
+
 TEST(Refresh, SuccessAfterFailuresClearsTheStreak) {
   auto old = entry_with(Mode::enforce, "id1", T0 - Seconds{3600});
   old.failure = FailureState{FailureKind::fetch, "boom", "id2", T0 - Seconds{1200}, T0 - Seconds{600},

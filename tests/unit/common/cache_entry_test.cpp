@@ -313,11 +313,12 @@ TEST(Freshness, MaxAgeZeroIsNeverUsableFromTheCache) {
   EXPECT_EQ(e.policy->expires_at, e.policy->fetched_at);
   EXPECT_FALSE(policy_usable(e, clock.now()));
   EXPECT_EQ(verdict(e, clock.now()), Verdict::no_policy);
-  // Not re-fetched in a loop: due again only kMinRecheck after the check.
+  // Not re-fetched in a loop: due again like a negative entry, negative_ttl after the check.
   const RefreshRules r;
-  EXPECT_EQ(next_refresh_time(e, clock.now(), r), clock.now() + kMinRecheck);
-  EXPECT_FALSE(refresh_due(e, clock.now(), r));
+  EXPECT_EQ(next_refresh_time(e, clock.now(), r), clock.now() + r.negative_ttl);
   clock.advance(kMinRecheck);
+  EXPECT_FALSE(refresh_due(e, clock.now(), r));
+  clock.advance(r.negative_ttl - kMinRecheck);
   EXPECT_TRUE(refresh_due(e, clock.now(), r));
   // Nothing to keep but the history.
   EXPECT_EQ(redis_ttl(e, clock.now(), Seconds{100}), Seconds{100});
@@ -433,7 +434,11 @@ TEST(Freshness, NextRefreshTable) {
       {"negative entry: when it expires", negative, kHour},
       {"failure: not before retry_after", backing_off, Seconds{1200}},
       {"failure only", fresh_failure, Seconds{300}},
-      {"max_age 0", with_policy(stored(Mode::none, Seconds{0}, T0)), kMinRecheck},
+      // Expired before a recheck could confirm them: like a negative entry, not every minute.
+      {"max_age 0", with_policy(stored(Mode::none, Seconds{0}, T0)), kHour},
+      {"max_age 0, enforce", with_policy(stored(Mode::enforce, Seconds{0}, T0)), kHour},
+      {"one-minute policy", with_policy(stored(Mode::enforce, Seconds{60}, T0)), kHour},
+      {"two-minute policy: half its life, then confirmed", with_policy(stored(Mode::enforce, Seconds{120}, T0)), kMinRecheck},
   };
   for (const auto& c : cases) {
     const SysTime next = next_refresh_time(c.entry, T0, r);

@@ -91,8 +91,8 @@ TEST(Decide, FailureKeepsAUsablePolicy) {
 }
 
 TEST(Decide, ExpiredPolicyIsUnknownAndFollowsOnUnknown) {
-  auto e = test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, kNow, Seconds{60});
-  const SysTime later = kNow + Seconds{61};
+  auto e = test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, kNow, Seconds{600});
+  const SysTime later = kNow + Seconds{601};
   Decision d = decide(dom("example.com"), found(e), later, kAccept);
   EXPECT_EQ(d.status, Status::unknown);
   EXPECT_EQ(d.action, Action::pass);
@@ -100,7 +100,16 @@ TEST(Decide, ExpiredPolicyIsUnknownAndFollowsOnUnknown) {
   d = decide(dom("example.com"), found(e), later, kTempfail);
   EXPECT_EQ(d.action, Action::tempfail);
   // Still usable one second before expiry.
-  EXPECT_EQ(decide(dom("example.com"), found(e), kNow + Seconds{59}, kAccept).action, Action::tag);
+  EXPECT_EQ(decide(dom("example.com"), found(e), kNow + Seconds{599}, kAccept).action, Action::tag);
+}
+
+TEST(Decide, ExpiredShortLivedPolicyIsNoPolicy) {
+  // max_age 60: expired before any recheck, checked again after an hour; meanwhile as if none.
+  auto e = test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, kNow, Seconds{60});
+  const Decision d = decide(dom("example.com"), found(e), kNow + Seconds{61}, kTempfail);
+  EXPECT_EQ(d.status, Status::no_policy);
+  EXPECT_EQ(d.action, Action::pass);
+  EXPECT_EQ(d.reason, "max-age-short");
 }
 
 TEST(Decide, NotCachedFollowsOnUnknown) {
