@@ -392,10 +392,14 @@ void Worker::run() {
     bool saturated = false;
     try {
       const auto now = Steady::now();
-      if (!s->options.warm_list.empty() && now >= next_warm_) {
-        load_warm_list(*s);
-        next_warm_ = now + s->options.warm_interval;
+      // next_warm_ is reset by reload() on another thread: read and advance it under mu_.
+      bool warm_due = false;
+      if (!s->options.warm_list.empty()) {
+        std::lock_guard lock(mu_);
+        warm_due = now >= next_warm_;
+        if (warm_due) next_warm_ = now + s->options.warm_interval;
       }
+      if (warm_due) load_warm_list(*s);
       std::size_t busy;
       {
         std::lock_guard lock(mu_);
