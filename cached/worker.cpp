@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/log.hpp"
+#include "common/random.hpp"
 
 namespace mtasts::worker {
 
@@ -42,16 +43,10 @@ std::mt19937_64& rng() {
   return g;
 }
 
-// A claim token: 128 random bits, so that a fetcher can only release its own lock.
-std::string random_token() {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string t;
-  for (int i = 0; i < 2; ++i) {
-    std::uint64_t v = rng()();
-    for (int j = 0; j < 16; ++j, v >>= 4) t += hex[v & 0xf];
-  }
-  return t;
-}
+// A claim token: 128 bits from the kernel, so that a fetcher can only release its own lock
+// (not a user-space generator seeded with 32 bits, whose tokens another fetcher could guess
+// or repeat).
+std::string random_token() { return random_hex(16); }
 
 double jitter_draw() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng()); }
 
