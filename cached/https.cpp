@@ -64,7 +64,7 @@ using EasyPtr = std::unique_ptr<CURL, EasyFree>;
 using SlistPtr = std::unique_ptr<curl_slist, SlistFree>;
 
 // Why our write callback stopped a transfer (libcurl only sees CURLE_WRITE_ERROR).
-enum class Stop { none, status, content_type, too_large };
+enum class Stop { none, status, content_type, too_large, internal };
 
 struct Transfer {
   CURL* curl = nullptr;
@@ -88,20 +88,33 @@ std::string content_type(CURL* c) {
 
 // Rejects a response as soon as its first body bytes arrive when the status or type is
 // wrong, and stops reading past the cap: a hostile server cannot make us buffer anything.
-extern "C" std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
+// noexcept, and nothing escapes: an exception unwinding through libcurl's C frames is
+// undefined behaviour (a bad_alloc from the append or the Content-Type copy included), so it
+// ends the transfer as a write error instead.
+extern "C" std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) noexcept {
   auto* t = static_cast<Transfer*>(user);
-  const std::size_t len = size * n;
-  if (response_code(t->curl) != 200) { t->stop = Stop::status; return 0; }
-  if (!is_text_plain(content_type(t->curl))) { t->stop = Stop::content_type; return 0; }
-  if (len > t->max_body - std::min(t->max_body, t->body.size())) { t->stop = Stop::too_large; return 0; }
-  t->body.append(data, len);
-  return len;
+  try {
+    const std::size_t len = size * n;
+    if (response_code(t->curl) != 200) { t->stop = Stop::status; return 0; }
+    if (!is_text_plain(content_type(t->curl))) { t->stop = Stop::content_type; return 0; }
+    if (len > t->max_body - std::min(t->max_body, t->body.size())) { t->stop = Stop::too_large; return 0; }
+    t->body.append(data, len);
+    return len;
+  } catch (...) {
+    t->stop = Stop::internal;
+    return 0;
+  }
 }
 
-extern "C" int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+extern "C" int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) noexcept {
   const auto* t = static_cast<const Transfer*>(user);
   return (t->abort != nullptr && t->abort->load()) ? 1 : 0;
 }
+
+// The callbacks libcurl calls must not throw (see on_body); checked at compile time so that
+// a later edit cannot lose it.
+static_assert(noexcept(on_body(nullptr, 0, 0, nullptr)));
+static_assert(noexcept(on_progress(nullptr, 0, 0, 0, 0)));
 
 ErrorKind classify(CURLcode rc) {
   switch (rc) {
@@ -209,6 +222,11 @@ class CurlClient final : public HttpsClient {
     char* ip = nullptr;
     if (curl_easy_getinfo(c, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip) r.peer = ip;
 
+    if (t.stop == Stop::internal) {
+      r.kind = ErrorKind::other;
+      r.error = "internal error while reading the body (out of memory?)";
+      return r;
+    }
     if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && t.stop != Stop::none)) {
       r.kind = classify(rc);
       if (rc == CURLE_ABORTED_BY_CALLBACK) r.error = "fetch abandoned at shutdown";
