@@ -123,6 +123,14 @@ bool lookup_host(dns::Resolver& resolver, Report& r) {
 
 }  // namespace
 
+Report check_txt(const Domain& domain, dns::Resolver& resolver) {
+  Report r;
+  r.domain = domain.str();
+  r.policy_host = "mta-sts." + domain.str();
+  lookup_txt(domain, resolver, r);
+  return r;
+}
+
 Report discover(const Domain& domain, dns::Resolver& resolver, https::HttpsClient& client,
                 const StoredPolicy* cached, SysTime now, const Options& opts) {
   Report r;

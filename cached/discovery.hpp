@@ -85,6 +85,11 @@ struct Report {
 Report discover(const Domain& domain, dns::Resolver& resolver, https::HttpsClient& client,
                 const StoredPolicy* cached, SysTime now, const Options& opts = {});
 
+// Step 1 alone (the `_mta-sts` TXT record): `id` is set when exactly one valid STSv1 record
+// was found. The fetcher runs it for a domain in failure backoff, where the cheap TXT query
+// still tells whether a new policy (a new id) was published.
+Report check_txt(const Domain& domain, dns::Resolver& resolver);
+
 // Human-readable lines, one per step and finding, for `mta-sts-ctl query` and debug logs.
 std::vector<std::string> describe(const Report& r);
 

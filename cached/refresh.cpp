@@ -134,6 +134,7 @@ Outcome apply(const std::optional<CacheEntry>& old, const discovery::Report& rep
   e.checked_at = now;
   const SysTime not_before = std::max(now + kMinRefreshDelay, e.failure ? e.failure->retry_after : now);
   e.next_refresh = jittered(now, next_refresh_time(e, now, rules.cache), rules.jitter_percent, jitter, not_before);
+  if (e.failure) e.next_refresh = std::min(e.next_refresh, backoff_visit(e, now));
 
   const Verdict after = verdict(e, now);
   const bool had_policy = old && old->policy;
@@ -141,6 +142,11 @@ Outcome apply(const std::optional<CacheEntry>& old, const discovery::Report& rep
                               (had_policy && e.policy && !same_policy(*old->policy, *e.policy));
   out.announce = before != after || policy_changed;
   return out;
+}
+
+SysTime backoff_visit(const CacheEntry& e, SysTime now) {
+  const SysTime visit = now + kMinFailureBackoff;
+  return e.failure ? std::min(e.failure->retry_after, visit) : visit;
 }
 
 Action plan(const std::optional<CacheEntry>& entry, SysTime now, bool is_miss) {

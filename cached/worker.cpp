@@ -239,12 +239,28 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
     std::optional<CacheEntry> entry = sv.store->get(d, &decode_error);
     if (!decode_error.empty())
       log::warning("undecodable cache entry will be replaced", {{"domain", d.str()}, {"error", decode_error}});
-    const refresh::Action action = refresh::plan(entry, now, miss);
+    refresh::Action action = refresh::plan(entry, now, miss);
     count(std::string("action_") + refresh::to_string(action));
+    if (action == refresh::Action::backoff) {
+      // The retry rule is per (domain, id): the cheap TXT step tells whether the domain
+      // published a new policy since the failure, which may be fetched at once.
+      const discovery::Report txt = discovery::check_txt(d, *sv.resolver);
+      if (!txt.id.empty() && may_retry(*entry, now, txt.id)) {
+        count("backoff_new_id");
+        action = refresh::Action::discover;
+      }
+    }
     switch (action) {
+      case refresh::Action::backoff: {
+        // Same id (or no answer): back in the schedule for the next TXT visit or the retry.
+        CacheEntry e = *entry;
+        e.next_refresh = std::max(refresh::backoff_visit(e, now), now + kMinRecheck);
+        sv.store->put(d, e, now, false);
+        log::debug("not fetched", {{"domain", d.str()}, {"reason", "backoff"}, {"source", miss ? "miss" : "schedule"}});
+        break;
+      }
       case refresh::Action::skip:
       case refresh::Action::settled:
-      case refresh::Action::backoff:
         // The entry says all there is to say until its next refresh or retry time. Writing it
         // back unchanged clears the miss and re-aligns the schedule with it, so that a domain
         // put forward in the schedule during a backoff is not taken again at every poll.

@@ -200,6 +200,25 @@ TEST(Refresh, SuccessAfterFailuresClearsTheStreak) {
   EXPECT_TRUE(has_event(o, log::Level::notice, "refresh recovered"));
 }
 
+// During a long backoff the entry is still visited every 5 minutes (for the TXT step only,
+// see plan()/backoff_visit), so that a new id is seen long before the retry time.
+TEST(Refresh, LongBackoffIsStillVisitedEveryFiveMinutes) {
+  auto old = entry_with(Mode::enforce, "id1", T0 - Seconds{7200});
+  old.failure = FailureState{FailureKind::fetch, "boom", "id2", T0 - Seconds{7200}, T0 - Seconds{3600},
+                             T0 - Seconds{1}, 6};
+  discovery::Report failed;
+  failed.domain = "example.com";
+  failed.status = discovery::Status::fetch_error;
+  failed.id = "id2";
+  failed.errors = {"HTTP 500"};
+  const auto o = refresh::apply(old, failed, T0, rules());
+  ASSERT_TRUE(o.entry.failure);
+  EXPECT_EQ(o.entry.failure->retry_after, T0 + Seconds{3600});
+  EXPECT_EQ(o.entry.next_refresh, T0 + kMinFailureBackoff);
+  EXPECT_EQ(refresh::plan(o.entry, o.entry.next_refresh, false), refresh::Action::backoff);
+  EXPECT_EQ(refresh::backoff_visit(o.entry, T0 + Seconds{3400}), T0 + Seconds{3600});
+}
+
 // ---- unchanged id ---------------------------------------------------------------------------
 
 TEST(Refresh, UnchangedIdConfirmedByDnsExtendsLife) {
