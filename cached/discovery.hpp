@@ -11,6 +11,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/dns.hpp"
@@ -37,7 +38,16 @@ struct Options {
   // With a cached policy of the same TXT id, the body is reused only while it is younger
   // than this (RFC-NOTES.md: re-fetched at least every 24 h even with an unchanged id).
   Seconds refresh_interval{86400};
+  // Drop policy host addresses that are not global (is_global_address); with none left the
+  // fetch fails without a connection. Off here (tests, `mta-sts-ctl query`); the fetcher's
+  // configuration turns it on by default.
+  bool global_addresses_only = false;
 };
+
+// False for loopback, private, shared, link-local, documentation, benchmarking, multicast,
+// reserved and unspecified IPv4/IPv6 addresses (IPv4-mapped IPv6 judged as IPv4), and for
+// text that is not an address.
+bool is_global_address(std::string_view address) noexcept;
 
 struct Report {
   std::string domain;

@@ -72,6 +72,7 @@ Options options_from(const CachedConfig& c) {
   o.rules.failure_alert = c.failure_alert;
   o.rules.jitter_percent = c.refresh_jitter;
   o.discovery.refresh_interval = c.refresh_interval;
+  o.discovery.global_addresses_only = c.global_addresses_only;
   o.warm_list = c.warm_list;
   o.warm_interval = c.warm_interval;
   o.fetcher_id = c.fetcher_id.empty() ? default_fetcher_id() : c.fetcher_id;
