@@ -161,7 +161,13 @@ sfsistat Session::rcpt(SMFICTX* ctx, const char* rcpt) {
     return ok(kRcpt);
   }
   if (m.find(*rd.domain)) return ok(kRcpt);
-  const LookupResult r = rt_->lookup->lookup(*rd.domain);
+  // One deadline for all of the lookup's Redis work (waiting for a pooled connection,
+  // connect and AUTH, the GET, its retry, the miss signal), not one per step: redis-budget,
+  // plus miss-wait when a signalled miss may be waited for.
+  const LookupResult r = [&] {
+    const RedisDeadline budget(rt_->cfg.redis_budget + rt_->cfg.miss_wait);
+    return rt_->lookup->lookup(*rd.domain);
+  }();
   if (!r.error.empty()) {
     log::warning(r.failed ? "policy lookup failed" : "policy lookup incomplete",
                  {{"qid", macro(ctx, "i")}, {"domain", rd.domain->str()}, {"error", r.error}});
