@@ -331,10 +331,10 @@ TEST_F(WorkerTest, ReloadWhileRunningIsRaceFree) {
   auto s = services(2, (dir / "warm").string());
   worker::Worker w(s, clock);
   std::thread loop([&] { w.run(); });
-  for (int i = 0; i < 50; ++i) {
-    w.reload(s);
-    std::this_thread::sleep_for(2ms);
-  }
+  // Reloads back to back, so that one lands between run()'s read of the warm-list schedule
+  // and its next use of the lock (a window of microseconds per poll).
+  const auto until = std::chrono::steady_clock::now() + 300ms;
+  while (std::chrono::steady_clock::now() < until) w.reload(s);
   w.stop();
   loop.join();
   EXPECT_TRUE(entry("a.example"));
