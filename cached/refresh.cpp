@@ -118,8 +118,9 @@ Outcome apply(const std::optional<CacheEntry>& old, const discovery::Report& rep
     // Readers refuse longer texts (cache_entry.hpp): keep within the bound.
     if (f.error.size() > kMaxFailureErrorBytes) f.error.resize(kMaxFailureErrorBytes);
     f.txt_id = report.id;
-    f.count = streak ? old->failure->count + 1 : 1;
-    f.first_at = streak ? old->failure->first_at : now;
+    f.count = streak ? std::max(old->failure->count, old->failure->count + 1) : 1;  // saturates
+    // min(): a clock stepped back must not write times out of order (readers refuse those).
+    f.first_at = streak ? std::min(old->failure->first_at, now) : now;
     f.last_at = now;
     f.retry_after = now + std::max(failure_backoff(f.count, rules.cache), kMinFailureBackoff);
     const bool alert = e.policy && e.policy->policy.mode != Mode::none && f.count >= rules.failure_alert;

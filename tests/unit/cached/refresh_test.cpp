@@ -219,6 +219,25 @@ TEST(Refresh, LongBackoffIsStillVisitedEveryFiveMinutes) {
   EXPECT_EQ(refresh::backoff_visit(o.entry, T0 + Seconds{3400}), T0 + Seconds{3600});
 }
 
+// What the fetcher writes, readers accept (check_invariants): even after the clock stepped
+// back during a failure streak, or a streak as long as a counter can count.
+TEST(Refresh, WrittenEntriesKeepTheInvariantsReadersCheck) {
+  discovery::Report failed;
+  failed.domain = "example.com";
+  failed.status = discovery::Status::fetch_error;
+  failed.id = "id2";
+  failed.errors = {std::string(10000, 'e')};  // a long error text is cut to the bound
+  auto old = entry_with(Mode::enforce, "id1", T0 - Seconds{7200});
+  old.failure = FailureState{FailureKind::fetch, "boom", "id2", T0 + Seconds{600}, T0 + Seconds{600},
+                             T0 + Seconds{900}, 0xffffffffU};
+  const auto o = refresh::apply(old, failed, T0, rules());  // now is before the streak began
+  EXPECT_EQ(check_invariants(o.entry), "");
+  EXPECT_EQ(o.entry.failure->count, 0xffffffffU);
+  EXPECT_LE(o.entry.failure->error.size(), kMaxFailureErrorBytes);
+  for (const auto& r : {valid(Mode::enforce, "id3"), valid(Mode::none, "id4", Seconds{0})})
+    EXPECT_EQ(check_invariants(refresh::apply(old, r, T0, rules()).entry), "");
+}
+
 // ---- unchanged id ---------------------------------------------------------------------------
 
 TEST(Refresh, UnchangedIdConfirmedByDnsExtendsLife) {
