@@ -21,13 +21,15 @@
 #include "common/config.hpp"
 #include "common/daemon.hpp"
 #include "common/log.hpp"
+#include "common/redis_check.hpp"
 
 namespace {
 
 using namespace mtasts;
 
-constexpr int kExitOk = 0;
-constexpr int kExitFail = 1;  // bad configuration (also for --check), or could not start
+constexpr int kExitOk = exit_status::ok;
+constexpr int kExitFail = exit_status::failure;     // could not start, or Redis unusable (--once)
+constexpr int kExitConfig = exit_status::config;    // bad configuration (also for --check)
 
 std::atomic<bool> g_abort{false};
 
@@ -41,22 +43,12 @@ void check_services(const Config& cfg) {
   }
 }
 
-bool redis_reachable(const worker::Services& s, std::string* why) {
-  try {
-    (void)s.store->misses_size();
-    return true;
-  } catch (const std::exception& e) {
-    *why = e.what();
-    return false;
-  }
-}
-
 int run_daemon(const Config& cfg, int argc, const char* const* argv) {
   const std::string& pid_file = cfg.cached.daemon.pid_file;
   std::string pid_err;
   const auto pid_guard = daemon::PidFile::create(pid_file, &pid_err);
   if (!pid_guard) {
-    log::error("cannot write pid file", {{"path", pid_file}, {"error", pid_err}});
+    log::fatal("cannot write pid file", {{"path", pid_file}, {"error", pid_err}});
     return kExitFail;
   }
 
@@ -73,14 +65,7 @@ int run_daemon(const Config& cfg, int argc, const char* const* argv) {
   Config current = cfg;
   SystemClock clock;
   worker::Worker w(worker::make_services(current, &g_abort), clock);
-  {
-    std::string why;
-    auto probe = worker::make_services(current, &g_abort);
-    if (redis_reachable(*probe, &why))
-      log::info("redis reachable", {{"address", current.redis.redis.address}});
-    else  // not fatal: the worker retries with backoff
-      log::warning("redis not reachable at start-up", {{"address", current.redis.redis.address}, {"error", why}});
-  }
+  log_redis_check(current, Program::cached);  // not fatal: the worker retries with backoff
   std::thread loop([&w] { w.run(); });
   log::notice("started", {{"version", MTASTS_VERSION}, {"config", current.path}});
   daemon::notify("READY=1");
@@ -133,7 +118,7 @@ int run_once(const Config& cfg) {
   for (const auto& [k, v] : w.counters()) line += " " + k + "=" + std::to_string(v);
   log::notice(line, {{"taken", std::to_string(r.taken)}, {"busy", std::to_string(r.busy)}});
   if (!r.redis_ok) {
-    log::error("redis unreachable");
+    log::fatal("redis unusable (see mta-sts-cached --check-redis)");
     return kExitFail;
   }
   return kExitOk;
@@ -157,7 +142,7 @@ int main(int argc, char** argv) {
     cfg = load_config(Program::cached, nargs, args.data(), &cl);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mta-sts-cached: %s\n", e.what());
-    return kExitFail;
+    return kExitConfig;
   }
   if (cl.help) {
     std::fputs(usage(Program::cached).c_str(), stdout);
@@ -174,13 +159,14 @@ int main(int argc, char** argv) {
     check_services(cfg);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mta-sts-cached: %s%s%s\n", cfg.path.c_str(), cfg.path.empty() ? "" : ": ", e.what());
-    return kExitFail;
+    return kExitConfig;
   }
   if (cl.check) {
     std::printf("mta-sts-cached: configuration OK%s%s\n", cfg.path.empty() ? "" : " (",
                 cfg.path.empty() ? "" : (cfg.path + ")").c_str());
-    return kExitOk;
+    if (!cl.check_redis) return kExitOk;
   }
+  if (cl.check_redis) return run_check_redis(cfg, Program::cached);
 
   try {
     daemon::init_logging(cfg.cached.daemon, "mta-sts-cached");
@@ -188,8 +174,7 @@ int main(int argc, char** argv) {
     daemon::detach(cfg.cached.daemon);
     return run_daemon(cfg, nargs, args.data());
   } catch (const std::exception& e) {
-    log::error("fatal", {{"error", e.what()}});
-    std::fprintf(stderr, "mta-sts-cached: %s\n", e.what());
+    log::fatal("cannot start", {{"error", e.what()}});
     return kExitFail;
   }
 }

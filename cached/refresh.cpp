@@ -8,7 +8,6 @@ namespace mtasts::refresh {
 
 namespace {
 
-std::string unix_text(SysTime t) { return std::to_string(t.time_since_epoch().count()); }
 
 // How strong a mode is, for telling a downgrade from an upgrade.
 int strength(Mode m) {
@@ -98,7 +97,7 @@ Outcome apply(const std::optional<CacheEntry>& old, const discovery::Report& rep
       if (e.policy->policy.mode != Mode::none) {
         event(log::Level::warning, "policy vanished",
               {{"mode", to_string(e.policy->policy.mode)}, {"id", e.policy->id},
-               {"kept_until", unix_text(e.policy->expires_at)}});
+               {"kept_until", iso_time(e.policy->expires_at)}});
       }
     } else {
       if (old && old->policy && old->policy->policy.mode != Mode::none) {
@@ -127,7 +126,7 @@ Outcome apply(const std::optional<CacheEntry>& old, const discovery::Report& rep
     event(alert ? log::Level::warning : log::Level::info,
           alert ? "refresh failing" : "discovery failed",
           {{"kind", to_string(f.kind)}, {"count", std::to_string(f.count)},
-           {"retry_after", unix_text(f.retry_after)},
+           {"retry_after", iso_time(f.retry_after)},
            {"cached", e.policy ? (usable ? "kept" : "expired") : "none"}, {"error", f.error}});
     e.failure = std::move(f);
   }

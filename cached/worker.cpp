@@ -53,7 +53,9 @@ double jitter_draw() { return std::uniform_real_distribution<double>(0.0, 1.0)(r
 std::string default_fetcher_id() {
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  return std::string(host[0] ? host : "localhost") + ":" + std::to_string(::getpid());
+  // Stable across restarts, so that `cache stats` shows one line per host rather than one per
+  // process that ever ran; two fetchers on one host need their own `fetcher-id`.
+  return std::string(host[0] ? host : "localhost");
 }
 
 }  // namespace
@@ -176,14 +178,35 @@ void Worker::count(const std::string& name, long long n) {
 }
 
 void Worker::redis_state(bool up, const std::string& why) {
+  // A refused password or a missing ACL permission is not an outage: it needs the operator,
+  // and the log says which, so that nobody waits for Redis to "come back".
+  const int now_state = up ? 1 : static_cast<int>(classify_text(why)) + 2;
   int before;
   {
     std::lock_guard lock(mu_);
     before = redis_up_;
-    redis_up_ = up ? 1 : 0;
+    redis_up_ = now_state;
   }
-  if (up && before == 0) log::notice("redis reachable again");
-  if (!up && before != 0) log::error("redis unreachable; retrying with backoff", {{"error", why}});
+  if (now_state == before) return;
+  if (up) {
+    if (before >= 2) log::notice("redis reachable again");
+    return;
+  }
+  switch (classify_text(why)) {
+    case RedisTrouble::wrongpass:
+      log::error("redis refused the fetcher's user or password (WRONGPASS); check [cached] redis-acl-user and "
+                 "its password; retrying with backoff",
+                 {{"problem", "WRONGPASS"}, {"error", why}});
+      break;
+    case RedisTrouble::noperm:
+      log::error("redis ACL forbids a command the fetcher needs (NOPERM); see mta-sts-cached --check-redis; "
+                 "retrying with backoff",
+                 {{"problem", "NOPERM"}, {"error", why}});
+      break;
+    default:
+      log::error("redis unreachable; retrying with backoff", {{"problem", "unreachable"}, {"error", why}});
+      break;
+  }
 }
 
 void Worker::wait_for_slot(const Services& s) {
@@ -300,7 +323,7 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
         if (!report.id.empty()) f.emplace_back("id", report.id);
         if (report.policy) f.emplace_back("mode", to_string(report.policy->mode));
         if (auto why = report.reason(); !why.empty()) f.emplace_back("error", why);
-        f.emplace_back("next_refresh", std::to_string(out.entry.next_refresh.time_since_epoch().count()));
+        f.emplace_back("next_refresh", iso_time(out.entry.next_refresh));
         emit(log::Level::info, "discovery", f);
         break;
       }
@@ -381,9 +404,15 @@ void Worker::write_stats(const Services& s) {
   c["queue_misses"] = static_cast<long long>(misses);
   c["queue_scheduled"] = static_cast<long long>(scheduled);
   c["concurrency"] = s.options.concurrency;
-  // One line; every value is a number we made, so plain "k=v" needs no quoting.
+  // For `mta-sts-ctl cache stats`: when this was written and when the next one is due, so that
+  // a fetcher that stopped reporting is shown as stale instead of alive.
+  c["reported_at"] = clock_.now().time_since_epoch().count();
+  c["stats_interval"] = s.options.stats_interval.count();
+  // One line; every value is a number we made, so plain "k=v" needs no quoting. The report
+  // time is left out: the line has its own (ISO) time, and no raw Unix time goes to the log.
   std::string line = "stats";
-  for (const auto& [k, v] : c) line += " " + k + "=" + std::to_string(v);
+  for (const auto& [k, v] : c)
+    if (k != "reported_at") line += " " + k + "=" + std::to_string(v);
   log::info(line, {{"fetcher", s.options.fetcher_id}});
   s.store->write_stats(s.options.fetcher_id, c, 3 * s.options.stats_interval);
 }

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdio>
+#include <string>
 
 namespace mtasts {
 
@@ -21,5 +23,18 @@ class SystemClock final : public Clock {
     return std::chrono::time_point_cast<Seconds>(std::chrono::system_clock::now());
   }
 };
+
+// "2026-04-24T12:00:00Z": how every log line and every program output shows a time.
+inline std::string iso_time(SysTime t) {
+  const auto day = std::chrono::floor<std::chrono::days>(t);
+  const std::chrono::year_month_day ymd{day};
+  const std::chrono::hh_mm_ss hms{t - day};
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                static_cast<int>(hms.seconds().count()));
+  return buf;
+}
 
 }  // namespace mtasts

@@ -34,6 +34,16 @@ const char* to_string(Program p) noexcept {
   return "ctl";
 }
 
+const char* program_name(Program p) noexcept {
+  switch (p) {
+    case Program::milter: return "mta-sts-milter";
+    case Program::cached: return "mta-sts-cached";
+    case Program::ctl: return "mta-sts-ctl";
+    case Program::tlsmap: return "mta-sts-tlsmap";
+  }
+  return "mta-sts";
+}
+
 namespace {
 
 namespace po = boost::program_options;
@@ -327,6 +337,26 @@ std::vector<Option> daemon_options(const char* section, const char* user_help) {
   };
 }
 
+Program program_of_section(std::string_view section) {
+  for (Program p : kAllPrograms)
+    if (section == to_string(p)) return p;
+  throw std::logic_error("no program has the section [" + std::string(section) + "]");
+}
+
+// Every program's own Redis ACL user. The keys begin with "redis-acl-" so that on the command
+// line they cannot be confused with `--redis-KEY`, which sets [redis] KEY for every program.
+// A new program adds `add(redis_acl_options("SECTION"))` to the table (and its needs to
+// redis_needs() in redis_check.cpp).
+std::vector<Option> redis_acl_options(const char* section) {
+  return {
+      {section, "redis-acl-user", "", "USER", "this program's Redis ACL user; replaces [redis] user",
+       [](Config& c, S s, S v) { c.redis_acl[program_of_section(s)].user = word(v); }},
+      {section, "redis-acl-password-file", "", "FILE",
+       "file holding the password of redis-acl-user; replaces [redis] password and password-file",
+       [](Config& c, S s, S v) { c.redis_acl[program_of_section(s)].password_file = text(v); }},
+  };
+}
+
 const std::vector<Option>& table() {
   static const std::vector<Option> t = [] {
     std::vector<Option> rows = {
@@ -358,9 +388,10 @@ const std::vector<Option>& table() {
     };
     const auto add = [&rows](std::vector<Option> more) { rows.insert(rows.end(), more.begin(), more.end()); };
     add(daemon_options("milter", "drop privileges to USER after opening the socket"));
+    add(redis_acl_options("milter"));
     add({
       // [milter]
-      {"milter", "socket", "unix:/run/mta-sts/milter.sock", "SOCKET",
+      {"milter", "socket", "inet:8462@127.0.0.1", "SOCKET",
        "milter socket: unix:PATH, inet:PORT@HOST or inet6:PORT@HOST",
        [](Config& c, S, S v) { c.milter.socket = milter_socket(v); }},
       {"milter", "socket-mode", "0660", "MODE", "permissions of a unix socket (octal)",
@@ -385,6 +416,7 @@ const std::vector<Option>& table() {
        [](Config& c, S, S v) { c.milter.milter_timeout = static_cast<unsigned>(secs(v, 1, kDay).count()); }}
     });
     add(daemon_options("cached", "drop privileges to USER"));
+    add(redis_acl_options("cached"));
     add({
       // [cached]
       {"cached", "resolver", "", "ADDR[:PORT]", "DNS resolver (repeatable; none: /etc/resolv.conf)",
@@ -431,10 +463,12 @@ const std::vector<Option>& table() {
        [](Config& c, S, S v) { c.cached.shutdown_timeout = secs(v, 1, 300); }},
       {"cached", "failure-alert", "3", "N", "warn after this many failed refreshes in a row (1-1000)",
        [](Config& c, S, S v) { c.cached.failure_alert = static_cast<unsigned>(number(v, 1, 1000)); }},
-      {"cached", "fetcher-id", "", "ID", "this fetcher's name in Redis (default: HOSTNAME:PID)",
+      {"cached", "fetcher-id", "", "ID", "this fetcher's name in Redis (default: the host name)",
        [](Config& c, S, S v) { c.cached.fetcher_id = word(v, true, 128); }}
     });
+    add(redis_acl_options("ctl"));
     add(daemon_options("tlsmap", "drop privileges to USER after opening the sockets"));
+    add(redis_acl_options("tlsmap"));
     add({
       // [tlsmap]
       {"tlsmap", "listen", "inet:127.0.0.1:8461", "ADDR", "socketmap address: unix:/PATH or inet:HOST:PORT (repeatable)",
@@ -499,7 +533,18 @@ const Option* find_option(std::string_view section, std::string_view key) {
 }
 
 bool is_section(std::string_view s) {
-  return s == "redis" || s == "milter" || s == "cached" || s == "ctl" || s == "tlsmap";
+  if (s == "redis") return true;
+  for (Program p : kAllPrograms)
+    if (s == to_string(p)) return true;
+  return false;
+}
+
+// "[redis], [milter], [cached] or [ctl]"
+std::string section_list() {
+  std::string out = "[redis]";
+  for (std::size_t i = 0; i < std::size(kAllPrograms); ++i)
+    out += std::string(i + 1 == std::size(kAllPrograms) ? " or [" : ", [") + to_string(kAllPrograms[i]) + "]";
+  return out;
 }
 
 // Where each value came from, for cross-option errors ("FILE:LINE" or "--option").
@@ -542,7 +587,7 @@ void read_file(const std::string& path, Config& cfg, Origins& origins) {
       if (l.back() != ']') throw ConfigError(where + "expected '[section]'");
       section = trim(std::string_view(l).substr(1, l.size() - 2));
       if (!is_section(section))
-        throw ConfigError(where + "unknown section [" + section + "] (expected [redis], [milter], [cached], [ctl] or [tlsmap])");
+        throw ConfigError(where + "unknown section [" + section + "] (expected " + section_list() + ")");
       continue;
     }
     const auto eq = l.find('=');
@@ -571,6 +616,33 @@ void read_file(const std::string& path, Config& cfg, Origins& origins) {
 std::string origin_of(const Origins& origins, const std::string& key, const std::string& fallback) {
   auto it = origins.find(key);
   return it != origins.end() ? it->second : fallback;
+}
+
+bool from_command_line(const Origins& origins, const std::string& key) {
+  auto it = origins.find(key);
+  return it != origins.end() && it->second.starts_with("--");
+}
+
+// Folds `program`'s own Redis user and password file into [redis]. Within one layer the
+// program's own value wins; a command-line value wins over any value from the file, so
+// `--redis-user X` still means X although the file names an ACL user for the program.
+void apply_program_credentials(Config& cfg, Origins& origins, Program program) {
+  auto it = cfg.redis_acl.find(program);
+  if (it == cfg.redis_acl.end()) return;
+  const RedisCredentials& own = it->second;
+  const std::string section = to_string(program);
+  const std::string user_key = section + ".redis-acl-user", file_key = section + ".redis-acl-password-file";
+  if (!own.user.empty() && (!from_command_line(origins, "redis.user") || from_command_line(origins, user_key))) {
+    cfg.redis.redis.user = own.user;
+    origins["redis.user"] = origins[user_key];
+  }
+  const bool shared_pw_cli =
+      from_command_line(origins, "redis.password") || from_command_line(origins, "redis.password-file");
+  if (!own.password_file.empty() && (!shared_pw_cli || from_command_line(origins, file_key))) {
+    cfg.redis.password_file = own.password_file;
+    cfg.redis.redis.password.clear();
+    origins["redis.password-file"] = origins[file_key];
+  }
 }
 
 void read_password_file(Config& cfg, const Origins& origins, const std::string& path_hint) {
@@ -612,16 +684,6 @@ Config defaults() {
   return cfg;
 }
 
-const char* program_name(Program p) {
-  switch (p) {
-    case Program::milter: return "mta-sts-milter";
-    case Program::cached: return "mta-sts-cached";
-    case Program::ctl: return "mta-sts-ctl";
-    case Program::tlsmap: return "mta-sts-tlsmap";
-  }
-  return "mta-sts";
-}
-
 // The options of `program` on the command line, with the Option each one sets.
 struct CliOption {
   std::string name;  // without "--"
@@ -637,6 +699,11 @@ std::vector<CliOption> cli_options(Program program) {
   for (const auto& o : table()) {
     if (std::string_view(o.section) == "redis") out.push_back({std::string("redis-") + o.key, &o});
   }
+  // A program key named like "redis-KEY" of [redis] would make one command-line name mean two
+  // options: the table must never allow it.
+  std::set<std::string> names;
+  for (const auto& c : out)
+    if (!names.insert(c.name).second) throw std::logic_error("option --" + c.name + " is ambiguous");
   return out;
 }
 
@@ -658,7 +725,8 @@ Config load_config(Program program, int argc, const char* const* argv, CommandLi
   const auto options = cli_options(program);
 
   po::options_description desc;
-  desc.add_options()("config,c", po::value<std::string>(), "")("check,n", "")("help,h", "")("version,V", "")(
+  desc.add_options()("config,c", po::value<std::string>(), "")("check,n", "")("check-redis", "")("help,h", "")(
+      "version,V", "")(
       "positional-args", po::value<std::vector<std::string>>(), "");
   for (const auto& c : options) {
     if (c.opt->flag)
@@ -682,7 +750,7 @@ Config load_config(Program program, int argc, const char* const* argv, CommandLi
                  .run()
                  .options;
   } catch (const po::error& e) {
-    throw ConfigError(std::string(program_name(program)) + ": " + e.what());
+    throw ConfigError(e.what());  // the caller prefixes the program's name
   }
 
   std::optional<std::string> config_path;
@@ -696,6 +764,8 @@ Config load_config(Program program, int argc, const char* const* argv, CommandLi
       cl.config_explicit = true;
     } else if (k == "check") {
       cl.check = true;
+    } else if (k == "check-redis") {
+      cl.check_redis = true;
     } else if (k == "help") {
       cl.help = true;
     } else if (k == "version") {
@@ -710,7 +780,7 @@ Config load_config(Program program, int argc, const char* const* argv, CommandLi
     }
   }
   if (program != Program::ctl && !cl.positional.empty())
-    throw ConfigError(std::string(program_name(program)) + ": unexpected argument '" + cl.positional.front() + "'");
+    throw ConfigError("unexpected argument '" + cl.positional.front() + "'");
 
   Config cfg = defaults();
   Origins origins;
@@ -737,6 +807,7 @@ Config load_config(Program program, int argc, const char* const* argv, CommandLi
     }
     origins[full_key(o)] = "--" + c->name;
   }
+  apply_program_credentials(cfg, origins, program);
   read_password_file(cfg, origins, cfg.path);
   cross_check(cfg, origins, cfg.path);
   if (cl_out) *cl_out = std::move(cl);
@@ -754,7 +825,8 @@ std::string usage(Program program) {
     out << help << "\n";
   };
   line("-c, --config FILE", std::string("configuration file (default ") + kDefaultConfigPath + ")");
-  line("-n, --check", "check the configuration and exit (0: valid)");
+  line("-n, --check", "check the configuration and exit (0: valid); needs no Redis");
+  line("--check-redis", "connect to Redis as this program's user, try every command it needs, exit");
   line("-h, --help", "show this help and exit");
   line("-V, --version", "show the version and exit");
   const std::string own = to_string(program);
@@ -774,7 +846,7 @@ std::string usage(Program program) {
 }
 
 std::vector<std::string> option_names(Program program) {
-  std::vector<std::string> names{"--config", "--check", "--help", "--version"};
+  std::vector<std::string> names{"--config", "--check", "--check-redis", "--help", "--version"};
   for (const auto& c : cli_options(program)) names.push_back("--" + c.name);
   return names;
 }

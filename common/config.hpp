@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -30,7 +31,18 @@ class ConfigError : public std::runtime_error {
 };
 
 enum class Program { milter, cached, ctl, tlsmap };
-const char* to_string(Program p) noexcept;
+// Every program, for what is done per program (its own Redis user, its --check-redis needs).
+inline constexpr Program kAllPrograms[] = {Program::milter, Program::cached, Program::ctl, Program::tlsmap};
+const char* to_string(Program p) noexcept;  // its section name: "milter", "cached", "ctl", "tlsmap"
+const char* program_name(Program p) noexcept;  // "mta-sts-milter", ...
+
+// Exit status of every program (mta-sts-ctl adds 1 for "no" answers of its subcommands).
+namespace exit_status {
+inline constexpr int ok = 0;
+inline constexpr int failure = 1;  // could not start, or failed while running
+inline constexpr int config = 2;   // bad configuration or command line (also with --check)
+inline constexpr int redis = 3;    // --check-redis: Redis unreachable, WRONGPASS or NOPERM
+}  // namespace exit_status
 
 // What every daemon shares.
 struct DaemonConfig {
@@ -49,11 +61,20 @@ struct RedisConfig {
   StoreOptions store;            // prefix, max-misses, max-domains, retention
 };
 
+// A program's own Redis ACL user (`redis-acl-user`, `redis-acl-password-file` in its
+// section), so that every program on one host connects as its own user. Each one, when set,
+// replaces the [redis] value for that program only; load_config(program) folds the program's
+// values into Config::redis.redis, so the rest of the code never looks here.
+struct RedisCredentials {
+  std::string user;
+  std::string password_file;
+};
+
 enum class OnFailure { accept, tempfail };
 
 struct MilterConfig {
   DaemonConfig daemon;
-  std::string socket = "unix:/run/mta-sts/milter.sock";  // libmilter syntax: unix:PATH | inet:PORT@HOST | inet6:...
+  std::string socket = "inet:8462@127.0.0.1";  // libmilter syntax: unix:PATH | inet:PORT@HOST | inet6:...
   unsigned socket_mode = 0660;
   std::string header_name = "X-MTA-STS";
   std::chrono::milliseconds redis_budget{50};        // max wait on Redis per lookup
@@ -90,7 +111,7 @@ struct CachedConfig {
   std::chrono::seconds stats_interval{300};
   std::chrono::seconds shutdown_timeout{15};         // SIGTERM: finish in-flight work within
   unsigned failure_alert = 3;                        // warn after this many failed refreshes
-  std::string fetcher_id;                            // default: hostname:pid
+  std::string fetcher_id;                            // default: the host name
 };
 
 // mta-sts-tlsmap: what a delivery gets when the cache cannot give a usable answer.
@@ -134,7 +155,8 @@ struct CtlConfig {
 
 struct Config {
   std::string path;  // the file read ("" if none)
-  RedisConfig redis;
+  RedisConfig redis;  // after load_config(program): with that program's own user and password
+  std::map<Program, RedisCredentials> redis_acl;  // per program, as written
   MilterConfig milter;
   CachedConfig cached;
   CtlConfig ctl;
@@ -145,6 +167,7 @@ struct CommandLine {
   bool help = false;
   bool version = false;
   bool check = false;          // -n / --check: validate and exit
+  bool check_redis = false;    // --check-redis: connect as this program's user, try its commands
   bool config_explicit = false;
   std::vector<std::string> positional;  // non-option arguments (ctl subcommands)
 };

@@ -112,7 +112,13 @@ void remove_pid_file(const std::string& path) {
 }
 
 void drop_privileges(const DaemonConfig& cfg) {
-  if (cfg.user.empty() || ::geteuid() != 0) return;
+  if (cfg.user.empty()) {
+    // Allowed (a test, a container that is root-less in fact), but never by accident.
+    if (::geteuid() == 0)
+      log::warning("running as root: set `user` (e.g. user = mta-sts) so that the daemon drops root after start-up");
+    return;
+  }
+  if (::geteuid() != 0) return;
 
   long bufsize = ::sysconf(_SC_GETPW_R_SIZE_MAX);
   std::vector<char> buf(bufsize > 0 ? static_cast<std::size_t>(bufsize) : 16384);

@@ -3,12 +3,18 @@
 // can never become two log lines or a forged field.
 #include "common/log.hpp"
 
+#include "common/fd.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
@@ -20,7 +26,11 @@ struct State {
   std::mutex mu;
   Setup setup;
   bool syslog_open = false;
+  bool syslog_down = false;  // unreachable at the last check: lines go to stderr
+  std::chrono::steady_clock::time_point next_probe{};
 };
+
+constexpr std::chrono::seconds kSyslogProbeInterval{30};
 
 State& state() {
   // Built on first use, so logging works before init(); never destroyed, so that a thread
@@ -112,6 +122,58 @@ void write_all(int fd, std::string_view s) noexcept {
   }
 }
 
+// Can a datagram (or stream) socket connect to the syslog socket? 0, or the errno.
+int syslog_reachable(const std::string& path) noexcept {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof a.sun_path) return ENAMETOOLONG;
+  std::memcpy(a.sun_path, path.data(), path.size());
+  int err = 0;
+  for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
+    const UniqueFd fd(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return errno;
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) return 0;
+    err = errno;
+    if (err != EPROTOTYPE) break;  // a stream socket is worth a try only on EPROTOTYPE
+  }
+  return err;
+}
+
+// The stderr form of a line: "TIME IDENT[PID]: LEVEL: TEXT\n".
+std::string stderr_line(const Setup& setup, Level lvl, const std::string& text) {
+  std::string line = timestamp();
+  line += ' ';
+  line += setup.ident;
+  line += '[';
+  line += std::to_string(::getpid());
+  line += "]: ";
+  line += level_name(lvl);
+  line += ": ";
+  line += text;
+  line += '\n';
+  return line;
+}
+
+// Called with the lock held, for a syslog target: checks reachability when due and says so
+// on stderr when it changes. True when the line must go to stderr.
+bool syslog_unreachable(State& st) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < st.next_probe) return st.syslog_down;
+  st.next_probe = now + kSyslogProbeInterval;
+  const int err = syslog_reachable(st.setup.syslog_socket);
+  if (err != 0 && !st.syslog_down) {
+    st.syslog_down = true;
+    write_all(STDERR_FILENO, stderr_line(st.setup, Level::warning,
+                                         format("cannot reach syslog; logging to stderr until it can be reached",
+                                                {{"socket", st.setup.syslog_socket}, {"error", std::strerror(err)}})));
+  } else if (err == 0 && st.syslog_down) {
+    st.syslog_down = false;
+    write_all(STDERR_FILENO, stderr_line(st.setup, Level::notice,
+                                         format("syslog reachable again; logging there", {{"socket", st.setup.syslog_socket}})));
+  }
+  return st.syslog_down;
+}
+
 }  // namespace
 
 bool is_facility_name(std::string_view name) noexcept {
@@ -136,6 +198,27 @@ void init(const Setup& s) {
     int facility = facility_value(st.setup.facility).value_or(LOG_MAIL);
     openlog(st.setup.ident.c_str(), LOG_PID | LOG_NDELAY, facility);
     st.syslog_open = true;
+    st.syslog_down = false;
+    st.next_probe = {};
+    syslog_unreachable(st);  // says so now, before the first line is lost
+  }
+}
+
+bool writing_to_stderr() {
+  State& st = state();
+  std::lock_guard lock(st.mu);
+  return !(st.setup.target == Target::syslog && st.syslog_open) || st.syslog_down;
+}
+
+void fatal(std::string_view msg, std::initializer_list<Field> fields) {
+  write(Level::error, msg, fields);
+  try {
+    if (writing_to_stderr()) return;  // already there
+    const std::string text = format(msg, fields);
+    State& st = state();
+    std::lock_guard lock(st.mu);
+    write_all(STDERR_FILENO, stderr_line(st.setup, Level::error, text));
+  } catch (...) {
   }
 }
 
@@ -192,21 +275,12 @@ void write(Level lvl, std::string_view msg, std::initializer_list<Field> fields)
     std::string text = format(msg, fields);
     State& st = state();
     std::lock_guard lock(st.mu);
-    if (st.setup.target == Target::syslog && st.syslog_open) {
+    if (st.setup.target == Target::syslog && st.syslog_open && !syslog_unreachable(st)) {
       syslog(syslog_priority(lvl), "%s", text.c_str());
       return;
     }
-    std::string line = timestamp();
-    line += ' ';
-    line += st.setup.ident;
-    line += '[';
-    line += std::to_string(::getpid());
-    line += "]: ";
-    line += level_name(lvl);
-    line += ": ";
-    line += text;
-    line += '\n';
-    write_all(STDERR_FILENO, line);  // one write(2) per line keeps lines whole across processes
+    // One write(2) per line keeps lines whole across processes.
+    write_all(STDERR_FILENO, stderr_line(st.setup, lvl, text));
   } catch (...) {
     // Logging must never take the caller down (it runs inside milter callbacks); an
     // allocation failure here loses one line.

@@ -20,6 +20,10 @@ struct Setup {
   Target target = Target::stderr_;
   Level min_level = Level::info;
   std::string facility = "mail";
+  // Where syslog listens (glibc's _PATH_LOG). init() checks that it can be reached: when it
+  // cannot (no syslog daemon), it says so once on stderr and lines go to stderr until it can
+  // (checked again every 30 s), instead of being lost without a trace.
+  std::string syslog_socket = "/dev/log";
 };
 
 void init(const Setup& s);
@@ -34,6 +38,13 @@ using Field = std::pair<std::string_view, std::string_view>;
 void write(Level lvl, std::string_view msg, std::initializer_list<Field> fields = {});
 std::string escape(std::string_view untrusted);
 std::string format(std::string_view msg, std::initializer_list<Field> fields);
+
+// An error that ends the program: logged as usual and, when the log does not already go to
+// stderr, written to stderr too, so that whoever started the program sees why it stopped.
+void fatal(std::string_view msg, std::initializer_list<Field> fields = {});
+
+// True when lines go to stderr now (target stderr, or syslog unreachable).
+bool writing_to_stderr();
 
 inline void debug(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::debug, m, f); }
 inline void info(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::info, m, f); }

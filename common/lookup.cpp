@@ -166,8 +166,9 @@ EntryPtr PolicyLookup::fetch(const Domain& d, SysTime now) {
   if (!e) return nullptr;
   // The raw policy text (up to 64 KiB) and error texts are not needed on the mail path;
   // dropping them keeps 100,000 local entries small.
-  if (e->policy) e->policy->raw.clear();
-  if (e->failure) e->failure->error.clear();
+  // (Swapped with empty strings, not cleared: clear() keeps the allocation.)
+  if (e->policy) std::string().swap(e->policy->raw);
+  if (e->failure) std::string().swap(e->failure->error);
   auto p = std::make_shared<const CacheEntry>(std::move(*e));
   const SysTime until = local_deadline(*p, now);
   if (until > now) {

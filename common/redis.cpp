@@ -148,6 +148,44 @@ RedisDeadline::RedisDeadline(TimePoint at) : previous_(t_deadline) {
 RedisDeadline::~RedisDeadline() { t_deadline = previous_; }
 
 std::optional<RedisDeadline::TimePoint> RedisDeadline::current() noexcept { return t_deadline; }
+RedisTrouble classify(const RedisError& e) noexcept {
+  using K = RedisError::Kind;
+  switch (e.kind()) {
+    case K::io:
+    case K::timeout:
+    case K::closed:
+    case K::protocol:
+      return RedisTrouble::unreachable;
+    case K::auth:
+    case K::reply:
+      break;
+  }
+  // Server error replies keep their first word after our "redis: " prefix.
+  const std::string_view what = e.what();
+  if (what.find("NOPERM") != std::string_view::npos) return RedisTrouble::noperm;
+  if (what.find("WRONGPASS") != std::string_view::npos || what.find("NOAUTH") != std::string_view::npos ||
+      e.kind() == K::auth)
+    return RedisTrouble::wrongpass;
+  return RedisTrouble::other;
+}
+
+RedisTrouble classify_text(std::string_view what) noexcept {
+  if (what.find("NOPERM") != std::string_view::npos) return RedisTrouble::noperm;
+  if (what.find("WRONGPASS") != std::string_view::npos || what.find("NOAUTH") != std::string_view::npos ||
+      what.find("invalid password") != std::string_view::npos)
+    return RedisTrouble::wrongpass;
+  return RedisTrouble::unreachable;
+}
+
+const char* to_string(RedisTrouble t) noexcept {
+  switch (t) {
+    case RedisTrouble::unreachable: return "unreachable";
+    case RedisTrouble::wrongpass: return "WRONGPASS";
+    case RedisTrouble::noperm: return "NOPERM";
+    case RedisTrouble::other: return "error";
+  }
+  return "error";
+}
 
 // ---- address ----------------------------------------------------------------------------
 std::optional<RedisAddress> parse_redis_address(std::string_view text, std::string* error) {

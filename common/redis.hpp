@@ -72,6 +72,21 @@ class RedisError : public std::runtime_error {
   Kind kind_;
 };
 
+// What an operator must do about a RedisError: the three cases have different fixes (start
+// or reach Redis; fix the user or password; fix the ACL), so logs and checks name them.
+enum class RedisTrouble {
+  unreachable,  // no connection, timeout, connection lost
+  wrongpass,    // WRONGPASS, NOAUTH, invalid password: the credentials are refused
+  noperm,       // NOPERM: the ACL user may not run a command or touch a key or channel
+  other,        // any other error reply (WRONGTYPE, OOM, ...)
+};
+RedisTrouble classify(const RedisError& e) noexcept;
+// The same from an error's text alone (RedisError::what() passed on as a string): a server
+// refusal is named in it; anything else counts as unreachable.
+RedisTrouble classify_text(std::string_view what) noexcept;
+// "unreachable", "WRONGPASS", "NOPERM" or "error".
+const char* to_string(RedisTrouble t) noexcept;
+
 struct ReplyDeleter { void operator()(redisReply* r) const noexcept; };
 
 // An owned reply. Error replies from the server are turned into RedisError(reply) by

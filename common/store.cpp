@@ -219,6 +219,78 @@ std::vector<std::string> PolicyStore::list(std::size_t limit) {
   return scan_names(*conn, opts_.prefix + std::string(kSchema) + "e:", limit);
 }
 
+const char* to_string(RedisNeed n) noexcept {
+  switch (n) {
+    case RedisNeed::read_entries: return "read policy entries";
+    case RedisNeed::signal_misses: return "signal misses";
+    case RedisNeed::watch_changes: return "subscribe to change announcements";
+    case RedisNeed::write_entries: return "write policy entries";
+    case RedisNeed::read_queues: return "read the miss and refresh queues";
+    case RedisNeed::count_queues: return "count the queues";
+    case RedisNeed::claim_locks: return "claim and release refresh locks";
+    case RedisNeed::schedule: return "schedule refreshes";
+    case RedisNeed::write_stats: return "publish fetcher statistics";
+    case RedisNeed::read_stats: return "read fetcher statistics";
+    case RedisNeed::list_entries: return "list policy entries";
+    case RedisNeed::drop_entries: return "drop policy entries";
+  }
+  return "?";
+}
+
+std::vector<RedisProbe> PolicyStore::probes(RedisNeed need, const StoreOptions& opts) {
+  using M = RedisProbe::Mode;
+  // ".invalid" (RFC 2606) is never a real destination; no fetcher ever writes this name.
+  const std::string probe = "mta-sts-check-redis.invalid";
+  const std::string base = opts.prefix + std::string(kSchema);
+  const Keys k(opts.prefix);
+  const std::string entry = base + "e:" + probe;
+  const std::string lock = base + "lock:" + probe;
+  const std::string stats = base + "stats:" + probe;
+  const std::string channel = base + "changed";
+  switch (need) {
+    case RedisNeed::read_entries:
+      return {{M::direct, {"GET", entry}}};
+    case RedisNeed::signal_misses:
+      // XX: only updates a member that exists, and the probe name never does. 1 0: empty range.
+      return {{M::direct, {"ZADD", k.misses, "XX", "0", probe}}, {M::direct, {"ZREMRANGEBYRANK", k.misses, "1", "0"}}};
+    case RedisNeed::watch_changes:
+      return {{M::subscribe, {"SUBSCRIBE", channel}}};
+    case RedisNeed::write_entries:
+      return {{M::queued, {"SET", entry, "x", "XX", "EX", "1"}},
+              {M::queued, {"ZADD", k.schedule, "XX", "0", probe}},
+              {M::queued, {"ZREMRANGEBYRANK", k.schedule, "1", "0"}},
+              {M::queued, {"ZREM", k.misses, probe}},
+              {M::queued, {"PUBLISH", channel, probe}}};
+    case RedisNeed::read_queues:
+      return {{M::direct, {"ZRANGE", k.misses, "0", "0"}},
+              {M::direct, {"ZRANGEBYSCORE", k.schedule, "-inf", "0", "LIMIT", "0", "1"}},
+              {M::direct, {"ZREM", k.misses, probe}},
+              {M::direct, {"ZREM", k.schedule, probe}}};
+    case RedisNeed::count_queues:
+      return {{M::direct, {"ZCARD", k.misses}}, {M::direct, {"ZCARD", k.schedule}}};
+    case RedisNeed::claim_locks:
+      // A real claim of the probe's lock for a second, released at once by its holder.
+      return {{M::direct, {"SET", lock, "check-redis", "NX", "PX", "1000"}},
+              {M::direct, {"EVAL", std::string(kReleaseScript), "1", lock, "check-redis"}}};
+    case RedisNeed::schedule:
+      return {{M::direct, {"ZADD", k.schedule, "XX", "LT", "0", probe}},
+              {M::direct, {"ZREMRANGEBYRANK", k.schedule, "1", "0"}}};
+    case RedisNeed::write_stats:
+      return {{M::queued, {"DEL", stats}}, {M::queued, {"HSET", stats, "probe", "1"}}, {M::queued, {"EXPIRE", stats, "1"}}};
+    case RedisNeed::read_stats:
+      return {{M::direct, {"SCAN", "0", "MATCH", glob_escape(base + "stats:") + "*", "COUNT", "10"}},
+              {M::direct, {"HGETALL", stats}}};
+    case RedisNeed::list_entries:
+      return {{M::direct, {"SCAN", "0", "MATCH", glob_escape(base + "e:") + "*", "COUNT", "10"}}};
+    case RedisNeed::drop_entries:
+      return {{M::queued, {"DEL", entry}},
+              {M::queued, {"ZREM", k.schedule, probe}},
+              {M::queued, {"ZREM", k.misses, probe}},
+              {M::queued, {"PUBLISH", channel, probe}}};
+  }
+  return {};
+}
+
 std::map<std::string, std::map<std::string, std::string>> PolicyStore::read_stats(std::size_t limit) {
   const std::string key_prefix = opts_.prefix + std::string(kSchema) + "stats:";
   auto conn = pool_.lease();

@@ -35,6 +35,36 @@ struct StoreOptions {
   Seconds retention{86400};  // extra key life past expiry (see redis_ttl)
 };
 
+// What a program does with the shared state; each program's list is in redis_check.cpp.
+enum class RedisNeed {
+  read_entries,    // GET entries (milter, ctl cache show/list, fetcher)
+  signal_misses,   // ZADD + ZREMRANGEBYRANK on misses (milter)
+  watch_changes,   // SUBSCRIBE to the change channel (milter)
+  write_entries,   // MULTI SET/ZADD/ZREMRANGEBYRANK/ZREM/PUBLISH EXEC (fetcher)
+  read_queues,     // ZRANGE misses, ZRANGEBYSCORE schedule, ZREM (fetcher)
+  count_queues,    // ZCARD misses and schedule (fetcher, ctl cache stats)
+  claim_locks,     // SET NX PX and the compare-and-delete EVAL on locks (fetcher)
+  schedule,        // ZADD LT + ZREMRANGEBYRANK on the schedule (fetcher warm list, ctl cache warm)
+  write_stats,     // MULTI DEL/HSET/EXPIRE EXEC on the fetcher's stats hash (fetcher)
+  read_stats,      // SCAN + HGETALL on stats hashes (ctl cache stats)
+  list_entries,    // SCAN over entry keys (ctl cache list)
+  drop_entries,    // MULTI DEL/ZREM/ZREM/PUBLISH EXEC (ctl cache drop)
+};
+const char* to_string(RedisNeed n) noexcept;
+
+// One harmless command that proves a permission: it uses the same command, key and channel
+// shapes as the real operation, on a probe name no real domain can have, and changes nothing
+// (XX flags, empty ranges, absent members), or it is only queued in a MULTI that never runs.
+struct RedisProbe {
+  enum class Mode {
+    direct,     // run it
+    queued,     // queue it inside MULTI; the transaction is made to abort before it runs
+    subscribe,  // SUBSCRIBE on a connection of its own, read the confirmation
+  };
+  Mode mode = Mode::direct;
+  std::vector<std::string> argv;
+};
+
 class PolicyStore {
  public:
   PolicyStore(Pool& pool, StoreOptions opts);
@@ -79,6 +109,10 @@ class PolicyStore {
 
   std::string entry_key(const Domain& d) const;
   const StoreOptions& options() const noexcept { return opts_; }
+
+  // The probes that show whether a connection may do `need` (see RedisProbe). Pure: the
+  // caller runs them (redis_check.cpp).
+  static std::vector<RedisProbe> probes(RedisNeed need, const StoreOptions& opts);
 
  private:
   // SCAN for keys beginning with `key_prefix` (taken literally); returns the rest of each

@@ -1,7 +1,9 @@
 // `mta-sts-ctl cache ...` over PolicyStore, which alone knows the key names.
 #include "ctl/cache.hpp"
 
+#include <algorithm>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "common/json.hpp"
@@ -13,7 +15,8 @@ namespace {
 Output redis_failure(const std::exception& e) {
   Output o;
   o.code = kExitFailed;
-  o.err = std::string("mta-sts-ctl: redis: ") + e.what() + "\n";
+  // e.what() begins with "redis: " already.
+  o.err = std::string("mta-sts-ctl: ") + e.what() + "\n";
   return o;
 }
 
@@ -139,7 +142,43 @@ Output cache_warm(PolicyStore& store, std::string_view text, std::string_view so
   return o;
 }
 
-Output cache_stats(PolicyStore& store, bool json) {
+namespace {
+
+// A fetcher's report time and interval, when it published them (fetchers before this
+// version did not).
+struct ReportAge {
+  std::optional<SysTime> at;
+  Seconds interval{0};
+  Seconds age{0};
+  bool stale = false;
+};
+
+std::optional<long long> integer_of(const std::map<std::string, std::string>& counters, const char* key) {
+  auto it = counters.find(key);
+  if (it == counters.end() || it->second.empty() || it->second.size() > 18) return std::nullopt;
+  long long v = 0;
+  for (char c : it->second) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+ReportAge report_age(const std::map<std::string, std::string>& counters, SysTime now) {
+  ReportAge r;
+  const auto at = integer_of(counters, "reported_at");
+  const auto interval = integer_of(counters, "stats_interval");
+  if (!at) return r;
+  r.at = SysTime{Seconds{*at}};
+  r.interval = Seconds{interval.value_or(0)};
+  r.age = std::max(Seconds{0}, now - *r.at);
+  r.stale = r.interval.count() > 0 && r.age > 2 * r.interval;
+  return r;
+}
+
+}  // namespace
+
+Output cache_stats(PolicyStore& store, SysTime now, bool json) {
   try {
     const std::size_t misses = store.misses_size();
     const std::size_t scheduled = store.schedule_size();
@@ -158,6 +197,11 @@ Output cache_stats(PolicyStore& store, bool json) {
           if (numeric) c.num(utf8_safe(k), std::stoll(v));
           else c.str(utf8_safe(k), utf8_safe(v));
         }
+        const ReportAge age = report_age(counters, now);
+        if (age.at) {
+          c.num("report_age", static_cast<std::int64_t>(age.age.count()));
+          c.boolean("stale", age.stale);
+        }
         f.raw(utf8_safe(id), counters.empty() ? "{}" : c.done());
       }
       o.out = json::Object()
@@ -170,8 +214,17 @@ Output cache_stats(PolicyStore& store, bool json) {
     o.out = "misses        " + std::to_string(misses) + "\n" + "scheduled     " + std::to_string(scheduled) + "\n";
     if (fetchers.empty()) o.out += "fetchers      none reporting\n";
     for (const auto& [id, counters] : fetchers) {
-      o.out += "fetcher " + terminal_safe(id) + "\n";
+      const ReportAge age = report_age(counters, now);
+      std::string head = "fetcher " + terminal_safe(id);
+      if (age.at) {
+        head += "  last report " + iso_time(*age.at) + " (" + std::to_string(age.age.count()) + "s ago)";
+        if (age.stale) head += "  STALE: no report for more than 2 stats intervals; stopped or cut off from Redis";
+      } else {
+        head += "  last report unknown";
+      }
+      o.out += head + "\n";
       for (const auto& [k, v] : counters) {
+        if (k == "reported_at") continue;  // shown in the head line
         std::string l = "  " + terminal_safe(k);
         l.resize(std::max<std::size_t>(l.size() + 1, 28), ' ');
         o.out += l + terminal_safe(v) + "\n";

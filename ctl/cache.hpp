@@ -20,7 +20,9 @@ Output cache_drop(PolicyStore& store, std::string_view domain, bool json);
 // scheduled anyway.
 Output cache_warm(PolicyStore& store, std::string_view text, std::string_view source, SysTime now,
                   bool json);
-// Queue sizes and every fetcher's published counters.
-Output cache_stats(PolicyStore& store, bool json);
+// Queue sizes and every fetcher's published counters, with when each fetcher last reported:
+// one that has not reported for more than twice its stats interval is marked stale (it
+// stopped or cannot reach Redis; its key expires after three intervals).
+Output cache_stats(PolicyStore& store, SysTime now, bool json);
 
 }  // namespace mtasts::ctl

@@ -116,16 +116,7 @@ std::string utf8_safe(std::string_view s) {
   return out;
 }
 
-std::string format_time(SysTime t) {
-  const std::chrono::year_month_day ymd{std::chrono::floor<std::chrono::days>(t)};
-  const std::chrono::hh_mm_ss hms{t - std::chrono::floor<std::chrono::days>(t)};
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                static_cast<int>(hms.seconds().count()));
-  return buf;
-}
+std::string format_time(SysTime t) { return iso_time(t); }
 
 std::string format_duration(Seconds d) {
   if (d.count() < 0) return "-" + format_duration(-d);

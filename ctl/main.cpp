@@ -15,6 +15,7 @@
 
 #include "common/config.hpp"
 #include "common/policy.hpp"
+#include "common/redis_check.hpp"
 #include "common/redis.hpp"
 #include "common/store.hpp"
 #include "ctl/cache.hpp"
@@ -37,6 +38,7 @@ constexpr const char* kSynopsis =
     "       mta-sts-ctl [options] cache warm [--json] FILE|-\n"
     "       mta-sts-ctl [options] cache stats [--json]\n"
     "       mta-sts-ctl -n|--check [-c FILE]\n"
+    "       mta-sts-ctl --check-redis [-c FILE]\n"
     "       mta-sts-ctl -h|--help | -V|--version\n";
 
 int emit(const Output& o) {
@@ -98,7 +100,7 @@ struct Args {
 bool takes_value(const std::string& opt) {
   if (opt.rfind("--", 0) == 0) {
     if (opt.find('=') != std::string::npos) return false;
-    return opt != "--check" && opt != "--help" && opt != "--version" && opt != "--json";
+    return opt != "--check" && opt != "--check-redis" && opt != "--help" && opt != "--version" && opt != "--json";
   }
   return opt == "-c";
 }
@@ -210,7 +212,7 @@ int run_cache(const Args& a, const Config& cfg) {
   if (what == "drop") return emit(ctl::cache_drop(store, a.words[2], a.json));
   if (what == "list") return emit(ctl::cache_list(store, limit, now, a.json));
   if (what == "warm") return emit(ctl::cache_warm(store, warm_text, a.words[2], now, a.json));
-  return emit(ctl::cache_stats(store, a.json));
+  return emit(ctl::cache_stats(store, now, a.json));
 }
 
 int main_(int argc, char** argv) {
@@ -224,8 +226,8 @@ int main_(int argc, char** argv) {
     std::fputs(kSynopsis, stdout);
     std::fputs("\n", stdout);
     std::fputs(usage(Program::ctl).c_str(), stdout);
-    std::fputs("\nExit status: 0 yes/valid/found, 1 no/invalid/not found, 2 usage or I/O error,\n"
-               "3 discovery or Redis failure. See mta-sts-ctl(1).\n",
+    std::fputs("\nExit status: 0 yes/valid/found, 1 no/invalid/not found, 2 usage, configuration or I/O\n"
+               "error, 3 discovery or Redis failure (also --check-redis). See mta-sts-ctl(1).\n",
                stdout);
     return ctl::kExitOk;
   }
@@ -256,6 +258,10 @@ int main_(int argc, char** argv) {
     std::printf("mta-sts-ctl: configuration %s is valid\n", cfg.path.empty() ? "(defaults)" : cfg.path.c_str());
     return ctl::kExitOk;
   }
+  if (cl.check_redis) {
+    if (!a.words.empty()) return usage_error("--check-redis takes no subcommand");
+    return run_check_redis(cfg, Program::ctl);
+  }
   if (sub.empty()) return usage_error("no subcommand");
   if (a.json && sub == "match") return usage_error("match has no --json output");
   if (a.limit && sub != "cache") return usage_error("--limit applies to cache list only");
@@ -271,7 +277,12 @@ int main_(int argc, char** argv) {
   }
   if (sub == "query") {
     if (a.words.size() != 2) return usage_error("query takes one DOMAIN");
-    return emit(ctl::query(cfg.ctl, a.words[1], a.json));
+    // A host whose fetcher is configured (resolver, trust store) queries the way it does,
+    // unless [ctl] or the command line says otherwise.
+    CtlConfig qc = cfg.ctl;
+    if (qc.resolvers.empty()) qc.resolvers = cfg.cached.resolvers;
+    if (qc.ca_file.empty()) qc.ca_file = cfg.cached.ca_file;
+    return emit(ctl::query(qc, a.words[1], a.json));
   }
   if (sub == "cache") return run_cache(a, cfg);
   return usage_error("unknown subcommand \"" + sub + "\"");

@@ -5,11 +5,16 @@
 // and owner, and only then are privileges dropped; Redis is reached last, as the unprivileged
 // user, so that a start-up check proves what the running filter can do.
 //
-// Signals: libmilter's own signal thread owns SIGHUP, SIGINT and SIGTERM (all three end
-// smfi_main, so SIGHUP cannot mean "reload" here); they are blocked before any thread starts
-// so that no other thread takes them. SIGUSR1 reloads the configuration (the policy settings;
-// socket, user and logging need a restart). After smfi_main returns, open connections get a
-// bounded time to end.
+// Signals: libmilter's signal thread sigwaits SIGHUP, SIGINT and SIGTERM and stops smfi_main
+// on every one of them, SIGHUP included. A postmaster's reflex (SIGHUP: reload) must not stop
+// the mail path, so smfi_main runs on a thread of its own (libmilter blocks the three signals
+// there and spawns its signal thread from it), and the main thread keeps SIGHUP unblocked with
+// a handler: Linux gives a process-directed signal to the thread-group leader first when that
+// thread does not block it, so SIGHUP reaches our handler, never libmilter's sigwait. SIGTERM
+// and SIGINT are blocked in every thread, so they reach libmilter's sigwait and stop the
+// filter as before. SIGHUP and SIGUSR1 both reload the configuration (the policy settings;
+// socket, user and logging need a restart): the handler only writes a byte to a pipe, and the
+// main thread reloads. After smfi_main returns, open connections get a bounded time to end.
 #include <libmilter/mfapi.h>
 
 #include <algorithm>
@@ -20,16 +25,23 @@
 #include <filesystem>
 #include <grp.h>
 #include <pwd.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <mutex>
+#include <atomic>
+#include <memory>
 #include <thread>
 #include <unistd.h>
 
 #include "common/config.hpp"
 #include "common/daemon.hpp"
+#include "common/fd.hpp"
 #include "common/log.hpp"
+#include "common/ratelimit.hpp"
+#include "common/redis_check.hpp"
 #include "milter/milter.hpp"
 #include "milter/socket_spec.hpp"
 
@@ -38,8 +50,62 @@ namespace {
 using namespace mtasts;
 using namespace mtasts::milter;
 
-constexpr int kExitConfig = 2;   // bad configuration or usage
-constexpr int kExitRuntime = 1;  // could not start, or libmilter failed
+constexpr int kExitConfig = exit_status::config;    // bad configuration or usage
+constexpr int kExitRuntime = exit_status::failure;  // could not start, or libmilter failed
+
+// The self-pipe of the main loop: signal handlers and the smfi_main thread write one byte.
+// The ends are owned by run()'s UniqueFds; the handler sees the write end's number here (a
+// signal handler can only use what is async-signal-safe: a plain int and write(2)).
+int g_wake[2] = {-1, -1};
+constexpr char kWakeReload = 'R';
+constexpr char kWakeStopped = 'S';
+
+extern "C" void on_reload_signal(int) {
+  const int saved = errno;
+  const char b = kWakeReload;
+  [[maybe_unused]] const ssize_t n = ::write(g_wake[1], &b, 1);  // a full pipe: a reload is already pending
+  errno = saved;
+}
+
+void wake(char b) noexcept {
+  [[maybe_unused]] const ssize_t n = ::write(g_wake[1], &b, 1);
+}
+
+// Why the socket cannot be opened, in the system's words: libmilter reports only failure (and
+// the reason to syslog). Binding the same address ourselves gives the errno (a missing
+// directory, a port in use, a permission); when that works again, errno from libmilter.
+std::string bind_error(const SocketSpec& spec, int libmilter_errno) {
+  auto fallback = [&] {
+    return libmilter_errno != 0 ? std::string(std::strerror(libmilter_errno))
+                                : std::string("libmilter could not listen there (no reason given)");
+  };
+  if (spec.kind == SocketSpec::Kind::unix_path) {
+    const UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return std::strerror(errno);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (spec.path.size() >= sizeof a.sun_path) return "path too long for a unix socket";
+    std::memcpy(a.sun_path, spec.path.data(), spec.path.size());
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) return std::strerror(errno);
+    ::unlink(spec.path.c_str());  // ours, just made: binding works now
+    return fallback();
+  }
+  addrinfo hints{};
+  hints.ai_family = spec.kind == SocketSpec::Kind::inet ? AF_INET : AF_INET6;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(spec.port);
+  const int gai = ::getaddrinfo(spec.host.empty() ? nullptr : spec.host.c_str(), port.c_str(), &hints, &res);
+  if (gai != 0) return std::string("cannot resolve ") + spec.host + ": " + ::gai_strerror(gai);
+  const std::unique_ptr<addrinfo, void (*)(addrinfo*)> owned(res, ::freeaddrinfo);
+  const UniqueFd fd(::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol));
+  if (!fd.valid()) return std::strerror(errno);
+  const int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as libmilter does
+  if (::bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0) return std::strerror(errno);
+  return fallback();
+}
 
 void open_socket(const SocketSpec& spec, const MilterConfig& cfg) {
   static std::string conn;  // libmilter keeps the pointer
@@ -48,9 +114,11 @@ void open_socket(const SocketSpec& spec, const MilterConfig& cfg) {
   if (spec.kind == SocketSpec::Kind::unix_path) daemon::clear_stale_socket(spec.path);
   // The socket is born with the configured mode (no window with a wider one).
   const mode_t old = ::umask(static_cast<mode_t>(~cfg.socket_mode & 0777));
+  errno = 0;
   const int r = smfi_opensocket(false);
+  const int open_errno = errno;
   ::umask(old);
-  if (r != MI_SUCCESS) throw std::runtime_error("cannot open milter socket " + conn);
+  if (r != MI_SUCCESS) throw std::runtime_error("cannot open milter socket " + conn + ": " + bind_error(spec, open_errno));
   if (spec.kind != SocketSpec::Kind::unix_path) return;
   if (::chmod(spec.path.c_str(), static_cast<mode_t>(cfg.socket_mode)) != 0)
     throw std::runtime_error("chmod " + spec.path + ": " + std::strerror(errno));
@@ -77,17 +145,6 @@ std::shared_ptr<Runtime> build_runtime(const Config& c) {
   return rt;
 }
 
-void check_redis(Pool& pool, const std::string& address) {
-  try {
-    auto lease = pool.lease();
-    lease->command({"PING"});
-    log::info("redis reachable", {{"address", address}});
-  } catch (const std::exception& e) {
-    // Not fatal: mail flows per on-redis-error until Redis is back.
-    log::warning("redis not reachable at start-up", {{"address", address}, {"error", e.what()}});
-  }
-}
-
 // A runtime and the subscriber that keeps its local cache fresh: what a reload replaces.
 struct Generation {
   std::shared_ptr<Runtime> rt;
@@ -97,7 +154,7 @@ struct Generation {
 Generation start_generation(const Config& c) {
   Generation g;
   g.rt = build_runtime(c);
-  check_redis(*g.rt->pool, c.redis.redis.address);
+  log_redis_check(c, Program::milter);
   PolicyLookup* lookup = g.rt->lookup.get();
   // Its own connection with the configured (not the budget) timeouts: it is off the mail path.
   g.subscriber = std::make_unique<ChangeSubscriber>(
@@ -129,83 +186,58 @@ Config keep_startup_settings(const Config& running, Config next) {
   return next;
 }
 
-// SIGUSR1: re-read the configuration, build a new runtime and publish it. Connections that
-// are open keep the snapshot they pinned; new ones get the new one. A bad file changes nothing.
-// (SIGHUP cannot be used: libmilter's signal thread owns it and stops the filter on it.)
-class Reloader {
- public:
-  Reloader(int argc, char** argv, const Config& running, Generation& current)
-      : argc_(argc), argv_(argv), running_(running), current_(current) {
-    thread_ = std::thread([this] { loop(); });
+// SIGHUP or SIGUSR1: re-read the configuration, build a new runtime and publish it. Connections
+// that are open keep the snapshot they pinned; new ones get the new one. A bad file changes
+// nothing. Runs on the main thread only.
+void reload(int argc, char** argv, const Config& running, Generation& current) {
+  try {
+    Config next = keep_startup_settings(running, load_config(Program::milter, argc, argv, nullptr));
+    const SocketSpec spec = parse_socket_spec(next.milter.socket);
+    if (!spec.ok()) throw ConfigError("socket: " + spec.error);
+    Generation g = start_generation(next);
+    set_runtime(g.rt);
+    std::swap(current, g);
+    g.subscriber->stop();  // the old generation's; its runtime lives on in open connections
+    log::notice("configuration reloaded", {{"config", next.path}, {"previous_stats", g.rt->stats.summary()}});
+  } catch (const std::exception& e) {
+    log::error("reload failed; configuration unchanged", {{"error", e.what()}});
   }
-  ~Reloader() {
-    stop_ = true;
-    thread_.join();
-  }
-  Reloader(const Reloader&) = delete;
-  Reloader& operator=(const Reloader&) = delete;
-  std::shared_ptr<Runtime> runtime() {
-    std::lock_guard lk(mu_);
-    return current_.rt;
-  }
-
- private:
-  void loop() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGUSR1);
-    while (!stop_) {
-      timespec wait{0, 200'000'000};
-      if (::sigtimedwait(&set, nullptr, &wait) == SIGUSR1) reload();
-    }
-  }
-  void reload() {
-    try {
-      Config next = keep_startup_settings(running_, load_config(Program::milter, argc_, argv_, nullptr));
-      const SocketSpec spec = parse_socket_spec(next.milter.socket);
-      if (!spec.ok()) throw ConfigError("socket: " + spec.error);
-      Generation g = start_generation(next);
-      set_runtime(g.rt);
-      {
-        std::lock_guard lk(mu_);
-        std::swap(current_, g);
-      }
-      g.subscriber->stop();  // the old generation's; its runtime lives on in open connections
-      log::notice("configuration reloaded", {{"config", next.path}, {"previous_stats", g.rt->stats.summary()}});
-    } catch (const std::exception& e) {
-      log::error("reload failed; configuration unchanged", {{"error", e.what()}});
-    }
-  }
-
-  int argc_;
-  char** argv_;
-  const Config& running_;
-  Generation& current_;
-  std::mutex mu_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
+}
 
 int run(const Config& c, const SocketSpec& spec, int argc, char** argv) {
   daemon::init_logging(c.milter.daemon, "mta-sts-milter");
   daemon::detach(c.milter.daemon);
 
-  // Before any thread exists, so that every thread inherits the mask: libmilter's signal
-  // thread takes SIGHUP/SIGINT/SIGTERM, the reloader SIGUSR1.
+  // Before any thread exists, so that every thread inherits the mask: SIGTERM and SIGINT are
+  // for libmilter's signal thread alone. SIGHUP and SIGUSR1 stay unblocked with a handler
+  // (see the top of this file).
+  if (::pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+  const UniqueFd wake_read(g_wake[0]), wake_write(g_wake[1]);  // closed only when run() returns
+  // Declared after the pipe, so destroyed before it: no handler writes to a closed descriptor.
+  struct IgnoreReloadsAtExit {
+    ~IgnoreReloadsAtExit() {
+      std::signal(SIGHUP, SIG_IGN);
+      std::signal(SIGUSR1, SIG_IGN);
+    }
+  } ignore_reloads_at_exit;
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  struct sigaction sa{};
+  sa.sa_handler = on_reload_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGHUP, &sa, nullptr);
+  sigaction(SIGUSR1, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
   const std::string& pid_file = c.milter.daemon.pid_file;
   std::string pid_err;
   const auto pid_guard = daemon::PidFile::create(pid_file, &pid_err);
   if (!pid_guard) {
-    log::error("cannot write pid file", {{"path", pid_file}, {"error", pid_err}});
+    log::fatal("cannot write pid file", {{"path", pid_file}, {"error", pid_err}});
     return kExitRuntime;
   }
 
@@ -215,22 +247,34 @@ int run(const Config& c, const SocketSpec& spec, int argc, char** argv) {
     open_socket(spec, c.milter);
     daemon::drop_privileges(c.milter.daemon);
   } catch (const std::exception& e) {
-    log::error("cannot start", {{"error", e.what()}});
+    log::fatal("cannot start", {{"error", e.what()}});
     return kExitRuntime;
   }
 
   Generation current = start_generation(c);
   set_runtime(current.rt);
-  int r = MI_FAILURE;
-  std::shared_ptr<Runtime> last;
-  {
-    Reloader reloader(argc, argv, c, current);
-    log::notice("started", {{"socket", spec.libmilter()}, {"version", MTASTS_VERSION}});
-    daemon::notify("READY=1");
+  std::atomic<int> r{MI_FAILURE};
+  std::thread milter([&r] {
     r = smfi_main();
-    daemon::notify("STOPPING=1");
-    last = reloader.runtime();
-  }  // no reload from here on
+    wake(kWakeStopped);
+  });
+  log::notice("started", {{"socket", spec.libmilter()}, {"version", MTASTS_VERSION}});
+  daemon::notify("READY=1");
+  for (bool running = true; running;) {
+    pollfd p{g_wake[0], POLLIN, 0};
+    if (::poll(&p, 1, -1) < 0) continue;  // EINTR: a handler ran; its byte is in the pipe
+    char buf[64];
+    const ssize_t n = ::read(g_wake[0], buf, sizeof buf);
+    bool reload_wanted = false;
+    for (ssize_t i = 0; i < n; ++i) {
+      if (buf[i] == kWakeStopped) running = false;
+      if (buf[i] == kWakeReload) reload_wanted = true;
+    }
+    if (reload_wanted && running) reload(argc, argv, c, current);  // several signals: one reload
+  }
+  milter.join();
+  daemon::notify("STOPPING=1");
+  const std::shared_ptr<Runtime> last = current.rt;
 
   // smfi_main has stopped accepting; let open connections finish their transaction.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -239,7 +283,11 @@ int run(const Config& c, const SocketSpec& spec, int argc, char** argv) {
   current.subscriber->stop();
   log::notice("stopped", {{"open_sessions", std::to_string(open_sessions())}, {"stats", last->stats.summary()}});
   if (spec.kind == SocketSpec::Kind::unix_path) ::unlink(spec.path.c_str());
-  return r == MI_SUCCESS ? 0 : kExitRuntime;
+  if (r != MI_SUCCESS) {
+    log::fatal("libmilter's main loop failed (its reason is in the mail log)");
+    return kExitRuntime;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -249,9 +297,6 @@ int main(int argc, char** argv) {
   CommandLine cl;
   try {
     cfg = load_config(Program::milter, argc, argv, &cl);
-  } catch (const ConfigError& e) {
-    std::fprintf(stderr, "mta-sts-milter: %s\n", e.what());
-    return kExitConfig;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mta-sts-milter: %s\n", e.what());
     return kExitConfig;
@@ -273,13 +318,13 @@ int main(int argc, char** argv) {
   if (cl.check) {
     std::printf("mta-sts-milter: configuration OK%s%s\n", cfg.path.empty() ? "" : " (",
                 cfg.path.empty() ? "" : (cfg.path + ")").c_str());
-    return 0;
+    if (!cl.check_redis) return 0;
   }
+  if (cl.check_redis) return run_check_redis(cfg, Program::milter);
   try {
     return run(cfg, spec, argc, argv);
   } catch (const std::exception& e) {
-    log::error("fatal", {{"error", e.what()}});
-    std::fprintf(stderr, "mta-sts-milter: %s\n", e.what());
+    log::fatal("cannot start", {{"error", e.what()}});
     return kExitRuntime;
   }
 }

@@ -50,7 +50,7 @@ class Session {
 
   sfsistat negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long* pf0, unsigned long* pf1,
                      unsigned long* pf2, unsigned long* pf3);
-  sfsistat mail(SMFICTX* ctx);
+  sfsistat mail(SMFICTX* ctx, const char* sender);
   sfsistat rcpt(SMFICTX* ctx, const char* rcpt);
   sfsistat header(SMFICTX* ctx, const char* name, const char* value);
   sfsistat eom(SMFICTX* ctx);
@@ -67,8 +67,14 @@ class Session {
   bool no_reply(const Step& s) const { return s.no_reply_flag != 0 && (steps_ & s.no_reply_flag) != 0; }
   sfsistat ok(const Step& s) const { return no_reply(s) ? SMFIS_NOREPLY : SMFIS_CONTINUE; }
   bool tempfail_on_error() const { return rt_->cfg.on_redis_error == OnFailure::tempfail; }
+  void report_lookup(SMFICTX* ctx, const LookupResult& r, std::string_view rcpt, const Domain& d);
 
   std::shared_ptr<const Runtime> rt_;
+  // For log lines written before the MTA has a queue id (Postfix assigns it after the first
+  // accepted recipient): they carry the client and the envelope instead. Untrusted text; the
+  // logger escapes it.
+  std::string client_;
+  std::string sender_;
   unsigned long steps_ = 0;  // protocol flags agreed in negotiate
   std::unique_ptr<Message> msg_;
 };
@@ -99,7 +105,8 @@ sfsistat dispatch(SMFICTX* ctx, const Step& step, F&& f) noexcept {
 
 sfsistat Session::failed(SMFICTX* ctx, const Step& step, const char* what) {
   try {
-    log::error("milter step failed", {{"step", step.name}, {"qid", macro(ctx, "i")}, {"error", what}});
+    log::error("milter step failed", {{"step", step.name}, {"qid", macro(ctx, "i")}, {"client", client_},
+                                      {"from", sender_}, {"error", what}});
     if (no_reply(step)) {
       // The MTA expects no answer here; the end of message applies the failure action.
       message().fail(what);
@@ -140,17 +147,51 @@ sfsistat Session::negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, un
   if (f0 & SMFIF_SETSYMLIST) {
     // The queue id for the log line: Postfix and Sendmail both know `i` by the end of message.
     // Only `i`, and at no other stage, so that the MTA sends no macros we do not read.
+    // {client_addr} at MAIL: the connect step is skipped, and a log line written before the
+    // queue id exists needs something to match it with the MTA's own log.
+    char mail_macros[] = "i {client_addr}";
     char i[] = "i";
-    smfi_setsymlist(ctx, SMFIM_ENVFROM, i);
+    smfi_setsymlist(ctx, SMFIM_ENVFROM, mail_macros);
     smfi_setsymlist(ctx, SMFIM_ENVRCPT, i);
     smfi_setsymlist(ctx, SMFIM_EOM, i);
   }
   return SMFIS_CONTINUE;
 }
 
-sfsistat Session::mail(SMFICTX*) {
+sfsistat Session::mail(SMFICTX* ctx, const char* sender) {
   msg_ = std::make_unique<Message>(rt_->message);
+  sender_ = sender ? sender : "";
+  if (std::string addr = macro(ctx, "{client_addr}"); !addr.empty()) client_ = std::move(addr);
   return ok(kMail);
+}
+
+// A failed lookup is logged once when failures start, then summed up once a minute, and once
+// more when lookups work again (a Redis outage would otherwise log a line per recipient).
+// Only an answer from Redis proves it is back: a local-cache hit says nothing about it.
+void Session::report_lookup(SMFICTX* ctx, const LookupResult& r, std::string_view rcpt, const Domain& d) {
+  const SysTime now = rt_->clock.now();
+  if (r.error.empty()) {
+    if (r.source != LookupSource::redis) return;
+    const FailureLog::Report rep = rt_->redis_health->success(now);
+    if (rep.event == FailureLog::Event::up)
+      log::notice("policy lookups work again", {{"failures", std::to_string(rep.failures)},
+                                                {"since", iso_time(rep.since)},
+                                                {"down_for", std::to_string(rep.down_for.count()) + "s"}});
+    return;
+  }
+  const FailureLog::Report rep = rt_->redis_health->failure(now);
+  const char* problem = to_string(classify_text(r.error));
+  if (rep.event == FailureLog::Event::down) {
+    log::warning(r.failed ? "policy lookup failed; more failures are summed up once a minute"
+                          : "policy lookup incomplete; more failures are summed up once a minute",
+                 {{"qid", macro(ctx, "i")}, {"client", client_}, {"from", sender_}, {"rcpt", rcpt},
+                  {"domain", d.str()}, {"problem", problem}, {"error", r.error}});
+  } else if (rep.event == FailureLog::Event::still_down) {
+    log::warning("policy lookups still failing", {{"failures", std::to_string(rep.failures)},
+                                                  {"since", iso_time(rep.since)},
+                                                  {"problem", problem},
+                                                  {"error", r.error}});
+  }
 }
 
 sfsistat Session::rcpt(SMFICTX* ctx, const char* rcpt) {
@@ -168,14 +209,12 @@ sfsistat Session::rcpt(SMFICTX* ctx, const char* rcpt) {
     const RedisDeadline budget(rt_->cfg.redis_budget + rt_->cfg.miss_wait);
     return rt_->lookup->lookup(*rd.domain);
   }();
-  if (!r.error.empty()) {
-    log::warning(r.failed ? "policy lookup failed" : "policy lookup incomplete",
-                 {{"qid", macro(ctx, "i")}, {"domain", rd.domain->str()}, {"error", r.error}});
-  }
+  report_lookup(ctx, r, rcpt ? rcpt : "", *rd.domain);
   Decision d = decide(*rd.domain, r, rt_->clock.now(), rt_->decision);
   if (d.action == Action::tempfail && !no_reply(kRcpt)) {
-    log::notice("recipient deferred", {{"qid", macro(ctx, "i")}, {"domain", d.domain}, {"status", to_string(d.status)},
-                                       {"reason", d.reason}});
+    log::notice("recipient deferred", {{"qid", macro(ctx, "i")}, {"client", client_}, {"from", sender_},
+                                       {"rcpt", rcpt ? rcpt : ""}, {"domain", d.domain},
+                                       {"status", to_string(d.status)}, {"reason", d.reason}});
     std::string text = d.status == Status::error
                            ? "MTA-STS policy cache unavailable, try again later"
                            : "MTA-STS policy of " + d.domain + " not known yet, try again later";
@@ -199,7 +238,8 @@ sfsistat Session::eom(SMFICTX* ctx) {
   if (!done) done = std::make_unique<Message>(rt_->message);
   const std::string qid = macro(ctx, "i");
   if (!done->failure().empty() && tempfail_on_error()) {
-    log::error("message deferred after an earlier failure", {{"qid", qid}, {"error", done->failure()}});
+    log::error("message deferred after an earlier failure",
+               {{"qid", qid}, {"client", client_}, {"from", sender_}, {"error", done->failure()}});
     return SMFIS_TEMPFAIL;
   }
   const HeaderPlan plan = done->plan();
@@ -240,8 +280,8 @@ sfsistat cb_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
   return dispatch(ctx, kNegotiate, [&](Session& s) { return s.negotiate(ctx, f0, f1, pf0, pf1, pf2, pf3); });
 }
 
-sfsistat cb_envfrom(SMFICTX* ctx, char**) noexcept {
-  return dispatch(ctx, kMail, [&](Session& s) { return s.mail(ctx); });
+sfsistat cb_envfrom(SMFICTX* ctx, char** argv) noexcept {
+  return dispatch(ctx, kMail, [&](Session& s) { return s.mail(ctx, argv ? argv[0] : nullptr); });
 }
 
 sfsistat cb_envrcpt(SMFICTX* ctx, char** argv) noexcept {

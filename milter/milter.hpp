@@ -10,6 +10,7 @@
 
 #include "common/clock.hpp"
 #include "common/config.hpp"
+#include "common/ratelimit.hpp"
 #include "common/redis.hpp"
 #include "milter/decision.hpp"
 #include "common/lookup.hpp"
@@ -28,6 +29,9 @@ struct Runtime {
   std::unique_ptr<Pool> pool;
   std::unique_ptr<PolicySource> source;
   std::unique_ptr<PolicyLookup> lookup;
+  // Failed lookups during a Redis outage: one line when it starts, a summary a minute, one
+  // when it ends (a pointer: connections see the Runtime as const).
+  std::unique_ptr<FailureLog> redis_health = std::make_unique<FailureLog>();
 };
 
 // Publishes the snapshot that new connections pin.

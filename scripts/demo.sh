@@ -18,6 +18,10 @@
 #   postfix          a private instance (config DIR/postfix) on 127.0.0.1:2525 with the milter,
 #                    relaying everything to an smtp-sink on 127.0.0.1:2526 that keeps each
 #                    message in DIR/sink/
+# Then, last, mtasts-delivery-demo (tests/e2e/deliver/demo_main.cpp): MTA-STS enforced at
+# delivery, in a network namespace of its own (DNS, STARTTLS MX hosts on port 25, Redis, the
+# fetcher, mta-sts-tlsmap, a Postfix asking it): a message deferred for an MX whose certificate
+# names another host, then delivered over verified TLS once that MX is fixed.
 # Running it for real instead (system resolver and trust store, a shared Redis, several MTAs):
 # leave out resolver and ca-file, point every host's [redis] address at the shared Redis with
 # its own ACL user (etc/redis-acl.conf), run mta-sts-cached on one or a few hosts and
@@ -103,10 +107,12 @@ fi
 if [ -z "$BUILD_DIR" ]; then
   step "building (cmake preset default)"
   cmake --preset default >/dev/null
-  cmake --build --preset default -j"$(nproc)" --target mta-sts-milter mta-sts-cached mta-sts-ctl mtasts-world
+  cmake --build --preset default -j"$(nproc)" --target mta-sts-milter mta-sts-cached mta-sts-ctl mtasts-world \
+    mta-sts-tlsmap mtasts-delivery-demo
 fi
 CTL="$BUILD/ctl/mta-sts-ctl"
-for b in "$BUILD/milter/mta-sts-milter" "$BUILD/cached/mta-sts-cached" "$CTL" "$BUILD/tests/world/mtasts-world"; do
+for b in "$BUILD/milter/mta-sts-milter" "$BUILD/cached/mta-sts-cached" "$CTL" "$BUILD/tests/world/mtasts-world" \
+    "$BUILD/tests/world/mtasts-delivery-demo"; do
   [ -x "$b" ] || die "missing $b after the build"
 done
 
@@ -283,6 +289,9 @@ echo
 
 step "the milter's log line for the message"
 grep -i 'qid=' "$DIR/milter.log" | tail -n 3 || true
+
+step "MTA-STS enforced at delivery: Postfix asking mta-sts-tlsmap (mtasts-delivery-demo)"
+"$BUILD/tests/world/mtasts-delivery-demo" || die "the delivery demo failed"
 
 if [ "$HOLD" -eq 1 ]; then
   step "holding: everything keeps running; try"

@@ -15,7 +15,7 @@ BUILD_PKGS="build-essential cmake pkg-config g++ clang libclang-rt-14-dev \
   libboost-program-options-dev libgtest-dev libgmock-dev"
 SERVER_PKGS="redis-server redis-tools redis-sentinel dnsmasq-base nginx-light postfix miltertest \
   swaks ldnsutils openssl ca-certificates mandoc valgrind iproute2 procps psmisc libwrap0 m4 \
-  util-linux dpkg-dev man-db file curl"
+  util-linux dpkg-dev man-db file curl python3-aiosmtpd nsd unbound"
 
 missing=""
 for p in $BUILD_PKGS $SERVER_PKGS; do
@@ -37,5 +37,23 @@ if [ ! -x "$SM_DIR/usr/libexec/sendmail/sendmail" ]; then
   ( cd /tmp/mta-sts-sm-debs && apt-get download -qq sendmail-bin sendmail-base sendmail-cf )
   for d in /tmp/mta-sts-sm-debs/*.deb; do dpkg -x "$d" "$SM_DIR"; done
   rm -rf /tmp/mta-sts-sm-debs
+fi
+
+# The yardstick of the mta-sts-tlsmap benchmark (bench/tlsmap): Debian's postfix-mta-sts-resolver
+# (mta-sts-daemon). Its own service would listen on 127.0.0.1:8461, mta-sts-tlsmap's default
+# too: it is kept disabled; the benchmark starts its own instance on a free port. python3-redis
+# stands in for the aioredis 2 its Redis cache needs (Debian 12 ships aioredis 1.3.1).
+if ! dpkg-query -W -f='${Status}' postfix-mta-sts-resolver 2>/dev/null | grep -q "install ok installed" ||
+   ! dpkg-query -W -f='${Status}' python3-redis 2>/dev/null | grep -q "install ok installed"; then
+  apt-get install -y -qq --no-install-recommends postfix-mta-sts-resolver python3-redis
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now postfix-mta-sts-resolver >/dev/null 2>&1 || true
+  fi
+fi
+# nsd and unbound serve the DNSSEC world of the delivery tests (tests/e2e/deliver), which start
+# their own instances inside a network namespace. Their system services would take port 53
+# (and unbound may become the machine's resolver): keep them off.
+if [ -d /run/systemd/system ]; then
+  systemctl disable --now nsd.service unbound.service unbound-resolvconf.service >/dev/null 2>&1 || true
 fi
 echo "install-deps: ok"

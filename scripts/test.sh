@@ -27,6 +27,15 @@ cmake --build --preset default -j"$jobs"
 step "tests: unit, integration, e2e"
 ctest --preset default -j"$jobs" --timeout 300
 
+step "packaging build: Release with Debian's build flags, no tests, warnings not errors"
+(
+  eval "$(dpkg-buildflags --export=sh)"
+  cmake --preset package >/dev/null
+  cmake --build --preset package -j"$jobs"
+  [ ! -e build/package/tests ] || { echo "the packaging build built the tests" >&2; exit 1; }
+  cd build/package && rm -f ./*.deb && cpack -G DEB >/dev/null && ls ./*.deb
+)
+
 if [ "$quick" -eq 0 ]; then
   step "build: asan preset"
   cmake --preset asan >/dev/null

@@ -24,6 +24,7 @@
 #include "common/dns.hpp"
 #include "common/log.hpp"
 #include "common/lookup.hpp"
+#include "common/redis_check.hpp"
 #include "tlsmap/listen.hpp"
 #include "tlsmap/mx.hpp"
 #include "tlsmap/responder.hpp"
@@ -185,7 +186,7 @@ int run(const Config& c, int argc, char** argv) {
   std::string pid_err;
   const auto pid_guard = daemon::PidFile::create(t.daemon.pid_file, &pid_err);
   if (!pid_guard) {
-    log::error("cannot write pid file", {{"path", t.daemon.pid_file}, {"error", pid_err}});
+    log::fatal("cannot write pid file", {{"path", t.daemon.pid_file}, {"error", pid_err}});
     return kExitRuntime;
   }
   raise_fd_limit(t.max_connections);
@@ -196,9 +197,10 @@ int run(const Config& c, int argc, char** argv) {
     for (const auto& spec : specs) listeners.push_back(open_listener(spec, t.socket_mode, t.daemon));
     daemon::drop_privileges(t.daemon);
   } catch (const std::exception& e) {
-    log::error("cannot start", {{"error", e.what()}});
+    log::fatal("cannot start", {{"error", e.what()}});
     return kExitRuntime;
   }
+  log_redis_check(c, Program::tlsmap);  // not fatal: lookups answer on-redis-error meanwhile
 
   CurrentRuntime current(build_runtime(c));
   ServerOptions so;
@@ -273,13 +275,13 @@ int main(int argc, char** argv) {
   if (cl.check) {
     std::printf("mta-sts-tlsmap: configuration OK%s%s\n", cfg.path.empty() ? "" : " (",
                 cfg.path.empty() ? "" : (cfg.path + ")").c_str());
-    return 0;
+    if (!cl.check_redis) return 0;
   }
+  if (cl.check_redis) return run_check_redis(cfg, Program::tlsmap);
   try {
     return run(cfg, argc, argv);
   } catch (const std::exception& e) {
-    log::error("fatal", {{"error", e.what()}});
-    std::fprintf(stderr, "mta-sts-tlsmap: %s\n", e.what());
+    log::fatal("cannot start", {{"error", e.what()}});
     return kExitRuntime;
   }
 }

@@ -97,10 +97,12 @@ std::vector<std::string> policy_lines(const Policy& p) {
 
 Reply enforce_reply(Dialect dialect, const Domain& d, const StoredPolicy& sp, const MxSet* mx) {
   Reply r;
-  if (mx != nullptr && mx->available && mx->dane != DaneCoverage::none) {
-    // RFC 8461 section 2: DANE takes precedence. Postfix's dane-only uses TLSA and fails
-    // closed; dane uses TLSA where present. Sendmail reads anything but "secure" as "no STS
-    // check", leaving the domain to its own DANE support.
+  // RFC 8461 section 2: DANE takes precedence, for a sender that does DANE. Postfix does:
+  // its dane-only uses TLSA and fails closed, dane uses TLSA where present. Sendmail's `sts'
+  // map reads anything but "secure" as "no STS check" and Debian's Sendmail has no DANE, so
+  // a DANE reply there would send an enforce domain's mail in clear once STARTTLS is
+  // stripped: the sts dialect always gets the MTA-STS answer.
+  if (dialect != Dialect::sts && mx != nullptr && mx->available && mx->dane != DaneCoverage::none) {
     r.outcome = mx->dane == DaneCoverage::all ? "dane-only" : "dane";
     r.text = "OK " + r.outcome;
     return r;

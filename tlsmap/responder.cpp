@@ -36,7 +36,9 @@ void Responder::log_reply(const Request& req, const Reply& reply, const std::str
   if (reply.suffix_fallback)
     log::warning("MX set unavailable; `*.` patterns sent as `.suffix` (any depth in Postfix)",
                  {{"domain", domain}});
-  const log::Level level = reply.outcome == "notfound" ? log::Level::debug : log::Level::info;
+  // One line per lookup would be one per delivery attempt: routine answers at debug; the
+  // ones that hold mail back (TEMP) at info, so that a deferral can be explained.
+  const log::Level level = reply.outcome == "temp" ? log::Level::info : log::Level::debug;
   const std::string_view map = req.dialect ? to_string(*req.dialect) : "?";
   if (r && !r->error.empty())
     log::write(level, "reply", {{"domain", domain}, {"map", map}, {"reply", reply.outcome}, {"reason", reason},

@@ -35,6 +35,9 @@ namespace {
 constexpr std::uint64_t kEventToken = 0;
 constexpr std::uint64_t kListenerBit = std::uint64_t{1} << 63;
 constexpr std::size_t kReadChunk = 16384;
+// Replies waiting for a client that does not read them: past this, its requests are not read
+// either, so that a client cannot make the server buffer without bound.
+constexpr std::size_t kMaxPendingOut = 256 * 1024;
 
 std::runtime_error sys_error(const char* what) { return std::runtime_error(std::string(what) + ": " + std::strerror(errno)); }
 
@@ -196,9 +199,13 @@ void Server::close_conn(std::uint64_t id) {
   counters_.open.fetch_sub(1);
 }
 
+bool Server::can_take(const Conn& c) const {
+  return c.slots.size() < opts_.max_pipeline && c.out.size() - c.out_off < kMaxPendingOut;
+}
+
 void Server::update_interest(Conn& c) {
   std::uint32_t want = 0;
-  if (!c.eof && c.slots.size() < opts_.max_pipeline) want |= EPOLLIN;
+  if (!c.eof && can_take(c)) want |= EPOLLIN;
   if (c.out_off < c.out.size()) want |= EPOLLOUT;
   if (want == c.events) return;
   epoll_event ev{};
@@ -208,9 +215,11 @@ void Server::update_interest(Conn& c) {
 }
 
 void Server::on_readable(Conn& c) {
+  // process_input() may close (and free) the connection: remember how to look it up.
+  const std::uint64_t id = c.id;
   char buf[kReadChunk];
   // Read only what can be taken in: at most one chunk waits unparsed.
-  while (!c.eof && c.in.size() - c.in_off < kReadChunk && c.slots.size() < opts_.max_pipeline) {
+  while (!c.eof && can_take(c) && c.in.size() - c.in_off < kReadChunk) {
     const ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, 0);
     if (n > 0) {
       if (c.in_off == c.in.size()) {
@@ -220,7 +229,10 @@ void Server::on_readable(Conn& c) {
       c.in.append(buf, static_cast<std::size_t>(n));
       c.last_active = SteadyClock::now();
       process_input(c);
-      if (!conns_.count(c.id)) return;
+      if (!conns_.count(id)) return;
+      // A short read drained the socket: skip the recv() that would say EAGAIN (epoll is
+      // level-triggered and reports anything that arrives later).
+      if (static_cast<std::size_t>(n) < sizeof buf) break;
       continue;
     }
     if (n == 0) {
@@ -235,11 +247,11 @@ void Server::on_readable(Conn& c) {
     break;
   }
   if (c.eof) {
-    if (!c.reader.idle()) {
+    if (!c.reader.idle() && c.in_off == c.in.size()) {
       close_conn(c.id);  // a request cut short: nobody to answer
       return;
     }
-    if (c.slots.empty() && c.out_off == c.out.size()) {
+    if (c.slots.empty() && c.out_off == c.out.size() && c.in_off == c.in.size()) {
       close_conn(c.id);
       return;
     }
@@ -248,11 +260,19 @@ void Server::on_readable(Conn& c) {
 }
 
 void Server::process_input(Conn& c) {
-  while (c.in_off < c.in.size() && c.slots.size() < opts_.max_pipeline) {
+  while (c.in_off < c.in.size() && can_take(c)) {
     c.in_off += c.reader.feed(std::string_view(c.in).substr(c.in_off));
     if (c.reader.state() == NetstringReader::State::error) {
       counters_.protocol_errors.fetch_add(1);
       log::notice("socketmap protocol error, connection closed", {{"error", c.reader.error()}});
+      // Replies already known for earlier requests go out first (best effort, no waiting).
+      while (!c.slots.empty() && c.slots.front()) {
+        c.out += netstring(*c.slots.front());
+        c.slots.pop_front();
+      }
+      if (c.out_off < c.out.size())
+        [[maybe_unused]] const ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off,
+                                                  MSG_NOSIGNAL | MSG_DONTWAIT);
       close_conn(c.id);
       return;
     }
@@ -312,12 +332,12 @@ void Server::flush(Conn& c) {
     c.out_off = 0;
   }
   c.last_active = SteadyClock::now();
-  if (c.eof && c.slots.empty() && c.out.empty()) {
+  if (c.eof && c.slots.empty() && c.out.empty() && c.in_off == c.in.size()) {
     close_conn(c.id);
     return;
   }
   // Room in the pipeline again: bytes already read may hold the next requests.
-  if (c.in_off < c.in.size() && c.slots.size() < opts_.max_pipeline) {
+  if (c.in_off < c.in.size() && can_take(c)) {
     process_input(c);
     return;
   }

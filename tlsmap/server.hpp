@@ -6,8 +6,8 @@
 // - A request is never buffered beyond kMaxRequest: a longer netstring, or anything that is
 //   not a netstring, closes that connection (a protocol error; the client fails closed).
 // - A connection with nothing in flight that stays silent for idle_timeout is closed.
-// - At most max_pipeline requests of one connection are in flight; then it is not read until
-//   replies have gone out. When the worker queue is full the request gets "TEMP" at once.
+// - At most max_pipeline requests of one connection are in flight, and at most 256 KiB of its
+//   replies wait to be sent; beyond either, it is not read until replies have gone out. When the worker queue is full the request gets "TEMP" at once.
 // - stop() is async-signal-safe (a write to an eventfd); run() then stops accepting, gives
 //   requests in flight a bounded time (drain) to be answered, and returns.
 #pragma once
@@ -113,6 +113,7 @@ class Server {
   void on_readable(Conn& c);
   void process_input(Conn& c);
   void flush(Conn& c);
+  bool can_take(const Conn& c) const;  // may more requests of `c` be taken in now?
   void update_interest(Conn& c);
   void close_conn(std::uint64_t id);
   void drain_done();

@@ -29,6 +29,8 @@ class TempDir {
 
 void write_file(const std::filesystem::path& p, const std::string& content);
 std::string read_file(const std::filesystem::path& p);
+// The lines of a text, without their newlines.
+std::vector<std::string> lines_of(const std::string& text);
 
 // A child process. stdout and stderr go to `log_file` (appended) when given, else /dev/null.
 // The destructor sends SIGTERM, waits up to 5 s, then SIGKILL.

@@ -53,6 +53,11 @@ std::string lower(std::string s) {
   return s;
 }
 
+std::vector<std::string> with_prefix(std::vector<std::string> prefix, const std::vector<std::string>& argv) {
+  prefix.insert(prefix.end(), argv.begin(), argv.end());
+  return prefix;
+}
+
 std::string join(const std::vector<std::string>& v, const std::string& sep) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
@@ -168,14 +173,15 @@ Postfix::Postfix(const fs::path& dir, PostfixOptions o) : dir_(dir / "postfix"),
       "mail_owner = postfix\nsetgid_group = postdrop\n"
       "myhostname = mta.e2e.test\nmydomain = e2e.test\nmyorigin = $myhostname\nmydestination =\n"
       "inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmynetworks = 127.0.0.0/8\n"
-      "relayhost = [127.0.0.1]:" + std::to_string(o_.relay_port) + "\n"
       "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n"
       "alias_maps =\nalias_database =\nlocal_recipient_maps =\n"
-      "smtp_dns_support_level = disabled\nbiff = no\nappend_dot_mydomain = no\n"
+      "biff = no\nappend_dot_mydomain = no\n"
       "maillog_file = " + (dir_ / "maillog").string() + "\n"
       "maillog_file_prefixes = " + dir_.string() + "\n"
       // Retries come quickly in tests (a message deferred while Redis is down, say).
       "queue_run_delay = 2s\nminimal_backoff_time = 2s\nmaximal_backoff_time = 4s\n";
+  if (o_.relay_port != 0)
+    main_cf += "relayhost = [127.0.0.1]:" + std::to_string(o_.relay_port) + "\nsmtp_dns_support_level = disabled\n";
   if (!o_.milter.empty()) {
     main_cf += "smtpd_milters = " + o_.milter + "\nnon_smtpd_milters = " + o_.milter + "\n"
                // A broken milter must show as failed mail, never as silently untagged mail.
@@ -205,11 +211,12 @@ Postfix::Postfix(const fs::path& dir, PostfixOptions o) : dir_(dir / "postfix"),
              "local     unix  - n n - - local\n"
              "anvil     unix  - - n - 1 anvil\n"
              "scache    unix  - - n - 1 scache\n"
+             "tlsmgr    unix  - - n 1000? 1 tlsmgr\n"
              "postlog   unix-dgram n - n - 1 postlogd\n");
   const std::string conf = config_dir().string();
-  RunResult r = run({"postfix", "-c", conf, "check"}, 60s);
+  RunResult r = run(with_prefix(o_.command_prefix, {"postfix", "-c", conf, "check"}), 60s);
   if (r.exit_code != 0) throw std::runtime_error("postfix check failed: " + r.err + maillog());
-  r = run({"postfix", "-c", conf, "start"}, 60s);
+  r = run(with_prefix(o_.command_prefix, {"postfix", "-c", conf, "start"}), 60s);
   if (r.exit_code != 0) throw std::runtime_error("postfix start failed: " + r.err + maillog());
   running_ = true;
   if (!wait_until([&] { return accepts(o_.smtp_port); }, 15s))
@@ -223,7 +230,7 @@ void Postfix::stop() {
   running_ = false;
   const fs::path pid_file = dir_ / "queue" / "pid" / "master.pid";
   const std::string pid_text = read_file(pid_file);
-  run({"postfix", "-c", config_dir().string(), "stop"}, 30s);
+  run(with_prefix(o_.command_prefix, {"postfix", "-c", config_dir().string(), "stop"}), 30s);
   if (pid_text.empty()) return;
   const pid_t pid = static_cast<pid_t>(std::atol(pid_text.c_str()));
   if (pid <= 1) return;
@@ -245,7 +252,13 @@ std::string Postfix::queue_id(const std::string& token) const {
 RunResult Postfix::sendmail(const std::string& from, const std::vector<std::string>& to, const std::string& message) {
   std::vector<std::string> argv{"/usr/sbin/sendmail", "-C", config_dir().string(), "-i", "-f", from, "--"};
   argv.insert(argv.end(), to.begin(), to.end());
-  return run(argv, 60s, message);
+  return run(with_prefix(o_.command_prefix, argv), 60s, message);
+}
+
+RunResult Postfix::postqueue(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"postqueue", "-c", config_dir().string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(with_prefix(o_.command_prefix, argv), 60s);
 }
 
 // ---- Sendmail -----------------------------------------------------------------------------
@@ -266,7 +279,8 @@ Sendmail::Sendmail(const fs::path& dir, SendmailOptions o) : dir_(dir / "sendmai
   fs::permissions(dir_ / "mqueue", fs::perms::owner_all);
   write_file(dir_ / "statistics", "");
   write_file(dir_ / "aliases", "");
-  write_file(dir_ / "service.switch", "hosts files\naliases files\n");
+  // Without a relay host, MX records come from the DNS (the system resolver).
+  write_file(dir_ / "service.switch", o_.relay_port != 0 ? "hosts files\naliases files\n" : "hosts dns files\naliases files\n");
   const std::string d = dir_.string();
   const std::string mc =
       "divert(-1)\ndivert(0)dnl\n"
@@ -281,8 +295,10 @@ Sendmail::Sendmail(const fs::path& dir, SendmailOptions o) : dir_(dir / "sendmai
       "define(`confDONT_PROBE_INTERFACES', `True')dnl\n"
       // The test directory lives under /tmp (sticky, world-writable).
       "define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit,GroupWritableDirPathSafe')dnl\n"
-      "define(`SMART_HOST', `relay:[127.0.0.1]')dnl\n"
-      "define(`RELAY_MAILER_ARGS', `TCP $h " + std::to_string(o_.relay_port) + "')dnl\n"
+      + (o_.relay_port != 0
+             ? "define(`SMART_HOST', `relay:[127.0.0.1]')dnl\n"
+               "define(`RELAY_MAILER_ARGS', `TCP $h " + std::to_string(o_.relay_port) + "')dnl\n"
+             : std::string()) +
       "define(`confDELIVERY_MODE', `background')dnl\n"
       "define(`confTO_IDENT', `0s')dnl\n"
       "define(`confMILTER_LOG_LEVEL', `10')dnl\n"
@@ -291,8 +307,18 @@ Sendmail::Sendmail(const fs::path& dir, SendmailOptions o) : dir_(dir / "sendmai
       "FEATURE(`accept_unresolvable_domains')dnl\n"
       "FEATURE(`no_default_msa')dnl\n"
       "DAEMON_OPTIONS(`Port=" + std::to_string(o_.smtp_port) + ", Addr=127.0.0.1, Name=MTA')dnl\n"
-      "INPUT_MAIL_FILTER(`mtasts', `S=" + o_.milter + ", F=T, T=S:10s;R:20s;E:30s')dnl\n"
-      "MAILER(`smtp')dnl\n";
+      + (o_.milter.empty() ? std::string()
+                           : "INPUT_MAIL_FILTER(`mtasts', `S=" + o_.milter + ", F=T, T=S:10s;R:20s;E:30s')dnl\n") +
+      [&] {
+        std::string extra;
+        for (const auto& l : o_.mc_lines) extra += l + "\n";
+        return extra;
+      }() +
+      "MAILER(`smtp')dnl\n" + [&] {
+        std::string extra;
+        for (const auto& l : o_.mc_tail_lines) extra += l + "\n";
+        return extra;
+      }();
   write_file(dir_ / "test.mc", mc);
   const fs::path cfdir = root() / "usr/share/sendmail/cf";
   const RunResult m4 = run({"m4", "-D_CF_DIR_=" + cfdir.string() + "/", (cfdir / "m4/cf.m4").string(),
@@ -304,8 +330,9 @@ Sendmail::Sendmail(const fs::path& dir, SendmailOptions o) : dir_(dir / "sendmai
   // Without a dotted host name sendmail waits 60 s for its own name; a private UTS namespace
   // gives it one without touching the machine's.
   proc_ = std::make_unique<Process>(
-      std::vector<std::string>{"unshare", "--uts", "sh", "-c",
-                               "hostname mta.e2e.test && exec " + bin + " -C " + (dir_ / "test.cf").string() + " -bD"},
+      with_prefix(o_.command_prefix,
+                  {"unshare", "--uts", "sh", "-c",
+                   "hostname mta.e2e.test && exec " + bin + " -C " + cf_file().string() + " -bD"}),
       dir_ / "sendmail.log");
   if (!wait_until([&] { return accepts(o_.smtp_port); }, 20s))
     throw std::runtime_error("sendmail does not answer; log:\n" + log());
@@ -313,6 +340,13 @@ Sendmail::Sendmail(const fs::path& dir, SendmailOptions o) : dir_(dir / "sendmai
 
 Sendmail::~Sendmail() {
   if (proc_) proc_->stop(10s);
+}
+
+RunResult Sendmail::command(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+  std::string cmd = (root() / "usr/libexec/sendmail/sendmail").string() + " -C " + cf_file().string();
+  for (const auto& a : args) cmd += " '" + a + "'";  // the tests' own arguments: no quotes inside
+  return run(with_prefix(o_.command_prefix, {"unshare", "--uts", "sh", "-c", "hostname mta.e2e.test && exec " + cmd}),
+             timeout);
 }
 
 // ---- the stack ----------------------------------------------------------------------------

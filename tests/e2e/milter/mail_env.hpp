@@ -64,13 +64,18 @@ RunResult swaks(unsigned port, const std::string& from, const std::vector<std::s
 
 struct PostfixOptions {
   unsigned smtp_port = 0;      // 0: a free one
-  unsigned relay_port = 0;     // where everything is relayed (the sink)
+  // Where everything is relayed (the sink); 0: no relay host, mail goes to each domain's MX
+  // hosts found in DNS (main_cf may then set smtp_dns_support_level, e.g. to dnssec).
+  unsigned relay_port = 0;
   std::string milter{};        // libmilter socket for smtpd_milters and non_smtpd_milters; "": none
   std::vector<std::string> main_cf{};  // extra main.cf lines
+  // Put before every postfix/postqueue/sendmail command, e.g. {"ip", "netns", "exec", NAME}:
+  // then Postfix's daemons run with that namespace's /etc/resolv.conf.
+  std::vector<std::string> command_prefix{};
 };
 
 // A private Postfix instance (`postfix -c DIR start`), chroot off, listening on 127.0.0.1,
-// relaying everything to the sink, logging to DIR/maillog.
+// relaying everything to the sink (or delivering by MX), logging to DIR/maillog.
 class Postfix {
  public:
   Postfix(const std::filesystem::path& dir, PostfixOptions o);
@@ -84,6 +89,8 @@ class Postfix {
   std::string queue_id(const std::string& token) const;
   // Local submission through Postfix's sendmail command (pickup -> cleanup: non_smtpd_milters).
   RunResult sendmail(const std::string& from, const std::vector<std::string>& to, const std::string& message);
+  // `postqueue -c DIR ARGS...` (e.g. {"-f"} to retry the deferred queue at once, {"-j"}).
+  RunResult postqueue(const std::vector<std::string>& args);
   void stop();
 
  private:
@@ -94,8 +101,11 @@ class Postfix {
 
 struct SendmailOptions {
   unsigned smtp_port = 0;
-  unsigned relay_port = 0;
-  std::string milter{};  // libmilter socket for INPUT_MAIL_FILTER
+  unsigned relay_port = 0;  // the sink; 0: no smart host, mail goes to the MX hosts in DNS
+  std::string milter{};  // libmilter socket for INPUT_MAIL_FILTER; "": none
+  std::vector<std::string> mc_lines{};  // extra .mc lines, before MAILER(`smtp')
+  std::vector<std::string> mc_tail_lines{};  // extra .mc lines after it (LOCAL_* rulesets)
+  std::vector<std::string> command_prefix{};  // as PostfixOptions::command_prefix
 };
 
 // Sendmail 8.17 from the unpacked Debian packages (SENDMAIL_DIR, default
@@ -111,6 +121,11 @@ class Sendmail {
   Sendmail& operator=(const Sendmail&) = delete;
   unsigned smtp_port() const noexcept { return o_.smtp_port; }
   std::string log() const { return read_file(dir_ / "sendmail.log"); }
+  std::filesystem::path cf_file() const { return dir_ / "test.cf"; }
+  std::filesystem::path queue_dir() const { return dir_ / "mqueue"; }
+  // Runs the sendmail binary with this instance's .cf and the given arguments (e.g. {"-q"}
+  // to run the queue once, {"-bp"} to list it), through the command prefix.
+  RunResult command(const std::vector<std::string>& args, std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
  private:
   std::filesystem::path dir_;

@@ -136,6 +136,11 @@ TEST_F(PostfixE2e, RedisDownWithTempfailDefersThenDelivers) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.out.find("451 4.4.3"), std::string::npos) << r.out << diag();
   EXPECT_EQ(sink->count(), 0u);
+  // Postfix has no queue id yet at RCPT: the milter's line names the client and the envelope
+  // (Postfix sends {client_addr} at MAIL because the milter asks for it).
+  EXPECT_TRUE(stack->milter().wait_log("recipient deferred qid=\"\" client=127.0.0.1 from=<sender@sender.e2e.test> "
+                                       "rcpt=<alice@" + kEnforce + ">", 5s))
+      << diag();
   // Back (and refilled by the fetcher): the retry goes through, tagged.
   stack->redis().start();
   stack->redis().cli({"PING"});

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -143,6 +144,13 @@ TEST_F(DaemonTest, PublishesItsCountersAsSoonAsItRuns) {
       [&] { return !world.redis().cli({"HGET", "mta-sts:v1:stats:a", "concurrency"}).empty(); }, 5s))
       << log("a");
   EXPECT_TRUE(p->running()) << log("a");
+  // With when it reported and how often it will, for the ages `mta-sts-ctl cache stats` shows.
+  const long long now = SystemClock().now().time_since_epoch().count();
+  const long long at = std::stoll("0" + world.redis().cli({"HGET", "mta-sts:v1:stats:a", "reported_at"}));
+  EXPECT_LE(std::llabs(now - at), 10) << at;
+  EXPECT_EQ(world.redis().cli({"HGET", "mta-sts:v1:stats:a", "stats_interval"}), "300");
+  // The log line keeps ISO time only.
+  EXPECT_EQ(log("a").find("reported_at="), std::string::npos) << log("a");
 }
 
 TEST_F(DaemonTest, SigtermWithASlowFetchInFlightEndsWithinTheShutdownTimeout) {
@@ -244,16 +252,16 @@ TEST_F(DaemonTest, CheckModeValidatesAndExplains) {
 
   test::write_file(dir / "bad.conf", config("a", "concurency = 3\n"));
   r = test::run({binary().string(), "--check", "-c", (dir / "bad.conf").string()});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);  // a bad configuration: 2 in every program
   EXPECT_NE(r.err.find("bad.conf:"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("concurency"), std::string::npos) << r.err;
 
   r = test::run({binary().string(), "--check", "-c", (dir / "good.conf").string(), "--ca-file", "/nonexistent/ca.pem"});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);  // a bad configuration: 2 in every program
   EXPECT_NE(r.err.find("/nonexistent/ca.pem"), std::string::npos) << r.err;
 
   r = test::run({binary().string(), "--check", "-c", (dir / "good.conf").string(), "--resolver", "not-an-ip"});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);  // a bad configuration: 2 in every program
   EXPECT_FALSE(r.err.empty());
 }
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -191,7 +192,14 @@ class CtlQuery : public ::testing::Test {
     {
       auto batch = world_->batch();
       world_->add_domain("valid.ctl.test", {.txt = {{"v=STSv1; ", "id=ctl1;"}},
-                                            .policy = World::policy("enforce", {"mail.valid.ctl.test", "*.mx.ctl.test"}, 86400)});
+                                            .policy = World::policy("enforce", {"mail.valid.ctl.test", "*.mx.ctl.test"}, 86400),
+                                            .mx = {"mail.valid.ctl.test", "a.mx.ctl.test", "b.c.mx.ctl.test", "mx.elsewhere.test"}});
+      world_->add_domain("nomatch.ctl.test", {.txt = {"v=STSv1; id=nm1;"},
+                                              .policy = World::policy("enforce", {"mx.nomatch.ctl.test"}, 86400),
+                                              .mx = {"mx.old-provider.test"}});
+      world_->add_domain("implicit.ctl.test", {.txt = {"v=STSv1; id=im1;"},
+                                               .policy = World::policy("testing", {"implicit.ctl.test"}, 86400)});
+      world_->dns().add_host("implicit.ctl.test", "192.0.2.25");  // exists, but has no MX
       world_->add_domain("nopolicy.ctl.test", {.policy_host = false});
       world_->add_domain("servfail.ctl.test", {.txt_failure = DnsFailure::servfail});
       world_->add_domain("notfound.ctl.test", {.txt = {"v=STSv1; id=nf1;"},
@@ -242,6 +250,59 @@ TEST_F(CtlQuery, Valid) {
   EXPECT_NE(r.out.find("ctl1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("mail.valid.ctl.test"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("valid.ctl.test: valid"), std::string::npos) << r.out;
+}
+
+TEST_F(CtlQuery, ChecksTheMxHostsAgainstThePolicy) {
+  // Preference order; the exact pattern, the one-label wildcard; two labels under "*." and a
+  // host elsewhere match nothing (RFC 8461 section 4.1).
+  RunResult r = query("valid.ctl.test", true);
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  JsonValue mx = json_of(r)["mx_check"];
+  EXPECT_EQ(mx["dns"].string, "ok");
+  ASSERT_EQ(mx["hosts"].array.size(), 4u) << r.out;
+  EXPECT_EQ(mx["hosts"].array[0]["host"].string, "mail.valid.ctl.test");
+  EXPECT_EQ(mx["hosts"].array[0]["pattern"].string, "mail.valid.ctl.test");
+  EXPECT_EQ(mx["hosts"].array[1]["host"].string, "a.mx.ctl.test");
+  EXPECT_EQ(mx["hosts"].array[1]["pattern"].string, "*.mx.ctl.test");
+  EXPECT_EQ(mx["hosts"].array[2]["host"].string, "b.c.mx.ctl.test");
+  EXPECT_TRUE(mx["hosts"].array[2]["pattern"].is_null());
+  EXPECT_TRUE(mx["hosts"].array[3]["pattern"].is_null());
+  EXPECT_EQ(mx["matching"].number, 2);
+
+  r = query("valid.ctl.test", false);
+  EXPECT_NE(r.out.find("  20 a.mx.ctl.test: matches *.mx.ctl.test\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  30 b.c.mx.ctl.test: matches no mx pattern\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("delivery: delivered over verified TLS to the matching MX hosts only (2 of 4 MX hosts match)"),
+            std::string::npos) << r.out;
+
+  // An enforce policy that none of the MX hosts matches: mail is not delivered at all.
+  r = query("nomatch.ctl.test", false);
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_NE(r.out.find("  10 mx.old-provider.test: matches no mx pattern"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("delivery: NOT DELIVERED: no MX host matches the policy"), std::string::npos) << r.out;
+  EXPECT_EQ(json_of(query("nomatch.ctl.test", true))["mx_check"]["matching"].number, 0);
+
+  // No MX records: the domain itself is the mail host (RFC 5321 section 5.1).
+  r = query("implicit.ctl.test", true);
+  mx = json_of(r)["mx_check"];
+  EXPECT_EQ(mx["dns"].string, "nodata");
+  EXPECT_TRUE(mx["implicit"].boolean);
+  ASSERT_EQ(mx["hosts"].array.size(), 1u) << r.out;
+  EXPECT_EQ(mx["hosts"].array[0]["pattern"].string, "implicit.ctl.test");
+
+  // No policy: no MX check.
+  EXPECT_FALSE(json_of(query("nopolicy.ctl.test", true)).has("mx_check"));
+}
+
+TEST_F(CtlQuery, UsesTheFetchersResolverAndTrustStoreByDefault) {
+  // Only [cached] names the resolver and CA (as on a fetcher host): query sees what the
+  // fetcher sees, instead of "no-policy" from another resolver.
+  TempDir dir("mtasts-ctl-query");
+  write_file(dir / "c.conf", "[cached]\nresolver = " + world_->resolver() + "\nca-file = " + world_->ca_file().string() +
+                                 "\ndns-timeout = 1s\n");
+  RunResult r = ctl({"-c", (dir / "c.conf").string(), "query", "--json", "valid.ctl.test"});
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(json_of(r)["status"].string, "valid") << r.out;
 }
 
 TEST_F(CtlQuery, NoPolicy) {
@@ -472,7 +533,40 @@ TEST_F(CtlCache, Stats) {
   r = cache({"stats"});
   EXPECT_EQ(r.exit_code, 0) << describe(r);
   EXPECT_NE(r.out.find("fetcher fetcher-a"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fetcher fetcher-a  last report unknown"), std::string::npos) << r.out;  // an old fetcher
   EXPECT_EQ(cache({"stats", "extra"}).exit_code, 2);
+}
+
+TEST_F(CtlCache, StatsShowEachFetchersAgeAndMarkStaleOnes) {
+  const SysTime real_now = SystemClock().now();
+  const auto at = [](SysTime t) { return static_cast<long long>(t.time_since_epoch().count()); };
+  // Reports every 5 minutes: one reported 10 s ago, one 20 minutes ago (it stopped).
+  store->write_stats("alive", {{"discoveries", 3}, {"reported_at", at(real_now - Seconds{10})}, {"stats_interval", 300}},
+                     Seconds{900});
+  store->write_stats("gone", {{"discoveries", 7}, {"reported_at", at(real_now - Seconds{1200})}, {"stats_interval", 300}},
+                     Seconds{900});
+
+  RunResult r = cache({"stats"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  std::istringstream lines(r.out);
+  std::string alive, gone;
+  for (std::string l; std::getline(lines, l);) {
+    if (l.rfind("fetcher alive", 0) == 0) alive = l;
+    if (l.rfind("fetcher gone", 0) == 0) gone = l;
+  }
+  EXPECT_NE(alive.find("last report " + iso_time(real_now - Seconds{10})), std::string::npos) << r.out;
+  EXPECT_EQ(alive.find("STALE"), std::string::npos) << r.out;
+  EXPECT_NE(gone.find("last report " + iso_time(real_now - Seconds{1200})), std::string::npos) << r.out;
+  EXPECT_NE(gone.find("(1200s ago)"), std::string::npos) << r.out;
+  EXPECT_NE(gone.find("STALE"), std::string::npos) << r.out;
+
+  r = cache({"stats", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  JsonValue v = json_of(r);
+  EXPECT_FALSE(v["fetchers"]["alive"]["stale"].boolean);
+  EXPECT_TRUE(v["fetchers"]["gone"]["stale"].boolean);
+  EXPECT_GE(v["fetchers"]["gone"]["report_age"].number, 1200);
+  EXPECT_EQ(v["fetchers"]["gone"]["stats_interval"].number, 300);
 }
 
 TEST_F(CtlCache, RedisDownIsExitThree) {
@@ -484,7 +578,8 @@ TEST_F(CtlCache, RedisDownIsExitThree) {
            {"show", "x.example"}, {"list"}, {"drop", "x.example"}, {"warm", list}, {"stats"}}) {
     RunResult r = cache(args);
     EXPECT_EQ(r.exit_code, 3) << args[0] << ": " << describe(r);
-    EXPECT_NE(r.err.find("redis"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("mta-sts-ctl: redis: "), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("redis: redis:"), std::string::npos) << r.err;  // one prefix
   }
   // And back: the same commands work again without anything else being restarted.
   redis.start();

@@ -34,6 +34,7 @@ std::string page_of(Program p) {
     case Program::milter: return "man/mta-sts-milter.8";
     case Program::cached: return "man/mta-sts-cached.8";
     case Program::ctl: return "man/mta-sts-ctl.1";
+    case Program::tlsmap: return "man/mta-sts-tlsmap.8";
   }
   return "";
 }
@@ -64,17 +65,10 @@ std::set<std::string> long_options_in(const std::string& text) {
   return found;
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
-
 std::string section_of(const std::string& full_key) { return full_key.substr(0, full_key.find('.')); }
 std::string key_of(const std::string& full_key) { return full_key.substr(full_key.find('.') + 1); }
 
-const Program kPrograms[] = {Program::milter, Program::cached, Program::ctl};
+const Program kPrograms[] = {Program::milter, Program::cached, Program::ctl, Program::tlsmap};
 
 TEST(Manuals, EveryOptionOfEveryProgramIsInItsManual) {
   for (Program p : kPrograms) {
@@ -93,6 +87,7 @@ TEST(Manuals, NoManualDocumentsAnOptionTheProgramLacks) {
       {Program::milter, {"--key", "--redis-key"}},
       {Program::cached, {"--once", "--key", "--redis-key"}},
       {Program::ctl, {"--json", "--limit"}},
+      {Program::tlsmap, {"--key", "--redis-key"}},
   };
   for (Program p : kPrograms) {
     const auto names = option_names(p);
@@ -146,7 +141,8 @@ TEST(Manuals, ConfManualHasEveryKeyWithItsDefault) {
 }
 
 TEST(Manuals, MandocLintIsClean) {
-  for (const char* page : {"man/mta-sts-milter.8", "man/mta-sts-cached.8", "man/mta-sts-ctl.1", "man/mta-sts.conf.5"}) {
+  for (const char* page : {"man/mta-sts-milter.8", "man/mta-sts-cached.8", "man/mta-sts-ctl.1", "man/mta-sts-tlsmap.8",
+                           "man/mta-sts.conf.5"}) {
     // -W warning: warnings and errors fail (exit 2 and up); style notes are allowed.
     RunResult r = run({"mandoc", "-Tlint", "-W", "warning", src(page).string()}, 30s);
     EXPECT_EQ(r.exit_code, 0) << page << ":\n" << r.out << r.err;
@@ -154,7 +150,7 @@ TEST(Manuals, MandocLintIsClean) {
 }
 
 TEST(Manuals, ProgramPagesHaveTheirSections) {
-  for (const char* page : {"man/mta-sts-milter.8", "man/mta-sts-cached.8", "man/mta-sts-ctl.1"}) {
+  for (const char* page : {"man/mta-sts-milter.8", "man/mta-sts-cached.8", "man/mta-sts-ctl.1", "man/mta-sts-tlsmap.8"}) {
     const std::string text = read_file(src(page));
     for (const char* sh : {"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "FILES", "EXIT STATUS", "SEE ALSO", "STANDARDS"}) {
       if (std::string(page).find("ctl") != std::string::npos && std::string(sh) == "FILES") continue;
@@ -164,7 +160,13 @@ TEST(Manuals, ProgramPagesHaveTheirSections) {
   for (const char* sh : {"OPERATION", "SIGNALS"}) {
     EXPECT_NE(read_file(src("man/mta-sts-cached.8")).find(std::string(".Sh ") + sh), std::string::npos) << sh;
     EXPECT_NE(read_file(src("man/mta-sts-milter.8")).find(std::string(".Sh ") + sh), std::string::npos) << sh;
+    EXPECT_NE(read_file(src("man/mta-sts-tlsmap.8")).find(std::string(".Sh ") + sh), std::string::npos) << sh;
   }
+  // mta-sts-tlsmap(8) says what it replies, how DANE and the MX set are handled, and what
+  // each MTA checks.
+  const std::string tlsmap = read_file(src("man/mta-sts-tlsmap.8"));
+  for (const char* ss : {".Ss REPLIES", ".Ss DANE", ".Ss THE MX SET", ".Ss What Postfix checks", ".Ss What Sendmail checks"})
+    EXPECT_NE(tlsmap.find(ss), std::string::npos) << ss;
   const std::string milter = read_file(src("man/mta-sts-milter.8"));
   EXPECT_NE(milter.find(".Sh MTA MACROS"), std::string::npos);
   EXPECT_NE(milter.find(".Sh FILE PERMISSIONS"), std::string::npos);
@@ -249,7 +251,7 @@ TEST(ExampleConfig, LoadsAsShippedAndWithEveryDefaultUncommented) {
 // ---- systemd units and MTA snippets ---------------------------------------------------------------
 
 TEST(ExampleConfig, SystemdUnitsAreHardenedNotifyServices) {
-  for (const char* unit : {"etc/mta-sts-milter.service", "etc/mta-sts-cached.service"}) {
+  for (const char* unit : {"etc/mta-sts-milter.service", "etc/mta-sts-cached.service", "etc/mta-sts-tlsmap.service"}) {
     const std::string text = read_file(src(unit));
     for (const char* line : {"Type=notify", "User=mta-sts", "NoNewPrivileges=yes", "ProtectSystem=strict",
                              "PrivateTmp=yes", "RuntimeDirectory=mta-sts", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
@@ -259,14 +261,48 @@ TEST(ExampleConfig, SystemdUnitsAreHardenedNotifyServices) {
   }
   EXPECT_NE(read_file(src("etc/mta-sts-milter.service")).find("ExecStart=/usr/sbin/mta-sts-milter\n"), std::string::npos);
   EXPECT_NE(read_file(src("etc/mta-sts-cached.service")).find("ExecStart=/usr/sbin/mta-sts-cached\n"), std::string::npos);
-  // libmilter owns SIGHUP in the milter, which reloads on SIGUSR1; the fetcher on SIGHUP.
-  EXPECT_NE(read_file(src("etc/mta-sts-milter.service")).find("ExecReload=/bin/kill -USR1 $MAINPID"), std::string::npos);
+  // Both reload on SIGHUP (the milter takes it before libmilter's signal thread can).
+  EXPECT_NE(read_file(src("etc/mta-sts-milter.service")).find("ExecReload=/bin/kill -HUP $MAINPID"), std::string::npos);
   EXPECT_NE(read_file(src("etc/mta-sts-cached.service")).find("ExecReload=/bin/kill -HUP $MAINPID"), std::string::npos);
+  EXPECT_NE(read_file(src("etc/mta-sts-tlsmap.service")).find("ExecStart=/usr/sbin/mta-sts-tlsmap\n"), std::string::npos);
+  EXPECT_NE(read_file(src("etc/mta-sts-tlsmap.service")).find("ExecReload=/bin/kill -HUP $MAINPID"), std::string::npos);
+}
+
+TEST(ExampleConfig, MtaSnippetsAskTlsmapAtItsDefaultAddress) {
+  const std::string listen = Config{}.tlsmap.listen_or_default().front();  // inet:127.0.0.1:8461
+  ASSERT_EQ(listen.rfind("inet:127.0.0.1:", 0), 0u);
+  const std::string port = listen.substr(listen.rfind(':') + 1);
+
+  // Postfix: postconf reads the policy map back; it names the `postfix` dialect (Debian 12's
+  // Postfix 3.7 rejects the 3.10 attributes of `postfix-tlsrpt`).
+  TempDir dir("mtasts-postconf-tlsmap");
+  write_file(dir / "main.cf", read_file(src("etc/postfix-main.cf")));
+  write_file(dir / "master.cf", "");
+  RunResult r = run({"postconf", "-c", dir.path().string(), "-n", "smtp_tls_policy_maps"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "smtp_tls_policy_maps = socketmap:" + listen + ":postfix\n");
+
+  // Sendmail: FEATURE(`sts') at the same address (its own certificate-name check off, replaced
+  // by the LOCAL_TLS_RCPT ruleset of the same file), and the connection cache off. The lines
+  // work end to end: tests/e2e/deliver/sendmail_test.cpp.
+  const std::string mc = read_file(src("etc/sendmail-tlsmap.mc"));
+  EXPECT_NE(mc.find("\nFEATURE(`sts', `socket -d5 -T<TMPF> inet:" + port + "@127.0.0.1', `NO_SAN_TST')dnl\n"),
+            std::string::npos)
+      << mc;
+  EXPECT_NE(mc.find("\nFEATURE(`check_cert_altnames')dnl\n"), std::string::npos) << mc;
+  EXPECT_NE(mc.find("\nLOCAL_TLS_RCPT\n"), std::string::npos) << mc;
+  EXPECT_NE(mc.find("\ndefine(`confMCI_CACHE_SIZE', `0')dnl\n"), std::string::npos) << mc;
+  EXPECT_NE(read_file(src("etc/sendmail.mc")).find("sendmail-tlsmap.mc"), std::string::npos);
 }
 
 TEST(ExampleConfig, MtaSnippetsUseTheDefaultSocket) {
-  const std::string socket = Config{}.milter.socket;  // unix:/run/mta-sts/milter.sock
-  ASSERT_EQ(socket.rfind("unix:", 0), 0u);
+  // The default is TCP on loopback (libmilter's inet:PORT@HOST), which Debian's chrooted
+  // Postfix can reach; Postfix writes the same socket inet:HOST:PORT.
+  const std::string socket = Config{}.milter.socket;
+  static const std::regex inet(R"(inet:(\d+)@127\.0\.0\.1)");
+  std::smatch sm;
+  ASSERT_TRUE(std::regex_match(socket, sm, inet)) << socket;
+  const std::string postfix_socket = "inet:127.0.0.1:" + sm[1].str();
 
   // Postfix: the snippet is valid main.cf syntax that postconf reads back.
   TempDir dir("mtasts-postconf");
@@ -275,7 +311,7 @@ TEST(ExampleConfig, MtaSnippetsUseTheDefaultSocket) {
   RunResult r = run({"postconf", "-c", dir.path().string(), "-n", "smtpd_milters", "non_smtpd_milters",
                      "milter_default_action", "milter_protocol"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("smtpd_milters = " + socket + "\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("smtpd_milters = " + postfix_socket + "\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("non_smtpd_milters = $smtpd_milters"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("milter_default_action = tempfail"), std::string::npos) << r.out;
   EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
@@ -298,7 +334,7 @@ class RedisAcl : public ::testing::Test {
     std::string out;
     for (std::string l : lines_of(read_file(src("etc/redis-acl.conf")))) {
       if (l.rfind("user ", 0) != 0 || l.rfind("user default ", 0) == 0) continue;
-      for (const char* who : {"milter", "cached", "ctl"}) {
+      for (const char* who : {"milter", "cached", "ctl", "admin"}) {
         const std::string ph = std::string(">CHANGE-ME-") + who;
         if (auto p = l.find(ph); p != std::string::npos) l.replace(p, ph.size(), std::string(">pw-") + who);
       }
@@ -329,6 +365,17 @@ TEST_F(RedisAcl, ExampleDeclaresTheThreeUsersAndClosesTheDefault) {
   const std::string text = read_file(src("etc/redis-acl.conf"));
   for (const char* u : {"user mta-sts-milter on", "user mta-sts-cached on", "user mta-sts-ctl on", "user default off"})
     EXPECT_NE(text.find(u), std::string::npos) << u;
+}
+
+TEST_F(RedisAcl, AdminUserKeepsRedisCliAndMonitoringWorking) {
+  // With the default user off, the example's admin user is what redis-cli and monitoring use.
+  RunResult r = run({"redis-cli", "-s", redis.socket_path(), "--user", "mta-sts-admin", "--pass", "pw-admin",
+                     "--no-auth-warning", "CONFIG", "GET", "maxclients"}, 30s);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("maxclients"), std::string::npos) << r.out << r.err;
+  r = run({"redis-cli", "-s", redis.socket_path(), "--user", "mta-sts-milter", "--pass", "pw-milter",
+           "--no-auth-warning", "CONFIG", "GET", "maxclients"}, 30s);
+  EXPECT_NE(r.out.find("NOPERM"), std::string::npos) << r.out << r.err;
 }
 
 TEST_F(RedisAcl, FetcherCanDoAllItsWork) {

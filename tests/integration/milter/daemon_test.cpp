@@ -1,5 +1,6 @@
 // mta-sts-milter as an operator runs it: --check, --version, graceful stop on SIGTERM, reload
-// on SIGUSR1, the socket (stale one replaced, live one refused, mode, inet), detaching with a pid file, and
+// on SIGUSR1 and SIGHUP (twenty SIGHUPs do not stop it), start-up errors on stderr with the
+// system's reason while logging to syslog, the socket (stale one replaced, live one refused, mode, inet), detaching with a pid file, and
 // the privilege drop after the socket is open.
 #include <gtest/gtest.h>
 
@@ -12,6 +13,8 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include "tests/integration/milter/harness.hpp"
 #include "tests/support/redis_server.hpp"
 
@@ -20,6 +23,12 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
+
+std::size_t count_of(const std::string& haystack, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto p = haystack.find(needle); p != std::string::npos; p = haystack.find(needle, p + 1)) ++n;
+  return n;
+}
 
 struct MilterDaemonTest : ::testing::Test {
   TempDir dir{"mtasts-milter-daemon"};
@@ -115,6 +124,75 @@ TEST_F(MilterDaemonTest, ReloadsOnSigusr1) {
   const int st = m.stop();
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << m.log();
   EXPECT_EQ(m.sanitizer_report(), "") << m.log();
+}
+
+TEST_F(MilterDaemonTest, SighupReloadsAndNeverStopsTheMilter) {
+  CacheFiller(redis.address()).fill_standard();
+  MilterDaemon m(dir.path(), opts());
+  ASSERT_EQ(run_miltertest("announce.lua", m.socket(), {"phase=before"}).exit_code, 0) << m.log();
+
+  // A postmaster's reflex, twenty times over: the filter stays up and keeps answering.
+  for (int i = 0; i < 20; ++i) {
+    m.process().signal(SIGHUP);
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(m.wait_log("configuration reloaded", 5s)) << m.log();
+  std::this_thread::sleep_for(500ms);  // let the last reloads finish
+  ASSERT_TRUE(m.process().running()) << m.log();
+  EXPECT_EQ(m.log().find("stopped"), std::string::npos) << m.log();
+  EXPECT_EQ(run_miltertest("announce.lua", m.socket(), {"phase=before"}).exit_code, 0) << m.log();
+
+  // A changed option is applied by SIGHUP.
+  MilterOptions o = opts();
+  o.milter_lines = {"header-name = X-STS-Test"};
+  write_file(m.config_path(), milter_config(o, m.socket()));
+  const std::size_t before = count_of(m.log(), "configuration reloaded");
+  m.process().signal(SIGHUP);
+  ASSERT_TRUE(wait_until([&] { return count_of(m.log(), "configuration reloaded") > before; }, 5s)) << m.log();
+  const RunResult r = run_miltertest("header_name.lua", m.socket());
+  EXPECT_EQ(r.exit_code, 0) << r.out << m.log();
+
+  // SIGTERM still stops it, with status 0.
+  const int st = m.stop();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << m.log();
+  EXPECT_EQ(m.sanitizer_report(), "") << m.log();
+}
+
+// With `log = syslog` (the default) and no syslog daemon on this machine, a milter that cannot
+// start must still say why, on stderr, in the system's words.
+RunResult start_failing(const fs::path& dir, const std::string& redis_address, const std::string& socket) {
+  write_file(dir / "fail.conf",
+             "[redis]\naddress = " + redis_address + "\n[milter]\nlog = syslog\nsocket = " + socket + "\n");
+  return run({milter_binary().string(), "--config=" + (dir / "fail.conf").string()}, 20s);
+}
+
+TEST_F(MilterDaemonTest, MissingSocketDirectoryIsReportedOnStderr) {
+  const std::string socket = "unix:" + (dir / "no-such-dir" / "milter.sock").string();
+  const RunResult r = start_failing(dir.path(), redis.address(), socket);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot open milter socket " + socket + ": No such file or directory"), std::string::npos)
+      << r.err;
+  if (!fs::exists("/dev/log")) {
+    // Said once, before anything else is lost.
+    EXPECT_EQ(count_of(r.err, "cannot reach syslog"), 1u) << r.err;
+  }
+}
+
+TEST_F(MilterDaemonTest, PortInUseIsReportedOnStderr) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const std::string socket = "inet:" + std::to_string(ntohs(a.sin_port)) + "@127.0.0.1";
+  const RunResult r = start_failing(dir.path(), redis.address(), socket);
+  ::close(fd);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot open milter socket " + socket + ": Address already in use"), std::string::npos)
+      << r.err;
 }
 
 // A socket file left by a crash: bound, never unlinked, nobody listening.

@@ -22,6 +22,12 @@
 namespace mtasts::test {
 namespace {
 
+std::size_t count_of(const std::string& haystack, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto p = haystack.find(needle); p != std::string::npos; p = haystack.find(needle, p + 1)) ++n;
+  return n;
+}
+
 using namespace std::chrono_literals;
 
 // Asserts that a miltertest script passed, showing its output and the milter's log if not.
@@ -171,9 +177,28 @@ TEST_F(MilterTest, RedisDownTempfail) {
   o.milter_lines = {"on-redis-error = tempfail"};
   MilterDaemon m(dir.path(), o);
   redis.kill();
-  expect_script("redis_down.lua", m, {"phase=down-tempfail"});
+  // Three messages, two failed lookups each: one warning for the outage, not six.
+  for (int i = 0; i < 3; ++i) expect_script("redis_down.lua", m, {"phase=down-tempfail"});
   EXPECT_TRUE(m.wait_log("deferred=\"new.example:error:redis-error enforce.example:error:redis-error\"", 5s))
       << m.log();
+  const std::string log = m.log();
+  EXPECT_EQ(count_of(log, "policy lookup failed"), 1u) << log;
+  EXPECT_NE(log.find("problem=unreachable"), std::string::npos) << log;
+  // Before the MTA has a queue id, a line carries the client and the envelope to match it
+  // with the MTA's log.
+  EXPECT_NE(log.find("recipient deferred qid=QIDRD-down-tempfail client=192.0.2.25 from=<sender@sender.example> "
+                     "rcpt=<bob@new.example> domain=new.example"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("policy lookup failed; more failures are summed up once a minute qid=QIDRD-down-tempfail "
+                     "client=192.0.2.25 from=<sender@sender.example> rcpt=<bob@new.example>"),
+            std::string::npos)
+      << log;
+  // Redis back: one line says so.
+  redis.start();
+  CacheFiller(redis.address()).fill_standard();
+  expect_script("tagging.lua", m);
+  EXPECT_TRUE(m.wait_log("policy lookups work again failures=", 5s)) << m.log();
   expect_clean_exit(m);
 }
 

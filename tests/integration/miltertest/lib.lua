@@ -23,8 +23,9 @@ end
 -- A new transaction with the queue id the milter logs (macro i). The milter skips the MAIL
 -- step (SMFIP_NOMAIL) and miltertest refuses to send a step the filter declined, so MAIL FROM
 -- is only sent when it was not skipped.
+-- The client address goes with it, as Postfix sends it when the milter asks for it.
 function M.mail(conn, qid, from)
-  M.check(mt.macro(conn, SMFIC_MAIL, "i", qid) == nil, "macro i")
+  M.check(mt.macro(conn, SMFIC_MAIL, "i", qid, "{client_addr}", "192.0.2.25") == nil, "macro i")
   if not mt.test_option(conn, SMFIP_NOMAIL) then
     M.check(mt.mailfrom(conn, from or "<sender@sender.example>") == nil, "mailfrom")
   end

@@ -334,6 +334,20 @@ TEST(Refresh, FailureNeverRetriedWithinFiveMinutes) {
   EXPECT_EQ(refresh::plan(o.entry, o.entry.failure->retry_after, true), Action::discover);
 }
 
+TEST(Refresh, EventTimesAreIsoLikeEveryOtherTimeInTheLog) {
+  const auto o = refresh::apply(std::nullopt, failed(Status::fetch_error, "id1"), T0, rules());
+  ASSERT_TRUE(o.entry.failure);
+  bool seen = false;
+  for (const auto& e : o.events)
+    for (const auto& [k, v] : e.fields)
+      if (k == "retry_after") {
+        seen = true;
+        EXPECT_EQ(v, iso_time(o.entry.failure->retry_after));
+        EXPECT_EQ(v.back(), 'Z') << v;
+      }
+  EXPECT_TRUE(seen);
+}
+
 TEST(Refresh, FailureWithNothingCachedDeliversAsNoPolicy) {
   const auto o = refresh::apply(std::nullopt, failed(Status::fetch_error, "id1"), T0, rules());
   EXPECT_FALSE(o.entry.policy);

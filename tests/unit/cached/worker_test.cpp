@@ -5,6 +5,7 @@
 #include "cached/worker.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -338,6 +339,16 @@ TEST_F(WorkerTest, ReloadWhileRunningIsRaceFree) {
   w.stop();
   loop.join();
   EXPECT_TRUE(entry("a.example"));
+}
+
+TEST(WorkerOptions, DefaultFetcherIdIsTheHostNameStableAcrossRestarts) {
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+  const auto o = worker::options_from(CachedConfig{});
+  EXPECT_EQ(o.fetcher_id, std::string(host));  // not HOSTNAME:PID: a restart reports as itself
+  CachedConfig named;
+  named.fetcher_id = "fetcher-2";
+  EXPECT_EQ(worker::options_from(named).fetcher_id, "fetcher-2");
 }
 
 }  // namespace

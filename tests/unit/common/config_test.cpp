@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <set>
 #include <sstream>
 
@@ -555,20 +557,92 @@ TEST(ConfigNames, OptionNamesPerProgram) {
   EXPECT_FALSE(c.count("--socket"));
 
   const auto ctl = option_names(Program::ctl);
-  EXPECT_EQ(ctl.size(), 4u + 4u + 12u);
+  EXPECT_EQ(ctl.size(), 5u + 4u + 12u + 2u);  // general, [ctl], [redis], redis-acl-*
+  for (const char* n : {"--check-redis", "--redis-acl-user", "--redis-acl-password-file"})
+    EXPECT_TRUE(std::find(ctl.begin(), ctl.end(), n) != ctl.end()) << n;
 }
 
 TEST(ConfigNames, FileOptionsListEveryKeyOnce) {
   const auto opts = file_options();
   std::set<std::string> keys;
   for (const auto& [k, def] : opts) EXPECT_TRUE(keys.insert(k).second) << k;
-  EXPECT_EQ(opts.size(), 12u + 18u + 30u + 4u);
+  EXPECT_EQ(opts.size(), 12u + 20u + 32u + 6u + 28u);
   for (const char* k : {"redis.address", "redis.retention", "milter.milter-timeout", "cached.fetcher-id", "ctl.dns-timeout"})
     EXPECT_TRUE(keys.count(k)) << k;
   for (const auto& [k, def] : opts)
     if (k == "milter.socket-mode") {
       EXPECT_EQ(def, "0660");
     }
+}
+
+// ---- each program's own Redis user (redis-acl-user, redis-acl-password-file) ----------------
+
+TEST_F(ConfigFile, EachProgramGetsItsOwnRedisUserFromOneFile) {
+  const std::string mpw = file("milter-secret\n"), cpw = file("cached-secret\n");
+  const std::string p = file("[redis]\nuser = shared\npassword = shared-secret\n"
+                             "[milter]\nredis-acl-user = mta-sts-milter\nredis-acl-password-file = " + mpw + "\n"
+                             "[cached]\nredis-acl-user = mta-sts-cached\nredis-acl-password-file = " + cpw + "\n");
+  Config m = load(Program::milter, {"-c", p});
+  EXPECT_EQ(m.redis.redis.user, "mta-sts-milter");
+  EXPECT_EQ(m.redis.redis.password, "milter-secret");
+  Config c = load(Program::cached, {"-c", p});
+  EXPECT_EQ(c.redis.redis.user, "mta-sts-cached");
+  EXPECT_EQ(c.redis.redis.password, "cached-secret");
+  // [ctl] sets nothing of its own: the shared [redis] values.
+  Config t = load(Program::ctl, {"-c", p});
+  EXPECT_EQ(t.redis.redis.user, "shared");
+  EXPECT_EQ(t.redis.redis.password, "shared-secret");
+}
+
+TEST_F(ConfigFile, AProgramReadsOnlyItsOwnPasswordFile) {
+  // The fetcher's password file is not readable here (it does not exist): the milter, which
+  // has its own, must start anyway; the fetcher must say which file it cannot read.
+  const std::string mpw = file("milter-secret\n");
+  const std::string p = file("[redis]\npassword-file = /nonexistent/shared.password\n"
+                             "[milter]\nredis-acl-user = m\nredis-acl-password-file = " + mpw + "\n"
+                             "[cached]\nredis-acl-user = c\nredis-acl-password-file = /nonexistent/cached.password\n");
+  EXPECT_EQ(load(Program::milter, {"-c", p}).redis.redis.password, "milter-secret");
+  const std::string e = error_of([&] { load(Program::cached, {"-c", p}); });
+  EXPECT_NE(e.find("/nonexistent/cached.password"), std::string::npos) << e;
+  EXPECT_NE(e.find(":8:"), std::string::npos) << e;  // the line that named it
+}
+
+TEST_F(ConfigFile, ProgramUserWithoutItsOwnPasswordUsesTheSharedOne) {
+  const std::string p = file("[redis]\npassword = shared-secret\n[ctl]\nredis-acl-user = mta-sts-ctl\n");
+  const Config c = load(Program::ctl, {"-c", p});
+  EXPECT_EQ(c.redis.redis.user, "mta-sts-ctl");
+  EXPECT_EQ(c.redis.redis.password, "shared-secret");
+}
+
+TEST_F(ConfigFile, CommandLineWinsOverTheFileForRedisUsers) {
+  const std::string mpw = file("milter-secret\n"), other = file("other-secret\n");
+  const std::string p =
+      file("[milter]\nredis-acl-user = mta-sts-milter\nredis-acl-password-file = " + mpw + "\n");
+  // --redis-user on the command line beats the file's program user...
+  Config c = load(Program::milter, {"-c", p, "--redis-user", "admin", "--redis-password-file", other});
+  EXPECT_EQ(c.redis.redis.user, "admin");
+  EXPECT_EQ(c.redis.redis.password, "other-secret");
+  // ...and --redis-acl-user beats --redis-user.
+  c = load(Program::milter, {"-c", p, "--redis-user", "admin", "--redis-acl-user", "mine"});
+  EXPECT_EQ(c.redis.redis.user, "mine");
+  EXPECT_EQ(c.redis.redis.password, "milter-secret");
+}
+
+TEST_F(ConfigFile, CheckRedisIsParsed) {
+  CommandLine cl;
+  load(Program::cached, {"-c", file(""), "--check-redis"}, &cl);
+  EXPECT_TRUE(cl.check_redis);
+  EXPECT_FALSE(cl.check);
+}
+
+TEST(ConfigNames, NoCommandLineNameIsAmbiguous) {
+  // A program key "redis-X" next to [redis] X would make --redis-X mean two options.
+  for (auto p : {Program::milter, Program::cached, Program::ctl}) {
+    std::vector<std::string> names;
+    ASSERT_NO_THROW(names = option_names(p)) << to_string(p);
+    const std::set<std::string> unique(names.begin(), names.end());
+    EXPECT_EQ(unique.size(), names.size()) << to_string(p);
+  }
 }
 
 TEST(ConfigNames, UsageListsEveryOption) {

@@ -1,6 +1,7 @@
 // Daemon helpers that can be tested without root or systemd: the pid file and sd_notify.
 #include "common/daemon.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <random>
 
+#include "common/log.hpp"
 #include "tests/support/process.hpp"
 
 namespace mtasts {
@@ -151,6 +153,23 @@ TEST(DropPrivileges, NoUserIsANoOp) {
   DaemonConfig cfg;
   EXPECT_NO_THROW(daemon::drop_privileges(cfg));
   EXPECT_EQ(geteuid(), geteuid());
+}
+
+TEST(DropPrivileges, RootWithoutUserIsWarnedAbout) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  TempDir dir("rootwarn");
+  const std::string path = (dir / "stderr").string();
+  log::init({"mta-sts-test", log::Target::stderr_, log::Level::info, "mail"});
+  const int saved = dup(2);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  dup2(fd, 2);
+  ::close(fd);
+  daemon::drop_privileges(DaemonConfig{});
+  dup2(saved, 2);
+  ::close(saved);
+  const std::string text = test::read_file(path);
+  EXPECT_NE(text.find("warning: running as root: set `user`"), std::string::npos) << text;
 }
 
 TEST(DropPrivileges, UnknownUserIsAnError) {

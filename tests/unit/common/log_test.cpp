@@ -3,6 +3,8 @@
 #include "common/log.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -217,14 +219,84 @@ TEST(LogStderr, ConcurrentWritersNeverInterleave) {
   }
 }
 
-TEST(LogSyslog, WritesNothingToStderrAndSurvivesWithoutSyslogd) {
+// A unix datagram socket standing in for /dev/log (the lines themselves still go to glibc's
+// /dev/log: only reachability is checked against this one).
+class FakeSyslogSocket {
+ public:
+  FakeSyslogSocket() {
+    char tmpl[] = "/tmp/mtasts-syslog-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    path_ = dir_ + "/log";
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path_.c_str());
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  }
+  ~FakeSyslogSocket() {
+    ::close(fd_);
+    ::unlink(path_.c_str());
+    ::rmdir(dir_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string dir_, path_;
+  int fd_ = -1;
+};
+
+TEST(LogSyslog, WritesNothingToStderrWhenSyslogIsReachable) {
+  FakeSyslogSocket sock;
   StderrCapture cap;
-  init({"mta-sts-test", Target::syslog, Level::debug, "local3"});
+  init({"mta-sts-test", Target::syslog, Level::debug, "local3", sock.path()});
   info("to syslog", {{"k", "v"}});
-  init({"mta-sts-test", Target::syslog, Level::debug, "no-such-facility"});  // falls back to mail
+  init({"mta-sts-test", Target::syslog, Level::debug, "no-such-facility", sock.path()});  // falls back to mail
   error("to syslog again");
   init({"t", Target::stderr_, Level::info, "mail"});
   EXPECT_EQ(cap.text(), "");
+}
+
+TEST(LogSyslog, SaysOnceWhenSyslogCannotBeReachedAndLogsToStderr) {
+  StderrCapture cap;
+  init({"mta-sts-test", Target::syslog, Level::info, "mail", "/nonexistent/dev-log"});
+  EXPECT_TRUE(writing_to_stderr());
+  info("first line", {{"k", "v"}});
+  warning("second line");
+  error("third line");
+  init({"t", Target::stderr_, Level::info, "mail"});
+  const std::string text = cap.text();
+  const auto lines = lines_of(text);
+  ASSERT_EQ(lines.size(), 4u) << text;
+  EXPECT_NE(lines[0].find("warning: cannot reach syslog; logging to stderr until it can be reached "
+                          "socket=/nonexistent/dev-log error=\"No such file or directory\""),
+            std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[1].find("info: first line k=v"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[3].find("error: third line"), std::string::npos) << lines[3];
+}
+
+TEST(LogFatal, ReachesStderrAlsoWhenLoggingToSyslog) {
+  FakeSyslogSocket sock;
+  StderrCapture cap;
+  init({"mta-sts-test", Target::syslog, Level::info, "mail", sock.path()});
+  EXPECT_FALSE(writing_to_stderr());
+  info("not on stderr");
+  fatal("cannot start", {{"error", "cannot open milter socket inet:25: Address already in use"}});
+  init({"t", Target::stderr_, Level::info, "mail"});
+  const std::string text = cap.text();
+  ASSERT_EQ(lines_of(text).size(), 1u) << text;
+  EXPECT_NE(text.find("mta-sts-test["), std::string::npos) << text;
+  EXPECT_NE(text.find("error: cannot start error=\"cannot open milter socket inet:25: Address already in use\""),
+            std::string::npos)
+      << text;
+}
+
+TEST(LogFatal, WrittenOnceWhenLoggingToStderr) {
+  StderrCapture cap;
+  init({"mta-sts-test", Target::stderr_, Level::info, "mail"});
+  fatal("cannot start");
+  const std::string text = cap.text();
+  EXPECT_EQ(lines_of(text).size(), 1u) << text;
 }
 
 }  // namespace

@@ -1,0 +1,46 @@
+# MTA-STS enforced at delivery (issue 9): real Postfix and Sendmail asking mta-sts-tlsmap,
+# delivering to real STARTTLS MX hosts in a network namespace of the test's own, with the real
+# fetcher filling Redis from the loopback world. Needs root (skips otherwise).
+if(TARGET mta-sts-tlsmap)
+  set(_dlv_tlsmap_bin "$<TARGET_FILE:mta-sts-tlsmap>")
+else()
+  # Until the tlsmap/ directory exists the tests build and skip with a clear reason.
+  set(_dlv_tlsmap_bin "${PROJECT_BINARY_DIR}/tlsmap/mta-sts-tlsmap")
+endif()
+foreach(_mta postfix sendmail dane)
+  mtasts_add_test(deliver_${_mta}_e2e e2e
+    SOURCES
+      ${CMAKE_CURRENT_LIST_DIR}/deliver/delivery_world.cpp
+      ${CMAKE_CURRENT_LIST_DIR}/deliver/${_mta}_test.cpp
+      ${CMAKE_CURRENT_LIST_DIR}/milter/mail_env.cpp
+      ${PROJECT_SOURCE_DIR}/tests/integration/milter/harness.cpp
+    LIBS mtasts_milter_core mtasts_test_support)
+  add_dependencies(deliver_${_mta}_e2e mta-sts-cached mta-sts-milter)
+  if(TARGET mta-sts-tlsmap)
+    add_dependencies(deliver_${_mta}_e2e mta-sts-tlsmap)
+  endif()
+  target_compile_definitions(deliver_${_mta}_e2e PRIVATE
+    MTASTS_MILTER_BIN="$<TARGET_FILE:mta-sts-milter>"
+    MTASTS_CACHED_BIN="$<TARGET_FILE:mta-sts-cached>"
+    MTASTS_TLSMAP_BIN="${_dlv_tlsmap_bin}"
+    MTASTS_MILTERTEST_DIR="${PROJECT_SOURCE_DIR}/tests/integration/miltertest")
+endforeach()
+
+# The delivery demo (scripts/demo.sh runs it last): not a test. Built beside mtasts-world.
+add_executable(mtasts-delivery-demo
+  ${CMAKE_CURRENT_LIST_DIR}/deliver/demo_main.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/deliver/delivery_world.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/milter/mail_env.cpp
+  ${PROJECT_SOURCE_DIR}/tests/integration/milter/harness.cpp)
+target_include_directories(mtasts-delivery-demo PRIVATE ${PROJECT_SOURCE_DIR})
+target_link_libraries(mtasts-delivery-demo PRIVATE mtasts_milter_core mtasts_test_support mtasts_flags)
+add_dependencies(mtasts-delivery-demo mta-sts-cached)
+if(TARGET mta-sts-tlsmap)
+  add_dependencies(mtasts-delivery-demo mta-sts-tlsmap)
+endif()
+target_compile_definitions(mtasts-delivery-demo PRIVATE
+  MTASTS_MILTER_BIN="$<TARGET_FILE:mta-sts-milter>"
+  MTASTS_CACHED_BIN="$<TARGET_FILE:mta-sts-cached>"
+  MTASTS_TLSMAP_BIN="${_dlv_tlsmap_bin}"
+  MTASTS_MILTERTEST_DIR="${PROJECT_SOURCE_DIR}/tests/integration/miltertest")
+set_target_properties(mtasts-delivery-demo PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests/world)

@@ -1,0 +1,269 @@
+// The server over loopback sockets with a scripted handler: replies in request order however
+// workers finish, inline answers never overtake earlier requests, a full worker queue answers
+// TEMP at once, protocol errors close only their connection, max-connections holds. Nothing
+// waits on wall time: workers are released by the test, and reads block until data arrives
+// (with a generous safety timeout so that a bug fails instead of hanging).
+#include "tlsmap/server.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "tlsmap/listen.hpp"
+
+namespace mtasts::tlsmap {
+namespace {
+
+// "fast X" is answered inline; "slow X" by a worker once the test releases X.
+class ScriptedHandler final : public Handler {
+ public:
+  std::optional<std::string> answer_fast(std::string_view req) override {
+    if (req.starts_with("fast ")) return "OK " + std::string(req.substr(5));
+    return std::nullopt;
+  }
+  std::string answer(std::string_view req) override {
+    const std::string name(req.substr(5));
+    std::unique_lock lk(mu_);
+    started_.insert(name);
+    cv_.notify_all();
+    cv_.wait(lk, [&] { return released_.count(name) > 0; });
+    return "OK " + name;
+  }
+  void release(const std::string& name) {
+    std::lock_guard lk(mu_);
+    released_.insert(name);
+    cv_.notify_all();
+  }
+  void wait_started(const std::string& name) {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return started_.count(name) > 0; });
+  }
+  void release_all() {
+    std::lock_guard lk(mu_);
+    for (int i = 0; i < 100; ++i) released_.insert("s" + std::to_string(i));
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<std::string> released_, started_;
+};
+
+class Client {
+ public:
+  explicit Client(unsigned port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("connect");
+  }
+  ~Client() { ::close(fd_); }
+  void send_raw(const std::string& s) { ASSERT_EQ(::send(fd_, s.data(), s.size(), MSG_NOSIGNAL), static_cast<ssize_t>(s.size())); }
+  void send(const std::string& req) { send_raw(netstring(req)); }
+  // The next reply payload; "" with *eof set when the server closed the connection.
+  std::string recv(bool* eof = nullptr) {
+    NetstringReader r(200000);
+    for (;;) {
+      while (off_ < buf_.size()) {
+        off_ += r.feed(std::string_view(buf_).substr(off_));
+        if (r.state() == NetstringReader::State::complete) return r.take();
+        if (r.state() == NetstringReader::State::error) return "bad reply: " + r.error();
+      }
+      buf_.clear();
+      off_ = 0;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 20000) != 1) return "timeout";
+      char tmp[4096];
+      const ssize_t n = ::read(fd_, tmp, sizeof tmp);
+      if (n <= 0) {
+        if (eof) *eof = true;
+        return "";
+      }
+      buf_.append(tmp, static_cast<std::size_t>(n));
+    }
+  }
+  void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+  bool closed_by_server() {
+    bool eof = false;
+    recv(&eof);
+    return eof;
+  }
+
+ private:
+  int fd_;
+  std::string buf_;
+  std::size_t off_ = 0;
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void start(ServerOptions o = {}) {
+    server_ = std::make_unique<Server>(handler_, o);
+    UniqueFd l = open_listener("inet:127.0.0.1:0", 0666, DaemonConfig{});
+    port_ = bound_port(l.get());
+    server_->add_listener(std::move(l));
+    thread_ = std::thread([this] { server_->run(); });
+  }
+  void TearDown() override {
+    handler_.release_all();
+    if (server_) server_->stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  ScriptedHandler handler_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  unsigned port_ = 0;
+};
+
+TEST_F(ServerTest, PipelinedRepliesComeInRequestOrder) {
+  ServerOptions o;
+  o.workers = 3;
+  start(o);
+  Client c(port_);
+  // One write, four requests; the workers finish in the reverse order.
+  c.send_raw(netstring("slow s1") + netstring("fast f2") + netstring("slow s3") + netstring("slow s4"));
+  handler_.wait_started("s4");
+  handler_.wait_started("s3");
+  handler_.release("s4");
+  handler_.release("s3");
+  handler_.wait_started("s1");
+  handler_.release("s1");
+  EXPECT_EQ(c.recv(), "OK s1");
+  EXPECT_EQ(c.recv(), "OK f2");
+  EXPECT_EQ(c.recv(), "OK s3");
+  EXPECT_EQ(c.recv(), "OK s4");
+  // The connection carries on.
+  c.send("fast again");
+  EXPECT_EQ(c.recv(), "OK again");
+}
+
+TEST_F(ServerTest, ManyPipelinedRequestsBeyondTheInFlightBound) {
+  ServerOptions o;
+  o.max_pipeline = 4;
+  start(o);
+  Client c(port_);
+  std::string all;
+  for (int i = 0; i < 500; ++i) all += netstring("fast " + std::to_string(i));
+  c.send_raw(all);
+  for (int i = 0; i < 500; ++i) ASSERT_EQ(c.recv(), "OK " + std::to_string(i));
+}
+
+TEST_F(ServerTest, FullQueueAnswersTempAtOnce) {
+  ServerOptions o;
+  o.workers = 1;
+  o.queue_size = 1;
+  start(o);
+  Client c(port_);
+  c.send("slow s1");
+  handler_.wait_started("s1");  // the worker holds s1; the queue is empty
+  c.send("slow s2");            // queued
+  c.send("slow s3");            // queue full
+  c.send("fast f4");
+  // s1 stays held until the server has taken all four in (else s2 could leave the queue
+  // and make room for s3): wait for the busy count, polling, bounded.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (server_->counters().requests.load() < 4 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  handler_.release("s1");
+  handler_.release("s2");
+  EXPECT_EQ(c.recv(), "OK s1");
+  EXPECT_EQ(c.recv(), "OK s2");
+  EXPECT_EQ(c.recv(), "TEMP server busy");
+  EXPECT_EQ(c.recv(), "OK f4");
+  EXPECT_EQ(server_->counters().busy.load(), 1u);
+}
+
+TEST_F(ServerTest, OversizedNetstringClosesOnlyThatConnection) {
+  start();
+  Client bad(port_), good(port_);
+  bad.send_raw("10001:");
+  EXPECT_TRUE(bad.closed_by_server());
+  good.send("fast still-here");
+  EXPECT_EQ(good.recv(), "OK still-here");
+  EXPECT_EQ(server_->counters().protocol_errors.load(), 1u);
+}
+
+TEST_F(ServerTest, GarbageClosesTheConnection) {
+  start();
+  Client c(port_);
+  c.send_raw("GET / HTTP/1.0\r\n\r\n");
+  EXPECT_TRUE(c.closed_by_server());
+}
+
+TEST_F(ServerTest, RepliesBeforeAProtocolErrorAreSent) {
+  start();
+  Client c(port_);
+  c.send_raw(netstring("fast a") + "3:abcd");
+  EXPECT_EQ(c.recv(), "OK a");
+  EXPECT_TRUE(c.closed_by_server());
+}
+
+TEST_F(ServerTest, MaxConnectionsRefusesTheExtraOnes) {
+  ServerOptions o;
+  o.max_connections = 2;
+  start(o);
+  Client a(port_), b(port_);
+  a.send("fast a");
+  EXPECT_EQ(a.recv(), "OK a");
+  b.send("fast b");
+  EXPECT_EQ(b.recv(), "OK b");
+  Client extra(port_);
+  extra.send("fast c");
+  EXPECT_TRUE(extra.closed_by_server());
+}
+
+TEST_F(ServerTest, ClientClosingWithRequestsInFlightIsHarmless) {
+  start();
+  {
+    Client c(port_);
+    c.send("slow s1");
+    handler_.wait_started("s1");
+  }  // closed before its reply
+  handler_.release("s1");
+  Client d(port_);
+  d.send("fast ok");
+  EXPECT_EQ(d.recv(), "OK ok");
+}
+
+TEST_F(ServerTest, StopAnswersRequestsInFlight) {
+  start();
+  Client c(port_);
+  c.send("slow s1");
+  handler_.wait_started("s1");
+  server_->stop();
+  handler_.release("s1");
+  EXPECT_EQ(c.recv(), "OK s1");
+  thread_.join();
+}
+
+
+TEST_F(ServerTest, HalfClosedClientStillGetsEveryReply) {
+  // A client that sends many pipelined requests and shuts down its side at once: every
+  // request is answered before the server closes (more than max_pipeline of them).
+  ServerOptions o;
+  o.max_pipeline = 4;
+  start(o);
+  Client c(port_);
+  std::string all;
+  for (int i = 0; i < 100; ++i) all += netstring("fast " + std::to_string(i));
+  c.send_raw(all);
+  c.shutdown_write();
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(c.recv(), "OK " + std::to_string(i));
+  EXPECT_TRUE(c.closed_by_server());
+}
+
+}  // namespace
+}  // namespace mtasts::tlsmap
