@@ -2,6 +2,11 @@
 // steps and what each outcome means follows RFC 8461 section 3 and RFC-NOTES.md.
 #include "cached/discovery.hpp"
 
+#include <arpa/inet.h>
+
+#include <cstdint>
+#include <cstring>
+
 namespace mtasts::discovery {
 
 const char* to_string(Status s) noexcept {
@@ -94,8 +99,51 @@ bool lookup_txt(const Domain& domain, dns::Resolver& resolver, Report& r) {
   return false;
 }
 
+// IPv4 ranges that are not global (IANA special-purpose registry), as (network, prefix).
+bool global_v4(std::uint32_t a) noexcept {
+  struct Net { std::uint32_t net; int len; };
+  static constexpr Net kNotGlobal[] = {
+      {0x00000000, 8},  {0x0a000000, 8},  {0x64400000, 10}, {0x7f000000, 8},  {0xa9fe0000, 16},
+      {0xac100000, 12}, {0xc0000000, 24}, {0xc0000200, 24}, {0xc0a80000, 16}, {0xc6120000, 15},
+      {0xc6336400, 24}, {0xcb007100, 24}, {0xe0000000, 4},  {0xf0000000, 4}};
+  for (const Net& n : kNotGlobal) {
+    const std::uint32_t mask = ~std::uint32_t{0} << (32 - n.len);
+    if ((a & mask) == n.net) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool is_global_address(std::string_view address) noexcept {
+  char buf[64];
+  if (address.empty() || address.size() >= sizeof buf) return false;
+  std::memcpy(buf, address.data(), address.size());
+  buf[address.size()] = '\0';
+  unsigned char b[16];
+  if (::inet_pton(AF_INET, buf, b) == 1)
+    return global_v4(std::uint32_t{b[0]} << 24 | std::uint32_t{b[1]} << 16 | std::uint32_t{b[2]} << 8 | b[3]);
+  if (::inet_pton(AF_INET6, buf, b) != 1) return false;
+  static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(b, kMapped, 12) == 0)
+    return global_v4(std::uint32_t{b[12]} << 24 | std::uint32_t{b[13]} << 16 | std::uint32_t{b[14]} << 8 | b[15]);
+  bool zero_prefix = true;  // ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d
+  for (int i = 0; i < 12; ++i) zero_prefix = zero_prefix && b[i] == 0;
+  if (zero_prefix) return false;
+  if ((b[0] & 0xfe) == 0xfc) return false;                      // fc00::/7 unique local
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return false;      // fe80::/10 link-local
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return false;      // fec0::/10 site-local
+  if (b[0] == 0xff) return false;                                // multicast
+  if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) return false;  // 2001:db8::/32
+  if (b[0] == 0x01 && b[1] == 0 && b[2] == 0 && b[3] == 0 && b[4] == 0 && b[5] == 0 && b[6] == 0 && b[7] == 0)
+    return false;                                                // 100::/64 discard-only
+  return true;
+}
+
+namespace {
+
 // Step 2. Returns false when discovery ends here.
-bool lookup_host(dns::Resolver& resolver, Report& r) {
+bool lookup_host(dns::Resolver& resolver, Report& r, const Options& opts) {
   r.resolved = true;
   const dns::AddressAnswer a = resolver.address(r.policy_host, dns::AddressFamily::v4);
   const dns::AddressAnswer aaaa = resolver.address(r.policy_host, dns::AddressFamily::v6);
@@ -103,6 +151,27 @@ bool lookup_host(dns::Resolver& resolver, Report& r) {
   r.aaaa_dns = aaaa.status;
   r.addresses = a.addresses;
   r.addresses.insert(r.addresses.end(), aaaa.addresses.begin(), aaaa.addresses.end());
+  if (opts.global_addresses_only && !r.addresses.empty()) {
+    std::vector<std::string> refused;
+    std::erase_if(r.addresses, [&](const std::string& ip) {
+      if (is_global_address(ip)) return false;
+      refused.push_back(ip);
+      return true;
+    });
+    if (!refused.empty()) {
+      std::string list;
+      for (const auto& ip : refused) list += (list.empty() ? "" : ", ") + ip;
+      const std::string what = r.policy_host + " resolves to non-global addresses (" + list + ")";
+      if (r.addresses.empty()) {
+        // No connection at all: a hostile domain learns nothing about what answers there.
+        r.status = Status::fetch_error;
+        r.fetch.kind = https::ErrorKind::no_address;
+        r.errors.push_back(what + ", refused by global-addresses-only");
+        return false;
+      }
+      r.warnings.push_back(what + ", not used");
+    }
+  }
   if (!r.addresses.empty()) {
     if (dns::is_failure(a.status) || dns::is_failure(aaaa.status))
       r.warnings.push_back("one address lookup of " + r.policy_host + " failed; using the other");
@@ -123,6 +192,14 @@ bool lookup_host(dns::Resolver& resolver, Report& r) {
 
 }  // namespace
 
+Report check_txt(const Domain& domain, dns::Resolver& resolver) {
+  Report r;
+  r.domain = domain.str();
+  r.policy_host = "mta-sts." + domain.str();
+  lookup_txt(domain, resolver, r);
+  return r;
+}
+
 Report discover(const Domain& domain, dns::Resolver& resolver, https::HttpsClient& client,
                 const StoredPolicy* cached, SysTime now, const Options& opts) {
   Report r;
@@ -137,7 +214,7 @@ Report discover(const Domain& domain, dns::Resolver& resolver, https::HttpsClien
     return r;
   }
 
-  if (!lookup_host(resolver, r)) return r;
+  if (!lookup_host(resolver, r, opts)) return r;
 
   r.fetched = true;
   r.fetch = client.fetch(r.policy_host, r.addresses);

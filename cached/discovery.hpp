@@ -11,6 +11,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/dns.hpp"
@@ -37,7 +38,16 @@ struct Options {
   // With a cached policy of the same TXT id, the body is reused only while it is younger
   // than this (RFC-NOTES.md: re-fetched at least every 24 h even with an unchanged id).
   Seconds refresh_interval{86400};
+  // Drop policy host addresses that are not global (is_global_address); with none left the
+  // fetch fails without a connection. Off here (tests, `mta-sts-ctl query`); the fetcher's
+  // configuration turns it on by default.
+  bool global_addresses_only = false;
 };
+
+// False for loopback, private, shared, link-local, documentation, benchmarking, multicast,
+// reserved and unspecified IPv4/IPv6 addresses (IPv4-mapped IPv6 judged as IPv4), and for
+// text that is not an address.
+bool is_global_address(std::string_view address) noexcept;
 
 struct Report {
   std::string domain;
@@ -84,6 +94,11 @@ struct Report {
 // whose body is younger than opts.refresh_interval gives Status::unchanged without a fetch.
 Report discover(const Domain& domain, dns::Resolver& resolver, https::HttpsClient& client,
                 const StoredPolicy* cached, SysTime now, const Options& opts = {});
+
+// Step 1 alone (the `_mta-sts` TXT record): `id` is set when exactly one valid STSv1 record
+// was found. The fetcher runs it for a domain in failure backoff, where the cheap TXT query
+// still tells whether a new policy (a new id) was published.
+Report check_txt(const Domain& domain, dns::Resolver& resolver);
 
 // Human-readable lines, one per step and finding, for `mta-sts-ctl query` and debug logs.
 std::vector<std::string> describe(const Report& r);

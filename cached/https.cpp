@@ -4,6 +4,8 @@
 #include "cached/https.hpp"
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cctype>
@@ -64,10 +66,13 @@ using EasyPtr = std::unique_ptr<CURL, EasyFree>;
 using SlistPtr = std::unique_ptr<curl_slist, SlistFree>;
 
 // Why our write callback stopped a transfer (libcurl only sees CURLE_WRITE_ERROR).
-enum class Stop { none, status, content_type, too_large };
+enum class Stop { none, status, content_type, too_large, internal };
 
 struct Transfer {
   CURL* curl = nullptr;
+  std::string host;      // the policy host, for the SAN check (on_ssl_ctx)
+  bool body_seen = false;
+  bool resumed = false;  // SSL_session_reused() of the connection that brought the body
   std::size_t max_body = 0;
   std::string body;
   Stop stop = Stop::none;
@@ -88,20 +93,54 @@ std::string content_type(CURL* c) {
 
 // Rejects a response as soon as its first body bytes arrive when the status or type is
 // wrong, and stops reading past the cap: a hostile server cannot make us buffer anything.
-extern "C" std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
+// noexcept, and nothing escapes: an exception unwinding through libcurl's C frames is
+// undefined behaviour (a bad_alloc from the append or the Content-Type copy included), so it
+// ends the transfer as a write error instead.
+extern "C" std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) noexcept {
   auto* t = static_cast<Transfer*>(user);
-  const std::size_t len = size * n;
-  if (response_code(t->curl) != 200) { t->stop = Stop::status; return 0; }
-  if (!is_text_plain(content_type(t->curl))) { t->stop = Stop::content_type; return 0; }
-  if (len > t->max_body - std::min(t->max_body, t->body.size())) { t->stop = Stop::too_large; return 0; }
-  t->body.append(data, len);
-  return len;
+  try {
+    const std::size_t len = size * n;
+    if (!t->body_seen) {
+      t->body_seen = true;
+      const curl_tlssessioninfo* info = nullptr;
+      if (curl_easy_getinfo(t->curl, CURLINFO_TLS_SSL_PTR, &info) == CURLE_OK && info != nullptr &&
+          info->backend == CURLSSLBACKEND_OPENSSL && info->internals != nullptr)
+        t->resumed = SSL_session_reused(static_cast<SSL*>(info->internals)) == 1;
+    }
+    if (response_code(t->curl) != 200) { t->stop = Stop::status; return 0; }
+    if (!is_text_plain(content_type(t->curl))) { t->stop = Stop::content_type; return 0; }
+    if (len > t->max_body - std::min(t->max_body, t->body.size())) { t->stop = Stop::too_large; return 0; }
+    t->body.append(data, len);
+    return len;
+  } catch (...) {
+    t->stop = Stop::internal;
+    return 0;
+  }
 }
 
-extern "C" int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+extern "C" int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) noexcept {
   const auto* t = static_cast<const Transfer*>(user);
   return (t->abort != nullptr && t->abort->load()) ? 1 : 0;
 }
+
+// RFC 8461 section 3.3 and RFC 6125 section 6.4.4: the policy host is matched against the
+// certificate's subjectAltName dNSNames only, never the subject CN (libcurl's OpenSSL
+// backend falls back to the CN when a certificate has no dNSName). OpenSSL checks the name
+// during the handshake with the CN fallback switched off; libcurl's own check still runs.
+extern "C" CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* user) noexcept {
+  const auto* t = static_cast<const Transfer*>(user);
+  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(static_cast<SSL_CTX*>(ssl_ctx));
+  if (param == nullptr) return CURLE_SSL_CERTPROBLEM;
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  if (X509_VERIFY_PARAM_set1_host(param, t->host.c_str(), t->host.size()) != 1) return CURLE_SSL_CERTPROBLEM;
+  return CURLE_OK;
+}
+
+// The callbacks libcurl calls must not throw (see on_body); checked at compile time so that
+// a later edit cannot lose it.
+static_assert(noexcept(on_body(nullptr, 0, 0, nullptr)));
+static_assert(noexcept(on_progress(nullptr, 0, 0, 0, 0)));
+static_assert(noexcept(on_ssl_ctx(nullptr, nullptr, nullptr)));
 
 ErrorKind classify(CURLcode rc) {
   switch (rc) {
@@ -162,6 +201,7 @@ class CurlClient final : public HttpsClient {
 
     Transfer t;
     t.curl = curl.get();
+    t.host = host;
     t.max_body = opts_.max_body;
     t.abort = opts_.abort;
     char errbuf[CURL_ERROR_SIZE] = {};
@@ -180,6 +220,11 @@ class CurlClient final : public HttpsClient {
     set(curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2)));
     set(curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L));
     set(curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L));
+    set(curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx));
+    set(curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, &t));
+    // Handles are reused: without this a refetch would resume the TLS session of an earlier
+    // fetch and skip the certificate check (a revoked or replaced certificate unnoticed).
+    set(curl_easy_setopt(c, CURLOPT_SSL_SESSIONID_CACHE, 0L));
     if (!opts_.ca_file.empty()) {
       set(curl_easy_setopt(c, CURLOPT_CAINFO, opts_.ca_file.c_str()));
       // Without this the built-in CA directory would still be trusted beside the file.
@@ -204,11 +249,17 @@ class CurlClient final : public HttpsClient {
     }
 
     const CURLcode rc = curl_easy_perform(c);
+    r.tls_resumed = t.resumed;
     r.status = response_code(c);
     r.content_type = content_type(c);
     char* ip = nullptr;
     if (curl_easy_getinfo(c, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip) r.peer = ip;
 
+    if (t.stop == Stop::internal) {
+      r.kind = ErrorKind::other;
+      r.error = "internal error while reading the body (out of memory?)";
+      return r;
+    }
     if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && t.stop != Stop::none)) {
       r.kind = classify(rc);
       if (rc == CURLE_ABORTED_BY_CALLBACK) r.error = "fetch abandoned at shutdown";

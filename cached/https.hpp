@@ -40,6 +40,8 @@ struct FetchResult {
   std::string body;          // the policy file (only when kind == none)
   std::string error;         // human-readable reason when kind != none
   std::string peer;          // the address connected to, when known
+  bool tls_resumed = false;  // the TLS session was resumed (never, by design: every fetch
+                             // checks the certificate; kept to prove it)
   bool ok() const noexcept { return kind == ErrorKind::none; }
 };
 

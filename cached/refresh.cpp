@@ -114,9 +114,12 @@ Outcome apply(const std::optional<CacheEntry>& old, const discovery::Report& rep
     const bool streak = old && old->failure;
     f.kind = failure.value_or(FailureKind::fetch);
     f.error = report.reason();
+    // Readers refuse longer texts (cache_entry.hpp): keep within the bound.
+    if (f.error.size() > kMaxFailureErrorBytes) f.error.resize(kMaxFailureErrorBytes);
     f.txt_id = report.id;
-    f.count = streak ? old->failure->count + 1 : 1;
-    f.first_at = streak ? old->failure->first_at : now;
+    f.count = streak ? std::max(old->failure->count, old->failure->count + 1) : 1;  // saturates
+    // min(): a clock stepped back must not write times out of order (readers refuse those).
+    f.first_at = streak ? std::min(old->failure->first_at, now) : now;
     f.last_at = now;
     f.retry_after = now + std::max(failure_backoff(f.count, rules.cache), kMinFailureBackoff);
     const bool alert = e.policy && e.policy->policy.mode != Mode::none && f.count >= rules.failure_alert;
@@ -131,6 +134,7 @@ Outcome apply(const std::optional<CacheEntry>& old, const discovery::Report& rep
   e.checked_at = now;
   const SysTime not_before = std::max(now + kMinRefreshDelay, e.failure ? e.failure->retry_after : now);
   e.next_refresh = jittered(now, next_refresh_time(e, now, rules.cache), rules.jitter_percent, jitter, not_before);
+  if (e.failure) e.next_refresh = std::min(e.next_refresh, backoff_visit(e, now));
 
   const Verdict after = verdict(e, now);
   const bool had_policy = old && old->policy;
@@ -138,6 +142,11 @@ Outcome apply(const std::optional<CacheEntry>& old, const discovery::Report& rep
                               (had_policy && e.policy && !same_policy(*old->policy, *e.policy));
   out.announce = before != after || policy_changed;
   return out;
+}
+
+SysTime backoff_visit(const CacheEntry& e, SysTime now) {
+  const SysTime visit = now + kMinFailureBackoff;
+  return e.failure ? std::min(e.failure->retry_after, visit) : visit;
 }
 
 Action plan(const std::optional<CacheEntry>& entry, SysTime now, bool is_miss) {

@@ -63,12 +63,19 @@ Outcome apply(const std::optional<CacheEntry>& old, const discovery::Report& rep
 // the miss and puts the domain back in the schedule at the entry's own next refresh time.
 enum class Action {
   discover,  // run discovery now
-  backoff,   // in failure backoff (at least 5 minutes after a failure): no attempt
+  backoff,   // in failure backoff (at least 5 minutes after a failure): only the TXT step,
+             // and a full discovery if it shows a new id (backoff_visit)
   settled,   // a miss that another fetcher answered after the milter looked
   skip,      // scheduled work that another fetcher did a moment ago
 };
 const char* to_string(Action a) noexcept;
 Action plan(const std::optional<CacheEntry>& entry, SysTime now, bool is_miss);
+
+// RFC 8461 section 5.1's retry rule is per (domain, id): a domain in failure backoff is still
+// visited at least every kMinFailureBackoff, for the TXT step only, so that a policy fixed
+// under a new id is fetched at once instead of after the whole backoff. The visit after
+// `now` for an entry in backoff: the retry time, or kMinFailureBackoff from now if earlier.
+SysTime backoff_visit(const CacheEntry& e, SysTime now);
 
 // `next` moved earlier by jitter * percent% of (next - now); never before `not_before`.
 SysTime jittered(SysTime now, SysTime next, unsigned percent, double jitter, SysTime not_before);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/log.hpp"
+#include "common/random.hpp"
 
 namespace mtasts::worker {
 
@@ -42,16 +43,10 @@ std::mt19937_64& rng() {
   return g;
 }
 
-// A claim token: 128 random bits, so that a fetcher can only release its own lock.
-std::string random_token() {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string t;
-  for (int i = 0; i < 2; ++i) {
-    std::uint64_t v = rng()();
-    for (int j = 0; j < 16; ++j, v >>= 4) t += hex[v & 0xf];
-  }
-  return t;
-}
+// A claim token: 128 bits from the kernel, so that a fetcher can only release its own lock
+// (not a user-space generator seeded with 32 bits, whose tokens another fetcher could guess
+// or repeat).
+std::string random_token() { return random_hex(16); }
 
 double jitter_draw() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng()); }
 
@@ -79,6 +74,7 @@ Options options_from(const CachedConfig& c) {
   o.rules.failure_alert = c.failure_alert;
   o.rules.jitter_percent = c.refresh_jitter;
   o.discovery.refresh_interval = c.refresh_interval;
+  o.discovery.global_addresses_only = c.global_addresses_only;
   o.warm_list = c.warm_list;
   o.warm_interval = c.warm_interval;
   o.fetcher_id = c.fetcher_id.empty() ? default_fetcher_id() : c.fetcher_id;
@@ -267,12 +263,28 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
     std::optional<CacheEntry> entry = sv.store->get(d, &decode_error);
     if (!decode_error.empty())
       log::warning("undecodable cache entry will be replaced", {{"domain", d.str()}, {"error", decode_error}});
-    const refresh::Action action = refresh::plan(entry, now, miss);
+    refresh::Action action = refresh::plan(entry, now, miss);
     count(std::string("action_") + refresh::to_string(action));
+    if (action == refresh::Action::backoff) {
+      // The retry rule is per (domain, id): the cheap TXT step tells whether the domain
+      // published a new policy since the failure, which may be fetched at once.
+      const discovery::Report txt = discovery::check_txt(d, *sv.resolver);
+      if (!txt.id.empty() && may_retry(*entry, now, txt.id)) {
+        count("backoff_new_id");
+        action = refresh::Action::discover;
+      }
+    }
     switch (action) {
+      case refresh::Action::backoff: {
+        // Same id (or no answer): back in the schedule for the next TXT visit or the retry.
+        CacheEntry e = *entry;
+        e.next_refresh = std::max(refresh::backoff_visit(e, now), now + kMinRecheck);
+        sv.store->put(d, e, now, false);
+        log::debug("not fetched", {{"domain", d.str()}, {"reason", "backoff"}, {"source", miss ? "miss" : "schedule"}});
+        break;
+      }
       case refresh::Action::skip:
       case refresh::Action::settled:
-      case refresh::Action::backoff:
         // The entry says all there is to say until its next refresh or retry time. Writing it
         // back unchanged clears the miss and re-aligns the schedule with it, so that a domain
         // put forward in the schedule during a backoff is not taken again at every poll.
@@ -421,10 +433,14 @@ void Worker::run() {
     bool saturated = false;
     try {
       const auto now = Steady::now();
-      if (!s->options.warm_list.empty() && now >= next_warm_) {
-        load_warm_list(*s);
-        next_warm_ = now + s->options.warm_interval;
+      // next_warm_ is reset by reload() on another thread: read and advance it under mu_.
+      bool warm_due = false;
+      if (!s->options.warm_list.empty()) {
+        std::lock_guard lock(mu_);
+        warm_due = now >= next_warm_;
+        if (warm_due) next_warm_ = now + s->options.warm_interval;
       }
+      if (warm_due) load_warm_list(*s);
       std::size_t busy;
       {
         std::lock_guard lock(mu_);

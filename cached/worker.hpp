@@ -122,7 +122,7 @@ class Worker {
   std::map<std::string, long long> counters_;
   bool stopping_ = false;
   int redis_up_ = -1;  // -1 unknown, 1 up, 2 + RedisTrouble when down (logged on change)
-  std::chrono::steady_clock::time_point next_warm_{};
+  std::chrono::steady_clock::time_point next_warm_{};  // guarded by mu_ (reload() resets it)
   std::chrono::steady_clock::time_point next_stats_{};
 };
 

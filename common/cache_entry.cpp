@@ -137,6 +137,10 @@ class Decoder {
       r.error = error_;
       return r;
     }
+    if (std::string why = check_invariants(e); !why.empty()) {
+      r.error = std::move(why);
+      return r;
+    }
     r.entry = std::move(e);
     return r;
   }
@@ -184,6 +188,7 @@ class Decoder {
       }
       if (!known(name)) return fail(line_no, "unknown field " + std::string(name));
       if (name == "policy.mx") {
+        if (mx_.size() >= kMaxStoredMx) return fail(line_no, "too many policy.mx fields");
         mx_.push_back({line_no, std::move(value)});
         continue;
       }
@@ -321,7 +326,40 @@ std::string encode(const CacheEntry& e) {
 
 DecodeResult decode(std::string_view bytes) {
   // Bad bytes are results, never exceptions; only memory exhaustion may escape.
+  if (bytes.size() > kMaxEncodedBytes) {
+    DecodeResult r;
+    r.error = "entry is " + std::to_string(bytes.size()) + " bytes, more than the limit of " +
+              std::to_string(kMaxEncodedBytes);
+    return r;
+  }
   return Decoder(bytes).run();
+}
+
+bool valid_policy_id(std::string_view id) noexcept {
+  if (id.empty() || id.size() > 32) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  });
+}
+
+std::string check_invariants(const CacheEntry& e) {
+  if (e.policy) {
+    const StoredPolicy& p = *e.policy;
+    if (!valid_policy_id(p.id)) return "policy.id is not 1 to 32 letters and digits";
+    if (p.policy.mode != Mode::none && p.policy.mx.empty()) return "policy.mode enforce or testing without policy.mx";
+    if (p.policy.mx.size() > kMaxStoredMx) return "too many policy.mx patterns";
+    if (p.policy.max_age < Seconds{0} || p.policy.max_age > kMaxAgeLimit) return "policy.max_age out of range";
+    if (p.raw.size() > kMaxPolicyBytes) return "policy.raw longer than a policy file may be";
+    if (p.expires_at < p.fetched_at + p.policy.max_age) return "policy.expires before policy.fetched + max_age";
+  }
+  if (e.failure) {
+    const FailureState& f = *e.failure;
+    if (!f.txt_id.empty() && !valid_policy_id(f.txt_id)) return "failure.txt_id is not 1 to 32 letters and digits";
+    if (f.count == 0) return "failure.count is 0";
+    if (f.first_at > f.last_at || f.last_at > f.retry_after) return "failure times out of order";
+    if (f.error.size() > kMaxFailureErrorBytes) return "failure.error too long";
+  }
+  return {};
 }
 
 // ---- freshness rules --------------------------------------------------------------------
@@ -338,10 +376,11 @@ Verdict verdict(const CacheEntry& e, SysTime now) noexcept {
     }
   }
   if (e.no_policy_until && now < *e.no_policy_until) return Verdict::no_policy;
-  // `max_age: 0`: the owner allows the policy for the fetch's own decision only, and the
-  // fleet decides later, from the cache. Known, but nothing cacheable: as if no policy (not
-  // "unknown", which could hold mail under on-unknown=tempfail at every lookup).
-  if (e.policy && e.policy->policy.max_age == Seconds{0}) return Verdict::no_policy;
+  // `max_age: 0` (or a few seconds): the owner allows the policy for the fetch's own
+  // decision only, and the fleet decides later, from the cache. Known, but nothing cacheable:
+  // as if no policy (not "unknown", which could hold mail under on-unknown=tempfail at every
+  // lookup until the next check, an hour away: see next_refresh_time).
+  if (e.policy && short_lived(*e.policy)) return Verdict::no_policy;
   // RFC 8461 section 5.1: discovery failed and nothing valid is cached: deliver as if the
   // domain had no policy.
   if (e.failure) return Verdict::no_policy;
@@ -372,9 +411,15 @@ SysTime next_refresh_time(const CacheEntry& e, SysTime now, const RefreshRules& 
   if (e.policy) {
     const StoredPolicy& p = *e.policy;
     consider(p.fetched_at + r.refresh_interval);
-    // Refresh ahead of expiry, but never so early that a short max_age is refreshed at once.
-    const Seconds margin = std::min(r.expiry_margin, p.policy.max_age / 2);
-    consider(p.expires_at - margin);
+    if (short_lived(p)) {
+      // Expired before any recheck could confirm it: every check would be an HTTPS fetch, so
+      // the domain is scheduled like a negative entry instead of every kMinRecheck forever.
+      consider(e.checked_at + r.negative_ttl);
+    } else {
+      // Refresh ahead of expiry, but never so early that a short max_age is refreshed at once.
+      const Seconds margin = std::min(r.expiry_margin, p.policy.max_age / 2);
+      consider(p.expires_at - margin);
+    }
   }
   if (e.no_policy_until) consider(*e.no_policy_until);
   SysTime t = next.value_or(now);

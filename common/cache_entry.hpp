@@ -13,6 +13,7 @@
 //   unchanged id.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,6 +29,7 @@ inline constexpr Seconds kMinFailureBackoff{300};
 // policy with max_age 0 (usable for nothing once cached) does not make a fetch loop.
 inline constexpr Seconds kMinRecheck{60};
 
+
 struct StoredPolicy {
   Policy policy;
   std::string raw;   // the policy file exactly as fetched (for TLS-RPT and `cache show`)
@@ -36,6 +38,12 @@ struct StoredPolicy {
   SysTime expires_at{};   // last confirmation + max_age
   friend bool operator==(const StoredPolicy&, const StoredPolicy&) = default;
 };
+
+// A policy whose max_age is at most kMinRecheck expires before any check could confirm its
+// id, so every check would be an HTTPS fetch. Such a policy (max_age 0 included) is known but
+// nothing cacheable: the milter treats it as no policy and the fetcher looks at the domain
+// again after negative_ttl, like a negative entry.
+inline bool short_lived(const StoredPolicy& p) noexcept { return p.policy.max_age <= kMinRecheck; }
 
 enum class FailureKind {
   dns,             // SERVFAIL, timeout, network error on a DNS query
@@ -70,12 +78,30 @@ struct CacheEntry {
 
 // ---- codec ----------------------------------------------------------------------------
 inline constexpr int kCodecVersion = 1;
+// Bounds of what a decoded entry may carry. Anyone with write access to Redis can store an
+// entry, so the decoder refuses what no fetcher writes: a policy body over the parser's limit
+// (escaping at most triples it), an error text longer than a fetcher's, and more mx patterns
+// than a 64 KiB policy file can hold.
+inline constexpr std::size_t kMaxEncodedBytes = 3 * kMaxPolicyBytes + 16384;
+inline constexpr std::size_t kMaxFailureErrorBytes = 4096;
+inline constexpr std::size_t kMaxStoredMx = kMaxPolicyBytes / 8;  // "mx: a.b\n" is 8 octets
 std::string encode(const CacheEntry& e);
 struct DecodeResult {
   std::optional<CacheEntry> entry;
-  std::string error;  // unknown version, truncated, bad field
+  std::string error;  // unknown version, truncated, bad field, broken invariant
 };
+// Every successful decode passes through check_invariants(): a decoded entry is one the
+// fetcher could have written.
 DecodeResult decode(std::string_view bytes);
+
+// The TXT id grammar of RFC 8461 section 3.1: 1*32(ALPHA / DIGIT).
+bool valid_policy_id(std::string_view id) noexcept;
+// The invariants the parsers and the refresh rules guarantee for every entry they produce:
+// ids in the TXT grammar (a failure's id may be empty: DNS failed before any id), enforce and
+// testing with at least one mx, max_age within the clamp, fetched_at + max_age <= expires_at,
+// a failure streak with count >= 1 and first <= last <= retry, bounded sizes. Returns "" when
+// they hold, otherwise what is wrong (for the log).
+std::string check_invariants(const CacheEntry& e);
 
 // ---- freshness rules (pure) -------------------------------------------------------------
 bool policy_usable(const CacheEntry& e, SysTime now) noexcept;
@@ -85,8 +111,8 @@ enum class Verdict {
   enforce,    // usable policy, mode enforce
   testing,    // usable policy, mode testing
   none,       // usable policy, mode none
-  no_policy,  // negative entry, a failure with no usable policy, or a max_age 0 policy
-              // (never cacheable): deliver as if none
+  no_policy,  // negative entry, a failure with no usable policy, or an expired short_lived()
+              // policy (never cacheable): deliver as if none
   unknown,    // nothing usable and nothing known (e.g. policy expired, not yet refreshed)
 };
 const char* to_string(Verdict v) noexcept;
@@ -108,8 +134,9 @@ bool may_retry(const CacheEntry& e, SysTime now, std::string_view txt_id) noexce
 // negative entry expired)?
 bool refresh_due(const CacheEntry& e, SysTime now, const RefreshRules& r) noexcept;
 // When the next refresh should happen, before jitter: the earliest of fetched_at +
-// refresh_interval, expires_at - min(expiry_margin, max_age / 2) and no_policy_until (now
-// when none applies), but not before checked_at + kMinRecheck nor failure->retry_after.
+// refresh_interval, expires_at - min(expiry_margin, max_age / 2) (checked_at + negative_ttl
+// for a short_lived() policy) and no_policy_until (now when none applies), but not before
+// checked_at + kMinRecheck nor failure->retry_after.
 SysTime next_refresh_time(const CacheEntry& e, SysTime now, const RefreshRules& r) noexcept;
 // Backoff for the n-th consecutive failure: min_backoff * 2^(n-1), capped at max_backoff,
 // never below 5 minutes.

@@ -429,6 +429,8 @@ const std::vector<Option>& table() {
        [](Config& c, S, S v) { c.cached.ca_file = text(v); }},
       {"cached", "proxy", "", "URL", "HTTPS proxy (empty: none; the environment is ignored)",
        [](Config& c, S, S v) { c.cached.proxy = proxy_url(v); }},
+      {"cached", "global-addresses-only", "yes", "BOOL", "refuse policy hosts at loopback, private, link-local or other non-global addresses",
+       [](Config& c, S, S v) { c.cached.global_addresses_only = boolean(v); }},
       {"cached", "fetch-timeout", "60s", "DURATION", "limit on one policy fetch (plain number: s)",
        [](Config& c, S, S v) { c.cached.fetch_timeout = secs(v, 1, 300); }},
       {"cached", "connect-timeout", "10s", "DURATION", "limit on the TCP and TLS connect of a fetch (plain number: s)",

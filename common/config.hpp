@@ -93,6 +93,7 @@ struct CachedConfig {
   std::chrono::milliseconds dns_timeout{2000};       // per query attempt
   unsigned dns_retries = 2;
   std::string ca_file;                               // replaces the system trust store
+  bool global_addresses_only = true;                 // refuse non-global policy host addresses
   std::string proxy;                                 // HTTPS proxy URL; empty: none (environment ignored)
   std::chrono::seconds fetch_timeout{60};            // total per HTTPS fetch
   std::chrono::seconds connect_timeout{10};          // TCP+TLS connect part of it

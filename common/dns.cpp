@@ -364,6 +364,12 @@ Extracted extract(const ldns_pkt* pkt, const ldns_rdf* qname, ldns_rr_type type)
   else if (rc != LDNS_RCODE_NOERROR) {
     x.status = Status::servfail;
     x.error = std::string("resolver answered ") + rcode_text(rc);
+  } else if (x.rrs.empty() && x.chain.empty() && !ldns_pkt_ra(pkt)) {
+    // NOERROR, no answer and no recursion-available bit: a referral or the "I do not recurse"
+    // answer of a non-recursive or mis-pointed server, not a statement that the name has no
+    // such record. Taken as "no policy" it would silently switch MTA-STS off: a failure.
+    x.status = Status::servfail;
+    x.error = "the server does not recurse (NOERROR without records and without the RA bit)";
   } else {
     x.status = x.rrs.empty() ? Status::nodata : Status::ok;
   }

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <idn2.h>
 
+#include <cstdint>
 #include <cstring>
 #include <memory>
 
@@ -118,6 +119,33 @@ bool is_ip_address(std::string_view text) noexcept {
   if (std::memchr(buf, '\0', text.size()) != nullptr) return false;
   unsigned char addr[16];
   return inet_pton(AF_INET, buf, addr) == 1 || inet_pton(AF_INET6, buf, addr) == 1;
+}
+
+bool is_utf8(std::string_view v) noexcept {
+  std::size_t i = 0;
+  while (i < v.size()) {
+    const auto c = static_cast<unsigned char>(v[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c >= 0xc2 && c <= 0xdf) { n = 1; cp = c & 0x1fu; }
+    else if (c >= 0xe0 && c <= 0xef) { n = 2; cp = c & 0x0fu; }
+    else if (c >= 0xf0 && c <= 0xf4) { n = 3; cp = c & 0x07u; }
+    else return false;
+    if (i + n >= v.size()) return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(v[i + k]);
+      if ((cc & 0xc0u) != 0x80u) return false;
+      cp = (cp << 6) | (cc & 0x3fu);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    i += n + 1;
+  }
+  return true;
 }
 
 DomainParse Domain::parse(std::string_view text) {

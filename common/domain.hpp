@@ -43,6 +43,9 @@ struct DomainParse {
 bool is_address_literal(std::string_view text) noexcept;
 // A dotted-quad IPv4 address or an IPv6 address in text form.
 bool is_ip_address(std::string_view text) noexcept;
+// Well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or values past U+10FFFF), so
+// that a diagnostic can tell "not UTF-8 at all" from "Unicode where ASCII is required".
+bool is_utf8(std::string_view text) noexcept;
 
 }  // namespace mtasts
 

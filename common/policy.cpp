@@ -3,6 +3,8 @@
 // each with its line, in one pass.
 #include "common/policy.hpp"
 
+#include "common/domain.hpp"
+
 #include <cstdint>
 
 namespace mtasts {
@@ -31,36 +33,13 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
-// Well-formed UTF-8 with no control characters (sts-policy-ext-value).
-bool valid_ext_value(std::string_view v) noexcept {
-  std::size_t i = 0;
-  while (i < v.size()) {
-    auto c = static_cast<unsigned char>(v[i]);
-    if (c < 0x80) {
-      if (c < 0x20 || c == 0x7f) return false;
-      ++i;
-      continue;
-    }
-    std::size_t n = 0;
-    std::uint32_t cp = 0;
-    if (c >= 0xc2 && c <= 0xdf) { n = 1; cp = c & 0x1fu; }
-    else if (c >= 0xe0 && c <= 0xef) { n = 2; cp = c & 0x0fu; }
-    else if (c >= 0xf0 && c <= 0xf4) { n = 3; cp = c & 0x07u; }
-    else return false;
-    if (i + n >= v.size()) return false;
-    for (std::size_t k = 1; k <= n; ++k) {
-      auto cc = static_cast<unsigned char>(v[i + k]);
-      if ((cc & 0xc0u) != 0x80u) return false;
-      cp = (cp << 6) | (cc & 0x3fu);
-    }
-    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8 (RFC 3629).
-    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    i += n + 1;
+// The first control character of a value (sts-policy-ext-value excludes them), or -1.
+int first_control(std::string_view v) noexcept {
+  for (char ch : v) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) return c;
   }
-  return true;
+  return -1;
 }
 
 // Untrusted text quoted for a diagnostic: printable ASCII kept, the rest as \xNN, cut short.
@@ -150,7 +129,12 @@ struct Parser {
           return;
         }
       }
-      if (!valid_ext_value(value)) warn("value of unknown key " + show(key) + " is not valid UTF-8 text");
+      // Say what is wrong: a domain owner fixes the policy from this text.
+      static constexpr char hex[] = "0123456789abcdef";
+      if (const int c = first_control(value); c >= 0)
+        warn("value of unknown key " + show(key) + " contains a control character (0x" + hex[c >> 4] +
+             hex[c & 0xf] + "); ignored");
+      else if (!is_utf8(value)) warn("value of unknown key " + show(key) + " is not valid UTF-8 text; ignored");
       else warn("unknown key " + show(key) + " ignored");
     }
   }

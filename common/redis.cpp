@@ -126,8 +126,28 @@ class SigpipeGuard {
 
 std::string ms_text(milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
+thread_local std::optional<steady_clock::time_point> t_deadline;
+
+// The step's own deadline, cut to the thread's RedisDeadline; a step that would begin after
+// that deadline fails at once: the lookup's budget is spent.
+steady_clock::time_point bounded(steady_clock::time_point own, const char* step) {
+  if (!t_deadline) return own;
+  if (steady_clock::now() >= *t_deadline)
+    throw RedisError(RedisError::Kind::timeout, std::string("redis: budget spent before ") + step);
+  return std::min(own, *t_deadline);
+}
+
 }  // namespace
 
+RedisDeadline::RedisDeadline(milliseconds budget) : RedisDeadline(steady_clock::now() + budget) {}
+
+RedisDeadline::RedisDeadline(TimePoint at) : previous_(t_deadline) {
+  t_deadline = previous_ ? std::min(*previous_, at) : at;
+}
+
+RedisDeadline::~RedisDeadline() { t_deadline = previous_; }
+
+std::optional<RedisDeadline::TimePoint> RedisDeadline::current() noexcept { return t_deadline; }
 RedisTrouble classify(const RedisError& e) noexcept {
   using K = RedisError::Kind;
   switch (e.kind()) {
@@ -319,7 +339,7 @@ Connection Connection::open(const RedisOptions& opts) {
   std::string why;
   auto addr = parse_redis_address(opts.address, &why);
   if (!addr) throw RedisError(RedisError::Kind::io, "redis: bad address '" + opts.address + "': " + why);
-  const Deadline deadline = steady_clock::now() + opts.connect_timeout;
+  const Deadline deadline = bounded(steady_clock::now() + opts.connect_timeout, "connect");
   const std::string where = " (" + opts.address + ")";
 
   Connection c;
@@ -368,7 +388,7 @@ Connection Connection::open(const RedisOptions& opts) {
 
 Reply Connection::command(const std::vector<std::string_view>& argv) {
   check_usable();
-  const Deadline deadline = steady_clock::now() + command_timeout_;
+  const Deadline deadline = bounded(steady_clock::now() + command_timeout_, "a command");
   append(argv);
   flush(deadline);
   Reply r(next_reply(deadline));
@@ -381,7 +401,7 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
   check_usable();
   std::vector<Reply> out;
   if (cmds.empty()) return out;
-  const Deadline deadline = steady_clock::now() + command_timeout_;
+  const Deadline deadline = bounded(steady_clock::now() + command_timeout_, "a pipeline");
   for (const auto& argv : cmds) append(argv);
   flush(deadline);
   out.reserve(cmds.size());
@@ -436,7 +456,7 @@ bool idle_connection_alive(const Connection& c) noexcept {
 }  // namespace
 
 Pool::Lease Pool::lease() {
-  const auto deadline = steady_clock::now() + opts_.connect_timeout;
+  const auto deadline = bounded(steady_clock::now() + opts_.connect_timeout, "a connection came free");
   std::vector<std::unique_ptr<Connection>> stale;  // declared first: closed after the unlock
   std::unique_lock lock(mu_);
   for (;;) {

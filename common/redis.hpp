@@ -42,6 +42,27 @@ struct RedisAddress {
 // nullopt with *error set when `text` is not one of the forms documented in RedisOptions.
 std::optional<RedisAddress> parse_redis_address(std::string_view text, std::string* error);
 
+// One deadline for every Redis step this thread takes while the scope lives (a lookup's
+// redis-budget): the wait for a pooled connection, the connect and its handshake, each
+// command, and any retry of them. Every step keeps its own timeout; the earlier of the two
+// applies, and a step begun after the deadline fails at once with RedisError(timeout), so
+// that a lookup's Redis work as a whole, not each step, is bounded. Scopes nest (the
+// earliest deadline wins) and are per thread.
+class RedisDeadline {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  explicit RedisDeadline(std::chrono::milliseconds budget);
+  explicit RedisDeadline(TimePoint at);
+  ~RedisDeadline();
+  RedisDeadline(const RedisDeadline&) = delete;
+  RedisDeadline& operator=(const RedisDeadline&) = delete;
+  // The deadline in force on this thread, if any.
+  static std::optional<TimePoint> current() noexcept;
+
+ private:
+  std::optional<TimePoint> previous_;
+};
+
 class RedisError : public std::runtime_error {
  public:
   enum class Kind { io, timeout, protocol, reply, auth, closed };

@@ -163,6 +163,7 @@ Decision decide(const Domain& d, const LookupResult& r, SysTime now, const Decis
       // cached, is delivered to as if it had no policy.
       if (e.no_policy_until && now < *e.no_policy_until) dec.reason = "no-policy";
       else if (e.policy && e.policy->policy.max_age.count() == 0) dec.reason = "max-age-0";
+      else if (e.policy && short_lived(*e.policy)) dec.reason = "max-age-short";
       else dec.reason = "discovery-failing";
       return dec;
     case Verdict::unknown:
@@ -176,13 +177,27 @@ Decision decide(const Domain& d, const LookupResult& r, SysTime now, const Decis
 
 std::string header_value(const Decision& d, std::string_view header_name) {
   std::string head = d.domain + "; mode=" + to_string(d.status) + "; id=" + d.policy_id + "; mx=";
-  const std::string mx = join(d.mx, ',');
+  // The patterns that fit in kMaxHeaderMxBytes (separators included), in policy order.
+  std::size_t n = 0;
+  std::size_t mx_bytes = 0;
+  while (n < d.mx.size() && mx_bytes + (n > 0 ? 1 : 0) + d.mx[n].size() <= kMaxHeaderMxBytes) {
+    mx_bytes += (n > 0 ? 1 : 0) + d.mx[n].size();
+    ++n;
+  }
+  const std::string tail = n < d.mx.size() ? "; mx-truncated=" + std::to_string(d.mx.size() - n) : "";
   // RFC 5322 section 2.1.1: lines must not exceed 998 octets. "Name: " prefixes the first.
   constexpr std::size_t kFoldAt = 900;
-  if (header_name.size() + 2 + head.size() + mx.size() <= 998) return head + mx;
+  if (header_name.size() + 2 + head.size() + mx_bytes + tail.size() <= 998) {
+    std::string out = head;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i > 0) out += ',';
+      out += d.mx[i];
+    }
+    return out + tail;
+  }
   std::string out = head;
   std::size_t line = header_name.size() + 2 + head.size();
-  for (std::size_t i = 0; i < d.mx.size(); ++i) {
+  for (std::size_t i = 0; i < n; ++i) {
     if (i > 0) {
       out += ',';
       ++line;
@@ -194,7 +209,27 @@ std::string header_value(const Decision& d, std::string_view header_name) {
     out += d.mx[i];
     line += d.mx[i].size();
   }
+  if (!tail.empty()) {
+    if (line + tail.size() > kFoldAt) out += "\n\t";
+    out += tail;
+  }
   return out;
+}
+
+namespace {
+// Printable ASCII (no SP) without the field's separators ';' and ','.
+bool safe_token(std::string_view s) {
+  if (s.empty()) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u < 0x7f && c != ';' && c != ',';
+  });
+}
+}  // namespace
+
+bool safe_for_header(const Decision& d) {
+  if (!safe_token(d.domain) || !safe_token(d.policy_id)) return false;
+  return std::all_of(d.mx.begin(), d.mx.end(), [](const std::string& m) { return safe_token(m); });
 }
 
 bool is_tls_required_no(std::string_view value) {
@@ -261,8 +296,16 @@ HeaderPlan Message::plan() const {
   } else if (tls_required_no_ && opts_.honor_tls_required) {
     p.suppressed = "tls-required-no";
   } else {
-    for (const auto& d : decisions_)
-      if (d.action == Action::tag) p.add.push_back({opts_.header_name, header_value(d, opts_.header_name)});
+    for (const auto& d : decisions_) {
+      if (d.action != Action::tag) continue;
+      // Defence in depth: decoded entries are validated already, but a header line is where
+      // an injected CR LF would do its harm, so nothing unchecked is written there.
+      if (!safe_for_header(d)) {
+        p.refused.push_back(d.domain);
+        continue;
+      }
+      p.add.push_back({opts_.header_name, header_value(d, opts_.header_name)});
+    }
   }
   return p;
 }
@@ -272,7 +315,8 @@ Message::LogFields Message::log_fields(const HeaderPlan& p) const {
   std::vector<std::string> tagged, decisions;
   if (p.suppressed.empty())
     for (const auto& d : decisions_)
-      if (d.action == Action::tag) tagged.push_back(d.domain);
+      if (d.action == Action::tag && std::find(p.refused.begin(), p.refused.end(), d.domain) == p.refused.end())
+        tagged.push_back(d.domain);
   for (const auto& d : decisions_)
     decisions.push_back(d.domain + ":" + to_string(d.status) + ":" + d.reason + ":" + d.source);
   f.tagged = join(tagged, ' ');
@@ -281,6 +325,7 @@ Message::LogFields Message::log_fields(const HeaderPlan& p) const {
   f.skipped = join(skipped_, ' ');
   f.removed = std::to_string(p.delete_indices.size());
   f.suppressed = p.suppressed;
+  for (const auto& r : p.refused) f.suppressed += (f.suppressed.empty() ? "" : " ") + ("unsafe-value:" + r);
   return f;
 }
 

@@ -49,9 +49,20 @@ struct Decision {
 
 Decision decide(const Domain& d, const LookupResult& r, SysTime now, const DecisionOptions& o);
 
+// At most this many octets of mx patterns go into one field. A policy file may list 64 KiB
+// of patterns, which would otherwise become a 64 KiB field on every message to the domain.
+// Beyond the bound the field lists the patterns that fit, in policy order, and ends with
+// "; mx-truncated=N" (N patterns left out): the complete list is in the cache.
+inline constexpr std::size_t kMaxHeaderMxBytes = 2048;
+
 // "example.com; mode=enforce; id=...; mx=a,b". Folded with LF+TAB after a comma only when
 // the field would otherwise exceed the 998-octet line limit of RFC 5322.
 std::string header_value(const Decision& d, std::string_view header_name);
+
+// True when every part of the field the milter would write for `d` (domain, id, each mx
+// pattern) is printable ASCII without the field's own separators: no CR, LF or other control
+// character can reach a header line, whatever the cache held.
+bool safe_for_header(const Decision& d);
 
 // RFC 8689 section 5: "TLS-Required: No" (case-insensitive, surrounding white space and
 // folding tolerated).
@@ -70,6 +81,7 @@ struct HeaderPlan {
   std::vector<int> delete_indices;  // 1-based occurrence numbers, highest first
   std::vector<HeaderField> add;     // in recipient order
   std::string suppressed;           // why nothing is added: "tls-required-no", "tlsrpt-report", ""
+  std::vector<std::string> refused; // domains not tagged because a value was unsafe (safe_for_header)
 };
 
 struct MessageOptions {
@@ -111,7 +123,7 @@ class Message {
     std::string deferred;   // "domain:status:reason" per temporarily failed recipient
     std::string skipped;    // reasons of recipients without a policy domain
     std::string removed;    // number of incoming fields of our name removed
-    std::string suppressed; // see HeaderPlan
+    std::string suppressed; // see HeaderPlan; "unsafe-value:<domain>" per refused field
   };
   LogFields log_fields(const HeaderPlan& p) const;
 

@@ -202,7 +202,13 @@ sfsistat Session::rcpt(SMFICTX* ctx, const char* rcpt) {
     return ok(kRcpt);
   }
   if (m.find(*rd.domain)) return ok(kRcpt);
-  const LookupResult r = rt_->lookup->lookup(*rd.domain);
+  // One deadline for all of the lookup's Redis work (waiting for a pooled connection,
+  // connect and AUTH, the GET, its retry, the miss signal), not one per step: redis-budget,
+  // plus miss-wait when a signalled miss may be waited for.
+  const LookupResult r = [&] {
+    const RedisDeadline budget(rt_->cfg.redis_budget + rt_->cfg.miss_wait);
+    return rt_->lookup->lookup(*rd.domain);
+  }();
   report_lookup(ctx, r, rcpt ? rcpt : "", *rd.domain);
   Decision d = decide(*rd.domain, r, rt_->clock.now(), rt_->decision);
   if (d.action == Action::tempfail && !no_reply(kRcpt)) {
@@ -265,35 +271,36 @@ sfsistat Session::abort(SMFICTX*) {
 }
 
 // ---- C callbacks: trampolines only ----------------------------------------------------
+// noexcept: libmilter's C frames must never be unwound; dispatch() is where exceptions stop.
 
 extern "C" {
 
 sfsistat cb_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
-                      unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
+                      unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) noexcept {
   return dispatch(ctx, kNegotiate, [&](Session& s) { return s.negotiate(ctx, f0, f1, pf0, pf1, pf2, pf3); });
 }
 
-sfsistat cb_envfrom(SMFICTX* ctx, char** argv) {
+sfsistat cb_envfrom(SMFICTX* ctx, char** argv) noexcept {
   return dispatch(ctx, kMail, [&](Session& s) { return s.mail(ctx, argv ? argv[0] : nullptr); });
 }
 
-sfsistat cb_envrcpt(SMFICTX* ctx, char** argv) {
+sfsistat cb_envrcpt(SMFICTX* ctx, char** argv) noexcept {
   return dispatch(ctx, kRcpt, [&](Session& s) { return s.rcpt(ctx, argv ? argv[0] : nullptr); });
 }
 
-sfsistat cb_header(SMFICTX* ctx, char* name, char* value) {
+sfsistat cb_header(SMFICTX* ctx, char* name, char* value) noexcept {
   return dispatch(ctx, kHeader, [&](Session& s) { return s.header(ctx, name, value); });
 }
 
-sfsistat cb_eom(SMFICTX* ctx) {
+sfsistat cb_eom(SMFICTX* ctx) noexcept {
   return dispatch(ctx, kEom, [&](Session& s) { return s.eom(ctx); });
 }
 
-sfsistat cb_abort(SMFICTX* ctx) {
+sfsistat cb_abort(SMFICTX* ctx) noexcept {
   return dispatch(ctx, kAbort, [&](Session& s) { return s.abort(ctx); });
 }
 
-sfsistat cb_close(SMFICTX* ctx) {
+sfsistat cb_close(SMFICTX* ctx) noexcept {
   // Not through dispatch: it must never create a session, only end one.
   delete static_cast<Session*>(smfi_getpriv(ctx));
   smfi_setpriv(ctx, nullptr);

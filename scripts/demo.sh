@@ -162,6 +162,8 @@ pid-file = $DIR/milter.pid
 [cached]
 resolver = $RESOLVER
 ca-file = $CA_FILE
+# The demo's policy hosts live on loopback; leave this out (on) in production.
+global-addresses-only = no
 warm-list = $DIR/warm-list
 log = stderr
 poll-interval = 100ms

@@ -13,7 +13,8 @@ case "$secs" in
   '' | *[!0-9]*) echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2 ;;
 esac
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_txt fuzz_policy fuzz_domain fuzz_mx fuzz_netstring)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_txt fuzz_policy fuzz_domain fuzz_mx fuzz_netstring fuzz_cache_entry
+                                     fuzz_recipient fuzz_header fuzz_dns)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build/fuzz"
@@ -36,8 +37,9 @@ dict_for() {
   case "$1" in
     fuzz_txt) echo "$root/tests/fuzz/txt.dict" ;;
     fuzz_policy) echo "$root/tests/fuzz/policy.dict" ;;
-    fuzz_domain | fuzz_mx) echo "$root/tests/fuzz/domain.dict" ;;
+    fuzz_domain | fuzz_mx | fuzz_recipient) echo "$root/tests/fuzz/domain.dict" ;;
     fuzz_netstring) echo "$root/tests/fuzz/netstring.dict" ;;
+    fuzz_cache_entry) echo "$root/tests/fuzz/cache_entry.dict" ;;
   esac
 }
 
@@ -52,6 +54,8 @@ for t in "${targets[@]}"; do
   maxlen=4096
   [ "$t" = fuzz_policy ] && maxlen=70000
   [ "$t" = fuzz_netstring ] && maxlen=12000  # past the 10,000-byte request limit
+  # Cache entries carry a policy body: room for one near the limit, escaped.
+  [ "$t" = fuzz_cache_entry ] && maxlen=220000
   args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$maxlen"
         -print_final_stats=1 -artifact_prefix="$artifacts/$t-")
   dict=$(dict_for "$t")

@@ -2,14 +2,18 @@
 # The project's test command (README, .ci/run): on a fresh Debian 12 machine, as root, it
 # installs every package, builds, and runs every test: unit, integration and end-to-end tests
 # against real servers it starts itself on loopback, the unit tests again under
-# AddressSanitizer + UBSan, and each fuzzer for a bounded time.
-#   scripts/test.sh [--quick]   (--quick: skip the sanitizer build and the fuzzers)
+# AddressSanitizer + UBSan, the tests that exercise threads under ThreadSanitizer, and each
+# fuzzer for a bounded time.
+#   scripts/test.sh [--quick]   (--quick: skip the sanitizer builds and the fuzzers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 jobs=$(nproc)
-FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+# The tests that run threads against each other: the fetcher's worker (reload, tasks), the
+# milter's lookup and local cache, the Redis pool and the change subscriber.
+TSAN_TESTS=(cached_worker_tests lookup_unit_tests redis_test store_test)
 
 step() { printf '\n==== %s (%s)\n' "$*" "$(date +%T)"; }
 
@@ -39,6 +43,20 @@ if [ "$quick" -eq 0 ]; then
   step "tests: unit tests under ASan+UBSan"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --preset asan -j"$jobs" --timeout 300
+
+  step "build: tsan preset (${TSAN_TESTS[*]})"
+  cmake --preset tsan >/dev/null
+  cmake --build --preset tsan -j"$jobs" --target "${TSAN_TESTS[@]}"
+  step "tests: threads under ThreadSanitizer"
+  for t in "${TSAN_TESTS[@]}"; do
+    bin=$(find build/tsan/tests -type f -name "$t" -perm -u+x | head -n 1)
+    [ -n "$bin" ] || { echo "no $t in build/tsan" >&2; exit 1; }
+    echo "== $t"
+    # ASLR off for the run: ThreadSanitizer needs its fixed memory layout, which the large
+    # mmap randomisation of recent kernels can break.
+    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}" \
+      setarch "$(uname -m)" -R "$bin" --gtest_brief=1
+  done
 
   step "fuzzers: ${FUZZ_SECONDS}s each"
   bash scripts/run-fuzzers.sh "$FUZZ_SECONDS"

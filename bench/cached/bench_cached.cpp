@@ -110,6 +110,7 @@ int main(int argc, char** argv) {
   cfg.redis.redis.address = world.redis().address();
   cfg.cached.resolvers = {world.resolver()};
   cfg.cached.ca_file = world.ca_file().string();
+  cfg.cached.global_addresses_only = false;  // the world lives on loopback
   cfg.cached.concurrency = concurrency;
   cfg.cached.fetch_timeout = std::chrono::seconds(10);
   cfg.cached.fetcher_id = "bench";

@@ -466,5 +466,62 @@ TEST_F(RedisTest, BrokenConnectionIsNotReturnedToThePool) {
   EXPECT_NE(lease->command({"CLIENT", "ID"}).integer(), first_id);
 }
 
+// redis-budget bounds a lookup, not each step: a lookup does a GET, retries it once on a
+// fresh connection, then signals the miss, each with a connect and a command timeout. Under
+// one RedisDeadline the whole sequence against a stopped server ends within the budget
+// (plus scheduling slack); without it the same steps take several times as long, which is
+// what this test would see if the deadline did not flow through lease, connect and command.
+TEST(RedisDeadlineTest, OneBudgetForLeaseConnectCommandAndRetries) {
+  RedisServer server;
+  RedisOptions o = options_for(server);
+  // Steps longer than the budget, so that "bounded" and "not bounded" are far apart even on a
+  // loaded machine: 3 steps of 150 ms without the deadline, 100 ms in all with it.
+  o.connect_timeout = 150ms;
+  o.command_timeout = 150ms;
+  o.pool_size = 1;
+  Pool pool(o);
+  pool.lease()->command({"PING"});  // one idle pooled connection, as in a running milter
+  auto lookup_steps = [&pool] {
+    int failures = 0;
+    for (int step = 0; step < 3; ++step) {  // GET, its retry, the miss signal
+      try {
+        pool.lease()->command({"GET", "k"});
+      } catch (const RedisError&) {
+        ++failures;
+      }
+    }
+    return failures;
+  };
+  Stopped stopped(server.pid());
+  auto t0 = steady_clock::now();
+  {
+    RedisDeadline budget(100ms);
+    EXPECT_EQ(lookup_steps(), 3);
+    EXPECT_TRUE(RedisDeadline::current());
+  }
+  const long long bounded = elapsed_ms(t0);
+  EXPECT_FALSE(RedisDeadline::current());
+  EXPECT_GE(bounded, 90);
+  EXPECT_LT(bounded, 100 + 130) << "the budget did not bound the lookup";
+  // The same steps without a deadline: every step spends its own timeout.
+  t0 = steady_clock::now();
+  EXPECT_EQ(lookup_steps(), 3);
+  EXPECT_GE(elapsed_ms(t0), 3 * 150 - 10);
+}
+
+TEST(RedisDeadlineTest, NestedScopesKeepTheEarliestDeadline) {
+  const auto t = steady_clock::now() + 10s;
+  RedisDeadline outer(t);
+  {
+    RedisDeadline inner(steady_clock::now() + 60s);
+    EXPECT_EQ(*RedisDeadline::current(), t);
+  }
+  {
+    RedisDeadline inner(1s);
+    EXPECT_LT(*RedisDeadline::current(), t);
+  }
+  EXPECT_EQ(*RedisDeadline::current(), t);
+}
+
 }  // namespace
 }  // namespace mtasts

@@ -49,13 +49,14 @@ const char* to_string(CertKind k) noexcept {
     case CertKind::wrong_name: return "wrong-name";
     case CertKind::untrusted: return "untrusted";
     case CertKind::self_signed: return "self-signed";
+    case CertKind::cn_only: return "cn-only";
   }
   return "?";
 }
 
 std::optional<CertKind> cert_kind_from_string(const std::string& s) {
   for (CertKind k : {CertKind::valid, CertKind::expired, CertKind::wrong_name, CertKind::untrusted,
-                     CertKind::self_signed}) {
+                     CertKind::self_signed, CertKind::cn_only}) {
     std::string name = to_string(k);
     std::string underscored = name;
     std::replace(underscored.begin(), underscored.end(), '-', '_');
@@ -135,11 +136,13 @@ TestCa::Job TestCa::make_job(const std::vector<std::string>& names_in, CertKind 
   const std::string cnf = (dir_ / "openssl.cnf").string();
   // CN is informational only (clients check the SAN); it must fit in 64 characters.
   const std::string subj = "/CN=" + names.front().substr(0, 60);
-  const std::vector<std::string> common = {"-keyout", job.files.key.string(), "-subj", subj,
-                                           "-addext", san_of(names)};
+  std::vector<std::string> common = {"-keyout", job.files.key.string(), "-subj", subj};
+  // cn_only: the name in the subject CN alone, which RFC 6125 clients must not accept.
+  if (kind != CertKind::cn_only) common = concat(common, {"-addext", san_of(names)});
   switch (kind) {
     case CertKind::valid:
     case CertKind::wrong_name:
+    case CertKind::cn_only:
     case CertKind::untrusted: {
       const bool trusted = kind != CertKind::untrusted;
       job.steps.push_back(concat(

@@ -39,6 +39,7 @@ enum class CertKind {
   wrong_name,   // signed by the test root, SAN = "wrong-name.invalid" only
   untrusted,    // SAN = the host name, signed by a second CA that is not in ca_file()
   self_signed,  // SAN = the host name, self-signed (not a CA)
+  cn_only,      // signed by the test root, the host name in the subject CN only, no SAN
 };
 const char* to_string(CertKind k) noexcept;
 std::optional<CertKind> cert_kind_from_string(const std::string& s);  // "valid", "wrong-name", ...

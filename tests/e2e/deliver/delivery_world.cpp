@@ -221,6 +221,7 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
   write_file(dir() / "cached.conf",
              "[redis]\naddress = " + world_->redis().address() + "\n[cached]\nlog = stderr\nlog-level = debug\n"
              "resolver = " + world_->resolver() + "\nca-file = " + world_->ca_file().string() + "\n"
+             "global-addresses-only = no\n"  // the world lives on loopback
              "warm-list = " + (dir() / "warm.list").string() + "\n"
              "dns-timeout = 500ms\ndns-retries = 1\nfetch-timeout = 10s\nconnect-timeout = 5s\n"
              "poll-interval = 20ms\nrefresh-jitter = 0\nfetcher-id = dlv\n");

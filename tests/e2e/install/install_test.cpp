@@ -177,6 +177,7 @@ void InstallDeb::first_install() {
   }
   conf = set_option(conf, "cached", "resolver", world.resolver());
   conf = set_option(conf, "cached", "ca-file", ca.string());
+  conf = set_option(conf, "cached", "global-addresses-only", "no");  // the world lives on loopback
   write_file("/etc/mta-sts/mta-sts.conf", conf);
 
   // ---- the machine's Postfix: Debian's main.cf, the shipped snippet, a relay to a sink ----

@@ -370,6 +370,7 @@ MtaStsStack::MtaStsStack(StackOptions o) : world_(WorldOptions{.redis = true}) {
   write_file(dir_ / "cached.conf",
              "[redis]\naddress = " + redis().address() + "\n[cached]\nlog = stderr\nlog-level = debug\n"
              "resolver = " + world_.resolver() + "\nca-file = " + world_.ca_file().string() + "\n"
+             "global-addresses-only = no\n"  // the world lives on loopback
              "warm-list = " + (dir_ / "warm.list").string() + "\n"
              "dns-timeout = 500ms\ndns-retries = 1\nfetch-timeout = 10s\nconnect-timeout = 5s\n"
              "poll-interval = 20ms\nrefresh-jitter = 0\nfetcher-id = e2e\n");

@@ -29,6 +29,7 @@ class CacheRulesTest : public ::testing::Test {
     cfg.redis.redis.address = world.redis().address();
     cfg.cached.resolvers = {world.resolver()};
     cfg.cached.ca_file = world.ca_file().string();
+    cfg.cached.global_addresses_only = false;  // the world lives on loopback
     cfg.cached.dns_timeout = std::chrono::milliseconds(400);
     cfg.cached.dns_retries = 1;
     cfg.cached.fetch_timeout = std::chrono::seconds(5);

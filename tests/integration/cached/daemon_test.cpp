@@ -66,6 +66,7 @@ class DaemonTest : public ::testing::Test {
   std::string config(const std::string& id, const std::string& extra = "") {
     std::vector<std::string> lines{"log = stderr", "log-level = debug", "resolver = " + world.resolver(),
                                    "ca-file = " + world.ca_file().string(), "dns-timeout = 400ms",
+                                   "global-addresses-only = no",  // the world lives on loopback
                                    "dns-retries = 1", "fetch-timeout = 5s", "connect-timeout = 2s",
                                    "poll-interval = 20ms", "shutdown-timeout = 5s", "refresh-jitter = 0",
                                    "fetcher-id = " + id};

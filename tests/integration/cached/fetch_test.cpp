@@ -58,6 +58,8 @@ class FetchTest : public ::testing::Test {
     add("expired.example", [](DomainSpec& s) { s.cert = CertKind::expired; });
     add("untrusted.example", [](DomainSpec& s) { s.cert = CertKind::untrusted; });
     add("selfsigned.example", [](DomainSpec& s) { s.cert = CertKind::self_signed; });
+    add("cnonly.example", [](DomainSpec& s) { s.cert = CertKind::cn_only; });
+    add("refetch.example", [](DomainSpec&) {});
     add("nohost.example", [](DomainSpec& s) { s.policy_host = false; });
     add("invalid.example", [](DomainSpec& s) { s.policy = "version: STSv1\nmode: always\n"; });
     add("maxage0.example", [](DomainSpec& s) { s.policy = World::policy("enforce", {"mail.maxage0.example"}, 0); });
@@ -237,6 +239,22 @@ TEST_F(FetchTest, UntrustedCertificateIsRefused) {
 }
 TEST_F(FetchTest, SelfSignedCertificateIsRefused) {
   expect_fetch_error("selfsigned.example", https::ErrorKind::certificate);
+}
+
+// RFC 6125 section 6.4.4 as RFC 8461 requires: the host name only in the subject CN (no
+// subjectAltName) is not a match, whatever libcurl's OpenSSL fallback would say.
+TEST_F(FetchTest, CertificateWithTheNameOnlyInTheCnIsRefused) {
+  expect_fetch_error("cnonly.example", https::ErrorKind::certificate);
+}
+
+// Every fetch checks the certificate: the client reuses its handles, but never a TLS session
+// (a resumed session skips the certificate, so a replaced or revoked one would go unnoticed).
+TEST_F(FetchTest, RefetchesDoNotResumeTheTlsSession) {
+  for (int i = 0; i < 3; ++i) {
+    const auto r = discover("refetch.example");
+    ASSERT_EQ(r.status, Status::valid) << r.fetch.error;
+    EXPECT_FALSE(r.fetch.tls_resumed) << "fetch " << i;
+  }
 }
 
 TEST_F(FetchTest, PolicyHostWithoutAddressIsAFetchError) {

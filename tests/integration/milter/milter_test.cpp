@@ -3,10 +3,18 @@
 // domains and for Redis failures, announcements, the miss-wait, and a valgrind run.
 #include <gtest/gtest.h>
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <csignal>
-#include <sys/wait.h>
+#include <cstdio>
+#include <cstring>
 #include <thread>
+#include <vector>
 
 #include "tests/integration/milter/harness.hpp"
 #include "tests/support/redis_server.hpp"
@@ -212,6 +220,123 @@ TEST_F(MilterTest, SlowRedisIsBoundedByTheBudget) {
   // Two recipient domains, one lookup each (plus one retry at most): far below a second each.
   EXPECT_LT(took, 3s);
   EXPECT_TRUE(m.wait_log("timeout", 2s) || m.wait_log("timed out", 1s)) << m.log();
+}
+
+// A Redis that answers, but slowly: every batch of commands is answered `delay` after it
+// arrives (GET: not found, PING: PONG, anything else: 1), one thread per connection, on a
+// unix socket. Each step of a lookup then stays under its own timeout while the lookup as a
+// whole (GET, then the miss signal) would not, unless one deadline covers all of it.
+class SlowRedis {
+ public:
+  SlowRedis(const std::filesystem::path& path, std::chrono::milliseconds delay) : path_(path), delay_(delay) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    EXPECT_EQ(::listen(fd_, 16), 0);
+    accepter_ = std::thread([this] { accept_loop(); });
+  }
+  ~SlowRedis() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    accepter_.join();
+    for (auto& t : conns_) t.join();
+  }
+  std::string address() const { return "unix:" + path_.string(); }
+
+ private:
+  void accept_loop() {
+    for (;;) {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0 || stop_) {
+        if (c >= 0) ::close(c);
+        return;
+      }
+      conns_.emplace_back([this, c] { serve(c); });
+    }
+  }
+  // Minimal RESP: counts complete commands ("*N" then N bulk strings) and notes their names.
+  void serve(int c) {
+    std::string buf;
+    char tmp[4096];
+    while (!stop_) {
+      pollfd p{c, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const ssize_t n = ::read(c, tmp, sizeof tmp);
+      if (n <= 0) break;
+      buf.append(tmp, static_cast<std::size_t>(n));
+      std::string reply;
+      for (;;) {
+        std::size_t pos = 0;
+        std::vector<std::string> argv;
+        if (!parse(buf, &pos, &argv)) break;
+        buf.erase(0, pos);
+        const std::string cmd = argv.empty() ? "" : argv[0];
+        reply += cmd == "GET" ? "$-1\r\n" : cmd == "PING" ? "+PONG\r\n" : ":1\r\n";
+      }
+      if (reply.empty()) continue;
+      std::this_thread::sleep_for(delay_);
+      if (::write(c, reply.data(), reply.size()) < 0) break;
+    }
+    ::close(c);
+  }
+  static bool parse(const std::string& b, std::size_t* pos, std::vector<std::string>* argv) {
+    auto line = [&](std::size_t at, std::string* out) -> std::size_t {
+      const std::size_t e = b.find("\r\n", at);
+      if (e == std::string::npos) return std::string::npos;
+      *out = b.substr(at, e - at);
+      return e + 2;
+    };
+    std::string l;
+    std::size_t at = line(0, &l);
+    if (at == std::string::npos || l.empty() || l[0] != '*') return false;
+    const long count = std::stol(l.substr(1));
+    for (long i = 0; i < count; ++i) {
+      at = line(at, &l);
+      if (at == std::string::npos || l.empty() || l[0] != '$') return false;
+      const auto len = static_cast<std::size_t>(std::stol(l.substr(1)));
+      if (b.size() < at + len + 2) return false;
+      argv->push_back(b.substr(at, len));
+      at += len + 2;
+    }
+    *pos = at;
+    return true;
+  }
+  std::filesystem::path path_;
+  std::chrono::milliseconds delay_;
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread accepter_;
+  std::vector<std::thread> conns_;
+};
+
+// redis-budget bounds each lookup as a whole. Against a Redis that answers every command in
+// 90 ms (each step within a 100 ms budget), a lookup of an unknown domain is a GET and a miss
+// signal: 180 ms and more if each step had its own timeout, at most 100 ms with one deadline.
+// Two such domains per message: the run takes at most 2 x 100 ms more than against a fast
+// Redis (plus slack), where per-step timeouts would take 2 x 180 ms and more.
+TEST_F(MilterTest, EachLookupStaysWithinTheBudgetAsAWhole) {
+  auto run_with = [&](std::chrono::milliseconds delay, const std::string& name) {
+    SlowRedis slow(dir.path() / (name + ".sock"), delay);
+    MilterOptions o = opts();
+    o.redis_address = slow.address();
+    o.milter_lines = {"redis-budget = 100ms", "local-cache-ttl = 0"};
+    std::filesystem::create_directories(dir.path() / name);
+    MilterDaemon m(dir.path() / name, o);
+    const auto t0 = std::chrono::steady_clock::now();
+    const RunResult r = run_miltertest("redis_down.lua", m.socket(), {"phase=down-accept-nolocal"});
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err << m.log();
+    m.stop();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(took);
+  };
+  const auto fast = run_with(0ms, "fast");
+  const auto slow = run_with(90ms, "slow");
+  std::printf("miltertest run: %lld ms against a fast Redis, %lld ms against a slow one\n",
+              static_cast<long long>(fast.count()), static_cast<long long>(slow.count()));
+  EXPECT_LT(slow - fast, 2 * 100ms + 80ms) << "fast " << fast.count() << " ms, slow " << slow.count() << " ms";
 }
 
 TEST_F(MilterTest, NoLeaksOrMemoryErrorsUnderValgrind) {

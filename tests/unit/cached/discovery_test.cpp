@@ -15,6 +15,7 @@ namespace mtasts {
 namespace {
 
 using discovery::Status;
+using discovery::is_global_address;
 using test::FakeClock;
 
 const std::string kPolicy =
@@ -265,6 +266,40 @@ TEST(DnsServers, ReadResolvConf) {
   EXPECT_EQ(servers, (std::vector<dns::Server>{{"192.0.2.53", 53}, {"fe80::1", 53}}));
   ::unlink(path);
   EXPECT_THROW(dns::servers_from_resolv_conf("/nonexistent/resolv.conf"), std::runtime_error);
+}
+
+// A hostile domain points its policy host at the fetcher's own network: with
+// global-addresses-only (on in the fetcher's configuration) nothing is connected to.
+TEST_F(DiscoveryTest, NonGlobalPolicyHostAddressesAreRefused) {
+  discovery::Options o;
+  o.global_addresses_only = true;
+  for (const char* ip : {"127.0.0.1", "10.1.2.3", "169.254.169.254", "192.168.0.1", "100.64.0.1"}) {
+    dns.set_a("mta-sts.example.com", ip);
+    const int before = web.fetches("mta-sts.example.com");
+    const auto r = run(nullptr, o);
+    EXPECT_EQ(r.status, Status::fetch_error) << ip;
+    EXPECT_EQ(r.fetch.kind, https::ErrorKind::no_address) << ip;
+    EXPECT_FALSE(r.fetched) << ip;
+    EXPECT_EQ(web.fetches("mta-sts.example.com"), before) << ip << ": connected anyway";
+    ASSERT_FALSE(r.errors.empty());
+    EXPECT_NE(r.errors.back().find("non-global"), std::string::npos) << r.errors.back();
+  }
+  // Off (tests on loopback, `mta-sts-ctl query`): fetched as before.
+  EXPECT_EQ(run().status, Status::valid);
+}
+
+TEST(GlobalAddress, Table) {
+  for (const char* ip : {"192.0.2.10x", "", "example.com", "0.0.0.0", "0.1.2.3", "10.0.0.1", "100.64.0.1",
+                         "100.127.255.255", "127.0.0.1", "127.255.255.254", "169.254.169.254", "172.16.0.1",
+                         "172.31.255.255", "192.0.0.8", "192.0.2.1", "192.168.1.1", "198.18.0.1", "198.19.255.1",
+                         "198.51.100.7", "203.0.113.9", "224.0.0.1", "239.1.1.1", "240.0.0.1", "255.255.255.255",
+                         "::", "::1", "::127.0.0.1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "fc00::1", "fd12:3456::1",
+                         "fe80::1", "febf::1", "fec0::1", "ff02::1", "2001:db8::1", "100::1"})
+    EXPECT_FALSE(is_global_address(ip)) << ip;
+  for (const char* ip : {"8.8.8.8", "1.1.1.1", "100.63.255.255", "100.128.0.1", "172.15.255.255", "172.32.0.1",
+                         "192.0.1.1", "192.169.0.1", "198.17.0.1", "198.20.0.1", "223.255.255.255", "::ffff:8.8.4.4",
+                         "2a00:1450:4001::1", "2001:4860:4860::8888", "2606:4700::1111"})
+    EXPECT_TRUE(is_global_address(ip)) << ip;
 }
 
 }  // namespace

@@ -170,6 +170,27 @@ TEST(Refresh, MaxAgeZeroIsStoredButUsableForNothingAndDoesNotSpin) {
   EXPECT_GE(o.entry.next_refresh, T0 + refresh::kMinRefreshDelay);
 }
 
+// A policy with max_age 0 or a few seconds can never be confirmed by the cheap TXT step
+// (it has expired by the next check), so every check is an HTTPS fetch: it is checked like a
+// negative entry (after negative_ttl), not every minute, and meanwhile the milter delivers as
+// if there were no policy rather than as "unknown", and a miss does not bring a fetch.
+TEST(Refresh, TinyMaxAgeIsScheduledLikeANegativeEntry) {
+  for (const Seconds max_age : {Seconds{0}, Seconds{1}, Seconds{30}, Seconds{60}}) {
+    const auto o = refresh::apply(std::nullopt, valid(Mode::enforce, "id0", max_age), T0, rules());
+    EXPECT_EQ(o.entry.next_refresh, T0 + rules().cache.negative_ttl) << max_age.count();
+    // A fetcher polling every minute for an hour finds the domain due once, at the end.
+    int fetches = 0;
+    for (Seconds t{60}; t < rules().cache.negative_ttl; t += Seconds{60})
+      if (T0 + t >= o.entry.next_refresh) ++fetches;
+    EXPECT_EQ(fetches, 0) << max_age.count();
+    EXPECT_EQ(verdict(o.entry, T0 + Seconds{61}), Verdict::no_policy) << max_age.count();
+    EXPECT_EQ(refresh::plan(o.entry, T0 + Seconds{120}, true), refresh::Action::settled) << max_age.count();
+  }
+  // Two minutes is long enough to be confirmed by TXT at half its life: the usual rule.
+  const auto o = refresh::apply(std::nullopt, valid(Mode::enforce, "id0", Seconds{120}), T0, rules());
+  EXPECT_EQ(o.entry.next_refresh, T0 + refresh::kMinRefreshDelay);
+}
+
 TEST(Refresh, SuccessAfterFailuresClearsTheStreak) {
   auto old = entry_with(Mode::enforce, "id1", T0 - Seconds{3600});
   old.failure = FailureState{FailureKind::fetch, "boom", "id2", T0 - Seconds{1200}, T0 - Seconds{600},
@@ -177,6 +198,44 @@ TEST(Refresh, SuccessAfterFailuresClearsTheStreak) {
   const auto o = refresh::apply(old, valid(Mode::enforce, "id2"), T0, rules());
   EXPECT_FALSE(o.entry.failure);
   EXPECT_TRUE(has_event(o, log::Level::notice, "refresh recovered"));
+}
+
+// During a long backoff the entry is still visited every 5 minutes (for the TXT step only,
+// see plan()/backoff_visit), so that a new id is seen long before the retry time.
+TEST(Refresh, LongBackoffIsStillVisitedEveryFiveMinutes) {
+  auto old = entry_with(Mode::enforce, "id1", T0 - Seconds{7200});
+  old.failure = FailureState{FailureKind::fetch, "boom", "id2", T0 - Seconds{7200}, T0 - Seconds{3600},
+                             T0 - Seconds{1}, 6};
+  discovery::Report failed;
+  failed.domain = "example.com";
+  failed.status = discovery::Status::fetch_error;
+  failed.id = "id2";
+  failed.errors = {"HTTP 500"};
+  const auto o = refresh::apply(old, failed, T0, rules());
+  ASSERT_TRUE(o.entry.failure);
+  EXPECT_EQ(o.entry.failure->retry_after, T0 + Seconds{3600});
+  EXPECT_EQ(o.entry.next_refresh, T0 + kMinFailureBackoff);
+  EXPECT_EQ(refresh::plan(o.entry, o.entry.next_refresh, false), refresh::Action::backoff);
+  EXPECT_EQ(refresh::backoff_visit(o.entry, T0 + Seconds{3400}), T0 + Seconds{3600});
+}
+
+// What the fetcher writes, readers accept (check_invariants): even after the clock stepped
+// back during a failure streak, or a streak as long as a counter can count.
+TEST(Refresh, WrittenEntriesKeepTheInvariantsReadersCheck) {
+  discovery::Report failed;
+  failed.domain = "example.com";
+  failed.status = discovery::Status::fetch_error;
+  failed.id = "id2";
+  failed.errors = {std::string(10000, 'e')};  // a long error text is cut to the bound
+  auto old = entry_with(Mode::enforce, "id1", T0 - Seconds{7200});
+  old.failure = FailureState{FailureKind::fetch, "boom", "id2", T0 + Seconds{600}, T0 + Seconds{600},
+                             T0 + Seconds{900}, 0xffffffffU};
+  const auto o = refresh::apply(old, failed, T0, rules());  // now is before the streak began
+  EXPECT_EQ(check_invariants(o.entry), "");
+  EXPECT_EQ(o.entry.failure->count, 0xffffffffU);
+  EXPECT_LE(o.entry.failure->error.size(), kMaxFailureErrorBytes);
+  for (const auto& r : {valid(Mode::enforce, "id3"), valid(Mode::none, "id4", Seconds{0})})
+    EXPECT_EQ(check_invariants(refresh::apply(old, r, T0, rules()).entry), "");
 }
 
 // ---- unchanged id ---------------------------------------------------------------------------

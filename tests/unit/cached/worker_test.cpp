@@ -165,6 +165,48 @@ TEST_F(WorkerTest, FailureBackoffIsSharedBetweenFetchers) {
   EXPECT_EQ(web->fetches("mta-sts.example.com"), 2);
 }
 
+// RFC 8461 section 5.1: the 5-minute retry rule is per (domain, id). A domain deep in
+// backoff that publishes a fixed policy under a new id gets it fetched at the next visit
+// (every 5 minutes, TXT only), not after the whole backoff.
+TEST_F(WorkerTest, NewIdDuringALongBackoffIsFetchedAtOnce) {
+  publish("example.com", "id1");
+  web->fail("mta-sts.example.com", https::ErrorKind::http_status, 500);
+  worker::Worker w(services(), clock);
+  for (int i = 0; i < 6; ++i) {  // six failures in a row: the backoff is an hour
+    store->signal_miss(dom("example.com"), clock.now());
+    w.run_once();
+    clock.set(entry("example.com")->failure->retry_after);
+  }
+  auto e = *entry("example.com");
+  ASSERT_TRUE(e.failure);
+  ASSERT_GE(e.failure->retry_after - e.failure->last_at, Seconds{3600});
+  const int fetches = web->fetches("mta-sts.example.com");
+  clock.set(e.failure->last_at);
+
+  // Visited 5 minutes after the failure; same id: TXT only, no fetch, still in backoff.
+  ASSERT_LE(e.next_refresh, e.failure->last_at + kMinFailureBackoff);
+  clock.set(e.next_refresh);
+  const int txt_before = dns->txt_queries("_mta-sts.example.com");
+  w.run_once();
+  EXPECT_EQ(web->fetches("mta-sts.example.com"), fetches);
+  EXPECT_EQ(dns->txt_queries("_mta-sts.example.com"), txt_before + 1);
+  e = *entry("example.com");
+  ASSERT_TRUE(e.failure);
+  ASSERT_LE(e.next_refresh, clock.now() + kMinFailureBackoff);
+
+  // The owner fixes the policy under a new id: fetched at the next visit.
+  web->serve("mta-sts.example.com", kEnforce);
+  publish("example.com", "id2");
+  clock.set(e.next_refresh);
+  w.run_once();
+  EXPECT_EQ(web->fetches("mta-sts.example.com"), fetches + 1);
+  e = *entry("example.com");
+  EXPECT_FALSE(e.failure);
+  ASSERT_TRUE(e.policy);
+  EXPECT_EQ(e.policy->id, "id2");
+  EXPECT_EQ(verdict(e, clock.now()), Verdict::enforce);
+}
+
 TEST_F(WorkerTest, DomainClaimedByAnotherFetcherIsLeftAlone) {
   publish("example.com", "id1");
   store->signal_miss(dom("example.com"), clock.now());
@@ -278,6 +320,25 @@ TEST_F(WorkerTest, ReloadSwapsServices) {
   w.run_once();
   EXPECT_EQ(verdict(*entry("example.com"), clock.now()), Verdict::testing);
   EXPECT_EQ(web->fetches("mta-sts.example.com"), 0);
+}
+
+// A reload (SIGHUP) comes from another thread while run() loops: the warm-list schedule it
+// resets must be shared safely (under ThreadSanitizer, the tsan preset, this test fails on a
+// data race when run() reads next_warm_ without the lock).
+TEST_F(WorkerTest, ReloadWhileRunningIsRaceFree) {
+  test::TempDir dir("mtasts-warm");
+  test::write_file(dir / "warm", "a.example\n");
+  publish("a.example", "a1");
+  auto s = services(2, (dir / "warm").string());
+  worker::Worker w(s, clock);
+  std::thread loop([&] { w.run(); });
+  // Reloads back to back, so that one lands between run()'s read of the warm-list schedule
+  // and its next use of the lock (a window of microseconds per poll).
+  const auto until = std::chrono::steady_clock::now() + 300ms;
+  while (std::chrono::steady_clock::now() < until) w.reload(s);
+  w.stop();
+  loop.join();
+  EXPECT_TRUE(entry("a.example"));
 }
 
 TEST(WorkerOptions, DefaultFetcherIdIsTheHostNameStableAcrossRestarts) {

@@ -75,8 +75,8 @@ std::vector<std::pair<std::string, CacheEntry>> round_trip_cases() {
   CacheEntry binary = with_policy(stored(Mode::testing, Seconds{31557600}, T0));
   binary.policy->raw = std::string("version: STSv1\nmode: testing\r\n%41%%") + std::string(1, '\0') +
                        "\x01\x7f\xff\xc3\xa9\n=x\nend=\n";
-  binary.policy->id = "";
-  cases.emplace_back("raw with any bytes, empty id", binary);
+  binary.policy->id = "x";
+  cases.emplace_back("raw with any bytes, one-letter id", binary);
 
   CacheEntry negative;
   negative.checked_at = T0;
@@ -189,6 +189,57 @@ TEST(CacheEntryCodec, RejectsMalformedValues) {
   }
 }
 
+// An attacker with write access to Redis writes well-formed codec text whose values no
+// fetcher would write; each must be refused, above all a CR LF in the id (which the milter
+// copies into a header line of every message to the domain).
+TEST(CacheEntryCodec, RefusesEntriesNoFetcherWrites) {
+  const std::string head = "v=1\nchecked=1\nnext=2\n";
+  auto pol = [](std::string mode, std::string max_age, std::string mx, std::string id, std::string fetched,
+                std::string expires) {
+    return "policy.mode=" + mode + "\npolicy.max_age=" + max_age + "\n" + mx + "policy.id=" + id +
+           "\npolicy.fetched=" + fetched + "\npolicy.expires=" + expires + "\npolicy.raw=x\n";
+  };
+  const std::string mx = "policy.mx=mx.example.com\n";
+  auto fail = [](std::string txt_id, std::string first, std::string last, std::string retry, std::string count) {
+    return "failure.kind=fetch\nfailure.error=e\nfailure.txt_id=" + txt_id + "\nfailure.first=" + first +
+           "\nfailure.last=" + last + "\nfailure.retry=" + retry + "\nfailure.count=" + count + "\n";
+  };
+  const std::string ok = head + pol("enforce", "86400", mx, "abc", "1", "86401") + fail("", "1", "1", "301", "1") + "end=\n";
+  ASSERT_TRUE(decode(ok).entry) << decode(ok).error;
+  std::string many_mx;
+  for (std::size_t i = 0; i <= kMaxStoredMx; ++i) many_mx += "policy.mx=a.bc\n";
+  const std::vector<BadCase> cases = {
+      {"CR LF header line in id", head + pol("enforce", "86400", mx, "abc%0D%0AX-Injected:%20yes", "1", "86401") + "end=\n",
+       "policy.id"},
+      {"LF in id", head + pol("enforce", "86400", mx, "a%0Ab", "1", "86401") + "end=\n", "policy.id"},
+      {"space in id", head + pol("enforce", "86400", mx, "a b", "1", "86401") + "end=\n", "policy.id"},
+      {"empty id", head + pol("enforce", "86400", mx, "", "1", "86401") + "end=\n", "policy.id"},
+      {"33-character id", head + pol("enforce", "86400", mx, std::string(33, 'a'), "1", "86401") + "end=\n", "policy.id"},
+      {"enforce without mx", head + pol("enforce", "86400", "", "abc", "1", "86401") + "end=\n", "without policy.mx"},
+      {"testing without mx", head + pol("testing", "86400", "", "abc", "1", "86401") + "end=\n", "without policy.mx"},
+      {"max_age above the clamp", head + pol("enforce", "31557601", mx, "abc", "1", "31557602") + "end=\n", "max_age"},
+      {"expires before fetched", head + pol("enforce", "86400", mx, "abc", "100", "99") + "end=\n", "policy.expires"},
+      {"expires before fetched + max_age", head + pol("enforce", "86400", mx, "abc", "1", "86400") + "end=\n", "policy.expires"},
+      {"CR LF in failure id", head + fail("a%0D%0Ab", "1", "1", "301", "1") + "end=\n", "failure.txt_id"},
+      {"failure count 0", head + fail("", "1", "1", "301", "0") + "end=\n", "failure.count"},
+      {"failure last before first", head + fail("", "5", "4", "301", "1") + "end=\n", "out of order"},
+      {"failure retry before last", head + fail("", "1", "400", "301", "1") + "end=\n", "out of order"},
+      {"huge failure text", head + "failure.kind=fetch\nfailure.error=" + std::string(kMaxFailureErrorBytes + 1, 'e') +
+                                "\nfailure.txt_id=\nfailure.first=1\nfailure.last=1\nfailure.retry=301\nfailure.count=1\nend=\n",
+       "failure.error"},
+      {"huge raw", head + "policy.mode=none\npolicy.max_age=1\npolicy.id=a\npolicy.fetched=1\npolicy.expires=2\npolicy.raw=" +
+                       std::string(kMaxPolicyBytes + 1, 'r') + "\nend=\n", "policy.raw"},
+      {"too many mx", head + pol("enforce", "86400", many_mx, "abc", "1", "86401") + "end=\n", "too many policy.mx"},
+      {"huge entry", head + "policy.raw=" + std::string(kMaxEncodedBytes, 'r') + "\nend=\n", "more than the limit"},
+  };
+  for (const auto& c : cases) {
+    DecodeResult r;
+    ASSERT_NO_THROW(r = decode(c.bytes)) << c.name;
+    EXPECT_FALSE(r.entry) << c.name;
+    EXPECT_NE(r.error.find(c.error), std::string::npos) << c.name << ": got '" << r.error << "'";
+  }
+}
+
 TEST(CacheEntryCodec, EveryTruncationIsRejected) {
   CacheEntry e = with_policy(stored(Mode::enforce, kDay, T0));
   e.failure = failure(T0, Seconds{300});
@@ -262,11 +313,12 @@ TEST(Freshness, MaxAgeZeroIsNeverUsableFromTheCache) {
   EXPECT_EQ(e.policy->expires_at, e.policy->fetched_at);
   EXPECT_FALSE(policy_usable(e, clock.now()));
   EXPECT_EQ(verdict(e, clock.now()), Verdict::no_policy);
-  // Not re-fetched in a loop: due again only kMinRecheck after the check.
+  // Not re-fetched in a loop: due again like a negative entry, negative_ttl after the check.
   const RefreshRules r;
-  EXPECT_EQ(next_refresh_time(e, clock.now(), r), clock.now() + kMinRecheck);
-  EXPECT_FALSE(refresh_due(e, clock.now(), r));
+  EXPECT_EQ(next_refresh_time(e, clock.now(), r), clock.now() + r.negative_ttl);
   clock.advance(kMinRecheck);
+  EXPECT_FALSE(refresh_due(e, clock.now(), r));
+  clock.advance(r.negative_ttl - kMinRecheck);
   EXPECT_TRUE(refresh_due(e, clock.now(), r));
   // Nothing to keep but the history.
   EXPECT_EQ(redis_ttl(e, clock.now(), Seconds{100}), Seconds{100});
@@ -382,7 +434,11 @@ TEST(Freshness, NextRefreshTable) {
       {"negative entry: when it expires", negative, kHour},
       {"failure: not before retry_after", backing_off, Seconds{1200}},
       {"failure only", fresh_failure, Seconds{300}},
-      {"max_age 0", with_policy(stored(Mode::none, Seconds{0}, T0)), kMinRecheck},
+      // Expired before a recheck could confirm them: like a negative entry, not every minute.
+      {"max_age 0", with_policy(stored(Mode::none, Seconds{0}, T0)), kHour},
+      {"max_age 0, enforce", with_policy(stored(Mode::enforce, Seconds{0}, T0)), kHour},
+      {"one-minute policy", with_policy(stored(Mode::enforce, Seconds{60}, T0)), kHour},
+      {"two-minute policy: half its life, then confirmed", with_policy(stored(Mode::enforce, Seconds{120}, T0)), kMinRecheck},
   };
   for (const auto& c : cases) {
     const SysTime next = next_refresh_time(c.entry, T0, r);

@@ -172,8 +172,8 @@ TEST_F(PolicyLookupTest, MissIsSignalledOnceAndNeverCached) {
 }
 
 TEST_F(PolicyLookupTest, ExpiredEntryIsSignalledAsAMiss) {
-  source.set("example.com", test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, clock.now(), Seconds{10}));
-  clock.advance(Seconds{11});
+  source.set("example.com", test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, clock.now(), Seconds{600}));
+  clock.advance(Seconds{601});
   const LookupResult r = lookup->lookup(dom("example.com"));
   ASSERT_TRUE(r.entry);
   EXPECT_EQ(verdict(*r.entry, clock.now()), Verdict::unknown);

@@ -44,8 +44,17 @@ const ParseRow kParseRows[] = {
     {"ulabel_rejected", "mx.b\xc3\xbc" "cher.example", false, "A-labels"},
     {"underscore_rejected", "mail_1.example.com", false, "underscore"},
     {"leading_hyphen_rejected", "-mail.example.com", false, "hyphen"},
-    {"single_label_rejected", "localhost", false, "single label"},
-    {"wildcard_over_tld_rejected", "*.com", false, "single label"},
+    // RFC 8461 section 3.2: mx = ["*."] Domain; a single label is a Domain.
+    {"single_label_accepted", "localhost", true, "localhost"},
+    {"single_label_lowered", "COM", true, "com"},
+    {"wildcard_over_tld_accepted", "*.com", true, "*.com", true},
+    {"wildcard_over_single_label_accepted", "*.Example.", true, "*.example", true, true},
+    {"single_label_all_numeric_rejected", "123", false, "all-numeric"},
+    {"single_label_hyphen_rejected", "-com", false, "hyphen"},
+    {"single_label_underscore_rejected", "*._tcp", false, "underscore"},
+    // Diagnostics say what is wrong: U-labels and bytes that are not UTF-8 at all differ.
+    {"invalid_utf8_said_so", "mx.\xff.example", false, "not valid UTF-8"},
+    {"ulabel_names_the_fix", "b\xc3\xbc" "cher.example", false, "xn--"},
     {"label_64_rejected", std::string(64, 'a') + ".example.com", false, "63"},
     {"space_rejected", "mail .example.com", false, "space"},
     {"leading_dot_rejected", ".example.com", false, "empty label"},
@@ -113,6 +122,14 @@ const MatchRow kMatchRows[] = {
     {"wildcard_single_char_label", "*.example.com", "a.example.com", true},
     {"wildcard_deeper_base", "*.mx.example.com", "a.mx.example.com", true},
     {"wildcard_deeper_base_sibling", "*.mx.example.com", "a.example.com", false},
+    {"single_label_exact", "com", "COM.", true},
+    {"wildcard_over_tld", "*.com", "example.com", true},
+    {"wildcard_over_tld_not_two_labels", "*.com", "mx.example.com", false},
+    // RFC 6125 section 6.4.2: a host in U-label form is compared as its A-label.
+    {"ulabel_host_exact", "mx.xn--bcher-kva.example", "mx.b\xc3\xbc" "cher.example", true},
+    {"ulabel_host_wildcard", "*.xn--bcher-kva.example", "MX.B\xc3\x9c" "cher.example.", true},
+    {"ulabel_host_other", "*.xn--bcher-kva.example", "mx.b\xc3\xa4" "cher.example", false},
+    {"invalid_utf8_host", "*.example.com", "\xff.example.com", false},
 };
 
 class MxMatchTest : public ::testing::TestWithParam<MatchRow> {};

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "tests/fakes/fake_clock.hpp"
 #include "tests/fakes/fake_lookup_source.hpp"
 
@@ -89,8 +91,8 @@ TEST(Decide, FailureKeepsAUsablePolicy) {
 }
 
 TEST(Decide, ExpiredPolicyIsUnknownAndFollowsOnUnknown) {
-  auto e = test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, kNow, Seconds{60});
-  const SysTime later = kNow + Seconds{61};
+  auto e = test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, kNow, Seconds{600});
+  const SysTime later = kNow + Seconds{601};
   Decision d = decide(dom("example.com"), found(e), later, kAccept);
   EXPECT_EQ(d.status, Status::unknown);
   EXPECT_EQ(d.action, Action::pass);
@@ -98,7 +100,16 @@ TEST(Decide, ExpiredPolicyIsUnknownAndFollowsOnUnknown) {
   d = decide(dom("example.com"), found(e), later, kTempfail);
   EXPECT_EQ(d.action, Action::tempfail);
   // Still usable one second before expiry.
-  EXPECT_EQ(decide(dom("example.com"), found(e), kNow + Seconds{59}, kAccept).action, Action::tag);
+  EXPECT_EQ(decide(dom("example.com"), found(e), kNow + Seconds{599}, kAccept).action, Action::tag);
+}
+
+TEST(Decide, ExpiredShortLivedPolicyIsNoPolicy) {
+  // max_age 60: expired before any recheck, checked again after an hour; meanwhile as if none.
+  auto e = test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, kNow, Seconds{60});
+  const Decision d = decide(dom("example.com"), found(e), kNow + Seconds{61}, kTempfail);
+  EXPECT_EQ(d.status, Status::no_policy);
+  EXPECT_EQ(d.action, Action::pass);
+  EXPECT_EQ(d.reason, "max-age-short");
 }
 
 TEST(Decide, NotCachedFollowsOnUnknown) {
@@ -136,10 +147,12 @@ TEST(HeaderValue, ExactlyAsDesign) {
 
 TEST(HeaderValue, FoldsOnlyBeyondTheLineLimit) {
   std::vector<std::string> mx;
-  for (int i = 0; i < 60; ++i) mx.push_back("mx" + std::to_string(i) + ".a-rather-long-name.example.com");
+  // 50 patterns of 36 octets: beyond one line, within kMaxHeaderMxBytes.
+  for (int i = 0; i < 50; ++i) mx.push_back("mx" + std::to_string(i) + ".a-rather-long-name.example.com");
   auto e = test::policy_entry(Mode::enforce, "id1", mx, kNow);
   const std::string v = header_value(decide(dom("example.com"), found(e), kNow, kAccept), "X-MTA-STS");
   ASSERT_NE(v.find("\n\t"), std::string::npos);
+  EXPECT_EQ(v.find("mx-truncated"), std::string::npos);
   std::size_t start = 0;
   for (;;) {
     const auto nl = v.find('\n', start);
@@ -152,7 +165,33 @@ TEST(HeaderValue, FoldsOnlyBeyondTheLineLimit) {
   for (char c : v)
     if (c != '\n' && c != '\t') unfolded += c;
   EXPECT_NE(unfolded.find("mx=mx0.a-rather-long-name.example.com,mx1."), std::string::npos);
-  EXPECT_NE(unfolded.find(",mx59.a-rather-long-name.example.com"), std::string::npos);
+  EXPECT_NE(unfolded.find(",mx49.a-rather-long-name.example.com"), std::string::npos);
+}
+
+// A hostile policy with 64 KiB of mx lines must not become a 64 KiB header field: the field
+// stays within the bound and says how many patterns it left out.
+TEST(HeaderValue, BoundedWithATruncationMarker) {
+  std::vector<std::string> mx;
+  for (int i = 0; i < 1800; ++i) mx.push_back("mx" + std::to_string(i) + ".a-rather-long-name.example.com");
+  auto e = test::policy_entry(Mode::enforce, "id1", mx, kNow);
+  const std::string v = header_value(decide(dom("example.com"), found(e), kNow, kAccept), "X-MTA-STS");
+  EXPECT_LE(v.size(), kMaxHeaderMxBytes + 200) << v.size();
+  const auto mark = v.find("; mx-truncated=");
+  ASSERT_NE(mark, std::string::npos);
+  std::string rest = v.substr(mark + 15);
+  const int left_out = std::stoi(rest);
+  std::string unfolded;
+  for (char c : v)
+    if (c != '\n' && c != '\t') unfolded += c;
+  const auto listed = static_cast<int>(std::count(unfolded.begin(), unfolded.end(), ',')) + 1;
+  EXPECT_EQ(listed + left_out, 1800);
+  EXPECT_NE(unfolded.find("mx=mx0.a-rather-long-name.example.com,mx1."), std::string::npos);
+  for (std::size_t start = 0;;) {  // still within the line limit
+    const auto nl = v.find('\n', start);
+    EXPECT_LE((nl == std::string::npos ? v.size() : nl) - start, 998u - 11);
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
 }
 
 struct TextRow {
@@ -195,6 +234,27 @@ INSTANTIATE_TEST_SUITE_P(Rows, TlsRequiredTable,
 Decision tagged(const char* domain, Mode mode = Mode::enforce) {
   auto e = test::policy_entry(mode, "id-" + std::string(domain), {"mx." + std::string(domain)}, kNow);
   return decide(dom(domain), found(e), kNow, kAccept);
+}
+
+// Whatever a decision carries (decoded entries are validated already), a CR, LF or control
+// character never reaches a header field: that domain is not tagged, and the log says why.
+TEST(MilterMessage, RefusesAFieldWithAControlCharacter) {
+  Message m(MessageOptions{});
+  Decision evil = tagged("a.example");
+  evil.policy_id = "abc\r\nX-Injected: yes";
+  m.accept(evil);
+  Decision evil_mx = tagged("b.example");
+  evil_mx.mx.push_back("mx.b.example\x01");
+  m.accept(evil_mx);
+  m.accept(tagged("c.example"));
+  const HeaderPlan p = m.plan();
+  ASSERT_EQ(p.add.size(), 1u);
+  EXPECT_EQ(p.add[0].value.rfind("c.example;", 0), 0u);
+  for (const auto& f : p.add) EXPECT_EQ(f.value.find_first_of("\r\x01"), std::string::npos);
+  EXPECT_EQ(p.refused, (std::vector<std::string>{"a.example", "b.example"}));
+  const auto log = m.log_fields(p);
+  EXPECT_EQ(log.tagged, "c.example");
+  EXPECT_EQ(log.suppressed, "unsafe-value:a.example unsafe-value:b.example");
 }
 
 TEST(MilterMessage, RemovesEveryIncomingFieldOfOurNameHighestFirst) {
