@@ -92,7 +92,7 @@ std::shared_ptr<Runtime> build_runtime(const Config& c) {
   ro2.on_redis_error = t.on_redis_error;
   ro2.strict_testing = t.strict_testing;
   ro2.dane = t.dane;
-  rt->responder = std::make_unique<Responder>(*rt->lookup, rt->mx.get(), rt->clock, ro2);
+  rt->responder = std::make_unique<Responder>(*rt->lookup, rt->mx.get(), rt->clock, ro2, t.redis_budget);
 
   try {
     auto lease = rt->pool->lease();

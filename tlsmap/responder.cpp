@@ -2,11 +2,13 @@
 #include "tlsmap/responder.hpp"
 
 #include "common/log.hpp"
+#include "common/redis.hpp"
 
 namespace mtasts::tlsmap {
 
-Responder::Responder(PolicyLookup& lookup, MxSource* mx, const Clock& clock, ReplyOptions opts)
-    : lookup_(lookup), mx_(mx), clock_(clock), opts_(opts) {}
+Responder::Responder(PolicyLookup& lookup, MxSource* mx, const Clock& clock, ReplyOptions opts,
+                     std::chrono::milliseconds redis_budget)
+    : lookup_(lookup), mx_(mx), clock_(clock), opts_(opts), redis_budget_(redis_budget) {}
 
 std::optional<Reply> Responder::without_lookup(const Request& req) {
   if (req.malformed) {
@@ -77,7 +79,13 @@ std::optional<std::string> Responder::answer_fast(std::string_view payload) {
 std::string Responder::answer(std::string_view payload) {
   const Request req = parse_request(payload);
   if (auto r = without_lookup(req)) return std::move(r->text);
-  const LookupResult r = lookup_.lookup(*req.domain);
+  // One deadline for all of the lookup's Redis steps (pool wait, connect, GET, retry, miss
+  // signal), so that redis-budget bounds the lookup and not each step; the MX lookup after
+  // it is DNS, bounded by dns-timeout.
+  const LookupResult r = [&] {
+    const RedisDeadline deadline(redis_budget_ + lookup_.options().miss_wait);
+    return lookup_.lookup(*req.domain);
+  }();
   const PolicyDecision pd = decide(r, clock_.now(), opts_);
   MxSetPtr mx;
   if (pd.outcome == PolicyOutcome::enforce && needs_mx(*pd.policy)) mx = mx_->get(*req.domain);

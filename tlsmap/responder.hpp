@@ -5,6 +5,7 @@
 // cached) and answer() on a worker thread for the rest.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,7 +30,10 @@ class Responder final : public Handler {
  public:
   // `lookup`, `clock` and `mx` (may be null: MX sets are then never known and `*.` patterns
   // fall back to `.suffix`) must outlive this object.
-  Responder(PolicyLookup& lookup, MxSource* mx, const Clock& clock, ReplyOptions opts);
+  // `redis_budget`: the longest the Redis part of one lookup may take, all steps together
+  // (pool wait, connect, commands, retry, miss signal; plus the lookup's miss-wait).
+  Responder(PolicyLookup& lookup, MxSource* mx, const Clock& clock, ReplyOptions opts,
+            std::chrono::milliseconds redis_budget = std::chrono::milliseconds{100});
   std::optional<std::string> answer_fast(std::string_view request) override;
   std::string answer(std::string_view request) override;
 
@@ -44,6 +48,7 @@ class Responder final : public Handler {
   MxSource* mx_;
   const Clock& clock_;
   ReplyOptions opts_;
+  std::chrono::milliseconds redis_budget_;
 };
 
 }  // namespace mtasts::tlsmap

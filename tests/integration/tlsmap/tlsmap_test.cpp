@@ -20,6 +20,7 @@
 #include "tests/fakes/cache_entries.hpp"
 #include "tests/integration/tlsmap/harness.hpp"
 #include "tests/support/redis_server.hpp"
+#include "tests/support/slow_redis.hpp"
 #include "tests/support/world.hpp"
 
 namespace mtasts::test {
@@ -82,6 +83,25 @@ class TlsmapTest : public ::testing::Test {
   std::unique_ptr<Pool> pool_;
   std::unique_ptr<PolicyStore> store_;
 };
+
+// redis-budget bounds each lookup as a whole, not each Redis step. Against a Redis that
+// answers every command in 90 ms (each step within the 100 ms budget), a lookup of an unknown
+// domain is a GET and a miss signal: 180 ms and more with a timeout per step, at most the
+// budget with one deadline; then on-unknown answers.
+TEST_F(TlsmapTest, EachLookupStaysWithinTheBudgetAsAWhole) {
+  SlowRedis slow(dir_.path() / "slow.sock", 90ms);
+  TlsmapOptions o;
+  o.redis_address = slow.address();
+  o.tlsmap_lines = {"redis-budget = 100ms", "local-cache-ttl = 0", "resolver = " + dns_->resolver()};
+  TlsmapDaemon d(dir_.path(), o);
+  SocketmapClient c(d.listen());
+  for (const char* domain : {"unknown1.test", "unknown2.test", "unknown3.test"}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(c.query(std::string("postfix ") + domain), "NOTFOUND ");
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    EXPECT_LT(took, 100ms + 60ms) << domain << ": " << took.count() << " ms";
+  }
+}
 
 TEST_F(TlsmapTest, AnswersEveryKindOfDomain) {
   auto d = start();
