@@ -40,18 +40,18 @@ auto time(metrics::Histogram& h, F f) {
 class TimedResolver final : public dns::Resolver {
  public:
   explicit TimedResolver(std::shared_ptr<dns::Resolver> r)
-      : r_(std::move(r)), txt_(dns_histogram("TXT")), a_(dns_histogram("A")), aaaa_(dns_histogram("AAAA")),
-        mx_(dns_histogram("MX")), tlsa_(dns_histogram("TLSA")) {}
+      : r_(std::move(r)), txt_(dns_histogram("TXT")), a_(dns_histogram("A")), aaaa_(dns_histogram("AAAA")) {}
   dns::TxtAnswer txt(const std::string& name) override { return time(txt_, [&] { return r_->txt(name); }); }
   dns::AddressAnswer address(const std::string& name, dns::AddressFamily f) override {
     return time(f == dns::AddressFamily::v4 ? a_ : aaaa_, [&] { return r_->address(name, f); });
   }
-  dns::MxAnswer mx(const std::string& name) override { return time(mx_, [&] { return r_->mx(name); }); }
-  dns::TlsaAnswer tlsa(const std::string& name) override { return time(tlsa_, [&] { return r_->tlsa(name); }); }
+  // Discovery asks for TXT and addresses only; these pass through untimed.
+  dns::MxAnswer mx(const std::string& name) override { return r_->mx(name); }
+  dns::TlsaAnswer tlsa(const std::string& name) override { return r_->tlsa(name); }
 
  private:
   std::shared_ptr<dns::Resolver> r_;
-  metrics::Histogram &txt_, &a_, &aaaa_, &mx_, &tlsa_;
+  metrics::Histogram &txt_, &a_, &aaaa_;
 };
 
 class TimedHttps final : public https::HttpsClient {
