@@ -108,9 +108,9 @@ HttpServer::HttpServer(const std::string& listen, const Registry& registry) {
 
 HttpServer::~HttpServer() = default;
 
-std::unique_ptr<HttpServer> serve(const std::string& listen, const Registry& registry) {
+std::unique_ptr<HttpServer> serve(const std::string& listen, const Registry& from) {
   if (listen.empty()) return nullptr;
-  auto s = std::make_unique<HttpServer>(listen, registry);
+  auto s = std::make_unique<HttpServer>(listen, from);
   log::notice("metrics endpoint listening", {{"address", listen}, {"path", "/metrics"}});
   return s;
 }

@@ -38,6 +38,6 @@ class HttpServer {
 };
 
 // Starts the server when `listen` is set (logs where it listens); nullptr when empty.
-std::unique_ptr<HttpServer> serve(const std::string& listen, const Registry& registry = registry());
+std::unique_ptr<HttpServer> serve(const std::string& listen, const Registry& from = metrics::registry());
 
 }  // namespace mtasts::metrics
