@@ -88,6 +88,8 @@ int run_daemon(const Config& cfg, int argc, const char* const* argv) {
         auto services = worker::make_services(fresh, &g_abort);
         daemon::init_logging(fresh.cached.daemon, "mta-sts-cached");
         w.reload(std::move(services));
+        if (fresh.cached.daemon.metrics_listen != cfg.cached.daemon.metrics_listen)  // bound at start
+          log::warning("option changed but needs a restart; not applied", {{"option", "metrics-listen"}});
         current = std::move(fresh);
         log::notice("configuration reloaded", {{"config", current.path}});
         metrics::count_reload(true);
