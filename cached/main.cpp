@@ -17,10 +17,12 @@
 #include <thread>
 #include <vector>
 
+#include "cached/metrics.hpp"
 #include "cached/worker.hpp"
 #include "common/config.hpp"
 #include "common/daemon.hpp"
 #include "common/log.hpp"
+#include "common/metrics_http.hpp"
 #include "common/redis_check.hpp"
 
 namespace {
@@ -62,6 +64,12 @@ int run_daemon(const Config& cfg, int argc, const char* const* argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  // After the signal mask, so that the endpoint's thread inherits it. Read once: a reload
+  // does not move the endpoint (a restart does).
+  metrics::register_process("mta-sts-cached");
+  (void)worker::fetcher_metrics();
+  const auto metrics_server = metrics::serve(cfg.cached.daemon.metrics_listen);
+
   Config current = cfg;
   SystemClock clock;
   worker::Worker w(worker::make_services(current, &g_abort), clock);
@@ -80,10 +88,14 @@ int run_daemon(const Config& cfg, int argc, const char* const* argv) {
         auto services = worker::make_services(fresh, &g_abort);
         daemon::init_logging(fresh.cached.daemon, "mta-sts-cached");
         w.reload(std::move(services));
+        if (fresh.cached.daemon.metrics_listen != cfg.cached.daemon.metrics_listen)  // bound at start
+          log::warning("option changed but needs a restart; not applied", {{"option", "metrics-listen"}});
         current = std::move(fresh);
         log::notice("configuration reloaded", {{"config", current.path}});
+        metrics::count_reload(true);
       } catch (const std::exception& e) {
         log::error("reload failed; keeping the running configuration", {{"error", e.what()}});
+        metrics::count_reload(false);
       }
     } else if (sig == SIGTERM || sig == SIGINT) {
       log::notice("stopping", {{"signal", sig == SIGTERM ? "TERM" : "INT"},

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "cached/metrics.hpp"
 #include "common/log.hpp"
 #include "common/random.hpp"
 
@@ -88,7 +89,7 @@ std::shared_ptr<const Services> make_services(const Config& cfg, const std::atom
   for (const auto& r : c.resolvers) ro.servers.push_back(dns::parse_server(r));
   ro.timeout = c.dns_timeout;
   ro.retries = c.dns_retries;
-  s->resolver = dns::make_resolver(std::move(ro));
+  s->resolver = timed(dns::make_resolver(std::move(ro)));
   https::HttpsOptions ho;
   ho.ca_file = c.ca_file;
   ho.proxy = c.proxy;
@@ -96,7 +97,7 @@ std::shared_ptr<const Services> make_services(const Config& cfg, const std::atom
   ho.connect_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(c.connect_timeout);
   ho.user_agent = std::string("mta-sts-cached/") + MTASTS_VERSION;
   ho.abort = abort;
-  s->https = https::make_https_client(std::move(ho));
+  s->https = timed(https::make_https_client(std::move(ho)));
   RedisOptions redis = cfg.redis.redis;
   // Every worker thread may hold a connection at once; more than that would only idle.
   redis.pool_size = std::max<std::size_t>(redis.pool_size, c.concurrency + 2);
@@ -229,6 +230,7 @@ bool Worker::launch(const std::shared_ptr<const Services>& s, const Task& t, Pas
   std::string token = random_token();
   if (!s->store->claim(d, token, s->options.lock_ttl)) {
     count("claims_lost");
+    fetcher_metrics().claims_lost.inc();
     if (pr) ++pr->busy;
     return false;
   }
@@ -305,6 +307,8 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
         const SysTime after = clock_.now();
         refresh::Outcome out = refresh::apply(entry, report, after, sv.options.rules, jitter_draw());
         sv.store->put(d, out.entry, after, out.announce);
+        fetcher_metrics().discovery(report.status);
+        fetcher_metrics().downgrade(entry, report);
         {
           std::lock_guard lock(mu_);
           counters_["discoveries"] += 1;
@@ -332,6 +336,7 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
     redis_state(true, {});
   } catch (const RedisError& e) {
     count("redis_errors");
+    fetcher_metrics().redis_errors.inc();
     redis_state(false, e.what());
     try {
       sv.store->release(d, token);
@@ -417,6 +422,23 @@ void Worker::write_stats(const Services& s) {
   s.store->write_stats(s.options.fetcher_id, c, 3 * s.options.stats_interval);
 }
 
+// The queue gauges, read from Redis at most once a second (not at every poll): a scrape sees
+// values at most a second old and never waits on Redis itself.
+void Worker::update_gauges(const Services& s) {
+  FetcherMetrics& m = fetcher_metrics();
+  const SysTime now = clock_.now();
+  m.misses_waiting.set(static_cast<double>(s.store->misses_size()));
+  m.domains_scheduled.set(static_cast<double>(s.store->schedule_size()));
+  const auto age = [now](std::optional<SysTime> t) {
+    return t && *t < now ? static_cast<double>((now - *t).count()) : 0.0;
+  };
+  m.oldest_miss_age.set(age(s.store->oldest_miss()));
+  m.oldest_overdue_age.set(age(s.store->earliest_scheduled()));
+  m.in_flight.set(static_cast<double>(in_flight()));
+  m.concurrency.set(s.options.concurrency);
+  m.last_poll.set(static_cast<double>(now.time_since_epoch().count()));
+}
+
 void Worker::run() {
   auto s = current();
   log::notice("fetcher running", {{"fetcher", s->options.fetcher_id},
@@ -463,6 +485,10 @@ void Worker::run() {
         }
       }
       saturated = free == 0;
+      if (now >= next_gauges_) {
+        update_gauges(*s);
+        next_gauges_ = now + std::chrono::seconds(1);
+      }
       if (now >= next_stats_) {
         // At the first pass too: `mta-sts-ctl cache stats` shows a fetcher as soon as it runs.
         write_stats(*s);
@@ -472,6 +498,7 @@ void Worker::run() {
       backoff = s->options.poll_interval;
     } catch (const RedisError& e) {
       ok = false;
+      fetcher_metrics().redis_errors.inc();
       redis_state(false, e.what());
     } catch (const std::exception& e) {
       ok = false;

@@ -107,6 +107,7 @@ class Worker {
   void reap();
   void load_warm_list(const Services& s);
   void write_stats(const Services& s);
+  void update_gauges(const Services& s);  // metrics (cached/metrics.hpp)
   void wait_for_slot(const Services& s);
   void redis_state(bool up, const std::string& why);
   void count(const std::string& name, long long n = 1);
@@ -124,6 +125,7 @@ class Worker {
   int redis_up_ = -1;  // -1 unknown, 1 up, 2 + RedisTrouble when down (logged on change)
   std::chrono::steady_clock::time_point next_warm_{};  // guarded by mu_ (reload() resets it)
   std::chrono::steady_clock::time_point next_stats_{};
+  std::chrono::steady_clock::time_point next_gauges_{};
 };
 
 }  // namespace mtasts::worker

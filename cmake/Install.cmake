@@ -43,6 +43,11 @@ install(FILES
     ${PROJECT_SOURCE_DIR}/etc/mta-sts-cached.service
     ${PROJECT_SOURCE_DIR}/etc/mta-sts-tlsmap.service
   DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples COMPONENT doc)
+# Prometheus: a scrape example and the alert rules (their tests are in tests/prometheus/).
+install(FILES
+    ${PROJECT_SOURCE_DIR}/etc/prometheus/prometheus.yml
+    ${PROJECT_SOURCE_DIR}/etc/prometheus/mta-sts.rules.yml
+  DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/prometheus COMPONENT doc)
 
 # The live configuration file (a conffile in the .deb). It may hold a Redis password: not
 # world-readable; the package's postinst gives group mta-sts read access.

@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "common/log.hpp"
+#include "common/metrics.hpp"
 
 namespace mtasts {
 
@@ -299,6 +300,14 @@ std::string tlsmap_listen(std::string_view v) {
   throw BadValue{"expected unix:/PATH or inet:HOST:PORT"};
 }
 
+// The metrics endpoint: a numeric address (what is bound must not depend on DNS) and a port.
+std::string metrics_listen(std::string_view v) {
+  if (v.empty()) return {};
+  std::string why;
+  if (!metrics::parse_listen(std::string(v), nullptr, &why)) throw BadValue{why};
+  return std::string(v);
+}
+
 TlsmapAction tlsmap_action(std::string_view v) {
   return choice(v, {"accept", "defer"}) == "accept" ? TlsmapAction::accept : TlsmapAction::defer;
 }
@@ -334,6 +343,9 @@ std::vector<Option> daemon_options(const char* section, const char* user_help) {
        [](Config& c, S s, S v) { daemon_of(c, s).log_level = log_level(v); }},
       {section, "log-facility", "mail", "FACILITY", "syslog facility",
        [](Config& c, S s, S v) { daemon_of(c, s).log_facility = log_facility(v); }},
+      {section, "metrics-listen", "", "HOST:PORT",
+       "serve Prometheus metrics at http://HOST:PORT/metrics (IPv4 or [IPv6] address; empty: off)",
+       [](Config& c, S s, S v) { daemon_of(c, s).metrics_listen = metrics_listen(v); }},
   };
 }
 

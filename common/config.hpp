@@ -53,6 +53,7 @@ struct DaemonConfig {
   std::string log = "syslog";   // syslog | stderr
   std::string log_level = "info";  // debug | info | notice | warning | error
   std::string log_facility = "mail";
+  std::string metrics_listen;   // HOST:PORT of the Prometheus endpoint; empty: none
 };
 
 struct RedisConfig {

@@ -3,6 +3,7 @@
 // pipeline or a MULTI/EXEC) on a leased connection.
 #include "common/store.hpp"
 
+#include <cstdlib>
 #include <string_view>
 #include <unordered_set>
 
@@ -154,6 +155,30 @@ std::size_t PolicyStore::misses_size() {
 std::size_t PolicyStore::schedule_size() {
   const Keys k(opts_.prefix);
   return static_cast<std::size_t>(pool_.lease()->command({"ZCARD", k.schedule}).integer());
+}
+
+namespace {
+// The score of the first member of a zset, from ZRANGE key 0 0 WITHSCORES. A score we did not
+// write (not a number) is treated as absent rather than trusted.
+std::optional<SysTime> first_score(Connection& conn, const std::string& key) {
+  const Reply r = conn.command({"ZRANGE", key, "0", "0", "WITHSCORES"});
+  if (r.size() < 2) return std::nullopt;
+  const std::string score(r.at(1).str());
+  char* end = nullptr;
+  const double v = std::strtod(score.c_str(), &end);
+  if (end == score.c_str() || *end != '\0' || !(v > -1e12 && v < 1e12)) return std::nullopt;
+  return SysTime{Seconds{static_cast<long long>(v)}};
+}
+}  // namespace
+
+std::optional<SysTime> PolicyStore::earliest_scheduled() {
+  const Keys k(opts_.prefix);
+  return first_score(*pool_.lease(), k.schedule);
+}
+
+std::optional<SysTime> PolicyStore::oldest_miss() {
+  const Keys k(opts_.prefix);
+  return first_score(*pool_.lease(), k.misses);
 }
 
 void PolicyStore::write_stats(const std::string& fetcher_id, const std::map<std::string, long long>& counters,

@@ -96,6 +96,10 @@ class PolicyStore {
   void release(const Domain& d, const std::string& token);
   std::size_t misses_size();
   std::size_t schedule_size();
+  // The lowest score of the schedule (the next or most overdue refresh) and of the misses (the
+  // oldest waiting miss); nullopt when empty. For the fetcher's metrics (ZRANGE ... WITHSCORES).
+  std::optional<SysTime> earliest_scheduled();
+  std::optional<SysTime> oldest_miss();
   void write_stats(const std::string& fetcher_id, const std::map<std::string, long long>& counters,
                    Seconds ttl);
 

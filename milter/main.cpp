@@ -40,8 +40,10 @@
 #include "common/daemon.hpp"
 #include "common/fd.hpp"
 #include "common/log.hpp"
+#include "common/metrics_http.hpp"
 #include "common/ratelimit.hpp"
 #include "common/redis_check.hpp"
+#include "milter/metrics.hpp"
 #include "milter/milter.hpp"
 #include "milter/socket_spec.hpp"
 
@@ -183,6 +185,7 @@ Config keep_startup_settings(const Config& running, Config next) {
   keep("log", b.daemon.log, a.daemon.log);
   keep("log-level", b.daemon.log_level, a.daemon.log_level);
   keep("log-facility", b.daemon.log_facility, a.daemon.log_facility);
+  keep("metrics-listen", b.daemon.metrics_listen, a.daemon.metrics_listen);
   return next;
 }
 
@@ -199,8 +202,10 @@ void reload(int argc, char** argv, const Config& running, Generation& current) {
     std::swap(current, g);
     g.subscriber->stop();  // the old generation's; its runtime lives on in open connections
     log::notice("configuration reloaded", {{"config", next.path}, {"previous_stats", g.rt->stats.summary()}});
+    metrics::count_reload(true);
   } catch (const std::exception& e) {
     log::error("reload failed; configuration unchanged", {{"error", e.what()}});
+    metrics::count_reload(false);
   }
 }
 
@@ -241,10 +246,23 @@ int run(const Config& c, const SocketSpec& spec, int argc, char** argv) {
     return kExitRuntime;
   }
 
+  std::unique_ptr<metrics::HttpServer> metrics_server;
   try {
     if (register_filter() != MI_SUCCESS) throw std::runtime_error("smfi_register failed");
     smfi_settimeout(static_cast<int>(c.milter.milter_timeout));
     open_socket(spec, c.milter);
+    // Every series exists before the first scrape; the endpoint's thread starts after the
+    // signal mask is set, like every other thread.
+    metrics::register_process("mta-sts-milter");
+    (void)milter_metrics();
+    metrics::registry().gauge_fn("mta_sts_milter_local_cache_entries", "Entries in the in-process policy cache.", {},
+                                 [] {
+                                   const auto rt = current_runtime();
+                                   return rt && rt->lookup ? static_cast<double>(rt->lookup->local_size()) : 0.0;
+                                 });
+    metrics::registry().gauge_fn("mta_sts_milter_open_sessions", "SMTP sessions the milter has open now.", {},
+                                 [] { return static_cast<double>(open_sessions()); });
+    metrics_server = metrics::serve(c.milter.daemon.metrics_listen);
     daemon::drop_privileges(c.milter.daemon);
   } catch (const std::exception& e) {
     log::fatal("cannot start", {{"error", e.what()}});

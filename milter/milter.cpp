@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/log.hpp"
+#include "milter/metrics.hpp"
 #include "milter/recipient.hpp"
 
 namespace mtasts::milter {
@@ -211,6 +212,8 @@ sfsistat Session::rcpt(SMFICTX* ctx, const char* rcpt) {
   }();
   report_lookup(ctx, r, rcpt ? rcpt : "", *rd.domain);
   Decision d = decide(*rd.domain, r, rt_->clock.now(), rt_->decision);
+  milter_metrics().lookup.record(r);
+  milter_metrics().decided(d);
   if (d.action == Action::tempfail && !no_reply(kRcpt)) {
     log::notice("recipient deferred", {{"qid", macro(ctx, "i")}, {"client", client_}, {"from", sender_},
                                        {"rcpt", rcpt ? rcpt : ""}, {"domain", d.domain},
@@ -240,6 +243,7 @@ sfsistat Session::eom(SMFICTX* ctx) {
   if (!done->failure().empty() && tempfail_on_error()) {
     log::error("message deferred after an earlier failure",
                {{"qid", qid}, {"client", client_}, {"from", sender_}, {"error", done->failure()}});
+    milter_metrics().message(MessageResult::deferred);
     return SMFIS_TEMPFAIL;
   }
   const HeaderPlan plan = done->plan();
@@ -254,6 +258,10 @@ sfsistat Session::eom(SMFICTX* ctx) {
     if (smfi_addheader(ctx, fname.data(), fvalue.data()) != MI_SUCCESS)
       throw std::runtime_error("smfi_addheader failed");
   }
+  milter_metrics().message(!plan.add.empty()                        ? MessageResult::tagged
+                           : plan.suppressed == "tls-required-no" ? MessageResult::opted_out
+                           : plan.suppressed == "tlsrpt-report"   ? MessageResult::tlsrpt
+                                                                  : MessageResult::untagged);
   const Message::LogFields lf = done->log_fields(plan);
   log::info("message", {{"qid", qid},
                         {"tagged", lf.tagged},

@@ -12,10 +12,10 @@ echo "postfix postfix/mailname string mta-sts.test" | debconf-set-selections
 
 BUILD_PKGS="build-essential cmake pkg-config g++ clang libclang-rt-14-dev \
   libmilter-dev libhiredis-dev libldns-dev libcurl4-openssl-dev libssl-dev libidn2-dev \
-  libboost-program-options-dev libgtest-dev libgmock-dev"
+  libboost-program-options-dev libgtest-dev libgmock-dev libmicrohttpd-dev"
 SERVER_PKGS="redis-server redis-tools redis-sentinel dnsmasq-base nginx-light postfix miltertest \
   swaks ldnsutils openssl ca-certificates mandoc valgrind iproute2 procps psmisc libwrap0 m4 \
-  util-linux dpkg-dev man-db file curl python3-aiosmtpd nsd unbound"
+  util-linux dpkg-dev man-db file curl python3-aiosmtpd nsd unbound prometheus"
 
 missing=""
 for p in $BUILD_PKGS $SERVER_PKGS; do
@@ -24,6 +24,11 @@ done
 if [ -n "$missing" ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends $missing
+fi
+# Debian's prometheus package (promtool for etc/prometheus/, and the server the metrics test
+# starts on its own port and storage) enables a system instance on :9090: not needed here.
+if [ -d /run/systemd/system ] && systemctl is-enabled prometheus >/dev/null 2>&1; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 # Postfix's package starts nothing here (no systemd), but make sure no system instance
 # holds port 25 or our test ports.

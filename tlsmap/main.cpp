@@ -24,10 +24,12 @@
 #include "common/dns.hpp"
 #include "common/log.hpp"
 #include "common/lookup.hpp"
+#include "common/metrics_http.hpp"
 #include "common/redis_check.hpp"
 #include "tlsmap/listen.hpp"
 #include "tlsmap/mx.hpp"
 #include "tlsmap/responder.hpp"
+#include "tlsmap/metrics.hpp"
 #include "tlsmap/server.hpp"
 
 namespace {
@@ -154,6 +156,7 @@ Config keep_startup_settings(const Config& running, Config next) {
   keep("log", b.daemon.log, a.daemon.log);
   keep("log-level", b.daemon.log_level, a.daemon.log_level);
   keep("log-facility", b.daemon.log_facility, a.daemon.log_facility);
+  keep("metrics-listen", b.daemon.metrics_listen, a.daemon.metrics_listen);
   return next;
 }
 
@@ -211,6 +214,32 @@ int run(const Config& c, int argc, char** argv) {
   Server server(current, so);
   for (auto& l : listeners) server.add_listener(std::move(l));
 
+  // Declared after the server, so destroyed before it: its callbacks read the server's counters.
+  std::unique_ptr<metrics::HttpServer> metrics_server;
+  try {
+    metrics::register_process("mta-sts-tlsmap");
+    (void)tlsmap_metrics();
+    auto& reg = metrics::registry();
+    const ServerCounters& sc = server.counters();
+    reg.counter_fn("mta_sts_tlsmap_connections_total", "Client connections accepted.", {},
+                   [&sc] { return sc.accepted.load(); });
+    reg.counter_fn("mta_sts_tlsmap_connections_refused_total", "Client connections refused (max-connections).", {},
+                   [&sc] { return sc.refused.load(); });
+    reg.gauge_fn("mta_sts_tlsmap_connections_open", "Client connections open now.", {},
+                 [&sc] { return static_cast<double>(sc.open.load()); });
+    reg.counter_fn("mta_sts_tlsmap_requests_total", "Socketmap requests received.", {},
+                   [&sc] { return sc.requests.load(); });
+    reg.counter_fn("mta_sts_tlsmap_queue_full_total",
+                   "Requests answered TEMP because every worker was busy and the queue full.", {},
+                   [&sc] { return sc.busy.load(); });
+    reg.counter_fn("mta_sts_tlsmap_protocol_errors_total", "Connections closed for a socketmap protocol error.", {},
+                   [&sc] { return sc.protocol_errors.load(); });
+    metrics_server = metrics::serve(t.daemon.metrics_listen);
+  } catch (const std::exception& e) {
+    log::fatal("cannot start", {{"error", e.what()}});
+    return kExitRuntime;
+  }
+
   std::atomic<bool> done{false};
   std::thread signals([&] {
     while (!done.load()) {
@@ -226,8 +255,10 @@ int run(const Config& c, int argc, char** argv) {
           Config next = keep_startup_settings(c, load_config(Program::tlsmap, argc, argv, nullptr));
           auto old = current.swap(build_runtime(next));
           log::notice("configuration reloaded", {{"config", next.path}, {"previous_stats", old->stats.summary()}});
+          metrics::count_reload(true);
         } catch (const std::exception& e) {
           log::error("reload failed; configuration unchanged", {{"error", e.what()}});
+          metrics::count_reload(false);
         }
       }
     }

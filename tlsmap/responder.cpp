@@ -3,6 +3,7 @@
 
 #include "common/log.hpp"
 #include "common/redis.hpp"
+#include "tlsmap/metrics.hpp"
 
 namespace mtasts::tlsmap {
 
@@ -11,6 +12,12 @@ Responder::Responder(PolicyLookup& lookup, MxSource* mx, const Clock& clock, Rep
     : lookup_(lookup), mx_(mx), clock_(clock), opts_(opts), redis_budget_(redis_budget) {}
 
 std::optional<Reply> Responder::without_lookup(const Request& req) {
+  std::optional<Reply> r = answer_without_lookup(req);
+  if (r) tlsmap_metrics().reply(r->outcome, req.dialect);
+  return r;
+}
+
+std::optional<Reply> Responder::answer_without_lookup(const Request& req) {
   if (req.malformed) {
     log::notice("malformed socketmap request", {{"name", req.name}});
     return perm("bad request: expected NAME KEY");
@@ -59,6 +66,8 @@ Reply Responder::finish(const Request& req, const LookupResult& r, const MxSet* 
     case PolicyOutcome::enforce: reply = enforce_reply(*req.dialect, *req.domain, *pd.policy, mx); break;
   }
   log_reply(req, reply, pd.reason, &r);
+  tlsmap_metrics().lookup.record(r);
+  tlsmap_metrics().reply(reply.outcome, req.dialect);
   return reply;
 }
 

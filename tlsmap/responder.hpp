@@ -39,7 +39,8 @@ class Responder final : public Handler {
 
  private:
   // Replies that need no lookup (bad request, unknown NAME, not a policy domain).
-  std::optional<Reply> without_lookup(const Request& req);
+  std::optional<Reply> without_lookup(const Request& req);  // counts the reply (metrics)
+  std::optional<Reply> answer_without_lookup(const Request& req);
   Reply finish(const Request& req, const LookupResult& r, const MxSet* mx);
   bool needs_mx(const StoredPolicy& p) const;
   void log_reply(const Request& req, const Reply& reply, const std::string& reason, const LookupResult* r);

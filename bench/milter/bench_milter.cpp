@@ -5,7 +5,9 @@
 // n-th into "un@dn.bench.test", so every message has D recipient domains as the smtpd (and
 // so the milter) sees them. Three Postfix instances are configured alike but for
 // smtpd_milters: none, bench_null_milter (a filter that asks for nothing and does nothing:
-// the floor of any milter) and mta-sts-milter (default configuration, local cache on).
+// the floor of any milter), mta-sts-milter (default configuration, local cache on) and
+// mta-sts-milter with `metrics-listen` set and scraped every second through the runs (a
+// Prometheus server scrapes every 15 s or so: this is harsher), to show what metrics cost.
 //
 //   1. throughput: R rounds; each runs the same smtp-source load through the three, in
 //      rotating order; reported are the medians, their ratios to "no milter", and the busy
@@ -25,6 +27,9 @@
 // (separates the cost of the milter protocol from that of Postfix applying header changes).
 // --keep-sessions: each session sends all its messages over one connection (smtp-source -d)
 // instead of one message per connection, as a relay with connection reuse would.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -111,6 +116,26 @@ long status_field(pid_t pid, const std::string& name) {
   const std::string s = read_file("/proc/" + std::to_string(pid) + "/status");
   const auto at = s.find("\n" + name + ":");
   return at == std::string::npos ? -1 : std::atol(s.c_str() + at + name.size() + 2);
+}
+
+// One scrape of http://127.0.0.1:port/metrics (HTTP/1.0, read to the end); its size in bytes.
+std::size_t scrape(unsigned port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<std::uint16_t>(port));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::size_t got = 0;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0) {
+    const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+    if (::write(fd, req, sizeof req - 1) == static_cast<ssize_t>(sizeof req - 1)) {
+      char buf[16384];
+      for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) got += static_cast<std::size_t>(n);
+    }
+  }
+  ::close(fd);
+  return got;
 }
 
 struct RunFigures {
@@ -243,8 +268,9 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
 
     // 1. Throughput, the three Postfix instances in rotating order.
-    enum { kPlain, kNull, kOurs, kConfigs };
-    const char* const names[kConfigs] = {"no milter", "null milter", "mta-sts-milter"};
+    enum { kPlain, kNull, kOurs, kMetrics, kConfigs };
+    const char* const names[kConfigs] = {"no milter", "null milter", "mta-sts-milter", "  + metrics"};
+    std::size_t scrapes = 0, scrape_bytes = 0;
     std::vector<RunFigures> runs[kConfigs];
     long hwm_kib = -1;
     long peak_threads = -1;
@@ -252,25 +278,43 @@ int main(int argc, char** argv) {
     std::string stats_local;
     {
       auto milter = start_milter("milter-default", {});
+      const unsigned metrics_port = free_port();
+      auto metrics_milter = start_milter("milter-metrics", {"metrics-listen = 127.0.0.1:" + std::to_string(metrics_port)});
       const std::string null_socket = "unix:" + (dir / "null-milter.sock").string();
       Process null_milter({MTASTS_NULL_MILTER_BIN, null_socket}, dir / "null-milter.log");
       if (!wait_until([&] { return fs::exists(dir / "null-milter.sock"); }, 10s))
         throw std::runtime_error("bench_null_milter did not start: " + read_file(dir / "null-milter.log"));
       std::unique_ptr<Postfix> pf[kConfigs] = {measured(dir / "pf-plain", sink.port(), ""),
                                                measured(dir / "pf-null", sink.port(), null_socket),
-                                               measured(dir / "pf-milter", sink.port(), milter->socket())};
+                                               measured(dir / "pf-milter", sink.port(), milter->socket()),
+                                               measured(dir / "pf-metrics", sink.port(), metrics_milter->socket())};
       const pid_t mpid = milter->process().pid();
+      const pid_t metrics_pid = metrics_milter->process().pid();
+      // The scraper: every second, through warm-up and every round.
+      std::atomic<bool> scraping{true};
+      std::thread scraper([&] {
+        while (scraping) {
+          const std::size_t n = scrape(metrics_port);
+          if (n > 0) {
+            ++scrapes;
+            scrape_bytes = n;
+          }
+          for (int i = 0; i < 10 && scraping; ++i) std::this_thread::sleep_for(100ms);
+        }
+      });
       // Warm-up: Postfix processes started, the milter's local cache filled.
       for (auto& p : pf) run_source(p->smtp_port(), 100, a.sessions, a.domains, a.size, a.keep_sessions, sink);
       for (int r = 0; r < a.rounds; ++r) {
         for (int k = 0; k < kConfigs; ++k) {
           const int c = (r + k) % kConfigs;
           runs[c].push_back(run_source(pf[c]->smtp_port(), a.messages, a.sessions, a.domains, a.size, a.keep_sessions, sink,
-                                       c == kOurs ? mpid : -1));
+                                       c == kOurs ? mpid : c == kMetrics ? metrics_pid : -1));
           std::printf("  round %d %-15s %7.1f msg/s\n", r + 1, names[c], runs[c].back().rate);
           std::fflush(stdout);
         }
       }
+      scraping = false;
+      scraper.join();
       // 2. Peak RSS with every session open at once: each sends 3 messages over its connection,
       // a second apart, so all of them (and their milter connections) stay open for seconds.
       // The milter's peak of open descriptors (one per MTA connection) shows how many were
@@ -298,6 +342,7 @@ int main(int argc, char** argv) {
       for (auto& p : pf) p.reset();
       null_milter.stop();
       milter->stop();
+      metrics_milter->stop();
       stats_local = milter->log();
     }
     auto pick = [&](int c, double RunFigures::*m) {
@@ -335,9 +380,11 @@ int main(int argc, char** argv) {
       std::printf("  %-15s %8.1f   ratio %.3f   machine CPU %.2f ms/message (CPU ratio %.3f)", names[c],
                   pick(c, &RunFigures::rate), pick(c, &RunFigures::rate) / rate_plain, pick(c, &RunFigures::cpu_ms),
                   pick(kPlain, &RunFigures::cpu_ms) / pick(c, &RunFigures::cpu_ms));
-      if (c == kOurs) std::printf(" (milter process %.2f ms)", pick(c, &RunFigures::milter_ms));
+      if (c == kOurs || c == kMetrics) std::printf(" (milter process %.2f ms)", pick(c, &RunFigures::milter_ms));
       std::printf("\n");
     }
+    std::printf("  (+ metrics: mta-sts-milter with metrics-listen, scraped every second: %zu scrapes of %zu bytes)\n",
+                scrapes, scrape_bytes);
     std::printf("\nper-recipient-domain lookup latency inside the milter (us):\n");
     std::printf("  local-cache hits (throughput runs):  n=%s p50=%s p99=%s\n", field(stats_local, "local").c_str(),
                 field(stats_local, "local_p50_us").c_str(), field(stats_local, "local_p99_us").c_str());

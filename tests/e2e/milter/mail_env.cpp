@@ -351,6 +351,14 @@ RunResult Sendmail::command(const std::vector<std::string>& args, std::chrono::m
 
 // ---- the stack ----------------------------------------------------------------------------
 
+namespace {
+std::string extra_lines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+}  // namespace
+
 MtaStsStack::MtaStsStack(StackOptions o) : world_(WorldOptions{.redis = true}) {
   {
     auto batch = world_.batch();
@@ -373,7 +381,7 @@ MtaStsStack::MtaStsStack(StackOptions o) : world_(WorldOptions{.redis = true}) {
              "global-addresses-only = no\n"  // the world lives on loopback
              "warm-list = " + (dir_ / "warm.list").string() + "\n"
              "dns-timeout = 500ms\ndns-retries = 1\nfetch-timeout = 10s\nconnect-timeout = 5s\n"
-             "poll-interval = 20ms\nrefresh-jitter = 0\nfetcher-id = e2e\n");
+             "poll-interval = 20ms\nrefresh-jitter = 0\nfetcher-id = e2e\n" + extra_lines(o.cached_lines));
   fetcher_ = std::make_unique<Process>(
       std::vector<std::string>{MTASTS_CACHED_BIN, "--config=" + (dir_ / "cached.conf").string()}, dir_ / "cached.log");
   if (!wait_cached({kEnforce, kTesting, kNone, kNoPolicy}, 60s))

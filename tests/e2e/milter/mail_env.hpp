@@ -135,6 +135,7 @@ class Sendmail {
 
 struct StackOptions {
   std::vector<std::string> milter_lines{};  // extra [milter] lines
+  std::vector<std::string> cached_lines{};  // extra [cached] lines (e.g. metrics-listen)
   bool valgrind = false;
 };
 
