@@ -211,4 +211,19 @@ void notify(const std::string& state) {
   ::close(fd);
 }
 
+void log_restart_needed(const char* option) {
+  log::warning("option changed but needs a restart; not applied", {{"option", option}});
+}
+
+void keep_startup_settings(const DaemonConfig& a, DaemonConfig& b) {
+  keep_setting("daemonize", b.daemonize, a.daemonize);
+  keep_setting("pid-file", b.pid_file, a.pid_file);
+  keep_setting("user", b.user, a.user);
+  keep_setting("group", b.group, a.group);
+  keep_setting("log", b.log, a.log);
+  keep_setting("log-level", b.log_level, a.log_level);
+  keep_setting("log-facility", b.log_facility, a.log_facility);
+  keep_setting("metrics-listen", b.metrics_listen, a.metrics_listen);
+}
+
 }  // namespace mtasts::daemon

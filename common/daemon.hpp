@@ -51,6 +51,17 @@ void clear_stale_socket(const std::string& path);
 // mode's group bits let the MTA's user in. No-op without a user or when not root. Throws.
 void chown_socket(const std::string& path, const DaemonConfig& cfg);
 
+// For a reload that cannot apply a setting used once at start-up: keeps the running value
+// and logs, when the new configuration asks for another, that it needs a restart.
+void log_restart_needed(const char* option);
+template <class T>
+void keep_setting(const char* option, T& next, const T& running) {
+  if (next != running) log_restart_needed(option);
+  next = running;
+}
+// keep_setting() for every DaemonConfig field (process, logging, metrics endpoint).
+void keep_startup_settings(const DaemonConfig& running, DaemonConfig& next);
+
 // sd_notify("READY=1"), ("STOPPING=1"), ("STATUS=...") when $NOTIFY_SOCKET is set.
 void notify(const std::string& state);
 

@@ -171,21 +171,10 @@ Generation start_generation(const Config& c) {
 Config keep_startup_settings(const Config& running, Config next) {
   const MilterConfig& a = running.milter;
   MilterConfig& b = next.milter;
-  const auto keep = [](const char* name, auto& field, const auto& value) {
-    if (field != value) log::warning("option changed but needs a restart; not applied", {{"option", name}});
-    field = value;
-  };
-  keep("socket", b.socket, a.socket);
-  keep("socket-mode", b.socket_mode, a.socket_mode);
-  keep("milter-timeout", b.milter_timeout, a.milter_timeout);
-  keep("daemonize", b.daemon.daemonize, a.daemon.daemonize);
-  keep("pid-file", b.daemon.pid_file, a.daemon.pid_file);
-  keep("user", b.daemon.user, a.daemon.user);
-  keep("group", b.daemon.group, a.daemon.group);
-  keep("log", b.daemon.log, a.daemon.log);
-  keep("log-level", b.daemon.log_level, a.daemon.log_level);
-  keep("log-facility", b.daemon.log_facility, a.daemon.log_facility);
-  keep("metrics-listen", b.daemon.metrics_listen, a.daemon.metrics_listen);
+  daemon::keep_setting("socket", b.socket, a.socket);
+  daemon::keep_setting("socket-mode", b.socket_mode, a.socket_mode);
+  daemon::keep_setting("milter-timeout", b.milter_timeout, a.milter_timeout);
+  daemon::keep_startup_settings(running.milter.daemon, next.milter.daemon);
   return next;
 }
 

@@ -139,24 +139,13 @@ class CurrentRuntime final : public Handler {
 Config keep_startup_settings(const Config& running, Config next) {
   const TlsmapConfig& a = running.tlsmap;
   TlsmapConfig& b = next.tlsmap;
-  const auto keep = [](const char* name, auto& field, const auto& value) {
-    if (field != value) log::warning("option changed but needs a restart; not applied", {{"option", name}});
-    field = value;
-  };
-  keep("listen", b.listen, a.listen);
-  keep("socket-mode", b.socket_mode, a.socket_mode);
-  keep("workers", b.workers, a.workers);
-  keep("queue-size", b.queue_size, a.queue_size);
-  keep("max-connections", b.max_connections, a.max_connections);
-  keep("idle-timeout", b.idle_timeout, a.idle_timeout);
-  keep("daemonize", b.daemon.daemonize, a.daemon.daemonize);
-  keep("pid-file", b.daemon.pid_file, a.daemon.pid_file);
-  keep("user", b.daemon.user, a.daemon.user);
-  keep("group", b.daemon.group, a.daemon.group);
-  keep("log", b.daemon.log, a.daemon.log);
-  keep("log-level", b.daemon.log_level, a.daemon.log_level);
-  keep("log-facility", b.daemon.log_facility, a.daemon.log_facility);
-  keep("metrics-listen", b.daemon.metrics_listen, a.daemon.metrics_listen);
+  daemon::keep_setting("listen", b.listen, a.listen);
+  daemon::keep_setting("socket-mode", b.socket_mode, a.socket_mode);
+  daemon::keep_setting("workers", b.workers, a.workers);
+  daemon::keep_setting("queue-size", b.queue_size, a.queue_size);
+  daemon::keep_setting("max-connections", b.max_connections, a.max_connections);
+  daemon::keep_setting("idle-timeout", b.idle_timeout, a.idle_timeout);
+  daemon::keep_startup_settings(running.tlsmap.daemon, next.tlsmap.daemon);
   return next;
 }
 

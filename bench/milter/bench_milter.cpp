@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
     std::string stats_local;
     {
       auto milter = start_milter("milter-default", {});
-      const unsigned metrics_port = free_port();
+      const unsigned metrics_port = free_tcp_port();
       auto metrics_milter = start_milter("milter-metrics", {"metrics-listen = 127.0.0.1:" + std::to_string(metrics_port)});
       const std::string null_socket = "unix:" + (dir / "null-milter.sock").string();
       Process null_milter({MTASTS_NULL_MILTER_BIN, null_socket}, dir / "null-milter.log");

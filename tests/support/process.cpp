@@ -1,5 +1,8 @@
 #include "tests/support/process.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -40,6 +43,22 @@ void write_file(const fs::path& p, const std::string& content) {
   std::ofstream f(p, std::ios::binary | std::ios::trunc);
   if (!f) throw std::runtime_error("cannot write " + p.string());
   f << content;
+}
+
+unsigned free_tcp_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("cannot make a socket");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot bind a free port");
+  }
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
 }
 
 std::vector<std::string> lines_of(const std::string& text) {

@@ -29,6 +29,8 @@ class TempDir {
 
 void write_file(const std::filesystem::path& p, const std::string& content);
 std::string read_file(const std::filesystem::path& p);
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, read, released).
+unsigned free_tcp_port();
 // The lines of a text, without their newlines.
 std::vector<std::string> lines_of(const std::string& text);
 

@@ -249,7 +249,7 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
       60s);
   if (!filled) throw std::runtime_error("the fetcher did not fill the cache; its log:\n" + tail(fetcher_log(), 8000));
 
-  tlsmap_port_ = free_port();
+  tlsmap_port_ = free_tcp_port();
   std::string conf = "[redis]\naddress = " + world_->redis().address() +
                      "\n[tlsmap]\nlisten = inet:" + tlsmap_host_port() +
                      "\nlog = stderr\nlog-level = debug\nresolver = " + (o.dane ? "127.0.0.1" : world_->resolver()) +

@@ -144,7 +144,7 @@ void InstallDeb::first_install() {
   fs::permissions(ca, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
 
   // Redis on loopback TCP, where a daemon running as mta-sts reaches it.
-  const unsigned redis_port = e2e::free_port();
+  const unsigned redis_port = free_tcp_port();
   // Loaded with the shipped ACL users (test passwords); the default user stays on only so
   // that the harness's redis-cli can see the server is up.
   const char* programs[] = {"milter", "cached", "ctl", "tlsmap"};

@@ -28,7 +28,7 @@ std::string get(const std::string& url) {
 
 class PrometheusServer {
  public:
-  PrometheusServer(const fs::path& dir, const std::vector<std::pair<std::string, unsigned>>& jobs) : port_(free_port()) {
+  PrometheusServer(const fs::path& dir, const std::vector<std::pair<std::string, unsigned>>& jobs) : port_(free_tcp_port()) {
     fs::create_directories(dir / "data");
     std::string cfg = "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nscrape_configs:\n";
     for (const auto& [job, port] : jobs)
@@ -76,7 +76,7 @@ class PrometheusServer {
 };
 
 TEST(MetricsE2e, PrometheusSeesWhatTheTrafficDid) {
-  const unsigned cached_port = free_port(), milter_port = free_port(), tlsmap_port = free_port();
+  const unsigned cached_port = free_tcp_port(), milter_port = free_tcp_port(), tlsmap_port = free_tcp_port();
   const auto listen = [](unsigned p) { return "metrics-listen = 127.0.0.1:" + std::to_string(p); };
 
   MtaStsStack stack(StackOptions{.milter_lines = {listen(milter_port)}, .cached_lines = {listen(cached_port)}});

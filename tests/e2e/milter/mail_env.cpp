@@ -20,21 +20,6 @@ namespace mtasts::test::e2e {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-unsigned free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot bind a free port");
-  }
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 namespace {
 
 bool accepts(unsigned port) {
@@ -115,7 +100,7 @@ std::vector<std::string> header_values(const std::string& message, const std::st
 
 // ---- sink ---------------------------------------------------------------------------------
 
-Sink::Sink(const fs::path& dir) : dir_(dir / "sink"), port_(free_port()) {
+Sink::Sink(const fs::path& dir) : dir_(dir / "sink"), port_(free_tcp_port()) {
   fs::create_directories(dir_);
   fs::permissions(dir_, fs::perms::all);  // smtp-sink writes as nobody
   proc_ = std::make_unique<Process>(
@@ -158,7 +143,7 @@ RunResult swaks(unsigned port, const std::string& from, const std::vector<std::s
 // ---- Postfix ------------------------------------------------------------------------------
 
 Postfix::Postfix(const fs::path& dir, PostfixOptions o) : dir_(dir / "postfix"), o_(std::move(o)) {
-  if (o_.smtp_port == 0) o_.smtp_port = free_port();
+  if (o_.smtp_port == 0) o_.smtp_port = free_tcp_port();
   fs::create_directories(config_dir());
   fs::create_directories(dir_ / "queue");
   fs::create_directories(dir_ / "data");
@@ -273,7 +258,7 @@ bool Sendmail::available() {
 }
 
 Sendmail::Sendmail(const fs::path& dir, SendmailOptions o) : dir_(dir / "sendmail"), o_(std::move(o)) {
-  if (o_.smtp_port == 0) o_.smtp_port = free_port();
+  if (o_.smtp_port == 0) o_.smtp_port = free_tcp_port();
   fs::create_directories(dir_ / "mqueue");
   fs::create_directories(dir_ / "clientmqueue");
   fs::permissions(dir_ / "mqueue", fs::perms::owner_all);

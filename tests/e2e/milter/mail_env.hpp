@@ -32,9 +32,6 @@ inline const std::string kEnforceField =
 inline const std::string kTestingField = "testing.e2e.test; mode=testing; id=e2etst1; mx=mx.testing.e2e.test";
 inline const std::string kLateField = "late.e2e.test; mode=enforce; id=e2elate1; mx=mx.late.e2e.test";
 
-// A free TCP port on 127.0.0.1 (bound, read, released).
-unsigned free_port();
-
 // A test message: every line CRLF, a unique token in Message-ID, Subject and body, and the
 // given extra header lines (e.g. forged "X-MTA-STS: ...").
 std::string make_message(const std::string& token, const std::vector<std::string>& to,

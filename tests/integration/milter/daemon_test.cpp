@@ -243,18 +243,6 @@ TEST_F(MilterDaemonTest, DefaultSocketModeIs0660) {
   EXPECT_EQ(st.st_mode & 0777, 0660u);
 }
 
-unsigned free_tcp_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 TEST_F(MilterDaemonTest, ListensOnInet) {
   CacheFiller(redis.address()).fill_standard();
   MilterOptions o = opts();

@@ -21,21 +21,6 @@ fs::path tlsmap_binary() {
   return MTASTS_TLSMAP_BIN;
 }
 
-unsigned free_tcp_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot bind a free port");
-  }
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 TlsmapDaemon::TlsmapDaemon(const fs::path& dir, TlsmapOptions o) : dir_(dir) {
   if (o.listen.empty()) {
     port_ = free_tcp_port();

@@ -14,7 +14,6 @@
 namespace mtasts::test {
 
 std::filesystem::path tlsmap_binary();
-unsigned free_tcp_port();
 
 struct TlsmapOptions {
   std::string redis_address;               // unix:/path or host:port
