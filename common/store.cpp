@@ -31,7 +31,8 @@ constexpr std::string_view kReleaseScript =
 
 }  // namespace
 
-PolicyStore::PolicyStore(Pool& pool, StoreOptions opts) : pool_(pool), opts_(std::move(opts)) {}
+PolicyStore::PolicyStore(Pool& pool, StoreOptions opts, Pool* read_pool)
+    : pool_(pool), opts_(std::move(opts)), read_pool_(read_pool) {}
 
 std::string PolicyStore::entry_key(const Domain& d) const {
   return opts_.prefix + std::string(kSchema) + "e:" + d.str();
@@ -49,7 +50,7 @@ struct Keys {
 
 std::optional<CacheEntry> PolicyStore::get(const Domain& d, std::string* decode_error) {
   const std::string key = entry_key(d);
-  Reply r = pool_.lease()->command({"GET", key});
+  Reply r = (read_pool_ ? *read_pool_ : pool_).lease()->command({"GET", key});
   if (r.is_nil()) return std::nullopt;
   DecodeResult dr = decode(r.str());
   if (!dr.entry) {

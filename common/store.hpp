@@ -67,7 +67,9 @@ struct RedisProbe {
 
 class PolicyStore {
  public:
-  PolicyStore(Pool& pool, StoreOptions opts);
+  // `read_pool` (optional, e.g. connections to a replica): where get() reads entries; every
+  // write, miss signals included, goes to `pool` (the primary).
+  PolicyStore(Pool& pool, StoreOptions opts, Pool* read_pool = nullptr);
 
   // ---- milter side (read-and-signal) ----
   // One round trip. nullopt: no key. Throws RedisError on failure; an undecodable value is
@@ -121,6 +123,7 @@ class PolicyStore {
 
   Pool& pool_;
   StoreOptions opts_;
+  Pool* read_pool_ = nullptr;
 };
 
 }  // namespace mtasts
