@@ -366,6 +366,7 @@ const std::vector<Option>& table() {
        [](Config& c, S, S v) { c.redis.redis.address = redis_address(v); }},
       {"redis", "sentinel", "", "HOST:PORT", "Redis Sentinel to ask for the primary (repeatable; replaces address)",
        [](Config& c, S, S v) {
+         if (v.empty()) return;  // "sentinel =": none (as the example file has it)
          const std::string a = redis_address(v);
          if (a.starts_with("unix:") || a.starts_with("/")) throw BadValue{"a sentinel is HOST:PORT"};
          c.redis.redis.sentinels.push_back(a);
