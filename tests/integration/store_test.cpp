@@ -182,6 +182,42 @@ TEST_F(StoreTest, ClaimExpiresWhenItsHolderDies) {
   EXPECT_EQ(cli1({"GET", "mta-sts:v1:lock:example.com"}), "live-fetcher");
 }
 
+TEST_F(StoreTest, AFetcherThatLostItsClaimCannotOverwriteTheEntry) {
+  const Domain d = dom("example.com");
+  Connection sub = Connection::open(options_for(server_));
+  sub.send({"SUBSCRIBE", store_.changed_channel()});
+  ASSERT_TRUE(sub.read(2s));
+  store_.signal_miss(d, T0);
+
+  // Fetcher A claims, and its discovery outlives the claim (Redis expires it).
+  ASSERT_TRUE(store_.claim(d, "fetcher-a", 100ms));
+  ASSERT_TRUE(test::wait_until([&] { return store_.claim(d, "fetcher-b", 30s); }, 3s));
+  // Fetcher B, the new holder, writes a newer policy and announces it.
+  CacheEntry newer = enforce_entry(T0 + Seconds{600}, Seconds{86400});
+  newer.policy->id = "newer";
+  EXPECT_TRUE(store_.put_claimed(d, newer, T0 + Seconds{600}, true, "fetcher-b"));
+  auto msg = sub.read(2s);
+  ASSERT_TRUE(msg);
+  EXPECT_EQ(msg->at(2).str(), "example.com");
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:misses", "example.com"}), "") << "the write cleared the miss";
+  const std::string schedule = cli1({"ZSCORE", "mta-sts:v1:schedule", "example.com"});
+
+  // A finishes late with the old policy: nothing is written, nothing announced, and the
+  // entry, schedule and misses are B's.
+  CacheEntry older = enforce_entry(T0, Seconds{86400});
+  older.policy->id = "older";
+  store_.signal_miss(d, T0 + Seconds{700});
+  EXPECT_FALSE(store_.put_claimed(d, older, T0 + Seconds{700}, true, "fetcher-a"));
+  EXPECT_EQ(store_.get(d)->policy->id, "newer");
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:schedule", "example.com"}), schedule);
+  EXPECT_NE(cli1({"ZSCORE", "mta-sts:v1:misses", "example.com"}), "") << "a lost write leaves the miss";
+  EXPECT_FALSE(sub.read(200ms)) << "a fenced-off write announces nothing";
+  // Nor with no claim at all, or once B released it.
+  store_.release(d, "fetcher-b");
+  EXPECT_FALSE(store_.put_claimed(d, older, T0 + Seconds{700}, false, "fetcher-b"));
+  EXPECT_EQ(store_.get(d)->policy->id, "newer");
+}
+
 TEST_F(StoreTest, PutAnnouncesChangesToSubscribers) {
   Connection sub = Connection::open(options_for(server_));
   sub.send({"SUBSCRIBE", store_.changed_channel()});
