@@ -259,10 +259,20 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
   const Services& sv = *s;
   // Every write is fenced by the claim: when it expired (a discovery that outlived lock-ttl),
   // another fetcher may own the domain now, and what we have is not written over its entry.
+  // Nor is an entry of a newer codec version replaced (a fleet half upgraded): newer fetchers
+  // keep it fresh.
   const auto write = [&](const CacheEntry& e, SysTime at, bool announce) {
-    if (sv.store->put_claimed(d, e, at, announce, token)) return true;
-    count("writes_fenced");
-    log::notice("claim lost before the write; entry not written", {{"domain", d.str()}});
+    switch (sv.store->put_claimed(d, e, at, announce, token)) {
+      case PolicyStore::PutResult::written: return true;
+      case PolicyStore::PutResult::claim_lost:
+        count("writes_fenced");
+        log::notice("claim lost before the write; entry not written", {{"domain", d.str()}});
+        return false;
+      case PolicyStore::PutResult::newer_format_kept:
+        count("newer_format_kept");
+        log::info("entry of a newer format kept, not replaced", {{"domain", d.str()}});
+        return false;
+    }
     return false;
   };
   try {

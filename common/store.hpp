@@ -87,9 +87,12 @@ class PolicyStore {
   void put(const Domain& d, const CacheEntry& e, SysTime now, bool announce);
   // The fetcher's write, fenced by its claim: one server-side script checks that the lock
   // still holds `token` and only then does what put() does (entry, schedule, misses,
-  // announcement), atomically. False, with nothing written, when the claim was lost (it
+  // announcement), atomically. claim_lost, with nothing written, when the claim was lost (it
   // expired, and another fetcher may have taken the domain and written a newer entry).
-  bool put_claimed(const Domain& d, const CacheEntry& e, SysTime now, bool announce, const std::string& token);
+  // newer_format_kept when the stored entry was written by a newer codec version (a fleet
+  // half upgraded): it is kept, the miss is cleared and the schedule only moved later.
+  enum class PutResult { written, claim_lost, newer_format_kept };
+  PutResult put_claimed(const Domain& d, const CacheEntry& e, SysTime now, bool announce, const std::string& token);
   // Up to `limit` domains from misses (oldest first), then due from the schedule (score <= now).
   std::vector<std::string> pending_misses(std::size_t limit);
   std::vector<std::string> due(SysTime now, std::size_t limit);

@@ -291,7 +291,8 @@ TEST_F(WorkerTest, ADiscoveryThatOutlivesItsClaimWritesNothing) {
   newer.policy = sp;
   newer.checked_at = clock.now();
   newer.next_refresh = clock.now() + Seconds{43200};
-  ASSERT_TRUE(store->put_claimed(dom("late.example"), newer, clock.now(), true, "fetcher-b"));
+  ASSERT_EQ(store->put_claimed(dom("late.example"), newer, clock.now(), true, "fetcher-b"),
+            PolicyStore::PutResult::written);
 
   web->release("mta-sts.late.example");
   EXPECT_TRUE(test::wait_until([&] { return w.counters()["writes_fenced"] == 1; }, 5s));
