@@ -259,6 +259,24 @@ bool Worker::launch(const std::shared_ptr<const Services>& s, const Task& t, Pas
 void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domain d, std::string token,
                     bool miss) {
   const Services& sv = *s;
+  // Every write is fenced by the claim: when it expired (a discovery that outlived lock-ttl),
+  // another fetcher may own the domain now, and what we have is not written over its entry.
+  // Nor is an entry of a newer codec version replaced (a fleet half upgraded): newer fetchers
+  // keep it fresh.
+  const auto write = [&](const CacheEntry& e, SysTime at, bool announce) {
+    switch (sv.store->put_claimed(d, e, at, announce, token)) {
+      case PolicyStore::PutResult::written: return true;
+      case PolicyStore::PutResult::claim_lost:
+        count("writes_fenced");
+        log::notice("claim lost before the write; entry not written", {{"domain", d.str()}});
+        return false;
+      case PolicyStore::PutResult::newer_format_kept:
+        count("newer_format_kept");
+        log::info("entry of a newer format kept, not replaced", {{"domain", d.str()}});
+        return false;
+    }
+    return false;
+  };
   try {
     const SysTime now = clock_.now();
     std::string decode_error;
@@ -281,7 +299,7 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
         // Same id (or no answer): back in the schedule for the next TXT visit or the retry.
         CacheEntry e = *entry;
         e.next_refresh = std::max(refresh::backoff_visit(e, now), now + kMinRecheck);
-        sv.store->put(d, e, now, false);
+        write(e, now, false);
         log::debug("not fetched", {{"domain", d.str()}, {"reason", "backoff"}, {"source", miss ? "miss" : "schedule"}});
         break;
       }
@@ -290,7 +308,7 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
         // The entry says all there is to say until its next refresh or retry time. Writing it
         // back unchanged clears the miss and re-aligns the schedule with it, so that a domain
         // put forward in the schedule during a backoff is not taken again at every poll.
-        sv.store->put(d, *entry, now, false);
+        write(*entry, now, false);
         log::debug("not fetched", {{"domain", d.str()}, {"reason", refresh::to_string(action)},
                                    {"source", miss ? "miss" : "schedule"}});
         break;
@@ -306,8 +324,9 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
         }
         const SysTime after = clock_.now();
         refresh::Outcome out = refresh::apply(entry, report, after, sv.options.rules, jitter_draw());
-        sv.store->put(d, out.entry, after, out.announce);
         fetcher_metrics().discovery(report.status);
+        // A lost claim writes nothing: the downgrade, if any, is the other fetcher's to count.
+        if (!write(out.entry, after, out.announce)) break;
         fetcher_metrics().downgrade(entry, report);
         {
           std::lock_guard lock(mu_);

@@ -4,7 +4,9 @@
 // `redis-cli GET` stays readable. Values are percent-escaped ('%', control bytes and DEL),
 // which keeps any policy body (CRLF, NUL, anything) on one line. The decoder trusts nothing:
 // every field is checked, unknown or repeated fields are errors, and a value cut anywhere
-// (even at a line boundary) lacks its end line.
+// (even at a line boundary) lacks its end line. Rolling upgrades: an entry of a newer codec
+// version is read when its `reader` field says this version suffices (its unknown fields are
+// then ignored), and is never overwritten by this version's fetcher (store.cpp).
 #include "common/cache_entry.hpp"
 
 #include <algorithm>
@@ -128,8 +130,13 @@ class Decoder {
 
   DecodeResult run() {
     DecodeResult r;
-    if (!read_lines()) {
-      r.error = error_;
+    const bool lines_ok = read_lines();
+    r.version = version_;
+    if (!lines_ok) {
+      // A newer version may have changed more than fields: say which version it was.
+      const bool said = error_.find("unknown codec version") != std::string::npos;
+      r.error = version_ > kCodecVersion && !said ? "unknown codec version " + std::to_string(version_) + ": " + error_
+                                                  : error_;
       return r;
     }
     CacheEntry e;
@@ -177,7 +184,16 @@ class Decoder {
         if (name != "v") return fail(1, "no codec version");
         int version = 0;
         if (!parse_int(value, &version)) return fail(1, "bad codec version");
-        if (version != kCodecVersion) return fail(1, "unknown codec version " + std::to_string(version));
+        if (version < 1) return fail(1, "unknown codec version " + std::to_string(version));
+        version_ = version;
+        continue;
+      }
+      // A newer writer's entry says which reader version it needs (`reader`, default: its own
+      // version): when ours suffices, the fields we do not know are extensions we may ignore.
+      // In an entry of our own version every field must be known: no fetcher writes others.
+      if (version_ > kCodecVersion && name == "reader") {
+        if (reader_ != 0) return fail(line_no, "repeated field reader");
+        if (!parse_int(value, &reader_) || reader_ < 1) return fail(line_no, "bad reader version");
         continue;
       }
       if (ended) return fail(line_no, "data after the end line");
@@ -186,7 +202,10 @@ class Decoder {
         ended = true;
         continue;
       }
-      if (!known(name)) return fail(line_no, "unknown field " + std::string(name));
+      if (!known(name)) {
+        if (version_ > kCodecVersion) continue;
+        return fail(line_no, "unknown field " + std::string(name));
+      }
       if (name == "policy.mx") {
         if (mx_.size() >= kMaxStoredMx) return fail(line_no, "too many policy.mx fields");
         mx_.push_back({line_no, std::move(value)});
@@ -196,8 +215,17 @@ class Decoder {
       if (!fresh) return fail(line_no, "repeated field " + std::string(name));
     }
     if (!ended) return fail(0, "truncated (no end line)");
+    const int needs = version_ > kCodecVersion ? (reader_ != 0 ? reader_ : version_) : version_;
+    if (needs > kCodecVersion)
+      return fail(1, "unknown codec version " + std::to_string(version_) + " (needs reader version " +
+                         std::to_string(needs) + ", this reads " + std::to_string(kCodecVersion) + ")");
     return true;
   }
+
+ public:
+  int version() const noexcept { return version_; }
+
+ private:
 
   static bool known(std::string_view n) {
     static constexpr std::string_view names[] = {
@@ -287,6 +315,8 @@ class Decoder {
 
   std::string_view in_;
   std::string error_;
+  int version_ = 0;  // the writer's codec version (first line)
+  int reader_ = 0;   // the reader version a newer entry needs; 0: not given
   std::map<std::string, Value, std::less<>> fields_;
   std::vector<Value> mx_;
 };

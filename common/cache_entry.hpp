@@ -89,6 +89,7 @@ std::string encode(const CacheEntry& e);
 struct DecodeResult {
   std::optional<CacheEntry> entry;
   std::string error;  // unknown version, truncated, bad field, broken invariant
+  int version = 0;    // the writer's codec version when the first line says it; 0: unreadable
 };
 // Every successful decode passes through check_invariants(): a decoded entry is one the
 // fetcher could have written.

@@ -267,6 +267,7 @@ std::vector<std::string>& resolvers_of(Config& c, std::string_view section) {
 }
 // The list a repeatable option fills (command-line values replace the file's).
 std::vector<std::string>& list_of(Config& c, std::string_view section, std::string_view key) {
+  if (section == "redis" && key == "sentinel") return c.redis.redis.sentinels;
   if (section == "tlsmap" && key == "listen") return c.tlsmap.listen;
   return resolvers_of(c, section);
 }
@@ -375,6 +376,19 @@ const std::vector<Option>& table() {
       // [redis]
       {"redis", "address", "127.0.0.1:6379", "ADDR", "Redis server: HOST:PORT, [IPV6]:PORT, HOST or unix:/PATH",
        [](Config& c, S, S v) { c.redis.redis.address = redis_address(v); }},
+      {"redis", "sentinel", "", "HOST:PORT", "Redis Sentinel to ask for the primary (repeatable; replaces address)",
+       [](Config& c, S, S v) {
+         if (v.empty()) return;  // "sentinel =": none (as the example file has it)
+         const std::string a = redis_address(v);
+         if (a.starts_with("unix:") || a.starts_with("/")) throw BadValue{"a sentinel is HOST:PORT"};
+         c.redis.redis.sentinels.push_back(a);
+       }, true},
+      {"redis", "master-name", "", "NAME", "name the sentinels monitor the primary under (with sentinel)",
+       [](Config& c, S, S v) { c.redis.redis.master_name = word(v, true, 128); }},
+      {"redis", "read-from", "primary", "primary|replica", "where the milter and mta-sts-tlsmap read entries",
+       [](Config& c, S, S v) { c.redis.read_from_replica = choice(v, {"primary", "replica"}) == "replica"; }},
+      {"redis", "replica", "", "ADDR", "replica to read from with read-from = replica (none: ask the sentinels)",
+       [](Config& c, S, S v) { c.redis.redis.replica_address = v.empty() ? std::string{} : redis_address(v); }},
       {"redis", "user", "", "USER", "Redis ACL user (empty: the default user)",
        [](Config& c, S, S v) { c.redis.redis.user = word(v); }},
       {"redis", "password", "", "PASSWORD", "Redis password (prefer password-file)",
@@ -674,6 +688,13 @@ void read_password_file(Config& cfg, const Origins& origins, const std::string& 
 
 void cross_check(const Config& cfg, const Origins& origins, const std::string& path_hint) {
   auto where = [&](const char* key) { return origin_of(origins, key, path_hint.empty() ? "configuration" : path_hint); };
+  const RedisConfig& r = cfg.redis;
+  if (!r.redis.sentinels.empty() && r.redis.master_name.empty())
+    throw ConfigError(where("redis.sentinel") + ": [redis] sentinel needs master-name");
+  if (r.redis.sentinels.empty() && !r.redis.master_name.empty())
+    throw ConfigError(where("redis.master-name") + ": [redis] master-name needs at least one sentinel");
+  if (r.read_from_replica && r.redis.sentinels.empty() && r.redis.replica_address.empty())
+    throw ConfigError(where("redis.read-from") + ": [redis] read-from = replica needs sentinel or replica");
   const CachedConfig& c = cfg.cached;
   if (c.max_backoff < c.min_backoff)
     throw ConfigError(where("cached.max-backoff") + ": [cached] max-backoff (" + duration_text(c.max_backoff) +

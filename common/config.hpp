@@ -60,6 +60,9 @@ struct RedisConfig {
   RedisOptions redis;            // address, user, password, db, timeouts, pool size
   std::string password_file;     // read at start-up; overrides `password`
   StoreOptions store;            // prefix, max-misses, max-domains, retention
+  // read-from = replica: the milter and mta-sts-tlsmap read entries (and subscribe to changes)
+  // on a replica; misses and every write go to the primary. The fetcher and ctl ignore it.
+  bool read_from_replica = false;
 };
 
 // A program's own Redis ACL user (`redis-acl-user`, `redis-acl-password-file` in its

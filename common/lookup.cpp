@@ -13,7 +13,8 @@ using std::chrono::milliseconds;
 
 // ---- Redis source -----------------------------------------------------------------------
 
-RedisPolicySource::RedisPolicySource(Pool& pool, StoreOptions opts) : store_(pool, std::move(opts)) {}
+RedisPolicySource::RedisPolicySource(Pool& pool, StoreOptions opts, Pool* read_pool)
+    : store_(pool, std::move(opts), read_pool) {}
 
 std::optional<CacheEntry> RedisPolicySource::get(const Domain& d) {
   // A pooled connection may have died with a Redis restart; that shows as an immediate I/O
@@ -39,10 +40,34 @@ void RedisPolicySource::signal_miss(const Domain& d, SysTime now) {
       store_.signal_miss(d, now);
       return;
     } catch (const RedisError& e) {
-      const bool stale = e.kind() == RedisError::Kind::io || e.kind() == RedisError::Kind::closed;
+      // -READONLY: the pooled connection reached a primary that was demoted by a failover; it
+      // is dropped, and the retry opens one to the primary the sentinels name now.
+      const bool stale = e.kind() == RedisError::Kind::io || e.kind() == RedisError::Kind::closed ||
+                         std::string_view(e.what()).find("READONLY") != std::string_view::npos;
       if (attempt > 0 || !stale) throw;
     }
   }
+}
+
+MailPathPools make_mail_path_pools(RedisOptions budgeted, bool read_from_replica) {
+  MailPathPools p;
+  if (!read_from_replica) {
+    budgeted.role = RedisOptions::Role::primary;
+    p.writes = std::make_unique<Pool>(std::move(budgeted));
+    return p;
+  }
+  RedisOptions w = budgeted;
+  w.role = RedisOptions::Role::primary;
+  w.pool_size = std::min(w.pool_size, kWritePoolWithReplica);
+  p.writes = std::make_unique<Pool>(std::move(w));
+  budgeted.role = RedisOptions::Role::replica;
+  p.reads = std::make_unique<Pool>(std::move(budgeted));
+  return p;
+}
+
+RedisOptions subscriber_options(RedisOptions configured, bool read_from_replica) {
+  configured.role = read_from_replica ? RedisOptions::Role::replica : RedisOptions::Role::primary;
+  return configured;
 }
 
 // ---- local cache --------------------------------------------------------------------------

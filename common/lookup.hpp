@@ -53,13 +53,30 @@ class PolicySource {
 class RedisPolicySource final : public PolicySource {
  public:
   // `pool` must outlive this object; its command timeout is the lookup budget.
-  RedisPolicySource(Pool& pool, StoreOptions opts);
+  // `read_pool` (optional): connections to a replica that get() reads from; misses are
+  // signalled on `pool` (the primary), since a replica refuses writes.
+  RedisPolicySource(Pool& pool, StoreOptions opts, Pool* read_pool = nullptr);
   std::optional<CacheEntry> get(const Domain& d) override;
   void signal_miss(const Domain& d, SysTime now) override;
 
  private:
   PolicyStore store_;
 };
+
+// The Redis connections of a program on the mail path (milter, mta-sts-tlsmap), from its
+// budgeted options. With read-from = primary: one pool for everything (`reads` is null). With
+// read-from = replica: `reads` holds up to pool-size connections to a replica and `writes` at
+// most kWritePoolWithReplica to the primary, which only carry miss signals: per MTA host and
+// daemon the primary then sees at most that many connections (see mta-sts.conf(5)).
+inline constexpr std::size_t kWritePoolWithReplica = 2;
+struct MailPathPools {
+  std::unique_ptr<Pool> writes;
+  std::unique_ptr<Pool> reads;
+};
+MailPathPools make_mail_path_pools(RedisOptions budgeted, bool read_from_replica);
+// The change subscriber's options: the configured ones (not the budget), on a replica with
+// read-from = replica (Redis replicates PUBLISH to its replicas' subscribers).
+RedisOptions subscriber_options(RedisOptions configured, bool read_from_replica);
 
 using EntryPtr = std::shared_ptr<const CacheEntry>;
 

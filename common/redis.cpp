@@ -18,6 +18,7 @@
 #include <cstring>
 #include <poll.h>
 #include <pthread.h>
+#include <random>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -67,6 +68,20 @@ const redisReply* find_error(const redisReply* r) noexcept {
     for (std::size_t i = 0; i < r->elements; ++i)
       if (r->element[i] && r->element[i]->type == REDIS_REPLY_ERROR) return r->element[i];
   return nullptr;
+}
+
+// -READONLY (a write reached a replica: after a failover the server this connection reaches
+// was demoted), alone or inside EXEC's answer, or EXECABORT caused by it.
+bool readonly(const redisReply* r) noexcept {
+  const auto is = [](const redisReply* x) {
+    return x && x->type == REDIS_REPLY_ERROR && x->str &&
+           std::string_view(x->str, x->len).find("READONLY") != std::string_view::npos;
+  };
+  if (is(r)) return true;
+  if (r->type == REDIS_REPLY_ARRAY)
+    for (std::size_t i = 0; i < r->elements; ++i)
+      if (is(r->element[i])) return true;
+  return false;
 }
 
 int remaining_ms(steady_clock::time_point deadline) noexcept {
@@ -335,16 +350,100 @@ redisReply* Connection::next_reply(Deadline deadline) {
   }
 }
 
+// ---- Sentinel -----------------------------------------------------------------------------
+namespace {
+
+// "HOST:PORT" from a sentinel's answer; an IPv6 host gets brackets. Empty when the answer is
+// not a plausible address (untrusted input: it is validated like a configured address).
+std::string address_from(std::string_view host, std::string_view port) {
+  if (host.empty() || host.size() > 255 || port.empty() || port.size() > 5) return {};
+  const std::string a = host.find(':') != std::string_view::npos
+                            ? "[" + std::string(host) + "]:" + std::string(port)
+                            : std::string(host) + ":" + std::string(port);
+  return parse_redis_address(a, nullptr) ? a : std::string{};
+}
+
+// The value of `key` in a flat key/value array (one entry of SENTINEL replicas).
+std::string_view field(const Reply::View& kv, std::string_view key) {
+  for (std::size_t i = 0; i + 1 < kv.size(); i += 2)
+    if (kv.at(i).is_string() && kv.at(i).str() == key && kv.at(i + 1).is_string()) return kv.at(i + 1).str();
+  return {};
+}
+
+// One question to each sentinel in turn until one gives an address. Each sentinel gets an
+// equal share of the connect timeout, so that one that is down (or wedged) leaves time for
+// the others; the caller's RedisDeadline bounds the whole.
+std::string ask_sentinels(const RedisOptions& opts, bool want_replica) {
+  if (opts.master_name.empty())
+    throw RedisError(RedisError::Kind::io, "redis: sentinel given without master-name");
+  RedisOptions so;
+  so.connect_timeout = std::max(milliseconds{1}, opts.connect_timeout / static_cast<int>(opts.sentinels.size()));
+  so.command_timeout = so.connect_timeout;
+  std::string errors;
+  for (const std::string& sentinel : opts.sentinels) {
+    try {
+      Connection c = Connection::open_at(so, sentinel);
+      if (want_replica) {
+        Reply r = c.command({"SENTINEL", "replicas", opts.master_name});
+        std::vector<std::string> healthy;
+        for (std::size_t i = 0; r.is_array() && i < r.size(); ++i) {
+          const Reply::View kv = r.at(i);
+          const std::string_view flags = field(kv, "flags");
+          if (flags.find("s_down") != std::string_view::npos || flags.find("o_down") != std::string_view::npos ||
+              flags.find("disconnected") != std::string_view::npos || field(kv, "master-link-status") != "ok")
+            continue;
+          std::string a = address_from(field(kv, "ip"), field(kv, "port"));
+          if (!a.empty()) healthy.push_back(std::move(a));
+        }
+        if (!healthy.empty()) {
+          // Spread the fleet's readers over the replicas.
+          thread_local std::minstd_rand pick{std::random_device{}()};
+          return healthy[std::uniform_int_distribution<std::size_t>(0, healthy.size() - 1)(pick)];
+        }
+        // No usable replica: read from the primary rather than not at all.
+      }
+      Reply r = c.command({"SENTINEL", "get-master-addr-by-name", opts.master_name});
+      if (r.is_array() && r.size() == 2 && r.at(0).is_string() && r.at(1).is_string()) {
+        std::string a = address_from(r.at(0).str(), r.at(1).str());
+        if (!a.empty()) return a;
+      }
+      errors += (errors.empty() ? "" : "; ") + sentinel + ": no usable address for '" + opts.master_name + "'";
+    } catch (const RedisError& e) {
+      errors += (errors.empty() ? "" : "; ") + sentinel + ": " + e.what();
+    }
+  }
+  throw RedisError(RedisError::Kind::io, "redis: no sentinel named the " +
+                                             std::string(want_replica ? "replica" : "primary") + " (" + errors + ")");
+}
+
+}  // namespace
+
+std::string resolve_redis_address(const RedisOptions& opts) {
+  const bool replica = opts.role == RedisOptions::Role::replica;
+  if (replica && !opts.replica_address.empty()) return opts.replica_address;
+  if (opts.sentinels.empty()) return opts.address;
+  return ask_sentinels(opts, replica);
+}
+
 Connection Connection::open(const RedisOptions& opts) {
+  if (opts.sentinels.empty() && (opts.role == RedisOptions::Role::primary || opts.replica_address.empty()))
+    return open_at(opts, opts.address);
+  // The look-up and the connect share one connect-timeout.
+  RedisDeadline whole(opts.connect_timeout);
+  const std::string address = resolve_redis_address(opts);
+  return open_at(opts, address);
+}
+
+Connection Connection::open_at(const RedisOptions& opts, const std::string& address) {
   std::string why;
-  auto addr = parse_redis_address(opts.address, &why);
-  if (!addr) throw RedisError(RedisError::Kind::io, "redis: bad address '" + opts.address + "': " + why);
+  auto addr = parse_redis_address(address, &why);
+  if (!addr) throw RedisError(RedisError::Kind::io, "redis: bad address '" + address + "': " + why);
   const Deadline deadline = bounded(steady_clock::now() + opts.connect_timeout, "connect");
-  const std::string where = " (" + opts.address + ")";
+  const std::string where = " (" + address + ")";
 
   Connection c;
   c.command_timeout_ = opts.command_timeout;
-  c.address_ = opts.address;
+  c.address_ = address;
   redisContext* raw = addr->is_unix() ? redisConnectUnixNonBlock(addr->path.c_str())
                                       : redisConnectNonBlock(addr->host.c_str(), addr->port);
   const int connect_errno = errno;
@@ -393,7 +492,10 @@ Reply Connection::command(const std::vector<std::string_view>& argv) {
   flush(deadline);
   Reply r(next_reply(deadline));
   if (!r.raw()) fail(REDIS_ERR_IO, ETIMEDOUT, "no reply within " + ms_text(command_timeout_));
-  if (const redisReply* e = find_error(r.raw())) throw reply_error({e->str, e->len});
+  if (const redisReply* e = find_error(r.raw())) {
+    if (readonly(r.raw())) broken_ = true;
+    throw reply_error({e->str, e->len});
+  }
   return r;
 }
 
@@ -411,6 +513,7 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
     if (!r.raw())
       fail(REDIS_ERR_IO, ETIMEDOUT, "pipeline: no reply within " + ms_text(command_timeout_));
     if (const redisReply* e = find_error(r.raw()); e && !first_error) first_error = reply_error({e->str, e->len});
+    if (readonly(r.raw())) broken_ = true;
     out.push_back(std::move(r));
   }
   if (first_error) throw *first_error;

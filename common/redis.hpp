@@ -30,7 +30,24 @@ struct RedisOptions {
   std::chrono::milliseconds connect_timeout{200};
   std::chrono::milliseconds command_timeout{250};
   std::size_t pool_size = 8;
+  // Redis Sentinel: when `sentinels` (HOST:PORT each) is not empty, `address` is not used and
+  // every new connection asks the sentinels, in order, where the server of `role` is now, so
+  // that a connection opened after a failover reaches the promoted primary. Asking costs one
+  // short connection to a sentinel per new Redis connection; pooled connections are reused.
+  std::vector<std::string> sentinels;
+  std::string master_name;
+  // Which server this pool talks to. `replica`: a healthy replica of master_name (SENTINEL
+  // replicas), or `replica_address` when set, or the primary when no replica is usable (so
+  // reads go on while the replicas are down).
+  enum class Role { primary, replica };
+  Role role = Role::primary;
+  std::string replica_address;
 };
+
+// Where a new connection of `opts` goes now: `address`, `replica_address`, or what the
+// sentinels say (see RedisOptions::sentinels). Throws RedisError(io) when no sentinel answers
+// with a usable address before the connect deadline.
+std::string resolve_redis_address(const RedisOptions& opts);
 
 // A parsed RedisOptions::address: a unix socket path, or a host (name, IPv4 or IPv6) and port.
 struct RedisAddress {
@@ -128,14 +145,19 @@ struct ContextDeleter { void operator()(redisContext* c) const noexcept; };
 
 class Connection {
  public:
-  // Connects, authenticates, selects db, sets the command timeout. Throws RedisError.
+  // Connects (to the address resolve_redis_address gives), authenticates, selects db, sets
+  // the command timeout. Throws RedisError.
   static Connection open(const RedisOptions& opts);
+  // The same at a fixed address (no Sentinel look-up).
+  static Connection open_at(const RedisOptions& opts, const std::string& address);
 
   Connection(Connection&&) noexcept = default;
   Connection& operator=(Connection&&) noexcept = default;
 
   // One command, binary-safe arguments. Throws RedisError (and marks itself broken on
-  // io/timeout/protocol errors; a server error reply leaves the connection usable). An array
+  // io/timeout/protocol errors and on -READONLY, which means the server it reaches is no
+  // longer the primary, so that the next connection looks the primary up again; any other
+  // server error reply leaves the connection usable). An array
   // reply with an error element (EXEC whose command failed) is an error reply too.
   Reply command(const std::vector<std::string_view>& argv);
   // Several commands in one round trip; replies in order. Server error replies become

@@ -30,9 +30,31 @@ std::string glob_escape(std::string_view s) {
 constexpr std::string_view kReleaseScript =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
+// The fenced write (put_claimed). KEYS: lock, entry, schedule, misses. ARGV: token, value,
+// ttl, next refresh, domain, schedule bound, announce ("1"/"0"), channel, codec version. Nothing is written
+// unless the lock still holds the caller's token: a fetcher whose claim expired during a long
+// discovery cannot overwrite the entry of the fetcher that took over (a lost update, or an
+// old policy brought back). Redis runs a script atomically, so no other write interleaves.
+// An entry whose first line "v=N" names a newer codec version than ARGV[9] is not replaced
+// (return 2): this fetcher could not write back what it does not know.
+constexpr std::string_view kFencedPutScript =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+    "local cur = redis.call('GET', KEYS[2]) "
+    "if cur then local v = tonumber(string.match(cur, '^v=(%d+)\\n')) "
+    "if v and v > tonumber(ARGV[9]) then "
+    "redis.call('ZREM', KEYS[4], ARGV[5]) redis.call('ZADD', KEYS[3], 'XX', 'GT', ARGV[4], ARGV[5]) "
+    "return 2 end end "
+    "redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) "
+    "redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5]) "
+    "redis.call('ZREMRANGEBYRANK', KEYS[3], tonumber(ARGV[6]), -1) "
+    "redis.call('ZREM', KEYS[4], ARGV[5]) "
+    "if ARGV[7] == '1' then redis.call('PUBLISH', ARGV[8], ARGV[5]) end "
+    "return 1";
+
 }  // namespace
 
-PolicyStore::PolicyStore(Pool& pool, StoreOptions opts) : pool_(pool), opts_(std::move(opts)) {}
+PolicyStore::PolicyStore(Pool& pool, StoreOptions opts, Pool* read_pool)
+    : pool_(pool), opts_(std::move(opts)), read_pool_(read_pool) {}
 
 std::string PolicyStore::entry_key(const Domain& d) const {
   return opts_.prefix + std::string(kSchema) + "e:" + d.str();
@@ -50,7 +72,7 @@ struct Keys {
 
 std::optional<CacheEntry> PolicyStore::get(const Domain& d, std::string* decode_error) {
   const std::string key = entry_key(d);
-  Reply r = pool_.lease()->command({"GET", key});
+  Reply r = (read_pool_ ? *read_pool_ : pool_).lease()->command({"GET", key});
   if (r.is_nil()) return std::nullopt;
   DecodeResult dr = decode(r.str());
   if (!dr.entry) {
@@ -89,6 +111,26 @@ void PolicyStore::put(const Domain& d, const CacheEntry& e, SysTime now, bool an
   if (announce) cmds.push_back({"PUBLISH", channel, d.str()});
   cmds.push_back({"EXEC"});
   pool_.lease()->pipeline(cmds);
+}
+
+PolicyStore::PutResult PolicyStore::put_claimed(const Domain& d, const CacheEntry& e, SysTime now, bool announce,
+                                                const std::string& token) {
+  const Keys k(opts_.prefix);
+  const std::string lock = opts_.prefix + std::string(kSchema) + "lock:" + d.str();
+  const std::string key = entry_key(d);
+  const std::string value = encode(e);
+  const std::string ttl = std::to_string(redis_ttl(e, now, opts_.retention).count());
+  const std::string when = unix_text(e.next_refresh);
+  const std::string keep = std::to_string(opts_.max_domains);
+  const std::string channel = changed_channel();
+  const std::string version = std::to_string(kCodecVersion);
+  Reply r = pool_.lease()->command({"EVAL", kFencedPutScript, "4", lock, key, k.schedule, k.misses, token, value, ttl,
+                                    when, d.str(), keep, announce ? "1" : "0", channel, version});
+  switch (r.integer()) {
+    case 1: return PutResult::written;
+    case 2: return PutResult::newer_format_kept;
+    default: return PutResult::claim_lost;
+  }
 }
 
 namespace {
@@ -281,7 +323,11 @@ std::vector<RedisProbe> PolicyStore::probes(RedisNeed need, const StoreOptions& 
     case RedisNeed::watch_changes:
       return {{M::subscribe, {"SUBSCRIBE", channel}}};
     case RedisNeed::write_entries:
-      return {{M::queued, {"SET", entry, "x", "XX", "EX", "1"}},
+      // The fenced write with a token no lock holds: the script reads the probe's lock and
+      // stops there, writing nothing.
+      return {{M::direct, {"EVAL", std::string(kFencedPutScript), "4", lock, entry, k.schedule, k.misses,
+                           "check-redis-holds-no-claim", "x", "1", "0", probe, "1", "0", channel, "1"}},
+              {M::queued, {"SET", entry, "x", "XX", "EX", "1"}},
               {M::queued, {"ZADD", k.schedule, "XX", "0", probe}},
               {M::queued, {"ZREMRANGEBYRANK", k.schedule, "1", "0"}},
               {M::queued, {"ZREM", k.misses, probe}},

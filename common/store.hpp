@@ -8,7 +8,8 @@
 //   <prefix>v1:schedule     zset    domain -> unix time of next refresh; written by fetchers,
 //                                   bounded to max_domains (farthest dropped)
 //   <prefix>v1:lock:<domain> string fetcher token; SET NX PX lock_ttl (claim), released
-//                                   by compare-and-delete
+//                                   by compare-and-delete; the fetcher's writes check it
+//                                   (put_claimed: a Lua script, all or nothing)
 //   <prefix>v1:changed      channel PUBLISH <domain> when a domain's verdict/policy changes
 //   <prefix>v1:stats:<fetcher-id> hash counters of one fetcher; TTL 3 x stats interval
 // A miss survives a fetcher restart: it leaves `misses` only after its entry was written.
@@ -40,7 +41,8 @@ enum class RedisNeed {
   read_entries,    // GET entries (milter, ctl cache show/list, fetcher)
   signal_misses,   // ZADD + ZREMRANGEBYRANK on misses (milter)
   watch_changes,   // SUBSCRIBE to the change channel (milter)
-  write_entries,   // MULTI SET/ZADD/ZREMRANGEBYRANK/ZREM/PUBLISH EXEC (fetcher)
+  write_entries,   // EVAL of the fenced write (GET lock, SET, ZADD, ZREMRANGEBYRANK, ZREM,
+                   // PUBLISH) and MULTI of the same (fetcher)
   read_queues,     // ZRANGE misses, ZRANGEBYSCORE schedule, ZREM (fetcher)
   count_queues,    // ZCARD misses and schedule (fetcher, ctl cache stats)
   claim_locks,     // SET NX PX and the compare-and-delete EVAL on locks (fetcher)
@@ -67,7 +69,9 @@ struct RedisProbe {
 
 class PolicyStore {
  public:
-  PolicyStore(Pool& pool, StoreOptions opts);
+  // `read_pool` (optional, e.g. connections to a replica): where get() reads entries; every
+  // write, miss signals included, goes to `pool` (the primary).
+  PolicyStore(Pool& pool, StoreOptions opts, Pool* read_pool = nullptr);
 
   // ---- milter side (read-and-signal) ----
   // One round trip. nullopt: no key. Throws RedisError on failure; an undecodable value is
@@ -81,6 +85,14 @@ class PolicyStore {
   // Writes the entry with its TTL, schedules it at e.next_refresh, removes it from misses,
   // and publishes on the changed channel when `announce` is true. One MULTI/EXEC.
   void put(const Domain& d, const CacheEntry& e, SysTime now, bool announce);
+  // The fetcher's write, fenced by its claim: one server-side script checks that the lock
+  // still holds `token` and only then does what put() does (entry, schedule, misses,
+  // announcement), atomically. claim_lost, with nothing written, when the claim was lost (it
+  // expired, and another fetcher may have taken the domain and written a newer entry).
+  // newer_format_kept when the stored entry was written by a newer codec version (a fleet
+  // half upgraded): it is kept, the miss is cleared and the schedule only moved later.
+  enum class PutResult { written, claim_lost, newer_format_kept };
+  PutResult put_claimed(const Domain& d, const CacheEntry& e, SysTime now, bool announce, const std::string& token);
   // Up to `limit` domains from misses (oldest first), then due from the schedule (score <= now).
   std::vector<std::string> pending_misses(std::size_t limit);
   std::vector<std::string> due(SysTime now, std::size_t limit);
@@ -125,6 +137,7 @@ class PolicyStore {
 
   Pool& pool_;
   StoreOptions opts_;
+  Pool* read_pool_ = nullptr;
 };
 
 }  // namespace mtasts

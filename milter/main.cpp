@@ -137,8 +137,10 @@ std::shared_ptr<Runtime> build_runtime(const Config& c) {
   RedisOptions ro = c.redis.redis;
   ro.command_timeout = c.milter.redis_budget;
   ro.connect_timeout = std::min(ro.connect_timeout, c.milter.redis_budget);
-  rt->pool = std::make_unique<Pool>(ro);
-  rt->source = std::make_unique<RedisPolicySource>(*rt->pool, c.redis.store);
+  MailPathPools pools = make_mail_path_pools(ro, c.redis.read_from_replica);
+  rt->pool = std::move(pools.writes);
+  rt->read_pool = std::move(pools.reads);
+  rt->source = std::make_unique<RedisPolicySource>(*rt->pool, c.redis.store, rt->read_pool.get());
   LookupOptions lo;
   lo.local_ttl = c.milter.local_cache_ttl;
   lo.local_cache_size = c.milter.local_cache_size;
@@ -160,7 +162,8 @@ Generation start_generation(const Config& c) {
   PolicyLookup* lookup = g.rt->lookup.get();
   // Its own connection with the configured (not the budget) timeouts: it is off the mail path.
   g.subscriber = std::make_unique<ChangeSubscriber>(
-      c.redis.redis, PolicyStore(*g.rt->pool, c.redis.store).changed_channel(),
+      subscriber_options(c.redis.redis, c.redis.read_from_replica),
+      PolicyStore(*g.rt->pool, c.redis.store).changed_channel(),
       [lookup](std::string_view domain) { lookup->invalidate(domain); }, [lookup] { lookup->resync(); });
   g.subscriber->start();
   return g;

@@ -26,7 +26,8 @@ struct Runtime {
   MessageOptions message;
   SystemClock clock;
   LookupStats stats;
-  std::unique_ptr<Pool> pool;
+  std::unique_ptr<Pool> pool;       // the primary: miss signals (and reads unless read_pool)
+  std::unique_ptr<Pool> read_pool;  // a replica, with read-from = replica
   std::unique_ptr<PolicySource> source;
   std::unique_ptr<PolicyLookup> lookup;
   // Failed lookups during a Redis outage: one line when it starts, a summary a minute, one

@@ -44,7 +44,8 @@ constexpr int kExitRuntime = 1;  // could not start
 struct Runtime {
   SystemClock clock;
   LookupStats stats;
-  std::unique_ptr<Pool> pool;
+  std::unique_ptr<Pool> pool;       // the primary: miss signals (and reads unless read_pool)
+  std::unique_ptr<Pool> read_pool;  // a replica, with read-from = replica
   std::unique_ptr<RedisPolicySource> source;
   std::unique_ptr<PolicyLookup> lookup;
   std::unique_ptr<dns::Resolver> resolver;
@@ -65,8 +66,10 @@ std::shared_ptr<Runtime> build_runtime(const Config& c) {
   ro.command_timeout = t.redis_budget;
   ro.connect_timeout = std::min(ro.connect_timeout, t.redis_budget);
   ro.pool_size = std::max<std::size_t>(ro.pool_size, t.workers);
-  rt->pool = std::make_unique<Pool>(ro);
-  rt->source = std::make_unique<RedisPolicySource>(*rt->pool, c.redis.store);
+  MailPathPools pools = make_mail_path_pools(ro, c.redis.read_from_replica);
+  rt->pool = std::move(pools.writes);
+  rt->read_pool = std::move(pools.reads);
+  rt->source = std::make_unique<RedisPolicySource>(*rt->pool, c.redis.store, rt->read_pool.get());
   LookupOptions lo;
   lo.local_ttl = t.local_cache_ttl;
   lo.local_cache_size = t.local_cache_size;
@@ -97,7 +100,7 @@ std::shared_ptr<Runtime> build_runtime(const Config& c) {
   rt->responder = std::make_unique<Responder>(*rt->lookup, rt->mx.get(), rt->clock, ro2, t.redis_budget);
 
   try {
-    auto lease = rt->pool->lease();
+    auto lease = (rt->read_pool ? rt->read_pool : rt->pool)->lease();
     lease->command({"PING"});
     log::info("redis reachable", {{"address", c.redis.redis.address}});
   } catch (const std::exception& e) {
@@ -107,7 +110,8 @@ std::shared_ptr<Runtime> build_runtime(const Config& c) {
   PolicyLookup* lookup = rt->lookup.get();
   // Its own connection with the configured (not the budget) timeouts: it is off the lookup path.
   rt->subscriber = std::make_unique<ChangeSubscriber>(
-      c.redis.redis, PolicyStore(*rt->pool, c.redis.store).changed_channel(),
+      subscriber_options(c.redis.redis, c.redis.read_from_replica),
+      PolicyStore(*rt->pool, c.redis.store).changed_channel(),
       [lookup](std::string_view domain) { lookup->invalidate(domain); }, [lookup] { lookup->resync(); });
   rt->subscriber->start();
   return rt;

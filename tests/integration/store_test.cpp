@@ -182,6 +182,80 @@ TEST_F(StoreTest, ClaimExpiresWhenItsHolderDies) {
   EXPECT_EQ(cli1({"GET", "mta-sts:v1:lock:example.com"}), "live-fetcher");
 }
 
+TEST_F(StoreTest, AFetcherThatLostItsClaimCannotOverwriteTheEntry) {
+  const Domain d = dom("example.com");
+  Connection sub = Connection::open(options_for(server_));
+  sub.send({"SUBSCRIBE", store_.changed_channel()});
+  ASSERT_TRUE(sub.read(2s));
+  store_.signal_miss(d, T0);
+
+  // Fetcher A claims, and its discovery outlives the claim (Redis expires it).
+  ASSERT_TRUE(store_.claim(d, "fetcher-a", 100ms));
+  ASSERT_TRUE(test::wait_until([&] { return store_.claim(d, "fetcher-b", 30s); }, 3s));
+  // Fetcher B, the new holder, writes a newer policy and announces it.
+  CacheEntry newer = enforce_entry(T0 + Seconds{600}, Seconds{86400});
+  newer.policy->id = "newer";
+  EXPECT_EQ(store_.put_claimed(d, newer, T0 + Seconds{600}, true, "fetcher-b"), PolicyStore::PutResult::written);
+  auto msg = sub.read(2s);
+  ASSERT_TRUE(msg);
+  EXPECT_EQ(msg->at(2).str(), "example.com");
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:misses", "example.com"}), "") << "the write cleared the miss";
+  const std::string schedule = cli1({"ZSCORE", "mta-sts:v1:schedule", "example.com"});
+
+  // A finishes late with the old policy: nothing is written, nothing announced, and the
+  // entry, schedule and misses are B's.
+  CacheEntry older = enforce_entry(T0, Seconds{86400});
+  older.policy->id = "older";
+  store_.signal_miss(d, T0 + Seconds{700});
+  EXPECT_EQ(store_.put_claimed(d, older, T0 + Seconds{700}, true, "fetcher-a"), PolicyStore::PutResult::claim_lost);
+  EXPECT_EQ(store_.get(d)->policy->id, "newer");
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:schedule", "example.com"}), schedule);
+  EXPECT_NE(cli1({"ZSCORE", "mta-sts:v1:misses", "example.com"}), "") << "a lost write leaves the miss";
+  EXPECT_FALSE(sub.read(200ms)) << "a fenced-off write announces nothing";
+  // Nor with no claim at all, or once B released it.
+  store_.release(d, "fetcher-b");
+  EXPECT_EQ(store_.put_claimed(d, older, T0 + Seconds{700}, false, "fetcher-b"), PolicyStore::PutResult::claim_lost);
+  EXPECT_EQ(store_.get(d)->policy->id, "newer");
+}
+
+// A fleet half upgraded: the next codec version's fetcher wrote an entry that today's
+// version may read (reader=1) and a field it does not know. Today's readers use it; today's
+// fetcher does not replace it (it could not write back the field), and does not spin on it.
+TEST_F(StoreTest, AnEntryOfANewerFormatIsReadAndNotReplaced) {
+  const Domain d = dom("example.com");
+  const std::string today = encode(enforce_entry(T0, Seconds{86400}));
+  ASSERT_TRUE(today.starts_with("v=1\n"));
+  const std::string next = "v=2\nreader=1\n" + today.substr(4, today.size() - 4 - 5) + "tlsrpt=mailto:x@example.com\nend=\n";
+  ASSERT_EQ(cli1({"SET", "mta-sts:v1:e:example.com", next}), "OK");
+  cli1({"ZADD", "mta-sts:v1:schedule", "100", "example.com"});
+  store_.signal_miss(d, T0);
+
+  std::string why;
+  const auto e = store_.get(d, &why);
+  ASSERT_TRUE(e) << why;
+  EXPECT_EQ(e->policy->id, "20260424");
+
+  ASSERT_TRUE(store_.claim(d, "fetcher-old", 30s));
+  CacheEntry mine = enforce_entry(T0 + Seconds{60}, Seconds{86400});
+  mine.policy->id = "mine";
+  EXPECT_EQ(store_.put_claimed(d, mine, T0 + Seconds{60}, true, "fetcher-old"),
+            PolicyStore::PutResult::newer_format_kept);
+  // (redis-cli drops the final newline)
+  EXPECT_EQ(cli1({"GET", "mta-sts:v1:e:example.com"}) + "\n", next) << "the newer entry is kept byte for byte";
+  EXPECT_EQ(store_.misses_size(), 0u) << "the miss is answered: the entry exists";
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:schedule", "example.com"}), std::to_string(mine.next_refresh.time_since_epoch().count()))
+      << "moved later to our next refresh, so that this fetcher does not take it at every poll";
+
+  // An entry that needs a newer reader is absent for today's readers, and kept too.
+  const std::string needs2 = "v=2\nreader=2\n" + today.substr(4);
+  cli1({"SET", "mta-sts:v1:e:example.com", needs2});
+  EXPECT_FALSE(store_.get(d, &why));
+  EXPECT_NE(why.find("needs reader version 2"), std::string::npos) << why;
+  EXPECT_EQ(store_.put_claimed(d, mine, T0 + Seconds{60}, true, "fetcher-old"),
+            PolicyStore::PutResult::newer_format_kept);
+  EXPECT_EQ(cli1({"GET", "mta-sts:v1:e:example.com"}) + "\n", needs2);
+}
+
 TEST_F(StoreTest, PutAnnouncesChangesToSubscribers) {
   Connection sub = Connection::open(options_for(server_));
   sub.send({"SUBSCRIBE", store_.changed_channel()});

@@ -268,6 +268,41 @@ TEST_F(WorkerTest, SlowDomainDoesNotHoldUpOthers) {
   EXPECT_TRUE(w.wait_idle(5s));
 }
 
+TEST_F(WorkerTest, ADiscoveryThatOutlivesItsClaimWritesNothing) {
+  publish("late.example", "a1");
+  web->hold("mta-sts.late.example");
+  worker::Worker w(services(), clock);
+  std::thread loop([&] { w.run(); });
+  store->signal_miss(dom("late.example"), clock.now());
+  ASSERT_TRUE(test::wait_until([&] { return web->waiting() == 1; }, 5s));
+  // Meanwhile this fetcher's claim expires, fetcher B takes the domain and writes what it
+  // found (a newer policy).
+  redis.cli({"SET", "mta-sts:v1:lock:late.example", "fetcher-b"});
+  CacheEntry newer;
+  StoredPolicy sp;
+  sp.policy.mode = Mode::enforce;
+  sp.policy.max_age = Seconds{86400};
+  std::string err;
+  sp.policy.mx.push_back(*MxPattern::parse("mail.example.com", &err));
+  sp.raw = kEnforce;
+  sp.id = "b2";
+  sp.fetched_at = clock.now();
+  sp.expires_at = clock.now() + Seconds{86400};
+  newer.policy = sp;
+  newer.checked_at = clock.now();
+  newer.next_refresh = clock.now() + Seconds{43200};
+  ASSERT_EQ(store->put_claimed(dom("late.example"), newer, clock.now(), true, "fetcher-b"),
+            PolicyStore::PutResult::written);
+
+  web->release("mta-sts.late.example");
+  EXPECT_TRUE(test::wait_until([&] { return w.counters()["writes_fenced"] == 1; }, 5s));
+  w.stop();
+  loop.join();
+  EXPECT_TRUE(w.wait_idle(5s));
+  EXPECT_EQ(entry("late.example")->policy->id, "b2") << "B's entry is not overwritten";
+  EXPECT_EQ(redis.cli({"GET", "mta-sts:v1:lock:late.example"}), "fetcher-b") << "nor its claim released";
+}
+
 TEST_F(WorkerTest, WarmListSchedulesUnknownDomainsOnly) {
   test::TempDir dir("mtasts-warm");
   test::write_file(dir / "warm", "# top destinations\na.example\n\n  b.example  \nnot a domain!\n");

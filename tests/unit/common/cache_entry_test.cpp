@@ -154,6 +154,11 @@ TEST(CacheEntryCodec, RejectsMalformedValues) {
       {"not name=value", head + "garbage\nend=\n", "line 4: not name=value"},
       {"unknown field", head + "color=blue\nend=\n", "line 4: unknown field color"},
       {"repeated field", head + "checked=5\nend=\n", "line 4: repeated field checked"},
+      {"reader field in a v1 entry", head + "reader=1\nend=\n", "line 4: unknown field reader"},
+      {"newer entry needing a newer reader", "v=2\nreader=2\nchecked=1\nnext=2\nend=\n", "needs reader version 2"},
+      {"newer entry, bad reader", "v=2\nreader=x\nchecked=1\nnext=2\nend=\n", "bad reader version"},
+      {"newer entry, reader repeated", "v=2\nreader=1\nreader=1\nchecked=1\nnext=2\nend=\n", "repeated field reader"},
+      {"newer entry, known field still checked", "v=2\nreader=1\nchecked=x\nnext=2\nend=\n", "bad number in checked"},
       {"missing checked", "v=1\nnext=2\nend=\n", "missing field checked"},
       {"missing next", "v=1\nchecked=2\nend=\n", "missing field next"},
       {"bad number", "v=1\nchecked=12a\nnext=2\nend=\n", "line 2: bad number in checked"},
@@ -187,6 +192,28 @@ TEST(CacheEntryCodec, RejectsMalformedValues) {
     EXPECT_FALSE(r.entry) << c.name;
     EXPECT_NE(r.error.find(c.error), std::string::npos) << c.name << ": got '" << r.error << "'";
   }
+}
+
+// Rolling upgrades: an entry of the next codec version that says today's reader suffices is
+// read, its unknown fields ignored; the writer's version is reported either way.
+TEST(CacheEntryCodec, ReadsANewerEntryThatAllowsIt) {
+  CacheEntry e;
+  e.checked_at = SysTime{Seconds{1}};
+  e.next_refresh = SysTime{Seconds{2}};
+  e.no_policy_until = SysTime{Seconds{3600}};
+  const std::string today = encode(e);
+  ASSERT_TRUE(today.starts_with("v=1\n"));
+  const std::string body = today.substr(4, today.size() - 4 - 5);  // without "v=1\n" and "end=\n"
+  const DecodeResult next = decode("v=2\nreader=1\n" + body + "tlsrpt=mailto%3Ax\nnew.field=1\nend=\n");
+  ASSERT_TRUE(next.entry) << next.error;
+  EXPECT_EQ(*next.entry, e);
+  EXPECT_EQ(next.version, 2);
+  // Without `reader`, a newer entry needs a reader of its own version.
+  const DecodeResult plain = decode("v=2\n" + body + "end=\n");
+  EXPECT_FALSE(plain.entry);
+  EXPECT_NE(plain.error.find("needs reader version 2"), std::string::npos) << plain.error;
+  EXPECT_EQ(plain.version, 2);
+  EXPECT_EQ(decode(today).version, 1);
 }
 
 // An attacker with write access to Redis writes well-formed codec text whose values no

@@ -38,7 +38,9 @@ std::string dump(const Config& c) {
     << "\nredis.connect_timeout=" << r.redis.connect_timeout.count() << "\nredis.command_timeout="
     << r.redis.command_timeout.count() << "\nredis.pool_size=" << r.redis.pool_size << "\nredis.prefix=" << r.store.prefix
     << "\nredis.max_misses=" << r.store.max_misses << "\nredis.max_domains=" << r.store.max_domains
-    << "\nredis.retention=" << r.store.retention.count() << "\n";
+    << "\nredis.retention=" << r.store.retention.count() << "\nredis.sentinels=" << list(r.redis.sentinels)
+    << "\nredis.master_name=" << r.redis.master_name << "\nredis.read_from_replica=" << r.read_from_replica
+    << "\nredis.replica=" << r.redis.replica_address << "\n";
   const auto& m = c.milter;
   d("milter", m.daemon);
   o << "milter.socket=" << m.socket << "\nmilter.socket_mode=" << std::oct << m.socket_mode << std::dec
@@ -131,6 +133,11 @@ prefix = test:
 max-misses = 5000
 max-domains = 70000
 retention = 2h
+sentinel = 10.0.0.11:26379
+sentinel = [2001:db8::12]:26379
+master-name = mta-sts
+read-from = replica
+replica = 10.0.0.21:6380
 
 [milter]
 daemonize = yes
@@ -205,6 +212,10 @@ void expect_every_option(const Config& c) {
   EXPECT_EQ(c.redis.store.max_misses, 5000u);
   EXPECT_EQ(c.redis.store.max_domains, 70000u);
   EXPECT_EQ(c.redis.store.retention, seconds(7200));
+  EXPECT_EQ(c.redis.redis.sentinels, (std::vector<std::string>{"10.0.0.11:26379", "[2001:db8::12]:26379"}));
+  EXPECT_EQ(c.redis.redis.master_name, "mta-sts");
+  EXPECT_TRUE(c.redis.read_from_replica);
+  EXPECT_EQ(c.redis.redis.replica_address, "10.0.0.21:6380");
   const auto& m = c.milter;
   EXPECT_TRUE(m.daemon.daemonize);
   EXPECT_EQ(m.daemon.pid_file, "/run/m.pid");
@@ -557,7 +568,7 @@ TEST(ConfigNames, OptionNamesPerProgram) {
   EXPECT_FALSE(c.count("--socket"));
 
   const auto ctl = option_names(Program::ctl);
-  EXPECT_EQ(ctl.size(), 5u + 4u + 12u + 2u);  // general, [ctl], [redis], redis-acl-*
+  EXPECT_EQ(ctl.size(), 5u + 4u + 16u + 2u);  // general, [ctl], [redis], redis-acl-*
   for (const char* n : {"--check-redis", "--redis-acl-user", "--redis-acl-password-file"})
     EXPECT_TRUE(std::find(ctl.begin(), ctl.end(), n) != ctl.end()) << n;
 }
@@ -566,7 +577,7 @@ TEST(ConfigNames, FileOptionsListEveryKeyOnce) {
   const auto opts = file_options();
   std::set<std::string> keys;
   for (const auto& [k, def] : opts) EXPECT_TRUE(keys.insert(k).second) << k;
-  EXPECT_EQ(opts.size(), 12u + 21u + 33u + 6u + 29u);  // [redis], [milter], [cached], [ctl], [tlsmap]
+  EXPECT_EQ(opts.size(), 16u + 21u + 33u + 6u + 29u);  // [redis], [milter], [cached], [ctl], [tlsmap]
   for (const char* k : {"redis.address", "redis.retention", "milter.milter-timeout", "cached.fetcher-id", "ctl.dns-timeout"})
     EXPECT_TRUE(keys.count(k)) << k;
   for (const auto& [k, def] : opts)
@@ -633,6 +644,24 @@ TEST_F(ConfigFile, CheckRedisIsParsed) {
   load(Program::cached, {"-c", file(""), "--check-redis"}, &cl);
   EXPECT_TRUE(cl.check_redis);
   EXPECT_FALSE(cl.check);
+}
+
+TEST_F(ConfigFile, SentinelOptionsMustComeTogether) {
+  EXPECT_NE(error_of([&] { load_config_file(file("[redis]\nsentinel = 127.0.0.1:26379\n")); }).find("needs master-name"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { load_config_file(file("[redis]\nmaster-name = m\n")); }).find("needs at least one sentinel"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { load_config_file(file("[redis]\nread-from = replica\n")); }).find("needs sentinel or replica"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { load_config_file(file("[redis]\nsentinel = unix:/run/s.sock\nmaster-name = m\n")); })
+                .find("a sentinel is HOST:PORT"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { load_config_file(file("[redis]\nread-from = nearest\n")); }), "<no error>");
+  // A sentinel alone is enough for replica reads; the command line replaces the file's list.
+  const std::string p = file("[redis]\nsentinel = 127.0.0.1:26379\nmaster-name = m\nread-from = replica\n");
+  const Config c = load(Program::milter, {"-c", p, "--redis-sentinel=127.0.0.2:26379", "--redis-sentinel=127.0.0.3:26379"});
+  EXPECT_EQ(c.redis.redis.sentinels, (std::vector<std::string>{"127.0.0.2:26379", "127.0.0.3:26379"}));
+  EXPECT_TRUE(c.redis.read_from_replica);
 }
 
 TEST(ConfigNames, NoCommandLineNameIsAmbiguous) {

@@ -1,0 +1,11 @@
+# The fleet on a real replicated Redis: primary, replica and three redis-sentinels on loopback,
+# with the real fetcher, milter and mta-sts-tlsmap following a failover (issue 10).
+mtasts_add_test(fleet_integration_tests integration
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/fleet/fleet_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/milter/harness.cpp
+  LIBS mtasts_tlsmap_harness mtasts_common mtasts_test_support)
+add_dependencies(fleet_integration_tests mta-sts-milter mta-sts-cached mta-sts-tlsmap)
+target_compile_definitions(fleet_integration_tests PRIVATE
+  MTASTS_MILTER_BIN="$<TARGET_FILE:mta-sts-milter>"
+  MTASTS_MILTERTEST_DIR="${CMAKE_CURRENT_LIST_DIR}/miltertest")

@@ -1,0 +1,46 @@
+// Test support: a replicated Redis as a fleet runs it, all real and on 127.0.0.1 TCP ports: a
+// primary, one replica and three redis-sentinel processes (quorum 2, down-after 1 s,
+// failover-timeout 5 s), each with its own writable config file (Sentinel rewrites it).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.hpp"
+
+namespace mtasts::test {
+
+class RedisFleet {
+ public:
+  static constexpr const char* kMasterName = "mtasts";
+  // Starts everything and returns once the replica is in sync and every sentinel knows the
+  // replica and the two other sentinels (so that a failover can be agreed). Throws on failure.
+  RedisFleet();
+  ~RedisFleet();
+  RedisFleet(const RedisFleet&) = delete;
+  RedisFleet& operator=(const RedisFleet&) = delete;
+
+  int primary_port() const noexcept { return ports_[0]; }
+  int replica_port() const noexcept { return ports_[1]; }
+  std::vector<std::string> sentinel_addresses() const;
+  // "[redis]" lines for our programs: the three sentinels and the master name.
+  std::vector<std::string> redis_lines() const;
+
+  // redis-cli against a server by port; stdout trimmed.
+  std::string cli(int port, const std::vector<std::string>& args);
+  // What sentinel `i` says the primary is ("127.0.0.1:PORT", or "" when it does not answer).
+  std::string master_per_sentinel(int i);
+  void kill_primary();  // SIGKILL, as a crash
+  // Waits until every sentinel names the former replica as the primary and it takes writes.
+  bool wait_failover(std::chrono::milliseconds timeout);
+
+ private:
+  TempDir dir_{"mtasts-redis-fleet"};
+  std::vector<int> ports_;  // primary, replica, sentinel 0..2
+  std::unique_ptr<Process> primary_, replica_;
+  std::vector<std::unique_ptr<Process>> sentinels_;
+};
+
+}  // namespace mtasts::test
