@@ -105,6 +105,12 @@ TEST_F(FleetTest, DaemonsFollowAFailoverWithoutARestartAndNewDomainsAreStillFetc
   ASSERT_TRUE(wait_until([&] { return tagged(milter, "a@before.example", before); }, 15s))
       << last.out << last.err << milter.log() << fetcher_log();
   EXPECT_EQ(client.query("postfix before.example"), "OK secure match=mail.before.example servername=hostname");
+  // The milter holds it locally now (a read that raced with the change subscriber's first
+  // resync is not cached, so wait for a tag that came from the local cache).
+  ASSERT_TRUE(wait_until([&] {
+    return tagged(milter, "a@before.example", before) &&
+           milter.log().find("before.example:enforce:policy:local") != std::string::npos;
+  }, 10s)) << milter.log();
 
   // The primary dies. Mail keeps flowing through the failover (known domains from the local
   // caches, the rest as on-redis-error = accept says), and nothing crashes.
