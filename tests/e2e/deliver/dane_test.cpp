@@ -51,22 +51,7 @@ struct PostfixDane : ::testing::Test {
 
   // Postfix's log line for a recipient with the given status, waiting for it.
   std::string wait_rcpt(const std::string& rcpt, const std::string& status) {
-    std::string found;
-    wait_until(
-        [&] {
-          const std::string log = postfix->maillog();
-          for (std::size_t pos = 0; (pos = log.find(": to=<" + rcpt + ">", pos)) != std::string::npos; ++pos) {
-            const auto start = log.rfind('\n', pos) + 1;
-            const std::string l = log.substr(start, log.find('\n', pos) - start);
-            if (l.find("status=" + status) != std::string::npos) {
-              found = l;
-              return true;
-            }
-          }
-          return false;
-        },
-        30s);
-    return found;
+    return postfix->wait_log_line(": to=<" + rcpt + ">", status, 30s);
   }
 };
 

@@ -85,22 +85,7 @@ struct PostfixDelivery : ::testing::Test {
   }
   // The first maillog line of the smtp client about `qid` whose status is `status`.
   std::string wait_status(const std::string& qid, const std::string& status, std::chrono::milliseconds timeout) {
-    std::string found;
-    wait_until(
-        [&] {
-          const std::string log = postfix->maillog();
-          for (std::size_t pos = 0; (pos = log.find(" " + qid + ": to=<", pos)) != std::string::npos; ++pos) {
-            const auto start = log.rfind('\n', pos) + 1;
-            const std::string line = log.substr(start, log.find('\n', pos) - start);
-            if (line.find("status=" + status) != std::string::npos) {
-              found = line;
-              return true;
-            }
-          }
-          return false;
-        },
-        timeout);
-    return found;
+    return postfix->wait_log_line(" " + qid + ": to=<", status, timeout);
   }
   bool in_queue(const std::string& qid) {
     const RunResult r = postfix->postqueue({"-j"});
@@ -295,23 +280,7 @@ TEST_F(PostfixDeliveryWithMilter, MilterTagAndDeliveryDecisionAgreeForEveryDomai
     // Postfix: delivered where allowed, over verified TLS where enforced; deferred otherwise.
     // Its log line for this recipient with the given status, waiting for it.
     const auto rcpt_line = [&](const std::string& status) {
-      std::string found;
-      wait_until(
-          [&] {
-            const std::string log = postfix->maillog();
-            const std::string key = qid + ": to=<all@" + domain + ">";
-            for (std::size_t pos = 0; (pos = log.find(key, pos)) != std::string::npos; ++pos) {
-              const auto start = log.rfind('\n', pos) + 1;
-              const std::string l = log.substr(start, log.find('\n', pos) - start);
-              if (l.find("status=" + status) != std::string::npos) {
-                found = l;
-                return true;
-              }
-            }
-            return false;
-          },
-          30s);
-      return found;
+      return postfix->wait_log_line(qid + ": to=<all@" + domain + ">", status, 30s);
     };
     if (delivered_to.count(domain)) {
       const std::string sent = rcpt_line("sent");

@@ -417,4 +417,24 @@ std::string MtaStsStack::logs() const {
          }();
 }
 
+std::string Postfix::wait_log_line(const std::string& key, const std::string& status,
+                                   std::chrono::milliseconds timeout) const {
+  std::string found;
+  wait_until(
+      [&] {
+        const std::string log = maillog();
+        for (std::size_t pos = 0; (pos = log.find(key, pos)) != std::string::npos; ++pos) {
+          const auto start = log.rfind('\n', pos) + 1;
+          const std::string line = log.substr(start, log.find('\n', pos) - start);
+          if (line.find("status=" + status) != std::string::npos) {
+            found = line;
+            return true;
+          }
+        }
+        return false;
+      },
+      timeout);
+  return found;
+}
+
 }  // namespace mtasts::test::e2e

@@ -82,6 +82,9 @@ class Postfix {
   unsigned smtp_port() const noexcept { return o_.smtp_port; }
   std::filesystem::path config_dir() const { return dir_ / "conf"; }
   std::string maillog() const { return read_file(dir_ / "maillog"); }
+  // The first maillog line holding `key` and "status=<status>" (e.g. key " QID: to=<",
+  // status "deferred"), waiting up to `timeout` for it; "" when none came.
+  std::string wait_log_line(const std::string& key, const std::string& status, std::chrono::milliseconds timeout) const;
   // The queue id Postfix gave the message with this Message-ID token ("" if not found yet).
   std::string queue_id(const std::string& token) const;
   // Local submission through Postfix's sendmail command (pickup -> cleanup: non_smtpd_milters).
