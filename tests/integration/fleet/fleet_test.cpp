@@ -54,7 +54,7 @@ class FleetTest : public ::testing::Test {
 
   std::string redis_section() const {
     std::string out = "[redis]\naddress = " + std::string(kNowhere) + "\n";
-    for (const auto& l : fleet.redis_lines()) out += l + "\n";
+    for (const auto& l : fleet.redis_lines("mta-sts-cached")) out += l + "\n";
     return out;
   }
   std::unique_ptr<Process> start_fetcher() {
@@ -78,7 +78,7 @@ class FleetTest : public ::testing::Test {
   MilterOptions milter_options(bool from_replica) const {
     MilterOptions o;
     o.redis_address = kNowhere;
-    o.redis_lines = fleet.redis_lines();
+    o.redis_lines = fleet.redis_lines("mta-sts-milter");
     if (from_replica) o.redis_lines.push_back("read-from = replica");
     return o;
   }
@@ -104,7 +104,7 @@ TEST_F(FleetTest, DaemonsFollowAFailoverWithoutARestartAndNewDomainsAreStillFetc
   std::filesystem::create_directories(dir / "tlsmap");
   TlsmapOptions to;
   to.redis_address = kNowhere;
-  to.redis_lines = fleet.redis_lines();
+  to.redis_lines = fleet.redis_lines("mta-sts-tlsmap");
   to.tlsmap_lines = {"resolver = " + world.resolver()};
   TlsmapDaemon tlsmap(dir / "tlsmap", to);
   SocketmapClient client(tlsmap.listen());
