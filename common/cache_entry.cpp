@@ -6,7 +6,9 @@
 // every field is checked, unknown or repeated fields are errors, and a value cut anywhere
 // (even at a line boundary) lacks its end line. Rolling upgrades: an entry of a newer codec
 // version is read when its `reader` field says this version suffices (its unknown fields are
-// then ignored), and is never overwritten by this version's fetcher (store.cpp).
+// then ignored), and is never overwritten by this version's fetcher (store.cpp). The version
+// written and the `reader` it declares are compile-time constants (cache_entry.hpp): a test
+// builds this file again as the next version to check both directions of an upgrade.
 #include "common/cache_entry.hpp"
 
 #include <algorithm>
@@ -191,7 +193,7 @@ class Decoder {
       // A newer writer's entry says which reader version it needs (`reader`, default: its own
       // version): when ours suffices, the fields we do not know are extensions we may ignore.
       // In an entry of our own version every field must be known: no fetcher writes others.
-      if (version_ > kCodecVersion && name == "reader") {
+      if (version_ >= kReaderFieldSince && name == "reader") {
         if (reader_ != 0) return fail(line_no, "repeated field reader");
         if (!parse_int(value, &reader_) || reader_ < 1) return fail(line_no, "bad reader version");
         continue;
@@ -215,7 +217,7 @@ class Decoder {
       if (!fresh) return fail(line_no, "repeated field " + std::string(name));
     }
     if (!ended) return fail(0, "truncated (no end line)");
-    const int needs = version_ > kCodecVersion ? (reader_ != 0 ? reader_ : version_) : version_;
+    const int needs = reader_ != 0 ? reader_ : version_;
     if (needs > kCodecVersion)
       return fail(1, "unknown codec version " + std::to_string(version_) + " (needs reader version " +
                          std::to_string(needs) + ", this reads " + std::to_string(kCodecVersion) + ")");
@@ -327,6 +329,8 @@ std::string encode(const CacheEntry& e) {
   std::string out;
   out.reserve(256 + (e.policy ? e.policy->raw.size() + e.policy->raw.size() / 8 : 0));
   field(out, "v", kCodecVersion);
+  // Today's readers read what they know of this entry when the writer says they may.
+  if (kCodecReader < kCodecVersion) field(out, "reader", kCodecReader);
   field(out, "checked", unix_time(e.checked_at));
   field(out, "next", unix_time(e.next_refresh));
   if (e.no_policy_until) field(out, "nopolicy", unix_time(*e.no_policy_until));

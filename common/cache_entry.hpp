@@ -77,7 +77,22 @@ struct CacheEntry {
 };
 
 // ---- codec ----------------------------------------------------------------------------
-inline constexpr int kCodecVersion = 1;
+// The codec version this build writes and reads in full, and the oldest reader version its
+// entries allow (written as the `reader` field when older than the writer). Production builds
+// never define these macros: only the rolling-upgrade test builds this same codec a second time
+// as the next version (tests/integration/roll), so that today's programs meet a real next
+// reader and writer.
+#ifndef MTASTS_CODEC_VERSION
+#define MTASTS_CODEC_VERSION 1
+#endif
+#ifndef MTASTS_CODEC_READER
+#define MTASTS_CODEC_READER MTASTS_CODEC_VERSION
+#endif
+inline constexpr int kCodecVersion = MTASTS_CODEC_VERSION;
+inline constexpr int kCodecReader = MTASTS_CODEC_READER;
+static_assert(kCodecReader >= 1 && kCodecReader <= kCodecVersion, "a writer cannot need a reader newer than itself");
+// The first codec version whose entries may carry `reader`.
+inline constexpr int kReaderFieldSince = 2;
 // Bounds of what a decoded entry may carry. Anyone with write access to Redis can store an
 // entry, so the decoder refuses what no fetcher writes: a policy body over the parser's limit
 // (escaping at most triples it), an error text longer than a fetcher's, and more mx patterns
