@@ -87,10 +87,10 @@ class RollTest : public ::testing::Test {
   void set_raw(const std::string& d, const std::string& bytes) {
     pool().lease()->command({"SET", key_of(d), bytes, "EX", "604800"});
   }
-  std::optional<SysTime> scheduled_at(const std::string& d) {
+  // The domain's score in the schedule (unix time), or -1 when it is not scheduled.
+  long long scheduled_at(const std::string& d) {
     Reply r = pool().lease()->command({"ZSCORE", "mta-sts:v1:schedule", d});
-    if (r.is_nil()) return std::nullopt;
-    return SysTime{Seconds{std::stoll(std::string(r.str()))}};
+    return r.is_nil() ? -1 : std::stoll(std::string(r.str()));
   }
   Pool& pool() {
     if (!pool_) {
@@ -219,36 +219,63 @@ TEST_F(RollTest, TodaysProgramsUseEntriesOfTheNextFormatAndTodaysFetcherKeepsThe
       if (log.find(kept_line(d)) == std::string::npos) return false;
     return true;
   }, 15s)) << fetcher_log();
+  for (const auto& [d, bytes] : next) {
+    EXPECT_EQ(get_raw(d), bytes) << d << ": kept byte for byte";
+    EXPECT_GT(scheduled_at(d), SystemClock().now().time_since_epoch().count())
+        << d << ": moved later, so that it is not due at every poll";
+  }
+
+  // No loop. A miss the fetcher fills (and nginx, one worker, has logged: so every earlier
+  // request is in its log too) marks a poll after the kept writes; a second one, filled
+  // later, marks more polls, in which none of the kept domains was taken again.
+  const auto fill = [&](const std::string& s) {
+    cache->store().signal_miss(dom(s), SystemClock().now());
+    ASSERT_TRUE(wait_until([&] { return !get_raw(s).empty() && world.https().requests("mta-sts." + s) == 1; }, 10s))
+        << s << "\n" << fetcher_log();
+  };
+  fill("sentinel1.example");
   std::map<std::string, std::size_t> fetched, kept;
   for (const auto& [d, bytes] : next) {
-    kept[d] = count_of(fetcher_log(), kept_line(d));
-    EXPECT_EQ(get_raw(d), bytes) << d << ": kept byte for byte";
-    const auto at = scheduled_at(d);
-    ASSERT_TRUE(at) << d;
-    EXPECT_GT(*at, SystemClock().now()) << d << ": moved later, so that it is not due at every poll";
     fetched[d] = world.https().requests("mta-sts." + d);
+    kept[d] = count_of(fetcher_log(), kept_line(d));
     EXPECT_LE(fetched[d], 2u) << d << ": at most once as a miss and once as due";
   }
   // Due by its own times, with the World's other id in DNS: fetched, and still kept.
   EXPECT_GE(fetched["enforce.example"], 1u) << fetcher_log();
   EXPECT_GE(fetched["needs2.example"], 1u) << fetcher_log();
-
-  // No loop: two more misses the fetcher fills one after the other (so it polled again after
-  // it kept them), and none of the kept domains was taken again.
-  for (const std::string s : {"sentinel1.example", "sentinel2.example"}) {
-    cache->store().signal_miss(dom(s), SystemClock().now());
-    ASSERT_TRUE(wait_until([&] { return !get_raw(s).empty(); }, 10s)) << s << "\n" << fetcher_log();
-  }
+  fill("sentinel2.example");
   for (const auto& [d, bytes] : next) {
     EXPECT_EQ(world.https().requests("mta-sts." + d), fetched[d]) << d << "\n" << fetcher_log();
-    EXPECT_EQ(get_raw(d), bytes) << d;
     EXPECT_EQ(count_of(fetcher_log(), kept_line(d)), kept[d]) << d << "\n" << fetcher_log();
+    EXPECT_EQ(get_raw(d), bytes) << d;
   }
   EXPECT_EQ(cache->store().misses_size(), 0u);
 
   // Today's readers still use what the next format wrote.
   expect_readers_use_them();
   EXPECT_TRUE(fetcher->running());
+}
+
+// DISABLED: a known defect, reported, not fixed here (cached/worker.cpp and common/store.cpp
+// belong to other work now). An entry that needs the next reader is unknown to today's milter
+// and tlsmap, so every lookup signals a miss again; today's fetcher cannot read the entry,
+// so for every such miss it runs discovery and an HTTPS fetch that the fenced write then
+// throws away (newer_format_kept). Mail to such a domain thus costs one policy fetch per
+// poll-interval and fetcher for as long as the fleet is half upgraded. Wanted: at most one
+// fetch (better none) for an entry of a newer format, however many misses follow.
+TEST_F(RollTest, DISABLED_AnEntryNeedingTheNextReaderIsNotFetchedAgainAtEveryMiss) {
+  const SysTime now = SystemClock().now();
+  const std::string today = encode(policy_entry(Mode::enforce, "next4", {"mail.needs2.example"}, now));
+  const std::string needs2 = "v=2\nreader=2\n" + today.substr(4);
+  set_raw("needs2.example", needs2);
+  auto fetcher = start_fetcher();
+  // Three messages to the domain, each after the fetcher answered the previous miss.
+  for (int i = 0; i < 3; ++i) {
+    cache->store().signal_miss(dom("needs2.example"), SystemClock().now());
+    ASSERT_TRUE(wait_until([&] { return cache->store().misses_size() == 0; }, 10s)) << fetcher_log();
+  }
+  EXPECT_EQ(get_raw("needs2.example"), needs2);
+  EXPECT_LE(world.https().requests("mta-sts.needs2.example"), 1u) << fetcher_log();
 }
 
 // The reverse: today's fetcher fills three domains from the World (a policy, no TXT record, a
