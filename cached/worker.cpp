@@ -286,7 +286,24 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
   try {
     const SysTime now = clock_.now();
     std::string decode_error;
-    std::optional<CacheEntry> entry = sv.store->get(d, &decode_error);
+    int writer_version = 0;
+    std::optional<CacheEntry> entry = sv.store->get(d, &decode_error, &writer_version);
+    if (!entry && writer_version > kCodecVersion) {
+      // Written by a newer fetcher in a format this one cannot read (a fleet half upgraded):
+      // newer fetchers keep it fresh, and what this one fetched could not be written over it
+      // (the fenced write keeps it). So no fetch: the miss is cleared, and the domain looked
+      // at again after the shortest backoff (if no newer fetcher is left, the entry ages out
+      // with its own TTL and is fetched anew).
+      count("newer_format_kept");
+      sv.store->defer(d, now + kMinFailureBackoff);
+      log::info("entry of a newer format kept, not fetched",
+                {{"domain", d.str()}, {"version", std::to_string(writer_version)}});
+      claims_.drop(d);
+      sv.store->release(d, token);
+      redis_state(true, {});
+      finish_task(task, std::move(s), d);
+      return;
+    }
     if (!decode_error.empty())
       log::warning("undecodable cache entry will be replaced", {{"domain", d.str()}, {"error", decode_error}});
     refresh::Action action = refresh::plan(entry, now, miss);
@@ -379,6 +396,10 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
     } catch (const std::exception&) {
     }
   }
+  finish_task(task, std::move(s), d);
+}
+
+void Worker::finish_task(std::uint64_t task, std::shared_ptr<const Services> s, const Domain& d) {
   // The task's hold on the services ends before it reports itself done: once the Worker sees
   // no task in flight, nothing but itself may own them (a reload may have left this task the
   // last owner, and the process may exit right after the Worker).

@@ -75,11 +75,12 @@ struct Keys {
 };
 }  // namespace
 
-std::optional<CacheEntry> PolicyStore::get(const Domain& d, std::string* decode_error) {
+std::optional<CacheEntry> PolicyStore::get(const Domain& d, std::string* decode_error, int* writer_version) {
   const std::string key = entry_key(d);
   Reply r = (read_pool_ ? *read_pool_ : pool_).lease()->command({"GET", key});
   if (r.is_nil()) return std::nullopt;
   DecodeResult dr = decode(r.str());
+  if (writer_version) *writer_version = dr.version;
   if (!dr.entry) {
     if (decode_error) *decode_error = dr.error;
     return std::nullopt;
@@ -180,6 +181,12 @@ void PolicyStore::forget_invalid(const std::string& raw_name) {
 void PolicyStore::clear_miss(const Domain& d) {
   const Keys k(opts_.prefix);
   pool_.lease()->command({"ZREM", k.misses, d.str()});
+}
+
+void PolicyStore::defer(const Domain& d, SysTime when) {
+  const Keys k(opts_.prefix);
+  const std::string score = unix_text(when);
+  pool_.lease()->pipeline({{"ZREM", k.misses, d.str()}, {"ZADD", k.schedule, "XX", "GT", score, d.str()}});
 }
 
 bool PolicyStore::claim(const Domain& d, const std::string& token, std::chrono::milliseconds ttl) {

@@ -78,8 +78,10 @@ class PolicyStore {
 
   // ---- milter side (read-and-signal) ----
   // One round trip. nullopt: no key. Throws RedisError on failure; an undecodable value is
-  // treated as absent (and logged by the caller via `*decode_error`).
-  std::optional<CacheEntry> get(const Domain& d, std::string* decode_error = nullptr);
+  // treated as absent (and logged by the caller via `*decode_error`); `*writer_version` is
+  // the codec version its first line names (0: none), so that an entry of a newer format
+  // this build cannot read is told apart from garbage.
+  std::optional<CacheEntry> get(const Domain& d, std::string* decode_error = nullptr, int* writer_version = nullptr);
   // Records a miss (deduplicated: ZADD NX) and trims the set; one round trip.
   void signal_miss(const Domain& d, SysTime now);
   std::string changed_channel() const;
@@ -106,6 +108,10 @@ class PolicyStore {
   void forget_invalid(const std::string& raw_name);
   // Removes a miss without writing the entry (the fetcher found nothing to do for it).
   void clear_miss(const Domain& d);
+  // Clears the miss and moves the domain's schedule to `when` unless it is already later
+  // (only a domain still scheduled): for an entry of a newer format that this fetcher
+  // leaves to newer fetchers. One round trip.
+  void defer(const Domain& d, SysTime when);
   // Claim: SET lock NX PX. True when this fetcher holds the domain now.
   bool claim(const Domain& d, const std::string& token, std::chrono::milliseconds ttl);
   void release(const Domain& d, const std::string& token);
