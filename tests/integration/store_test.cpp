@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/lookup.hpp"
+#include "tests/fakes/fake_clock.hpp"
 #include "tests/support/redis_server.hpp"
 
 namespace mtasts {
@@ -411,6 +413,41 @@ TEST_F(StoreTest, RedisDownIsARedisError) {
   EXPECT_THROW(store_.signal_miss(dom("example.com"), T0), RedisError);
   server_.start();
   EXPECT_FALSE(store_.get(dom("example.com")));
+}
+
+// The lookup library records demand in Redis at most once per domain per local-cache-ttl, and a
+// Redis outage costs the lookups nothing but the dropped batch.
+TEST_F(StoreTest, LookupsRecordDemandAtMostOncePerLocalCacheTtl) {
+  test::FakeClock clock;
+  const SysTime t0 = clock.now();
+  store_.put(dom("example.com"), enforce_entry(t0, Seconds{86400}), t0, false);
+  cli1({"DEL", "mta-sts:v1:wanted"});
+  RedisPolicySource source(pool_, StoreOptions{});
+  LookupOptions lo;
+  lo.local_ttl = Seconds{60};
+  lo.demand_interval = 0ms;  // flushed here, not by the recorder's thread
+  PolicyLookup lookup(source, clock, lo);
+  const auto wanted = [&] { return cli1({"ZSCORE", "mta-sts:v1:wanted", "example.com"}); };
+  for (int i = 0; i < 3; ++i) lookup.lookup(dom("example.com"));
+  EXPECT_EQ(wanted(), "") << "nothing is written on the lookup path";
+  EXPECT_TRUE(lookup.flush_demand());
+  EXPECT_EQ(wanted(), std::to_string(t0.time_since_epoch().count()));
+  clock.advance(Seconds{59});
+  lookup.lookup(dom("example.com"));
+  EXPECT_TRUE(lookup.flush_demand());
+  EXPECT_EQ(wanted(), std::to_string(t0.time_since_epoch().count())) << "within local-cache-ttl";
+  clock.advance(Seconds{1});
+  lookup.lookup(dom("example.com"));
+  EXPECT_TRUE(lookup.flush_demand());
+  EXPECT_EQ(wanted(), std::to_string(t0.time_since_epoch().count() + 60));
+
+  clock.advance(Seconds{30});
+  server_.kill();
+  EXPECT_TRUE(lookup.lookup(dom("example.com")).entry) << "answered locally while Redis is down";
+  EXPECT_TRUE(lookup.lookup(dom("other.example")).failed);
+  EXPECT_FALSE(lookup.flush_demand()) << "other.example's note is dropped";
+  EXPECT_EQ(lookup.demand_dropped(), 1u);
+  server_.start();
 }
 
 // The milter's Redis user may read entries, signal misses and listen for changes, nothing else.

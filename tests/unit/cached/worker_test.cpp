@@ -421,7 +421,7 @@ TEST_F(WorkerTest, MissesThatHoldEverySlotDoNotStarveADueEnforcePolicy) {
       },
       5s))
       << "the enforce policy was not refreshed while misses held the other slots";
-  EXPECT_TRUE(test::wait_until([&] { return web->waiting() == 3; }, 5s)) << "misses use the rest";
+  EXPECT_TRUE(test::wait_until([&] { return web->waiting() >= 3; }, 5s)) << "misses use the rest";
   for (const auto& d : flood) web->release("mta-sts." + d);
   w.stop();
   loop.join();
