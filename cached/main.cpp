@@ -21,6 +21,7 @@
 #include "cached/worker.hpp"
 #include "common/config.hpp"
 #include "common/daemon.hpp"
+#include "common/fleet_clock.hpp"
 #include "common/log.hpp"
 #include "common/metrics_http.hpp"
 #include "common/redis_check.hpp"
@@ -34,6 +35,15 @@ constexpr int kExitFail = exit_status::failure;     // could not start, or Redis
 constexpr int kExitConfig = exit_status::config;    // bad configuration (also for --check)
 
 std::atomic<bool> g_abort{false};
+
+// The fleet clock reads TIME on a connection of its own (one, with the configured timeouts),
+// so that its round trip never queues behind the workers' commands.
+void point_clock_at(FleetClock& clock, const Config& cfg) {
+  RedisOptions o = cfg.redis.redis;
+  o.pool_size = 1;
+  clock.set_warn_skew(cfg.redis.clock_skew_warning);
+  clock.set_source(redis_time_source(std::make_shared<Pool>(o)));
+}
 
 // Everything --check verifies beyond the option table: the services can be built (resolver
 // addresses, resolv.conf, ca-file) and the warm list is readable.
@@ -71,7 +81,10 @@ int run_daemon(const Config& cfg, int argc, const char* const* argv) {
   const auto metrics_server = metrics::serve(cfg.cached.daemon.metrics_listen);
 
   Config current = cfg;
-  SystemClock clock;
+  FleetClock clock({.warn_skew = current.redis.clock_skew_warning});
+  point_clock_at(clock, current);
+  clock.sync();  // before the first pass; the thread measures again every minute
+  clock.start();
   worker::Worker w(worker::make_services(current, &g_abort), clock);
   log_redis_check(current, Program::cached);  // not fatal: the worker retries with backoff
   std::thread loop([&w] { w.run(); });
@@ -88,6 +101,7 @@ int run_daemon(const Config& cfg, int argc, const char* const* argv) {
         auto services = worker::make_services(fresh, &g_abort);
         daemon::init_logging(fresh.cached.daemon, "mta-sts-cached");
         w.reload(std::move(services));
+        point_clock_at(clock, fresh);
         if (fresh.cached.daemon.metrics_listen != cfg.cached.daemon.metrics_listen)  // bound at start
           log::warning("option changed but needs a restart; not applied", {{"option", "metrics-listen"}});
         current = std::move(fresh);
@@ -123,7 +137,9 @@ int run_daemon(const Config& cfg, int argc, const char* const* argv) {
 }
 
 int run_once(const Config& cfg) {
-  SystemClock clock;
+  FleetClock clock({.warn_skew = cfg.redis.clock_skew_warning});
+  point_clock_at(clock, cfg);
+  clock.sync();  // one measurement is enough for one pass
   worker::Worker w(worker::make_services(cfg, &g_abort), clock);
   const auto r = w.run_once();
   std::string line = "once:";

@@ -237,6 +237,7 @@ bool Worker::launch(const std::shared_ptr<const Services>& s, const Task& t, Pas
     if (pr) ++pr->busy;
     return false;
   }
+  claims_.hold(d, token, std::shared_ptr<PolicyStore>(s, s->store.get()), s->options.lock_ttl);
   try {
     // Started under the lock, so that the thread is registered before it can finish.
     std::lock_guard lock(mu_);
@@ -254,6 +255,7 @@ bool Worker::launch(const std::shared_ptr<const Services>& s, const Task& t, Pas
     }
   } catch (const std::system_error& e) {
     log::error("cannot start a worker thread", {{"domain", d.str()}, {"error", e.what()}});
+    claims_.drop(d);
     s->store->release(d, token);
     return false;
   }
@@ -269,6 +271,10 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
   // Nor is an entry of a newer codec version replaced (a fleet half upgraded): newer fetchers
   // keep it fresh.
   const auto write = [&](const CacheEntry& e, SysTime at, bool announce) {
+    if (claims_.lost(d)) {  // Redis said so at a renewal (and logged it): nothing to try
+      count("writes_fenced");
+      return false;
+    }
     switch (sv.store->put_claimed(d, e, at, announce, token)) {
       case PolicyStore::PutResult::written: return true;
       case PolicyStore::PutResult::claim_lost:
@@ -356,12 +362,14 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
         break;
       }
     }
+    claims_.drop(d);
     sv.store->release(d, token);
     redis_state(true, {});
   } catch (const RedisError& e) {
     count("redis_errors");
     fetcher_metrics().redis_errors.inc();
     redis_state(false, e.what());
+    claims_.drop(d);
     try {
       sv.store->release(d, token);
     } catch (const std::exception&) {
@@ -370,6 +378,7 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
   } catch (const std::exception& e) {
     count("internal_errors");
     log::error("domain task failed", {{"domain", d.str()}, {"error", e.what()}});
+    claims_.drop(d);
     try {
       sv.store->release(d, token);
     } catch (const std::exception&) {
@@ -441,6 +450,8 @@ void Worker::write_stats(const Services& s) {
     c = counters_;
     c["in_flight"] = static_cast<long long>(in_flight_.size());
   }
+  c["claims_renewed"] = claims_.renewals();
+  c["claims_lost_in_work"] = claims_.losses();
   c["queue_misses"] = static_cast<long long>(misses);
   c["queue_scheduled"] = static_cast<long long>(scheduled);
   c["concurrency"] = s.options.concurrency;

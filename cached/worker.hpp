@@ -8,7 +8,8 @@
 //   never crashes; nothing is written from a partial view (a failed read means no write).
 // - A cached usable policy is never dropped because of a failure (refresh::apply).
 // - A domain taken but not finished (crash, kill, Redis error) stays in misses/schedule and
-//   its lock expires after lock_ttl, so another fetcher picks it up.
+//   its lock expires after lock_ttl, so another fetcher picks it up. While a task works, its
+//   claim is renewed (ClaimKeeper): a long discovery is not fetched twice.
 // - Every rule that depends on time reads the injected Clock.
 // - Fair work (cached/schedule.hpp): refresh_share percent of the concurrency is kept for
 //   due refreshes, usable enforce/testing policies closest to expiry first, so that a flood
@@ -32,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "cached/claims.hpp"
 #include "cached/discovery.hpp"
 #include "common/dns.hpp"
 #include "cached/https.hpp"
@@ -140,6 +142,7 @@ class Worker {
   std::vector<std::uint64_t> done_;               // tasks finished but not yet joined
   std::uint64_t next_task_ = 0;
   std::map<std::string, long long> counters_;
+  ClaimKeeper claims_;  // keeps the claims of tasks in flight alive (its own lock and thread)
   bool stopping_ = false;
   int redis_up_ = -1;  // -1 unknown, 1 up, 2 + RedisTrouble when down (logged on change)
   std::chrono::steady_clock::time_point next_warm_{};  // guarded by mu_ (reload() resets it)

@@ -410,7 +410,9 @@ const std::vector<Option>& table() {
       {"redis", "max-domains", "1000000", "N", "bound on the refresh schedule",
        [](Config& c, S, S v) { c.redis.store.max_domains = number(v, 1, 1'000'000'000); }},
       {"redis", "retention", "1d", "DURATION", "how long an entry outlives its expiry in Redis (plain number: s)",
-       [](Config& c, S, S v) { c.redis.store.retention = secs(v, 0, 365 * kDay); }}
+       [](Config& c, S, S v) { c.redis.store.retention = secs(v, 0, 365 * kDay); }},
+      {"redis", "clock-skew-warning", "10s", "DURATION", "warn when this host's clock is off the Redis clock by more (plain number: s)",
+       [](Config& c, S, S v) { c.redis.clock_skew_warning = secs(v, 1, kDay); }}
     };
     const auto add = [&rows](std::vector<Option> more) { rows.insert(rows.end(), more.begin(), more.end()); };
     add(daemon_options("milter", "drop privileges to USER after opening the socket"));
@@ -483,8 +485,8 @@ const std::vector<Option>& table() {
        [](Config& c, S, S v) { c.cached.expiry_margin = secs(v, 0, 7 * kDay); }},
       {"cached", "refresh-jitter", "10", "PERCENT", "random spread of refresh times (0-50)",
        [](Config& c, S, S v) { c.cached.refresh_jitter = static_cast<unsigned>(number(v, 0, 50)); }},
-      {"cached", "lock-ttl", "3m", "DURATION", "life of a claim on a domain; longer than fetch-timeout (plain number: s)",
-       [](Config& c, S, S v) { c.cached.lock_ttl = secs(v, 10, kHour); }},
+      {"cached", "lock-ttl", "3m", "DURATION", "how long a dead fetcher's claim outlives it; renewed while working (plain number: s)",
+       [](Config& c, S, S v) { c.cached.lock_ttl = secs(v, 2, kHour); }},
       {"cached", "poll-interval", "200ms", "DURATION", "how often to look for signalled misses (plain number: ms)",
        [](Config& c, S, S v) { c.cached.poll_interval = ms(v, 10, 60000); }},
       {"cached", "stats-interval", "5m", "DURATION", "how often counters are logged and published (plain number: s)",
@@ -707,9 +709,6 @@ void cross_check(const Config& cfg, const Origins& origins, const std::string& p
     throw ConfigError(where("cached.connect-timeout") + ": [cached] connect-timeout (" +
                       duration_text(c.connect_timeout) + ") must not exceed fetch-timeout (" +
                       duration_text(c.fetch_timeout) + ")");
-  if (c.lock_ttl <= c.fetch_timeout)
-    throw ConfigError(where("cached.lock-ttl") + ": [cached] lock-ttl (" + duration_text(c.lock_ttl) +
-                      ") must be longer than fetch-timeout (" + duration_text(c.fetch_timeout) + ")");
 }
 
 Config defaults() {

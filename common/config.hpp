@@ -63,6 +63,8 @@ struct RedisConfig {
   // read-from = replica: the milter and mta-sts-tlsmap read entries (and subscribe to changes)
   // on a replica; misses and every write go to the primary. The fetcher and ctl ignore it.
   bool read_from_replica = false;
+  // Every daemon takes its time from Redis (TIME) and warns when its own clock is off by more.
+  Seconds clock_skew_warning{10};
 };
 
 // A program's own Redis ACL user (`redis-acl-user`, `redis-acl-password-file` in its

@@ -30,6 +30,11 @@ std::string glob_escape(std::string_view s) {
 constexpr std::string_view kReleaseScript =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
+// Keep-alive of a claim: only its holder may extend it (compare-and-PEXPIRE), so that a
+// fetcher whose claim already expired cannot take back a domain another fetcher holds now.
+constexpr std::string_view kRenewScript =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+
 // The fenced write (put_claimed). KEYS: lock, entry, schedule, misses, wanted. ARGV: token,
 // value, ttl, next refresh, domain, announce ("1"/"0"), channel, codec version, now. Nothing
 // is written unless the lock still holds the caller's token: a fetcher whose claim expired
@@ -266,6 +271,24 @@ void PolicyStore::release(const Domain& d, const std::string& token) {
   pool_.lease()->command({"EVAL", kReleaseScript, "1", key, token});
 }
 
+std::vector<bool> PolicyStore::renew(const std::vector<std::pair<Domain, std::string>>& claims,
+                                     std::chrono::milliseconds ttl) {
+  if (claims.empty()) return {};
+  const std::string px = std::to_string(std::max<std::chrono::milliseconds::rep>(ttl.count(), 1));
+  std::vector<std::string> keys;
+  keys.reserve(claims.size());
+  for (const auto& [d, token] : claims) keys.push_back(opts_.prefix + std::string(kSchema) + "lock:" + d.str());
+  std::vector<std::vector<std::string_view>> cmds;
+  cmds.reserve(claims.size());
+  for (std::size_t i = 0; i < claims.size(); ++i)
+    cmds.push_back({"EVAL", kRenewScript, "1", keys[i], claims[i].second, px});
+  const std::vector<Reply> replies = pool_.lease()->pipeline(cmds);
+  std::vector<bool> held;
+  held.reserve(replies.size());
+  for (const Reply& r : replies) held.push_back(r.integer() == 1);
+  return held;
+}
+
 std::size_t PolicyStore::misses_size() {
   const Keys k(opts_.prefix);
   return static_cast<std::size_t>(pool_.lease()->command({"ZCARD", k.misses}).integer());
@@ -458,6 +481,7 @@ const char* to_string(RedisNeed n) noexcept {
     case RedisNeed::read_stats: return "read fetcher statistics";
     case RedisNeed::list_entries: return "list policy entries";
     case RedisNeed::drop_entries: return "drop policy entries";
+    case RedisNeed::read_clock: return "read the fleet clock (TIME)";
   }
   return "?";
 }
@@ -503,7 +527,11 @@ std::vector<RedisProbe> PolicyStore::probes(RedisNeed need, const StoreOptions& 
     case RedisNeed::claim_locks:
       // A real claim of the probe's lock for a second, released at once by its holder.
       return {{M::direct, {"SET", lock, "check-redis", "NX", "PX", "1000"}},
+              {M::direct, {"EVAL", std::string(kRenewScript), "1", lock, "check-redis", "1000"}},
+              {M::queued, {"PEXPIRE", lock, "1000"}},  // what the renewal script runs
               {M::direct, {"EVAL", std::string(kReleaseScript), "1", lock, "check-redis"}}};
+    case RedisNeed::read_clock:
+      return {{M::direct, {"TIME"}}};
     case RedisNeed::schedule:
       return {{M::direct, {"ZADD", k.schedule, "XX", "LT", "0", probe}}};
     case RedisNeed::housekeeping:

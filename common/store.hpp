@@ -14,8 +14,9 @@
 //                                   by any write, so that an entry older than this key is
 //                                   refreshed for a while; a domain not wanted for
 //                                   forget-after leaves wanted and schedule (it ages out)
-//   <prefix>v1:lock:<domain> string fetcher token; SET NX PX lock_ttl (claim), released
-//                                   by compare-and-delete; the fetcher's writes check it
+//   <prefix>v1:lock:<domain> string fetcher token; SET NX PX lock_ttl (claim), renewed while
+//                                   the fetcher works (compare-and-PEXPIRE), released by
+//                                   compare-and-delete; the fetcher's writes check it
 //                                   (put_claimed: a Lua script, all or nothing)
 //   <prefix>v1:changed      channel PUBLISH <domain> when a domain's verdict/policy changes
 //   <prefix>v1:stats:<fetcher-id> hash counters of one fetcher; TTL 3 x stats interval
@@ -28,6 +29,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/cache_entry.hpp"
@@ -62,6 +64,7 @@ enum class RedisNeed {
   read_stats,      // SCAN + HGETALL on stats hashes (ctl cache stats)
   list_entries,    // SCAN over entry keys (ctl cache list)
   drop_entries,    // MULTI DEL/ZREM/ZREM/PUBLISH EXEC (ctl cache drop)
+  read_clock,      // TIME: the fleet clock (every daemon)
 };
 const char* to_string(RedisNeed n) noexcept;
 
@@ -127,6 +130,10 @@ class PolicyStore {
   // Claim: SET lock NX PX. True when this fetcher holds the domain now.
   bool claim(const Domain& d, const std::string& token, std::chrono::milliseconds ttl);
   void release(const Domain& d, const std::string& token);
+  // Extends claims to `ttl` from now where they still hold their token (compare-and-PEXPIRE),
+  // all in one round trip. Element i is false when claim i is not ours any more (it expired,
+  // or another fetcher holds the domain now).
+  std::vector<bool> renew(const std::vector<std::pair<Domain, std::string>>& claims, std::chrono::milliseconds ttl);
   std::size_t misses_size();
   std::size_t schedule_size();
   std::size_t wanted_size();

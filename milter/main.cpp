@@ -39,6 +39,7 @@
 #include "common/config.hpp"
 #include "common/daemon.hpp"
 #include "common/fd.hpp"
+#include "common/fleet_clock.hpp"
 #include "common/log.hpp"
 #include "common/metrics_http.hpp"
 #include "common/ratelimit.hpp"
@@ -128,8 +129,9 @@ void open_socket(const SocketSpec& spec, const MilterConfig& cfg) {
   daemon::chown_socket(spec.path, cfg.daemon);
 }
 
-std::shared_ptr<Runtime> build_runtime(const Config& c) {
+std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock) {
   auto rt = std::make_shared<Runtime>();
+  rt->clock = &clock;
   rt->cfg = c.milter;
   rt->decision = DecisionOptions{c.milter.on_unknown, c.milter.on_redis_error};
   rt->message = MessageOptions{c.milter.header_name, c.milter.honor_tls_required};
@@ -145,7 +147,7 @@ std::shared_ptr<Runtime> build_runtime(const Config& c) {
   lo.local_ttl = c.milter.local_cache_ttl;
   lo.local_cache_size = c.milter.local_cache_size;
   lo.miss_wait = c.milter.miss_wait;
-  rt->lookup = std::make_unique<PolicyLookup>(*rt->source, rt->clock, lo, &rt->stats);
+  rt->lookup = std::make_unique<PolicyLookup>(*rt->source, clock, lo, &rt->stats);
   return rt;
 }
 
@@ -155,9 +157,18 @@ struct Generation {
   std::unique_ptr<ChangeSubscriber> subscriber;
 };
 
+// The process's one clock: the fleet clock, measured on the runtime's primary pool (a TIME a
+// minute next to the miss signals), pointed at the new runtime's pool at every reload.
+FleetClock& fleet_clock() {
+  static FleetClock clock({});
+  return clock;
+}
+
 Generation start_generation(const Config& c) {
   Generation g;
-  g.rt = build_runtime(c);
+  g.rt = build_runtime(c, fleet_clock());
+  fleet_clock().set_warn_skew(c.redis.clock_skew_warning);
+  fleet_clock().set_source(redis_time_source(std::shared_ptr<Pool>(g.rt, g.rt->pool.get())));
   log_redis_check(c, Program::milter);
   PolicyLookup* lookup = g.rt->lookup.get();
   // Its own connection with the configured (not the budget) timeouts: it is off the mail path.
@@ -263,6 +274,7 @@ int run(const Config& c, const SocketSpec& spec, int argc, char** argv) {
 
   Generation current = start_generation(c);
   set_runtime(current.rt);
+  fleet_clock().start();  // measures at once, then every minute
   std::atomic<int> r{MI_FAILURE};
   std::thread milter([&r] {
     r = smfi_main();
@@ -291,6 +303,8 @@ int run(const Config& c, const SocketSpec& spec, int argc, char** argv) {
   while (open_sessions() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   current.subscriber->stop();
+  fleet_clock().stop();
+  fleet_clock().set_source({});  // lets the last runtime go
   log::notice("stopped", {{"open_sessions", std::to_string(open_sessions())}, {"stats", last->stats.summary()}});
   if (spec.kind == SocketSpec::Kind::unix_path) ::unlink(spec.path.c_str());
   if (r != MI_SUCCESS) {

@@ -170,7 +170,7 @@ sfsistat Session::mail(SMFICTX* ctx, const char* sender) {
 // more when lookups work again (a Redis outage would otherwise log a line per recipient).
 // Only an answer from Redis proves it is back: a local-cache hit says nothing about it.
 void Session::report_lookup(SMFICTX* ctx, const LookupResult& r, std::string_view rcpt, const Domain& d) {
-  const SysTime now = rt_->clock.now();
+  const SysTime now = rt_->clock->now();
   if (r.error.empty()) {
     if (r.source != LookupSource::redis) return;
     const FailureLog::Report rep = rt_->redis_health->success(now);
@@ -211,7 +211,7 @@ sfsistat Session::rcpt(SMFICTX* ctx, const char* rcpt) {
     return rt_->lookup->lookup(*rd.domain);
   }();
   report_lookup(ctx, r, rcpt ? rcpt : "", *rd.domain);
-  Decision d = decide(*rd.domain, r, rt_->clock.now(), rt_->decision);
+  Decision d = decide(*rd.domain, r, rt_->clock->now(), rt_->decision);
   milter_metrics().lookup.record(r);
   milter_metrics().decided(d);
   if (d.action == Action::tempfail && !no_reply(kRcpt)) {

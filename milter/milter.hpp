@@ -24,7 +24,7 @@ struct Runtime {
   MilterConfig cfg;
   DecisionOptions decision;
   MessageOptions message;
-  SystemClock clock;
+  const Clock* clock = nullptr;  // the process's fleet clock (outlives every runtime)
   LookupStats stats;
   std::unique_ptr<Pool> pool;       // the primary: miss signals (and reads unless read_pool)
   std::unique_ptr<Pool> read_pool;  // a replica, with read-from = replica

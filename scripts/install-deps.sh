@@ -15,7 +15,7 @@ BUILD_PKGS="build-essential cmake pkg-config g++ clang libclang-rt-14-dev \
   libboost-program-options-dev libgtest-dev libgmock-dev libmicrohttpd-dev"
 SERVER_PKGS="redis-server redis-tools redis-sentinel dnsmasq-base nginx-light postfix miltertest \
   swaks ldnsutils openssl ca-certificates mandoc valgrind iproute2 procps psmisc libwrap0 m4 \
-  util-linux dpkg-dev man-db file curl python3-aiosmtpd nsd unbound prometheus"
+  util-linux dpkg-dev man-db file curl python3-aiosmtpd nsd unbound prometheus faketime"
 
 missing=""
 for p in $BUILD_PKGS $SERVER_PKGS; do

@@ -22,6 +22,7 @@
 #include "common/config.hpp"
 #include "common/daemon.hpp"
 #include "common/dns.hpp"
+#include "common/fleet_clock.hpp"
 #include "common/log.hpp"
 #include "common/lookup.hpp"
 #include "common/metrics_http.hpp"
@@ -42,7 +43,7 @@ constexpr int kExitRuntime = 1;  // could not start
 
 // Everything a lookup needs, built from one configuration: what a reload replaces.
 struct Runtime {
-  SystemClock clock;
+  const Clock* clock = nullptr;  // the process's fleet clock (outlives every runtime)
   LookupStats stats;
   std::unique_ptr<Pool> pool;       // the primary: miss signals (and reads unless read_pool)
   std::unique_ptr<Pool> read_pool;  // a replica, with read-from = replica
@@ -57,9 +58,10 @@ struct Runtime {
   }
 };
 
-std::shared_ptr<Runtime> build_runtime(const Config& c) {
+std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock) {
   const TlsmapConfig& t = c.tlsmap;
   auto rt = std::make_shared<Runtime>();
+  rt->clock = &clock;
   // Every Redis call on the delivery path is bounded by the budget. One connection per
   // worker at least, so that workers do not queue for connections.
   RedisOptions ro = c.redis.redis;
@@ -75,7 +77,7 @@ std::shared_ptr<Runtime> build_runtime(const Config& c) {
   lo.local_cache_size = t.local_cache_size;
   lo.miss_wait = t.miss_wait;
   lo.stale_on_error = true;
-  rt->lookup = std::make_unique<PolicyLookup>(*rt->source, rt->clock, lo, &rt->stats);
+  rt->lookup = std::make_unique<PolicyLookup>(*rt->source, clock, lo, &rt->stats);
 
   try {
     dns::ResolverOptions dro;
@@ -87,7 +89,7 @@ std::shared_ptr<Runtime> build_runtime(const Config& c) {
     mo.max_ttl = t.mx_cache_ttl;
     mo.max_entries = t.mx_cache_size;
     mo.dane = t.dane;
-    rt->mx = std::make_unique<DnsMxSource>(*rt->resolver, rt->clock, mo);
+    rt->mx = std::make_unique<DnsMxSource>(*rt->resolver, clock, mo);
   } catch (const std::exception& e) {
     log::warning("no DNS resolver: `*.` patterns will be sent as `.suffix` and DANE is not detected",
                  {{"error", e.what()}});
@@ -97,7 +99,7 @@ std::shared_ptr<Runtime> build_runtime(const Config& c) {
   ro2.on_redis_error = t.on_redis_error;
   ro2.strict_testing = t.strict_testing;
   ro2.dane = t.dane;
-  rt->responder = std::make_unique<Responder>(*rt->lookup, rt->mx.get(), rt->clock, ro2, t.redis_budget);
+  rt->responder = std::make_unique<Responder>(*rt->lookup, rt->mx.get(), clock, ro2, t.redis_budget);
 
   try {
     auto lease = (rt->read_pool ? rt->read_pool : rt->pool)->lease();
@@ -198,7 +200,17 @@ int run(const Config& c, int argc, char** argv) {
   }
   log_redis_check(c, Program::tlsmap);  // not fatal: lookups answer on-redis-error meanwhile
 
-  CurrentRuntime current(build_runtime(c));
+  // The fleet clock measures on the runtime's primary pool (a TIME a minute next to the miss
+  // signals), pointed at the new runtime's pool at every reload. Declared before the
+  // runtimes, so that it outlives them.
+  FleetClock clock({.warn_skew = c.redis.clock_skew_warning});
+  const auto point_clock = [&clock](const std::shared_ptr<Runtime>& rt, const Config& cfg) {
+    clock.set_warn_skew(cfg.redis.clock_skew_warning);
+    clock.set_source(redis_time_source(std::shared_ptr<Pool>(rt, rt->pool.get())));
+  };
+  CurrentRuntime current(build_runtime(c, clock));
+  point_clock(current.get(), c);
+  clock.start();  // measures at once, then every minute
   ServerOptions so;
   so.idle_timeout = t.idle_timeout;
   so.workers = t.workers;
@@ -246,7 +258,9 @@ int run(const Config& c, int argc, char** argv) {
       if (sig == SIGHUP) {
         try {
           Config next = keep_startup_settings(c, load_config(Program::tlsmap, argc, argv, nullptr));
-          auto old = current.swap(build_runtime(next));
+          auto fresh = build_runtime(next, clock);
+          point_clock(fresh, next);
+          auto old = current.swap(std::move(fresh));
           log::notice("configuration reloaded", {{"config", next.path}, {"previous_stats", old->stats.summary()}});
           metrics::count_reload(true);
         } catch (const std::exception& e) {
@@ -271,6 +285,7 @@ int run(const Config& c, int argc, char** argv) {
   daemon::notify("STOPPING=1");
   done = true;
   signals.join();
+  clock.stop();
   log::notice("stopped", {{"server", server.counters().summary()}, {"stats", current.get()->stats.summary()}});
   for (const auto& s : specs)
     if (s.starts_with("unix:")) ::unlink(s.substr(5).c_str());

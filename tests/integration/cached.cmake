@@ -12,3 +12,8 @@ mtasts_add_test(cached_daemon_tests integration
   LIBS mtasts_common mtasts_test_support)
 # The daemon tests run the binary: build it with them.
 add_dependencies(cached_daemon_tests mta-sts-cached)
+# The claim keeper (cached/claims) against a real Redis: claims stay held while a task works,
+# expire once it stops, and a claim taken over is marked lost, never taken back.
+mtasts_add_test(cached_claims_tests integration
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/cached/claims_test.cpp
+  LIBS mtasts_fetch mtasts_test_support)

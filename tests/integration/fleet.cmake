@@ -9,3 +9,9 @@ add_dependencies(fleet_integration_tests mta-sts-milter mta-sts-cached mta-sts-t
 target_compile_definitions(fleet_integration_tests PRIVATE
   MTASTS_MILTER_BIN="$<TARGET_FILE:mta-sts-milter>"
   MTASTS_MILTERTEST_DIR="${CMAKE_CURRENT_LIST_DIR}/miltertest")
+# Two real fetchers on one Redis, one with its clock 10 minutes fast (libfaketime), one slow
+# discovery longer than lock-ttl: the fleet clock and the claim keep-alive (issue 10).
+mtasts_add_test(fleet_clock_tests integration
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/fleet/clock_test.cpp
+  LIBS mtasts_common mtasts_test_support)
+add_dependencies(fleet_clock_tests mta-sts-cached)

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/fleet_clock.hpp"
 #include "common/lookup.hpp"
 #include "tests/fakes/fake_clock.hpp"
 #include "tests/support/redis_server.hpp"
@@ -261,6 +262,27 @@ TEST_F(StoreTest, ClaimExpiresWhenItsHolderDies) {
   EXPECT_TRUE(test::wait_until([&] { return store_.claim(d, "live-fetcher", 30s); }, 3s));
   store_.release(d, "dead-fetcher");  // too late: must not remove the new holder's lock
   EXPECT_EQ(cli1({"GET", "mta-sts:v1:lock:example.com"}), "live-fetcher");
+}
+
+TEST_F(StoreTest, RenewExtendsOnlyClaimsStillHeldByTheirToken) {
+  const Domain mine = dom("mine.example"), theirs = dom("theirs.example"), gone = dom("gone.example");
+  ASSERT_TRUE(store_.claim(mine, "me", 2s));
+  ASSERT_TRUE(store_.claim(theirs, "other-fetcher", 2s));
+  const std::vector<bool> held = store_.renew({{mine, "me"}, {theirs, "me"}, {gone, "me"}}, 60s);
+  EXPECT_EQ(held, (std::vector<bool>{true, false, false}));
+  EXPECT_GT(std::stoll(cli1({"PTTL", "mta-sts:v1:lock:mine.example"})), 10000) << "renewed to the new ttl";
+  EXPECT_LE(std::stoll(cli1({"PTTL", "mta-sts:v1:lock:theirs.example"})), 2000) << "another's claim untouched";
+  EXPECT_EQ(cli1({"GET", "mta-sts:v1:lock:theirs.example"}), "other-fetcher");
+  EXPECT_EQ(cli1({"EXISTS", "mta-sts:v1:lock:gone.example"}), "0") << "an expired claim is not taken back";
+  EXPECT_TRUE(store_.renew({}, 1s).empty());
+}
+
+TEST_F(StoreTest, RedisTimeIsTheServersClock) {
+  Connection c = Connection::open(options_for(server_));
+  const Micros t = redis_time(c);
+  const auto local = std::chrono::duration_cast<Micros>(std::chrono::system_clock::now().time_since_epoch());
+  // Same host, same clock: equal within the round trip.
+  EXPECT_LT(std::chrono::abs(t - local), Micros(2s));
 }
 
 TEST_F(StoreTest, AFetcherThatLostItsClaimCannotOverwriteTheEntry) {

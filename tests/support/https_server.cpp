@@ -25,6 +25,7 @@ namespace {
 constexpr std::size_t kOversizedBytes = 100 * 1024;  // well over the 64 KiB cap
 constexpr std::size_t kSlowBytes = 64000;             // under the cap: only the time limit fails it
 constexpr const char* kSlowRate = "4k";               // 64000 bytes at 4 KiB/s: about 16 s
+constexpr std::size_t kSluggishBytes = 20000;         // at the same rate: about 5 s
 
 // Pads a policy with unknown keys (ignored by RFC 8461 parsers) to exactly `size` bytes.
 std::string pad(const std::string& body, std::size_t size) {
@@ -67,6 +68,7 @@ const char* to_string(Behaviour b) noexcept {
     case Behaviour::server_error: return "server-error";
     case Behaviour::oversized: return "oversized";
     case Behaviour::slow: return "slow";
+    case Behaviour::sluggish: return "sluggish";
   }
   return "?";
 }
@@ -74,7 +76,7 @@ const char* to_string(Behaviour b) noexcept {
 std::optional<Behaviour> behaviour_from_string(const std::string& s) {
   for (Behaviour b : {Behaviour::serve, Behaviour::charset, Behaviour::redirect, Behaviour::wrong_type,
                       Behaviour::no_type, Behaviour::not_found, Behaviour::server_error, Behaviour::oversized,
-                      Behaviour::slow}) {
+                      Behaviour::slow, Behaviour::sluggish}) {
     std::string name = to_string(b);
     std::string underscored = name;
     std::replace(underscored.begin(), underscored.end(), '-', '_');
@@ -104,6 +106,7 @@ void HttpsServer::write_bodies(const VirtualHost& h) const {
   // 160 KiB of writes each.
   if (h.behaviour == Behaviour::oversized) write_atomically(www + ".oversized.txt", pad(h.body, kOversizedBytes));
   if (h.behaviour == Behaviour::slow) write_atomically(www + ".slow.txt", pad(h.body, kSlowBytes));
+  if (h.behaviour == Behaviour::sluggish) write_atomically(www + ".sluggish.txt", pad(h.body, kSluggishBytes));
 }
 
 void HttpsServer::add_host(VirtualHost host) {
@@ -226,6 +229,9 @@ void HttpsServer::write_config() {
       case Behaviour::oversized: l += file("text/plain", "oversized.txt"); break;
       case Behaviour::slow:
         l += file("text/plain", "slow.txt") + "    limit_rate " + kSlowRate + ";\n    limit_rate_after 0;\n";
+        break;
+      case Behaviour::sluggish:
+        l += file("text/plain", "sluggish.txt") + "    limit_rate " + kSlowRate + ";\n    limit_rate_after 0;\n";
         break;
     }
     l += "  }\n";

@@ -1,5 +1,7 @@
 #include "tests/support/redis_fleet.hpp"
 
+#include "tests/support/redis_acl.hpp"
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,8 +33,18 @@ std::vector<int> free_ports(std::size_t n) {
   return ports;
 }
 
-std::string server_conf(int port, const std::string& dir) {
-  return "bind 127.0.0.1\nport " + std::to_string(port) + "\nsave \"\"\nappendonly no\ndir " + dir + "\n";
+// The shipped ACL users, the default user off, with a password of the fleet's for each.
+std::string shipped_acl() {
+  return acl_user_lines(source_dir() / "etc" / "redis-acl.conf",
+                        [](const std::string& role) { return RedisFleet::password_of("mta-sts-" + role); }, true);
+}
+
+// Every Redis server may become a replica (the primary after a failover): each one knows the
+// replication user.
+std::string server_conf(int port, const std::string& dir, const std::string& acl_file) {
+  return "bind 127.0.0.1\nport " + std::to_string(port) + "\nsave \"\"\nappendonly no\ndir " + dir +
+         "\ninclude " + acl_file + "\nmasteruser mta-sts-replication\nmasterauth " +
+         RedisFleet::password_of("mta-sts-replication") + "\n";
 }
 
 }  // namespace
@@ -40,9 +52,11 @@ std::string server_conf(int port, const std::string& dir) {
 RedisFleet::RedisFleet() : ports_(free_ports(5)) {
   const std::string d = dir_.path().string();
   for (int i = 0; i < 2; ++i) std::filesystem::create_directories(dir_ / ("r" + std::to_string(i)));
-  write_file(dir_ / "primary.conf", server_conf(ports_[0], d + "/r0"));
+  const std::string acl = (dir_ / "mta-sts-acl.conf").string();
+  write_file(acl, shipped_acl());
+  write_file(dir_ / "primary.conf", server_conf(ports_[0], d + "/r0", acl));
   write_file(dir_ / "replica.conf",
-             server_conf(ports_[1], d + "/r1") + "replicaof 127.0.0.1 " + std::to_string(ports_[0]) + "\n");
+             server_conf(ports_[1], d + "/r1", acl) + "replicaof 127.0.0.1 " + std::to_string(ports_[0]) + "\n");
   primary_ = std::make_unique<Process>(std::vector<std::string>{"redis-server", (dir_ / "primary.conf").string()},
                                        dir_ / "primary.log");
   if (!wait_until([&] { return cli(ports_[0], {"PING"}) == "PONG"; }, std::chrono::seconds(5)))
@@ -59,7 +73,9 @@ RedisFleet::RedisFleet() : ports_(free_ports(5)) {
     write_file(conf, "bind 127.0.0.1\nport " + std::to_string(ports_[2 + static_cast<std::size_t>(i)]) +
                          "\ndir " + d + "\nsentinel monitor " + kMasterName + " 127.0.0.1 " +
                          std::to_string(ports_[0]) + " 2\nsentinel down-after-milliseconds " + kMasterName +
-                         " 1000\nsentinel failover-timeout " + kMasterName + " 5000\n");
+                         " 1000\nsentinel failover-timeout " + kMasterName + " 5000\nsentinel auth-user " +
+                         kMasterName + " mta-sts-sentinel\nsentinel auth-pass " + kMasterName + " " +
+                         password_of("mta-sts-sentinel") + "\n");
     sentinels_.push_back(std::make_unique<Process>(std::vector<std::string>{"redis-sentinel", conf.string()},
                                                    dir_ / ("sentinel" + std::to_string(i) + ".log")));
   }
@@ -93,15 +109,24 @@ std::vector<std::string> RedisFleet::sentinel_addresses() const {
   return out;
 }
 
-std::vector<std::string> RedisFleet::redis_lines() const {
+std::vector<std::string> RedisFleet::redis_lines(const std::string& acl_user) const {
   std::vector<std::string> out;
   for (const auto& a : sentinel_addresses()) out.push_back("sentinel = " + a);
   out.push_back(std::string("master-name = ") + kMasterName);
+  if (!acl_user.empty()) {
+    out.push_back("user = " + acl_user);
+    out.push_back("password = " + password_of(acl_user));
+  }
   return out;
 }
 
+std::string RedisFleet::password_of(const std::string& acl_user) { return "fleet-secret-of-" + acl_user; }
+
 std::string RedisFleet::cli(int port, const std::vector<std::string>& args) {
   std::vector<std::string> argv{"redis-cli", "-h", "127.0.0.1", "-p", std::to_string(port)};
+  if (port == ports_[0] || port == ports_[1]) {
+    argv.insert(argv.end(), {"--user", "mta-sts-admin", "--pass", password_of("mta-sts-admin"), "--no-auth-warning"});
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   std::string out = run(argv, std::chrono::seconds(5)).out;
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();

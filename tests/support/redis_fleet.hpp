@@ -1,6 +1,9 @@
 // Test support: a replicated Redis as a fleet runs it, all real and on 127.0.0.1 TCP ports: a
 // primary, one replica and three redis-sentinel processes (quorum 2, down-after 1 s,
 // failover-timeout 5 s), each with its own writable config file (Sentinel rewrites it).
+// As the README tells an operator: both Redis servers load the shipped etc/redis-acl.conf
+// (default user off), replicate as its replication user, and the sentinels log in as its
+// sentinel user; every password is password_of(user).
 #pragma once
 
 #include <chrono>
@@ -25,10 +28,14 @@ class RedisFleet {
   int primary_port() const noexcept { return ports_[0]; }
   int replica_port() const noexcept { return ports_[1]; }
   std::vector<std::string> sentinel_addresses() const;
-  // "[redis]" lines for our programs: the three sentinels and the master name.
-  std::vector<std::string> redis_lines() const;
+  // "[redis]" lines for our programs: the three sentinels and the master name, and when
+  // `acl_user` is given, that user of the shipped ACL file with its password.
+  std::vector<std::string> redis_lines(const std::string& acl_user = "") const;
+  // The password the fleet gave a user of the shipped ACL file ("CHANGE-ME-milter" there).
+  static std::string password_of(const std::string& acl_user);
 
-  // redis-cli against a server by port; stdout trimmed.
+  // redis-cli against a server by port, as the ACL file's admin user on the Redis servers;
+  // stdout trimmed.
   std::string cli(int port, const std::vector<std::string>& args);
   // What sentinel `i` says the primary is ("127.0.0.1:PORT", or "" when it does not answer).
   std::string master_per_sentinel(int i);

@@ -184,6 +184,8 @@ enum class Behaviour {
   server_error,  // 500
   oversized,     // 200, text/plain, the body padded to 100 KiB (over the 64 KiB cap)
   slow,          // 200, text/plain, the body padded to 64000 bytes, sent at 4 KiB/s (~16 s)
+  sluggish,      // 200, text/plain, the body padded to 20000 bytes, sent at 4 KiB/s (~5 s):
+                 // a slow fetch that still succeeds within a usual fetch-timeout
 };
 const char* to_string(Behaviour b) noexcept;
 std::optional<Behaviour> behaviour_from_string(const std::string& s);  // "serve", "wrong-type", ...

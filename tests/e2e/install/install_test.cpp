@@ -20,6 +20,7 @@
 
 #include "tests/e2e/milter/mail_env.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/redis_acl.hpp"
 #include "tests/support/world.hpp"
 
 namespace mtasts::test {
@@ -148,15 +149,8 @@ void InstallDeb::first_install() {
   // Loaded with the shipped ACL users (test passwords); the default user stays on only so
   // that the harness's redis-cli can see the server is up.
   const char* programs[] = {"milter", "cached", "ctl", "tlsmap"};
-  std::string acl;
-  for (std::string l : lines_of(read_file("/usr/share/doc/mta-sts/examples/redis-acl.conf"))) {
-    if (l.rfind("user ", 0) != 0 || l.rfind("user default ", 0) == 0) continue;
-    for (const char* who : programs) {
-      const std::string ph = std::string(">CHANGE-ME-") + who;
-      if (auto at = l.find(ph); at != std::string::npos) l.replace(at, ph.size(), std::string(">install-") + who);
-    }
-    acl += l + "\n";
-  }
+  const std::string acl = acl_user_lines("/usr/share/doc/mta-sts/examples/redis-acl.conf",
+                                         [](const std::string& who) { return "install-" + who; }, false);
   RedisServer redis("port " + std::to_string(redis_port) + "\nbind 127.0.0.1\n" + acl);
   const std::string redis_address = "127.0.0.1:" + std::to_string(redis_port);
 

@@ -20,6 +20,7 @@
 #include "common/redis_check.hpp"
 #include "common/store.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/redis_acl.hpp"
 #include "tests/support/redis_server.hpp"
 
 namespace mtasts::test {
@@ -332,16 +333,7 @@ class RedisAcl : public ::testing::Test {
   static std::string acl_lines() {
     // The example's users, with test passwords; "user default off" is left out so that the
     // harness (redis-cli without AUTH) can still check that the server is up.
-    std::string out;
-    for (std::string l : lines_of(read_file(src("etc/redis-acl.conf")))) {
-      if (l.rfind("user ", 0) != 0 || l.rfind("user default ", 0) == 0) continue;
-      for (const char* who : {"milter", "tlsmap", "cached", "ctl", "admin"}) {
-        const std::string ph = std::string(">CHANGE-ME-") + who;
-        if (auto p = l.find(ph); p != std::string::npos) l.replace(p, ph.size(), std::string(">pw-") + who);
-      }
-      out += l + "\n";
-    }
-    return out;
+    return acl_user_lines(src("etc/redis-acl.conf"), [](const std::string& who) { return "pw-" + who; }, false);
   }
   RedisServer redis{acl_lines()};
 

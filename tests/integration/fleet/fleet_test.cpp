@@ -30,6 +30,15 @@ std::string field_of(const std::string& d, const std::string& id) {
   return d + "; mode=enforce; id=" + id + "; mx=mail." + d;
 }
 
+// "clock skew skew=+0.001s ..." or "-0.000s": under a second either way.
+bool small_skew_logged(const std::string& log) {
+  const std::string key = "clock skew skew=";
+  const auto at = log.find(key);
+  if (at == std::string::npos || at + key.size() + 3 > log.size()) return false;
+  const std::string v = log.substr(at + key.size(), 3);
+  return v == "+0." || v == "-0.";
+}
+
 class FleetTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -45,7 +54,7 @@ class FleetTest : public ::testing::Test {
 
   std::string redis_section() const {
     std::string out = "[redis]\naddress = " + std::string(kNowhere) + "\n";
-    for (const auto& l : fleet.redis_lines()) out += l + "\n";
+    for (const auto& l : fleet.redis_lines("mta-sts-cached")) out += l + "\n";
     return out;
   }
   std::unique_ptr<Process> start_fetcher() {
@@ -69,7 +78,7 @@ class FleetTest : public ::testing::Test {
   MilterOptions milter_options(bool from_replica) const {
     MilterOptions o;
     o.redis_address = kNowhere;
-    o.redis_lines = fleet.redis_lines();
+    o.redis_lines = fleet.redis_lines("mta-sts-milter");
     if (from_replica) o.redis_lines.push_back("read-from = replica");
     return o;
   }
@@ -95,7 +104,7 @@ TEST_F(FleetTest, DaemonsFollowAFailoverWithoutARestartAndNewDomainsAreStillFetc
   std::filesystem::create_directories(dir / "tlsmap");
   TlsmapOptions to;
   to.redis_address = kNowhere;
-  to.redis_lines = fleet.redis_lines();
+  to.redis_lines = fleet.redis_lines("mta-sts-tlsmap");
   to.tlsmap_lines = {"resolver = " + world.resolver()};
   TlsmapDaemon tlsmap(dir / "tlsmap", to);
   SocketmapClient client(tlsmap.listen());
@@ -111,6 +120,12 @@ TEST_F(FleetTest, DaemonsFollowAFailoverWithoutARestartAndNewDomainsAreStillFetc
     return tagged(milter, "a@before.example", before) &&
            milter.log().find("before.example:enforce:policy:local") != std::string::npos;
   }, 10s)) << milter.log();
+
+  // Each daemon measured its clock against the primary's (TIME, found through the sentinels)
+  // and logged the skew at start: one host, one clock, so it is near zero.
+  EXPECT_TRUE(wait_until([&] { return small_skew_logged(milter.log()); }, 5s)) << milter.log();
+  EXPECT_TRUE(wait_until([&] { return small_skew_logged(tlsmap.log()); }, 5s)) << tlsmap.log();
+  EXPECT_TRUE(small_skew_logged(fetcher_log())) << fetcher_log();
 
   // The primary dies. Mail keeps flowing through the failover (known domains from the local
   // caches, the rest as on-redis-error = accept says), and nothing crashes.

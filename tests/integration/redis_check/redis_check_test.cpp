@@ -17,6 +17,7 @@
 #include "common/config.hpp"
 #include "common/redis_check.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/redis_acl.hpp"
 #include "tests/support/redis_server.hpp"
 
 namespace mtasts::test {
@@ -41,27 +42,10 @@ Program program(const std::string& who) {
   return Program::ctl;
 }
 
-std::vector<std::string> acl_user_lines() {
-  std::vector<std::string> out;
-  std::istringstream in(read_file(source_dir() / "etc/redis-acl.conf"));
-  for (std::string l; std::getline(in, l);)
-    if (l.rfind("user ", 0) == 0) out.push_back(l);
-  return out;
-}
-
 // The shipped users with test passwords. "user default off" stays out so that the harness
 // (redis-cli without AUTH) can see that the server is up and inspect what the checks left.
 std::string acl_conf() {
-  std::string out;
-  for (std::string l : acl_user_lines()) {
-    if (l.rfind("user default ", 0) == 0) continue;
-    for (const char* who : kWho) {
-      const std::string ph = std::string(">CHANGE-ME-") + who;
-      if (auto p = l.find(ph); p != std::string::npos) l.replace(p, ph.size(), std::string(">pw-") + who);
-    }
-    out += l + "\n";
-  }
-  return out;
+  return acl_user_lines(source_dir() / "etc/redis-acl.conf", [](const std::string& who) { return "pw-" + who; }, false);
 }
 
 class RedisCheck : public ::testing::Test {
@@ -167,7 +151,7 @@ TEST_F(RedisCheck, ChecksLeaveNoTrace) {
 TEST_F(RedisCheck, ShippedAclsAllowExactlyWhatEachProgramNeeds) {
   for (const char* who : kWho) {
     const std::string user = std::string("user mta-sts-") + who + " ";
-    auto lines = acl_user_lines();
+    auto lines = lines_of(acl_conf());
     auto it = std::find_if(lines.begin(), lines.end(), [&](const std::string& l) { return l.rfind(user, 0) == 0; });
     ASSERT_NE(it, lines.end()) << user;
     std::set<std::string> allowed;

@@ -419,7 +419,7 @@ TEST_F(ConfigFile, ErrorsNameTheFileAndLine) {
       {"bad resolver port", "[ctl]\nresolver = 127.0.0.1:0\n", "bad port"},
       {"bad proxy", "[cached]\nproxy = proxy.example\n", "expected a URL"},
       {"redis timeout 0", "[redis]\ncommand-timeout = 0\n", "must be between 1ms and 1m"},
-      {"lock shorter than fetch", "[cached]\nfetch-timeout = 60\nlock-ttl = 60\n", ":3: [cached] lock-ttl (1m) must be longer than fetch-timeout (1m)"},
+      {"lock-ttl under 2s", "[cached]\nlock-ttl = 1\n", "must be between 2s and 1h"},
       {"max-backoff under min-backoff", "[cached]\nmin-backoff = 1h\nmax-backoff = 30m\n", ":3: [cached] max-backoff (30m) must not be less than min-backoff (1h)"},
       {"connect over fetch", "[cached]\nconnect-timeout = 2m\n", "connect-timeout (2m) must not exceed fetch-timeout (1m)"},
   };
@@ -527,9 +527,12 @@ TEST_F(ConfigFile, CommandLineErrors) {
             "--redis-db given more than once");
   EXPECT_NE(error_of([&] { load(Program::milter, {"-c", empty, "extra"}); }).find("unexpected argument 'extra'"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { load(Program::cached, {"-c", empty, "--lock-ttl=30", "--fetch-timeout=30"}); })
-                .find("--lock-ttl: [cached] lock-ttl (30s) must be longer than fetch-timeout (30s)"),
+  EXPECT_NE(error_of([&] { load(Program::cached, {"-c", empty, "--connect-timeout=30", "--fetch-timeout=20"}); })
+                .find("--connect-timeout: [cached] connect-timeout (30s) must not exceed fetch-timeout (20s)"),
             std::string::npos);
+  // Claims are renewed while a fetcher works: a lock-ttl shorter than fetch-timeout is fine.
+  EXPECT_EQ(load(Program::cached, {"-c", empty, "--lock-ttl=5", "--fetch-timeout=30"}).cached.lock_ttl,
+            std::chrono::seconds(5));
 }
 
 TEST_F(ConfigFile, CtlKeepsPositionalArguments) {
@@ -568,7 +571,7 @@ TEST(ConfigNames, OptionNamesPerProgram) {
   EXPECT_FALSE(c.count("--socket"));
 
   const auto ctl = option_names(Program::ctl);
-  EXPECT_EQ(ctl.size(), 5u + 4u + 16u + 2u);  // general, [ctl], [redis], redis-acl-*
+  EXPECT_EQ(ctl.size(), 5u + 4u + 17u + 2u);  // general, [ctl], [redis], redis-acl-*
   for (const char* n : {"--check-redis", "--redis-acl-user", "--redis-acl-password-file"})
     EXPECT_TRUE(std::find(ctl.begin(), ctl.end(), n) != ctl.end()) << n;
 }
@@ -577,7 +580,7 @@ TEST(ConfigNames, FileOptionsListEveryKeyOnce) {
   const auto opts = file_options();
   std::set<std::string> keys;
   for (const auto& [k, def] : opts) EXPECT_TRUE(keys.insert(k).second) << k;
-  EXPECT_EQ(opts.size(), 16u + 21u + 35u + 6u + 29u);  // [redis], [milter], [cached], [ctl], [tlsmap]
+  EXPECT_EQ(opts.size(), 17u + 21u + 35u + 6u + 29u);  // [redis], [milter], [cached], [ctl], [tlsmap]
   for (const char* k : {"redis.address", "redis.retention", "milter.milter-timeout", "cached.fetcher-id", "ctl.dns-timeout"})
     EXPECT_TRUE(keys.count(k)) << k;
   for (const auto& [k, def] : opts)
