@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cached/metrics.hpp"
+#include "cached/schedule.hpp"
 #include "common/log.hpp"
 #include "common/random.hpp"
 
@@ -64,6 +65,8 @@ std::string default_fetcher_id() {
 Options options_from(const CachedConfig& c) {
   Options o;
   o.concurrency = std::max(1u, c.concurrency);
+  o.refresh_share = c.refresh_share;
+  o.forget_after = c.forget_after;
   o.lock_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(c.lock_ttl);
   o.poll_interval = c.poll_interval;
   o.stats_interval = c.stats_interval;
@@ -240,12 +243,14 @@ bool Worker::launch(const std::shared_ptr<const Services>& s, const Task& t, Pas
     std::lock_guard lock(mu_);
     const std::uint64_t id = next_task_++;
     in_flight_.insert(d.str());
+    if (!t.miss) ++refreshing_;
     try {
       threads_.emplace(id, std::thread([this, id, s, d, token, miss = t.miss]() mutable {
         handle(id, std::move(s), std::move(d), std::move(token), miss);
       }));
     } catch (...) {
       in_flight_.erase(d.str());
+      if (!t.miss) --refreshing_;
       throw;
     }
   } catch (const std::system_error& e) {
@@ -407,6 +412,7 @@ void Worker::finish_task(std::uint64_t task, std::shared_ptr<const Services> s, 
   s.reset();
   std::lock_guard lock(mu_);
   in_flight_.erase(name);
+  if (!miss) --refreshing_;
   done_.push_back(task);
   cv_.notify_all();
 }
@@ -420,6 +426,13 @@ void Worker::load_warm_list(const Services& s) {
   }
   const SysTime now = clock_.now();
   std::size_t added = 0, known = 0, invalid = 0;
+  // The operator pins these domains: each load marks them wanted, so that they are never
+  // forgotten for want of lookups (in batches, one round trip each).
+  std::vector<std::pair<std::string, SysTime>> wanted;
+  const auto mark = [&] {
+    s.store->note_wanted(wanted);
+    wanted.clear();
+  };
   std::string line;
   while (std::getline(in, line)) {
     if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
@@ -433,6 +446,8 @@ void Worker::load_warm_list(const Services& s) {
       log::warning("warm list: not a domain", {{"file", s.options.warm_list}, {"name", name}, {"error", p.error}});
       continue;
     }
+    wanted.emplace_back(p.domain->str(), now);
+    if (wanted.size() >= 1000) mark();
     // Only unknown domains are scheduled now: a known one keeps its own refresh time.
     if (s.store->get(*p.domain)) {
       ++known;
@@ -441,6 +456,7 @@ void Worker::load_warm_list(const Services& s) {
     s.store->schedule(*p.domain, now);
     ++added;
   }
+  mark();
   count("warm_scheduled", static_cast<long long>(added));
   log::info("warm list read", {{"file", s.options.warm_list}, {"scheduled", std::to_string(added)},
                                {"known", std::to_string(known)}, {"invalid", std::to_string(invalid)}});
@@ -471,6 +487,33 @@ void Worker::write_stats(const Services& s) {
     if (k != "reported_at") line += " " + k + "=" + std::to_string(v);
   log::info(line, {{"fetcher", s.options.fetcher_id}});
   s.store->write_stats(s.options.fetcher_id, c, 3 * s.options.stats_interval);
+}
+
+Worker::Housekeeping Worker::housekeep() {
+  auto s = current();
+  const StoreOptions& so = s->store->options();
+  // Bounded work per round: a backlog is worked off over a few rounds, never in one O(n) pass.
+  constexpr std::size_t kBatch = 1000;
+  Housekeeping h;
+  const SysTime now = clock_.now();
+  h.misses_trimmed = s->store->trim_misses();
+  h.forgotten = s->store->forget_unwanted(now - s->options.forget_after, kBatch);
+  const std::size_t scheduled = s->store->schedule_size();
+  if (scheduled > so.max_domains) {
+    const std::size_t excess = std::min(scheduled - so.max_domains, kBatch);
+    const auto victims =
+        sched::choose_evictions(s->store->eviction_candidates(2 * excess), excess, now, s->options.forget_after);
+    s->store->unschedule(victims);
+    h.evicted = victims.size();
+  }
+  if (h.misses_trimmed) count("misses_trimmed", static_cast<long long>(h.misses_trimmed));
+  if (h.forgotten) count("domains_forgotten", static_cast<long long>(h.forgotten));
+  if (h.evicted) count("domains_evicted", static_cast<long long>(h.evicted));
+  if (h.misses_trimmed || h.forgotten || h.evicted)
+    log::info("housekeeping", {{"misses_trimmed", std::to_string(h.misses_trimmed)},
+                               {"forgotten", std::to_string(h.forgotten)},
+                               {"evicted", std::to_string(h.evicted)}});
+  return h;
 }
 
 // The queue gauges, read from Redis at most once a second (not at every poll): a scrape sees
@@ -514,28 +557,45 @@ void Worker::run() {
         if (warm_due) next_warm_ = now + s->options.warm_interval;
       }
       if (warm_due) load_warm_list(*s);
-      std::size_t busy;
+      std::size_t busy, refreshing;
       {
         std::lock_guard lock(mu_);
         busy = in_flight_.size();
+        refreshing = refreshing_;
       }
       std::size_t free = s->options.concurrency > busy ? s->options.concurrency - busy : 0;
       // Ask for more than the free slots: the first names may be in flight here or claimed
       // by another fetcher.
       const std::size_t window = std::min<std::size_t>(free + busy + 4 * s->options.concurrency, 4096);
       if (free > 0) {
-        for (const auto& name : s->store->pending_misses(window)) {
-          if (free == 0) break;
-          if (launch(s, Task{name, true}, nullptr)) --free;
+        // Due refreshes first up to the reserve (fair work, cached/schedule.hpp), then misses,
+        // then more due refreshes with whatever is left.
+        auto due = s->store->due_entries(clock_.now(), std::min<std::size_t>(window, 1024));
+        sched::order_due(due, clock_.now());
+        std::size_t first =
+            sched::refreshes_first(sched::refresh_reserve(s->options.concurrency, s->options.refresh_share),
+                                   refreshing, free);
+        auto next_due = due.begin();
+        for (; next_due != due.end() && first > 0; ++next_due) {
+          if (launch(s, Task{next_due->name, false}, nullptr)) {
+            --free;
+            --first;
+          }
         }
-      }
-      if (free > 0) {
-        for (const auto& name : s->store->due(clock_.now(), window)) {
-          if (free == 0) break;
-          if (launch(s, Task{name, false}, nullptr)) --free;
+        if (free > 0) {
+          for (const auto& name : s->store->pending_misses(window)) {
+            if (free == 0) break;
+            if (launch(s, Task{name, true}, nullptr)) --free;
+          }
         }
+        for (; next_due != due.end() && free > 0; ++next_due)
+          if (launch(s, Task{next_due->name, false}, nullptr)) --free;
       }
       saturated = free == 0;
+      if (now >= next_housekeeping_) {
+        next_housekeeping_ = now + s->options.housekeeping_interval;
+        housekeep();
+      }
       if (now >= next_gauges_) {
         update_gauges(*s);
         next_gauges_ = now + std::chrono::seconds(1);

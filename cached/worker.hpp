@@ -11,6 +11,13 @@
 //   its lock expires after lock_ttl, so another fetcher picks it up. While a task works, its
 //   claim is renewed (ClaimKeeper): a long discovery is not fetched twice.
 // - Every rule that depends on time reads the injected Clock.
+// - Fair work (cached/schedule.hpp): refresh_share percent of the concurrency is kept for
+//   due refreshes, usable enforce/testing policies closest to expiry first, so that a flood
+//   of misses cannot let protected policies expire.
+// - Housekeeping, at most once per housekeeping_interval (bounded work each time): misses
+//   trimmed to max-misses, domains nobody looked up for forget_after forgotten (their entries
+//   age out), and the schedule kept within max-domains by evicting the least recently wanted,
+//   never a usable enforce policy still wanted.
 #pragma once
 
 #include <atomic>
@@ -40,6 +47,9 @@ namespace mtasts::worker {
 
 struct Options {
   unsigned concurrency = 32;
+  unsigned refresh_share = 25;                 // percent of concurrency kept for due refreshes
+  std::chrono::seconds forget_after{30 * 86400};
+  std::chrono::milliseconds housekeeping_interval{5000};
   std::chrono::milliseconds lock_ttl{180000};
   std::chrono::milliseconds poll_interval{200};
   std::chrono::seconds stats_interval{300};
@@ -87,6 +97,14 @@ class Worker {
   // One pass: the warm list, every current miss, every due domain; waits until they are done.
   PassResult run_once();
 
+  struct Housekeeping {
+    std::size_t misses_trimmed = 0;
+    std::size_t forgotten = 0;  // not looked up for forget_after (or beyond the bound of wanted)
+    std::size_t evicted = 0;    // the schedule over max-domains
+  };
+  // One round of housekeeping (run() calls it every housekeeping_interval). Throws RedisError.
+  Housekeeping housekeep();
+
   void stop();  // stop taking work (thread-safe, async-signal-unsafe: call from a thread)
   // Waits until no task is in flight. True when idle within the timeout.
   bool wait_idle(std::chrono::milliseconds timeout);
@@ -121,6 +139,7 @@ class Worker {
   std::condition_variable cv_;
   std::shared_ptr<const Services> services_;
   std::set<std::string> in_flight_;
+  std::size_t refreshing_ = 0;  // tasks in flight that came from the schedule (not misses)
   std::map<std::uint64_t, std::thread> threads_;  // task threads, joined by reap()
   std::vector<std::uint64_t> done_;               // tasks finished but not yet joined
   std::uint64_t next_task_ = 0;
@@ -131,6 +150,7 @@ class Worker {
   std::chrono::steady_clock::time_point next_warm_{};  // guarded by mu_ (reload() resets it)
   std::chrono::steady_clock::time_point next_stats_{};
   std::chrono::steady_clock::time_point next_gauges_{};
+  std::chrono::steady_clock::time_point next_housekeeping_{};
 };
 
 }  // namespace mtasts::worker

@@ -104,6 +104,8 @@ struct CachedConfig {
   std::chrono::seconds fetch_timeout{60};            // total per HTTPS fetch
   std::chrono::seconds connect_timeout{10};          // TCP+TLS connect part of it
   unsigned concurrency = 32;                         // discoveries in flight
+  unsigned refresh_share = 25;                       // percent of concurrency kept for due refreshes
+  std::chrono::seconds forget_after{30 * 86400};     // stop refreshing a domain nobody looked up this long
   std::string warm_list;                             // file of domains, one per line
   std::chrono::seconds warm_interval{3600};          // re-read the warm list this often
   std::chrono::seconds refresh_interval{86400};

@@ -49,6 +49,125 @@ void RedisPolicySource::signal_miss(const Domain& d, SysTime now) {
   }
 }
 
+void RedisPolicySource::note_wanted(const std::vector<std::pair<std::string, SysTime>>& batch) {
+  // Not retried: the recorder drops a failed batch, and the domains are noted again later.
+  store_.note_wanted(batch);
+}
+
+// ---- demand ---------------------------------------------------------------------------------
+
+bool OncePer::first(const std::string& name, SysTime now) {
+  std::lock_guard lk(mu_);
+  if (auto it = seen_.find(name); it != seen_.end() && now < it->second + window_) return false;
+  if (seen_.size() >= bound_) {
+    std::erase_if(seen_, [&](const auto& kv) { return now >= kv.second + window_; });
+    if (seen_.size() >= bound_) seen_.clear();
+  }
+  seen_[name] = now;
+  return true;
+}
+
+void OncePer::forget(const std::string& name) {
+  std::lock_guard lk(mu_);
+  seen_.erase(name);
+}
+
+DemandRecorder::DemandRecorder(PolicySource& source, const Clock& clock, milliseconds interval,
+                               std::size_t max_pending, std::atomic<std::uint64_t>* dropped)
+    : source_(source),
+      clock_(clock),
+      interval_(interval),
+      max_pending_(std::max<std::size_t>(max_pending, 1)),
+      dropped_out_(dropped) {}
+
+DemandRecorder::~DemandRecorder() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  flush();
+}
+
+void DemandRecorder::note(const std::string& domain, SysTime when) {
+  std::lock_guard lk(mu_);
+  // Started here rather than in the constructor: a daemon builds its lookup before it may
+  // detach (fork), and a thread does not survive a fork.
+  if (interval_.count() > 0 && !thread_.joinable() && !stopping_) {
+    try {
+      thread_ = std::thread([this] { run(); });
+    } catch (const std::system_error& e) {
+      // Demand is advisory: without the thread, notes wait for the next flush() or drop.
+      log::warning("cannot start the demand recorder thread", {{"error", e.what()}});
+    }
+  }
+  if (auto it = pending_.find(domain); it != pending_.end()) {
+    it->second = std::max(it->second, when);
+    return;
+  }
+  if (pending_.size() >= max_pending_) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    if (dropped_out_) dropped_out_->fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  pending_.emplace(domain, when);
+}
+
+std::size_t DemandRecorder::pending() const {
+  std::lock_guard lk(mu_);
+  return pending_.size();
+}
+
+bool DemandRecorder::flush() {
+  std::lock_guard one(flush_mu_);
+  std::unordered_map<std::string, SysTime> taken;
+  {
+    std::lock_guard lk(mu_);
+    taken.swap(pending_);
+  }
+  if (taken.empty()) return true;
+  // Commands of at most 1000 domains: a long backlog does not become one huge command.
+  constexpr std::size_t kChunk = 1000;
+  std::vector<std::pair<std::string, SysTime>> batch;
+  batch.reserve(std::min(taken.size(), kChunk));
+  std::size_t sent = 0;
+  try {
+    for (auto& kv : taken) {
+      batch.emplace_back(kv.first, kv.second);
+      if (batch.size() == kChunk) {
+        source_.note_wanted(batch);
+        sent += batch.size();
+        batch.clear();
+      }
+    }
+    source_.note_wanted(batch);
+  } catch (const std::exception& e) {
+    const std::uint64_t lost = taken.size() - sent;
+    dropped_.fetch_add(lost, std::memory_order_relaxed);
+    if (dropped_out_) dropped_out_->fetch_add(lost, std::memory_order_relaxed);
+    const FailureLog::Report r = failures_.failure(clock_.now());
+    if (r.event == FailureLog::Event::down)
+      log::warning("lookups not recorded in redis (batch dropped)", {{"domains", std::to_string(lost)}, {"error", e.what()}});
+    else if (r.event == FailureLog::Event::still_down)
+      log::warning("lookups still not recorded in redis", {{"batches", std::to_string(r.failures)}, {"error", e.what()}});
+    return false;
+  }
+  if (failures_.success(clock_.now()).event == FailureLog::Event::up) log::notice("lookups recorded in redis again");
+  return true;
+}
+
+void DemandRecorder::run() {
+  std::unique_lock lk(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lk, interval_, [&] { return stopping_; });
+    if (stopping_) break;
+    lk.unlock();
+    flush();
+    lk.lock();
+  }
+}
+
 MailPathPools make_mail_path_pools(RedisOptions budgeted, bool read_from_replica) {
   MailPathPools p;
   if (!read_from_replica) {
@@ -163,7 +282,14 @@ PolicyLookup::PolicyLookup(PolicySource& source, const Clock& clock, LookupOptio
       opts_(opts),
       stats_(stats),
       sleep_(sleep ? std::move(sleep) : SleepFn([](milliseconds d) { std::this_thread::sleep_for(d); })),
-      cache_(opts.local_cache_size) {}
+      cache_(opts.local_cache_size),
+      signalled_(opts.local_ttl, std::max<std::size_t>(opts.local_cache_size, 1024)),
+      noted_(opts.local_ttl, std::max<std::size_t>(opts.local_cache_size, 1024)),
+      demand_(source, clock, opts.demand_interval, opts.demand_max_pending, stats ? &stats->demand_dropped : nullptr) {}
+
+void PolicyLookup::note_demand(const Domain& d, SysTime now) {
+  if (noted_.first(d.str(), now)) demand_.note(d.str(), now);
+}
 
 SysTime PolicyLookup::local_deadline(const CacheEntry& e, SysTime now) const {
   // `max_age: 0`: the owner allows no caching at all, whatever the verdict says.
@@ -209,23 +335,11 @@ EntryPtr PolicyLookup::fetch(const Domain& d, SysTime now) {
   return p;
 }
 
-bool PolicyLookup::should_signal(const std::string& domain, SysTime now) {
-  const Seconds window = std::max(opts_.local_ttl, Seconds{1});
-  std::lock_guard lk(signalled_mu_);
-  if (auto it = signalled_.find(domain); it != signalled_.end() && now < it->second + window) return false;
-  const std::size_t bound = std::max<std::size_t>(opts_.local_cache_size, 1024);
-  if (signalled_.size() >= bound) {
-    std::erase_if(signalled_, [&](const auto& kv) { return now >= kv.second + window; });
-    if (signalled_.size() >= bound) signalled_.clear();
-  }
-  signalled_[domain] = now;
-  return true;
-}
-
 LookupResult PolicyLookup::lookup(const Domain& d) {
   const auto t0 = std::chrono::steady_clock::now();
   LookupResult r;
   SysTime now = clock_.now();
+  note_demand(d, now);
   const auto finish = [&](LatencyHistogram LookupStats::*h) {
     r.latency = std::chrono::steady_clock::now() - t0;
     if (stats_) (stats_->*h).record(r.latency);
@@ -257,17 +371,14 @@ LookupResult PolicyLookup::lookup(const Domain& d) {
   const auto unknown = [&] { return !r.entry || verdict(*r.entry, now) == Verdict::unknown; };
   if (!unknown()) return finish(&LookupStats::redis);
 
-  if (should_signal(d.str(), now)) {
+  if (signalled_.first(d.str(), now)) {
     try {
       source_.signal_miss(d, now);
       r.miss_signalled = true;
       if (stats_) stats_->misses_signalled.fetch_add(1, std::memory_order_relaxed);
     } catch (const std::exception& ex) {
       // The read worked, so the answer stands ("unknown"); the next lookup signals again.
-      {
-        std::lock_guard lk(signalled_mu_);
-        signalled_.erase(d.str());
-      }
+      signalled_.forget(d.str());
       r.error = std::string("miss not signalled: ") + ex.what();
     }
   }
@@ -291,8 +402,10 @@ LookupResult PolicyLookup::lookup(const Domain& d) {
 
 std::optional<LookupResult> PolicyLookup::lookup_local(const Domain& d) {
   const auto t0 = std::chrono::steady_clock::now();
-  EntryPtr e = cache_.get(d.str(), clock_.now());
+  const SysTime now = clock_.now();
+  EntryPtr e = cache_.get(d.str(), now);
   if (!e) return std::nullopt;
+  note_demand(d, now);
   LookupResult r;
   r.entry = std::move(e);
   r.source = LookupSource::local;

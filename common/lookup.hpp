@@ -11,6 +11,10 @@
 // - Thread-safe: libmilter's threads and tlsmap's workers call lookup() concurrently.
 // - A miss is signalled at most once per domain per local-cache-ttl from this process (the
 //   Redis side deduplicates across the fleet).
+// - Demand: every looked-up domain (local hits too) is noted at most once per local-cache-ttl
+//   and handed to a background flusher that records it in the fleet's `wanted` set about
+//   once a second; a lookup never waits for it. When Redis fails the batch is dropped and
+//   counted (the next lookup after local-cache-ttl notes the domain again).
 // - With `stale_on_error` (mta-sts-tlsmap), an entry read earlier is kept past local-cache-ttl
 //   until its policy (or negative entry) ends, and is answered only when the source fails:
 //   RFC 8461 section 5.1 lets a cached policy be used until its max_age runs out.
@@ -30,13 +34,16 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "common/cache_entry.hpp"
 #include "common/clock.hpp"
 #include "common/domain.hpp"
+#include "common/lookup_stats.hpp"
+#include "common/ratelimit.hpp"
 #include "common/redis.hpp"
 #include "common/store.hpp"
-#include "common/lookup_stats.hpp"
 
 namespace mtasts {
 
@@ -48,6 +55,9 @@ class PolicySource {
   virtual std::optional<CacheEntry> get(const Domain& d) = 0;
   // Tells the fetchers that this domain is wanted. Throws when it cannot.
   virtual void signal_miss(const Domain& d, SysTime now) = 0;
+  // Records when these domains were last looked up (the fetchers keep refreshing what is
+  // wanted). Called off the mail path, by DemandRecorder. Throws when it cannot.
+  virtual void note_wanted(const std::vector<std::pair<std::string, SysTime>>& batch) = 0;
 };
 
 class RedisPolicySource final : public PolicySource {
@@ -58,9 +68,63 @@ class RedisPolicySource final : public PolicySource {
   RedisPolicySource(Pool& pool, StoreOptions opts, Pool* read_pool = nullptr);
   std::optional<CacheEntry> get(const Domain& d) override;
   void signal_miss(const Domain& d, SysTime now) override;
+  void note_wanted(const std::vector<std::pair<std::string, SysTime>>& batch) override;
 
  private:
   PolicyStore store_;
+};
+
+// Remembers names for a window of time: first() says yes at most once per name per window.
+// Bounded: when full, expired names are dropped, and if that is not enough, all (a name then
+// counts as new once more: harmless, the Redis side deduplicates). Thread-safe.
+class OncePer {
+ public:
+  OncePer(Seconds window, std::size_t bound) : window_(std::max(window, Seconds{1})), bound_(std::max<std::size_t>(bound, 1)) {}
+  bool first(const std::string& name, SysTime now);
+  void forget(const std::string& name);
+
+ private:
+  const Seconds window_;
+  const std::size_t bound_;
+  std::mutex mu_;
+  std::unordered_map<std::string, SysTime> seen_;
+};
+
+// Collects (domain, time of lookup) pairs from the mail path and hands them to the source in
+// batches, from a thread of its own (started at the first note), so that a lookup only takes
+// a lock. The pending set is bounded (max_pending domains; beyond it notes are dropped and
+// counted). A failed batch is dropped and counted, with a rate-limited warning.
+class DemandRecorder {
+ public:
+  // `interval`: how often the thread flushes; 0: no thread (the owner calls flush()).
+  // `dropped` (optional) counts notes that never reached Redis.
+  DemandRecorder(PolicySource& source, const Clock& clock, std::chrono::milliseconds interval,
+                 std::size_t max_pending, std::atomic<std::uint64_t>* dropped = nullptr);
+  ~DemandRecorder();  // stops the thread; what is pending is flushed once more
+  DemandRecorder(const DemandRecorder&) = delete;
+  DemandRecorder& operator=(const DemandRecorder&) = delete;
+
+  void note(const std::string& domain, SysTime when);  // never touches Redis
+  // Sends what is pending now, on the calling thread. True when nothing failed.
+  bool flush();
+  std::size_t pending() const;
+  std::uint64_t dropped() const noexcept { return dropped_.load(); }
+
+ private:
+  void run();
+  PolicySource& source_;
+  const Clock& clock_;
+  const std::chrono::milliseconds interval_;
+  const std::size_t max_pending_;
+  std::atomic<std::uint64_t>* dropped_out_;
+  std::atomic<std::uint64_t> dropped_{0};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::unordered_map<std::string, SysTime> pending_;  // domain -> latest lookup
+  bool stopping_ = false;
+  std::thread thread_;
+  std::mutex flush_mu_;  // one batch in flight at a time (the thread, or flush() from outside)
+  FailureLog failures_;
 };
 
 // The Redis connections of a program on the mail path (milter, mta-sts-tlsmap), from its
@@ -120,6 +184,9 @@ struct LookupOptions {
   std::chrono::milliseconds miss_wait{0};       // 0: do not wait for a miss to be filled
   std::chrono::milliseconds poll_interval{20};  // how often the wait re-reads the entry
   bool stale_on_error = false;  // answer a locally held, still usable entry when Redis fails
+  // How often noted lookups are sent to `wanted`; 0: only by flush_demand() (tests).
+  std::chrono::milliseconds demand_interval{1000};
+  std::size_t demand_max_pending = 100000;  // domains waiting for the next batch, at most
 };
 
 // stale: the source failed and a local entry past local-cache-ttl, still usable, answered.
@@ -155,13 +222,17 @@ class PolicyLookup {
   // Announcements may have been lost (subscriber reconnected): drop everything.
   void resync();
 
+  // Sends the noted lookups now (see DemandRecorder::flush).
+  bool flush_demand() { return demand_.flush(); }
+  std::uint64_t demand_dropped() const noexcept { return demand_.dropped(); }
+
   std::size_t local_size() const { return cache_.size(); }
   const LookupOptions& options() const noexcept { return opts_; }
 
  private:
   // Reads the source and caches what may be cached. Throws what the source throws.
   EntryPtr fetch(const Domain& d, SysTime now);
-  bool should_signal(const std::string& domain, SysTime now);
+  void note_demand(const Domain& d, SysTime now);
   SysTime local_deadline(const CacheEntry& e, SysTime now) const;
 
   PolicySource& source_;
@@ -170,8 +241,9 @@ class PolicyLookup {
   LookupStats* stats_;
   SleepFn sleep_;
   LocalCache cache_;
-  std::mutex signalled_mu_;
-  std::unordered_map<std::string, SysTime> signalled_;  // domain -> when, bounded
+  OncePer signalled_;  // misses signalled from this process
+  OncePer noted_;      // lookups handed to demand_
+  DemandRecorder demand_;
 };
 
 // Listens on PolicyStore::changed_channel() and calls `on_change(domain)` per announcement.

@@ -73,6 +73,7 @@ std::string LookupStats::summary() const {
   out += " misses_signalled=" + std::to_string(misses_signalled.load());
   out += " invalidations=" + std::to_string(invalidations.load());
   out += " resyncs=" + std::to_string(resyncs.load());
+  out += " demand_dropped=" + std::to_string(demand_dropped.load());
   return out;
 }
 

@@ -37,6 +37,7 @@ struct LookupStats {
   std::atomic<std::uint64_t> misses_signalled{0};
   std::atomic<std::uint64_t> invalidations{0};
   std::atomic<std::uint64_t> resyncs{0};
+  std::atomic<std::uint64_t> demand_dropped{0};  // lookups not recorded in `wanted` (Redis failed, backlog full)
 
   // "local=N local_p50_us=.. local_p99_us=.. redis=N ..." for the exit log line.
   std::string summary() const;

@@ -59,14 +59,16 @@ Failed failed(const RedisError& e, const RedisOptions& o, const std::string& com
 
 const std::vector<RedisNeed>& redis_needs(Program program) {
   using N = RedisNeed;
-  static const std::vector<N> milter{N::read_entries, N::signal_misses, N::watch_changes, N::read_clock};
-  static const std::vector<N> cached{N::read_entries, N::write_entries, N::read_queues, N::count_queues,
-                                     N::claim_locks,  N::schedule,      N::write_stats,  N::read_clock};
+  static const std::vector<N> milter{N::read_entries, N::signal_misses, N::note_demand, N::watch_changes,
+                                     N::read_clock};
+  static const std::vector<N> cached{N::read_entries, N::write_entries, N::read_queues,   N::count_queues,
+                                     N::claim_locks,  N::schedule,      N::note_demand,   N::housekeeping,
+                                     N::write_stats,  N::read_clock};
   static const std::vector<N> ctl{N::read_entries, N::list_entries, N::drop_entries, N::schedule,
                                   N::count_queues, N::read_stats};
   switch (program) {
     case Program::milter: return milter;
-    case Program::tlsmap: return milter;  // the same reader's rights: read, signal misses, watch changes
+    case Program::tlsmap: return milter;  // the same reader's rights: read, signal misses and demand, watch changes
     case Program::cached: return cached;
     case Program::ctl: return ctl;
   }

@@ -3,10 +3,17 @@
 //
 // Keys (all under the configured prefix, schema version "v1"):
 //   <prefix>v1:e:<domain>   string  encoded CacheEntry; TTL from redis_ttl()      [milter: GET]
-//   <prefix>v1:misses       zset    domain -> unix time first signalled; bounded   [milter: ZADD]
-//                                   to max_misses by ZREMRANGEBYRANK after each add
+//   <prefix>v1:misses       zset    domain -> unix time first signalled (ZADD NX)  [milter: ZADD]
+//                                   trimmed to max_misses by the fetchers' housekeeping
+//                                   (the milter cannot remove or trim misses)
 //   <prefix>v1:schedule     zset    domain -> unix time of next refresh; written by fetchers,
-//                                   bounded to max_domains (farthest dropped)
+//                                   bounded to max_domains by the fetchers' housekeeping
+//                                   (least recently wanted evicted first)
+//   <prefix>v1:wanted       zset    domain -> unix time of its last lookup (ZADD GT)  [milter: ZADD]
+//                                   also set by a write after a miss, the warm list, and (NX)
+//                                   by any write, so that an entry older than this key is
+//                                   refreshed for a while; a domain not wanted for
+//                                   forget-after leaves wanted and schedule (it ages out)
 //   <prefix>v1:lock:<domain> string fetcher token; SET NX PX lock_ttl (claim), renewed while
 //                                   the fetcher works (compare-and-PEXPIRE), released by
 //                                   compare-and-delete; the fetcher's writes check it
@@ -41,14 +48,18 @@ struct StoreOptions {
 // What a program does with the shared state; each program's list is in redis_check.cpp.
 enum class RedisNeed {
   read_entries,    // GET entries (milter, ctl cache show/list, fetcher)
-  signal_misses,   // ZADD + ZREMRANGEBYRANK on misses (milter)
+  signal_misses,   // ZADD NX on misses (milter)
+  note_demand,     // ZADD GT on wanted (milter, fetcher warm list)
   watch_changes,   // SUBSCRIBE to the change channel (milter)
-  write_entries,   // EVAL of the fenced write (GET lock, SET, ZADD, ZREMRANGEBYRANK, ZREM,
-                   // PUBLISH) and MULTI of the same (fetcher)
+  write_entries,   // EVAL of the fenced write (GET lock, SET, ZADD, ZREM, PUBLISH) and MULTI
+                   // of the same (fetcher)
   read_queues,     // ZRANGE misses, ZRANGEBYSCORE schedule, ZREM (fetcher)
   count_queues,    // ZCARD misses and schedule (fetcher, ctl cache stats)
   claim_locks,     // SET NX PX and the compare-and-delete EVAL on locks (fetcher)
-  schedule,        // ZADD LT + ZREMRANGEBYRANK on the schedule (fetcher warm list, ctl cache warm)
+  schedule,        // ZADD LT on the schedule (fetcher warm list, ctl cache warm)
+  housekeeping,    // trim misses (ZREMRANGEBYRANK), the forget EVAL (ZRANGEBYSCORE, ZRANGE,
+                   // ZCARD, ZREM on wanted and schedule), eviction reads (ZRANDMEMBER,
+                   // ZMSCORE) (fetcher)
   write_stats,     // MULTI DEL/HSET/EXPIRE EXEC on the fetcher's stats hash (fetcher)
   read_stats,      // SCAN + HGETALL on stats hashes (ctl cache stats)
   list_entries,    // SCAN over entry keys (ctl cache list)
@@ -82,8 +93,12 @@ class PolicyStore {
   // the codec version its first line names (0: none), so that an entry of a newer format
   // this build cannot read is told apart from garbage.
   std::optional<CacheEntry> get(const Domain& d, std::string* decode_error = nullptr, int* writer_version = nullptr);
-  // Records a miss (deduplicated: ZADD NX) and trims the set; one round trip.
+  // Records a miss (deduplicated: ZADD NX); one round trip. Trimming the set is the
+  // fetchers' job (trim_misses), so that a milter's user cannot erase the fleet's misses.
   void signal_miss(const Domain& d, SysTime now);
+  // Records that these domains were looked up at these times: one ZADD GT (a time never moves
+  // back). Names are taken as given (the caller holds normalized Domain names).
+  void note_wanted(const std::vector<std::pair<std::string, SysTime>>& batch);
   std::string changed_channel() const;
 
   // ---- fetcher side (writer) ----
@@ -101,6 +116,12 @@ class PolicyStore {
   // Up to `limit` domains from misses (oldest first), then due from the schedule (score <= now).
   std::vector<std::string> pending_misses(std::size_t limit);
   std::vector<std::string> due(SysTime now, std::size_t limit);
+  // due() with each domain's entry (nullopt: none or undecodable), in two round trips.
+  struct Scheduled {
+    std::string name;
+    std::optional<CacheEntry> entry;
+  };
+  std::vector<Scheduled> due_entries(SysTime now, std::size_t limit);
   // Adds a domain to the schedule (warm list) at `when` unless it is already scheduled
   // earlier (ZADD LT semantics, plus NX when absent).
   void schedule(const Domain& d, SysTime when);
@@ -121,6 +142,27 @@ class PolicyStore {
   std::vector<bool> renew(const std::vector<std::pair<Domain, std::string>>& claims, std::chrono::milliseconds ttl);
   std::size_t misses_size();
   std::size_t schedule_size();
+  std::size_t wanted_size();
+
+  // ---- fetcher housekeeping (bounded work per call) ----
+  // Drops the oldest misses beyond max_misses; returns how many.
+  std::size_t trim_misses();
+  // Forgets (removes from wanted and schedule, atomically) up to `limit` domains wanted last
+  // before `cutoff`, and the least recently wanted beyond max_domains + max_misses in wanted.
+  // Their entries stay until their own TTL. Returns how many.
+  std::size_t forget_unwanted(SysTime cutoff, std::size_t limit);
+  // Scheduled domains that may be evicted, for choose_evictions: the `n` least recently
+  // wanted that are scheduled, and a random sample of `n` scheduled ones (which finds those
+  // with no wanted record), each with its wanted time and entry. A wanted time that is not a
+  // plain number is treated as absent.
+  struct Candidate {
+    std::string name;
+    std::optional<SysTime> wanted;
+    std::optional<CacheEntry> entry;
+  };
+  std::vector<Candidate> eviction_candidates(std::size_t n);
+  // Removes these names from schedule and wanted (their entries age out).
+  void unschedule(const std::vector<std::string>& names);
   // The lowest score of the schedule (the next or most overdue refresh) and of the misses (the
   // oldest waiting miss); nullopt when empty. For the fetcher's metrics (ZRANGE ... WITHSCORES).
   std::optional<SysTime> earliest_scheduled();

@@ -1,6 +1,7 @@
 // A PolicySource for the lookup unit tests (milter and tlsmap): an in-memory map of cache entries that can be
 // told to fail, counts its reads, records signalled misses, and can fill an entry after a
-// given number of reads (to test the bounded miss-wait without waiting).
+// given number of reads (to test the bounded miss-wait without waiting). Demand batches
+// (note_wanted) are recorded too; fail_signal() makes them fail as well.
 #pragma once
 
 #include <map>
@@ -35,6 +36,13 @@ class FakeLookupSource final : public PolicySource {
     misses_.push_back(d.str());
   }
 
+  void note_wanted(const std::vector<std::pair<std::string, SysTime>>& batch) override {
+    std::lock_guard lk(mu_);
+    ++wanted_batches_;
+    if (fail_signal_) throw std::runtime_error("fake note_wanted failed");
+    for (const auto& [d, t] : batch) wanted_[d] = std::max(wanted_[d], t);
+  }
+
   void set(const std::string& domain, CacheEntry e) {
     std::lock_guard lk(mu_);
     entries_[domain] = std::move(e);
@@ -64,12 +72,23 @@ class FakeLookupSource final : public PolicySource {
     std::lock_guard lk(mu_);
     return misses_;
   }
+  // domain -> latest time recorded by note_wanted; and how many batches arrived (failed too).
+  std::map<std::string, SysTime> wanted() const {
+    std::lock_guard lk(mu_);
+    return wanted_;
+  }
+  int wanted_batches() const {
+    std::lock_guard lk(mu_);
+    return wanted_batches_;
+  }
 
  private:
   mutable std::mutex mu_;
   std::map<std::string, CacheEntry> entries_;
   std::optional<std::pair<int, CacheEntry>> fill_after_;
   std::vector<std::string> misses_;
+  std::map<std::string, SysTime> wanted_;
+  int wanted_batches_ = 0;
   bool fail_ = false;
   bool fail_signal_ = false;
   int gets_ = 0;

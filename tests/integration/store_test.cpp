@@ -7,10 +7,13 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <sstream>
 
 #include "common/fleet_clock.hpp"
+#include "common/lookup.hpp"
+#include "tests/fakes/fake_clock.hpp"
 #include "tests/support/redis_server.hpp"
 
 namespace mtasts {
@@ -101,7 +104,7 @@ TEST_F(StoreTest, UndecodableValueIsAbsentWithAReason) {
   EXPECT_FALSE(store_.get(dom("example.org")));  // without the out-parameter
 }
 
-TEST_F(StoreTest, MissesAreDeduplicatedOldestFirstAndBounded) {
+TEST_F(StoreTest, MissesAreDeduplicatedOldestFirstAndBoundedByTheFetcher) {
   StoreOptions o;
   o.max_misses = 3;
   PolicyStore s(pool_, o);
@@ -115,7 +118,9 @@ TEST_F(StoreTest, MissesAreDeduplicatedOldestFirstAndBounded) {
   EXPECT_TRUE(s.pending_misses(0).empty());
   s.signal_miss(dom("d.example"), T0 + Seconds{4});
   s.signal_miss(dom("e.example"), T0 + Seconds{5});
-  EXPECT_EQ(s.misses_size(), 3u) << "bounded to max_misses";
+  EXPECT_EQ(s.misses_size(), 5u) << "a signal does not trim: the milter's user cannot remove misses";
+  EXPECT_EQ(s.trim_misses(), 2u) << "the fetcher's housekeeping drops the oldest beyond max_misses";
+  EXPECT_EQ(s.misses_size(), 3u);
   EXPECT_EQ(s.pending_misses(10), (std::vector<std::string>{"c.example", "d.example", "e.example"}));
   s.clear_miss(dom("d.example"));
   EXPECT_EQ(s.pending_misses(10), (std::vector<std::string>{"c.example", "e.example"}));
@@ -144,13 +149,89 @@ TEST_F(StoreTest, ScheduleDueAndBounds) {
   EXPECT_EQ(s.due(T0 + Seconds{50}, 1), std::vector<std::string>{"b.example"});
   EXPECT_TRUE(s.due(T0, 10).empty());
   EXPECT_TRUE(s.due(T0 + Seconds{5000}, 0).empty());
+  // Writes never trim the schedule by rank (that dropped the farthest refreshes: the
+  // long-lived policies); the fetcher's housekeeping evicts (see EvictionCandidates...).
   s.schedule(dom("d.example"), T0 + Seconds{20});
-  EXPECT_EQ(s.schedule_size(), 3u) << "bounded to max_domains";
-  EXPECT_EQ(s.due(T0 + Seconds{5000}, 10), (std::vector<std::string>{"b.example", "d.example", "a.example"}))
-      << "the farthest-scheduled domain is dropped";
-  // put() respects the bound too.
   s.put(dom("e.example"), enforce_entry(T0, Seconds{86400}), T0, false);
-  EXPECT_EQ(s.schedule_size(), 3u);
+  EXPECT_EQ(s.schedule_size(), 5u);
+}
+
+TEST_F(StoreTest, WantedKeepsTheLatestLookupAndWritesMarkDemand) {
+  const long long t0 = T0.time_since_epoch().count();
+  store_.note_wanted({{"a.example", T0 + Seconds{10}}, {"b.example", T0 + Seconds{5}}});
+  store_.note_wanted({{"a.example", T0 + Seconds{3}}});  // an older report never moves it back
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:wanted", "a.example"}), std::to_string(t0 + 10));
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:wanted", "b.example"}), std::to_string(t0 + 5));
+  store_.note_wanted({});  // nothing to send: no command
+
+  const auto put = [&](const std::string& d, SysTime now) {
+    ASSERT_TRUE(store_.claim(dom(d), "tok", 30s));
+    EXPECT_EQ(store_.put_claimed(dom(d), enforce_entry(now, Seconds{86400}), now, false, "tok"),
+              PolicyStore::PutResult::written);
+    store_.release(dom(d), "tok");
+  };
+  // A write that answers a miss marks the domain wanted at the write.
+  store_.signal_miss(dom("b.example"), T0);
+  put("b.example", T0 + Seconds{100});
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:wanted", "b.example"}), std::to_string(t0 + 100));
+  // A refresh of a domain with a wanted record leaves it as it is (demand is the lookups').
+  put("a.example", T0 + Seconds{200});
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:wanted", "a.example"}), std::to_string(t0 + 10));
+  // An entry from before the wanted set existed gets a record at its next write: grace.
+  put("old.example", T0 + Seconds{300});
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:wanted", "old.example"}), std::to_string(t0 + 300));
+  EXPECT_EQ(store_.wanted_size(), 3u);
+}
+
+TEST_F(StoreTest, ForgetUnwantedRemovesStaleDomainsFromWantedAndScheduleOnly) {
+  StoreOptions o;
+  o.max_domains = 2;
+  o.max_misses = 1;  // wanted is bounded to 3
+  PolicyStore s(pool_, o);
+  for (const char* d : {"stale1.example", "stale2.example", "fresh.example"}) {
+    s.put(dom(d), enforce_entry(T0, Seconds{86400}), T0, false);
+  }
+  cli1({"DEL", "mta-sts:v1:wanted"});  // the writes gave each a record at T0
+  s.note_wanted({{"stale1.example", T0 - Seconds{100}}, {"stale2.example", T0 - Seconds{50}},
+                 {"fresh.example", T0}});
+  // Wanted strictly before the cutoff, at most `limit` per call.
+  EXPECT_EQ(s.forget_unwanted(T0 - Seconds{10}, 1), 1u);
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:schedule", "stale1.example"}), "");
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:wanted", "stale1.example"}), "");
+  EXPECT_TRUE(s.get(dom("stale1.example"))) << "the entry stays and ages out with its own TTL";
+  EXPECT_EQ(s.forget_unwanted(T0 - Seconds{10}, 100), 1u);
+  EXPECT_EQ(s.forget_unwanted(T0 - Seconds{10}, 100), 0u);
+  EXPECT_EQ(s.forget_unwanted(T0, 100), 0u) << "wanted at the cutoff itself is kept";
+  EXPECT_EQ(s.schedule_size(), 1u);
+  // Beyond max_domains + max_misses, the least recently wanted go too.
+  s.note_wanted({{"w1.example", T0 + Seconds{1}}, {"w2.example", T0 + Seconds{2}}, {"w3.example", T0 + Seconds{3}}});
+  EXPECT_EQ(s.forget_unwanted(T0 - Seconds{10}, 100), 1u);
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:wanted", "fresh.example"}), "");
+  EXPECT_EQ(s.wanted_size(), 3u);
+}
+
+TEST_F(StoreTest, EvictionCandidatesAreScheduledWithTheirDemandAndEntries) {
+  store_.put(dom("lru.example"), enforce_entry(T0, Seconds{86400}), T0, false);
+  store_.put(dom("recent.example"), enforce_entry(T0, Seconds{86400}), T0, false);
+  cli1({"ZADD", "mta-sts:v1:schedule", "1", "legacy.example"});  // scheduled, never looked up
+  cli1({"DEL", "mta-sts:v1:wanted"});
+  store_.note_wanted({{"lru.example", T0 - Seconds{60}}, {"recent.example", T0}, {"gone.example", T0 - Seconds{90}}});
+  auto c = store_.eviction_candidates(10);
+  std::map<std::string, PolicyStore::Candidate> by;
+  for (auto& x : c) by.emplace(x.name, std::move(x));
+  EXPECT_EQ(by.size(), 3u) << "gone.example is wanted but not scheduled: not a candidate";
+  ASSERT_TRUE(by.count("legacy.example"));
+  EXPECT_FALSE(by["legacy.example"].wanted);
+  EXPECT_FALSE(by["legacy.example"].entry);
+  ASSERT_TRUE(by.count("lru.example"));
+  EXPECT_EQ(by["lru.example"].wanted, T0 - Seconds{60});
+  ASSERT_TRUE(by["lru.example"].entry);
+  EXPECT_EQ(by["lru.example"].entry->policy->policy.mode, Mode::enforce);
+  store_.unschedule({"lru.example", "legacy.example"});
+  EXPECT_EQ(store_.schedule_size(), 1u);
+  EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:wanted", "lru.example"}), "");
+  EXPECT_TRUE(store_.get(dom("lru.example"))) << "an evicted entry ages out with its TTL";
+  EXPECT_TRUE(store_.eviction_candidates(0).empty());
 }
 
 TEST_F(StoreTest, ForgetInvalidNames) {
@@ -356,11 +437,46 @@ TEST_F(StoreTest, RedisDownIsARedisError) {
   EXPECT_FALSE(store_.get(dom("example.com")));
 }
 
+// The lookup library records demand in Redis at most once per domain per local-cache-ttl, and a
+// Redis outage costs the lookups nothing but the dropped batch.
+TEST_F(StoreTest, LookupsRecordDemandAtMostOncePerLocalCacheTtl) {
+  test::FakeClock clock;
+  const SysTime t0 = clock.now();
+  store_.put(dom("example.com"), enforce_entry(t0, Seconds{86400}), t0, false);
+  cli1({"DEL", "mta-sts:v1:wanted"});
+  RedisPolicySource source(pool_, StoreOptions{});
+  LookupOptions lo;
+  lo.local_ttl = Seconds{60};
+  lo.demand_interval = 0ms;  // flushed here, not by the recorder's thread
+  PolicyLookup lookup(source, clock, lo);
+  const auto wanted = [&] { return cli1({"ZSCORE", "mta-sts:v1:wanted", "example.com"}); };
+  for (int i = 0; i < 3; ++i) lookup.lookup(dom("example.com"));
+  EXPECT_EQ(wanted(), "") << "nothing is written on the lookup path";
+  EXPECT_TRUE(lookup.flush_demand());
+  EXPECT_EQ(wanted(), std::to_string(t0.time_since_epoch().count()));
+  clock.advance(Seconds{59});
+  lookup.lookup(dom("example.com"));
+  EXPECT_TRUE(lookup.flush_demand());
+  EXPECT_EQ(wanted(), std::to_string(t0.time_since_epoch().count())) << "within local-cache-ttl";
+  clock.advance(Seconds{1});
+  lookup.lookup(dom("example.com"));
+  EXPECT_TRUE(lookup.flush_demand());
+  EXPECT_EQ(wanted(), std::to_string(t0.time_since_epoch().count() + 60));
+
+  clock.advance(Seconds{30});
+  server_.kill();
+  EXPECT_TRUE(lookup.lookup(dom("example.com")).entry) << "answered locally while Redis is down";
+  EXPECT_TRUE(lookup.lookup(dom("other.example")).failed);
+  EXPECT_FALSE(lookup.flush_demand()) << "other.example's note is dropped";
+  EXPECT_EQ(lookup.demand_dropped(), 1u);
+  server_.start();
+}
+
 // The milter's Redis user may read entries, signal misses and listen for changes, nothing else.
 TEST(StoreAcl, MilterIsReadAndSignalOnly) {
   RedisServer server(
       "user milter on >mpw resetkeys ~mta-sts:v1:e:* ~mta-sts:v1:misses resetchannels &mta-sts:v1:changed "
-      "-@all +get +zadd +zremrangebyrank +subscribe +ping\n"
+      "-@all +get +zadd +subscribe +ping\n"
       "user fetcher on >fpw resetkeys ~mta-sts:* resetchannels &mta-sts:* -@all +@read +@write +@transaction "
       "+@pubsub +eval +ping +scan\n"
       "user default on nopass ~* &* +@all\n");

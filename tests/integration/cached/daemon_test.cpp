@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -277,6 +278,79 @@ TEST_F(DaemonTest, OnceProcessesMissesAndWarmListThenExits) {
   EXPECT_TRUE(has_entry("example.com"));
   EXPECT_TRUE(has_entry("warm.example"));
   EXPECT_EQ(store->misses_size(), 0u);
+}
+
+// The test: a flood of misses (50,000 new domains, each slow to discover: every name
+// under flood.example times out in DNS) while enforce policies are close to expiry. A share
+// of the concurrency is kept for due refreshes, enforce policies closest to expiry first, so
+// the policies are refreshed before they expire instead of turning into "unknown".
+TEST_F(DaemonTest, AMissFloodDoesNotLetEnforcePoliciesExpire) {
+  const std::vector<std::string> policies{"enforce0.example", "enforce1.example", "enforce2.example"};
+  for (const auto& d : policies) add(d, "new1");
+  world.dns().set_failure("flood.example", test::DnsFailure::timeout);
+  world.https().apply();
+  world.dns().apply();
+
+  // The cached entries: an older id, expiring in 30 s, due now.
+  const SysTime now = SystemClock().now();
+  const SysTime old_expiry = now + Seconds{30};
+  for (const auto& d : policies) {
+    CacheEntry e;
+    StoredPolicy sp;
+    sp.policy.mode = Mode::enforce;
+    sp.policy.max_age = Seconds{86400};
+    std::string err;
+    sp.policy.mx.push_back(*MxPattern::parse("mail." + d, &err));
+    sp.raw = World::policy("enforce", {"mail." + d}, 86400);
+    sp.id = "old1";
+    sp.fetched_at = old_expiry - Seconds{86400};
+    sp.expires_at = old_expiry;
+    e.policy = sp;
+    e.checked_at = sp.fetched_at;
+    e.next_refresh = now - Seconds{1};
+    store->put(dom(d), e, now, false);
+  }
+  // 50,000 misses in one pipelined batch, signalled before the policies came due.
+  {
+    const std::string t = std::to_string(now.time_since_epoch().count() - 60);
+    std::vector<std::string> names;
+    for (int i = 0; i < 50000; ++i) names.push_back("d" + std::to_string(i) + ".flood.example");
+    std::vector<std::vector<std::string_view>> cmds;
+    for (std::size_t i = 0; i < names.size(); i += 1000) {
+      std::vector<std::string_view> zadd{"ZADD", "mta-sts:v1:misses", "NX"};
+      for (std::size_t j = i; j < std::min(names.size(), i + 1000); ++j) {
+        zadd.push_back(t);
+        zadd.push_back(names[j]);
+      }
+      cmds.push_back(std::move(zadd));
+    }
+    pool->lease()->pipeline(cmds);
+  }
+  ASSERT_EQ(store->misses_size(), 50000u);
+
+  auto p = start("flood", "concurrency = 4\ndns-timeout = 100ms\ndns-retries = 0\nlog-level = info\n");
+  const auto refreshed = [&](const std::string& d) {
+    try {
+      auto e = store->get(dom(d));
+      return e && e->policy && e->policy->id == "new1" && e->policy->expires_at > old_expiry;
+    } catch (const RedisError&) {
+      return false;
+    }
+  };
+  const bool all = test::wait_until(
+      [&] { return std::all_of(policies.begin(), policies.end(), refreshed); }, std::chrono::seconds(25));
+  const std::size_t left = store->misses_size();
+  EXPECT_TRUE(all) << "enforce policies not refreshed during the miss flood";
+  EXPECT_LT(SystemClock().now(), old_expiry) << "refreshed, but only after the old policies expired";
+  for (const auto& d : policies) {
+    EXPECT_TRUE(refreshed(d)) << d;
+    EXPECT_EQ(requests("mta-sts." + d, 1), 1u) << d;
+  }
+  // (dnsmasq gives up on the silent upstream after a while and answers at once: the flood
+  // then drains faster, but not within the first seconds.)
+  EXPECT_GT(left, 25000u) << "refreshed while the flood was still being worked off";
+  p->signal(SIGTERM);
+  EXPECT_TRUE(exited_zero(p->wait(10s))) << log("flood");
 }
 
 TEST_F(DaemonTest, DetachesWithAPidFile) {

@@ -17,6 +17,7 @@
 
 #include "common/config.hpp"
 #include "common/redis.hpp"
+#include "common/redis_check.hpp"
 #include "common/store.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/redis_acl.hpp"
@@ -424,6 +425,40 @@ TEST_F(RedisAcl, MilterCanReadAndSignalOnly) {
   EXPECT_THROW(lease->command({"SET", "mta-sts:v1:e:forged.example", "x"}), RedisError);
   EXPECT_THROW(lease->command({"DEL", "mta-sts:v1:e:known.example"}), RedisError);
   EXPECT_THROW(lease->command({"KEYS", "*"}), RedisError);
+}
+
+// Trimming the misses belongs to the fetcher: an MTA host's user can add misses and demand
+// records, but cannot wipe or trim the fleet's misses, and its --check-redis still passes.
+TEST_F(RedisAcl, MilterAndTlsmapCannotWipeOrTrimTheMisses) {
+  const SysTime now = SystemClock().now();
+  for (const char* who : {"milter", "tlsmap"}) {
+    const RedisOptions o = as(who);
+    Pool pool(o);
+    PolicyStore store(pool, StoreOptions{});
+    EXPECT_NO_THROW(store.signal_miss(dom("wanted.example"), now)) << who;
+    EXPECT_NO_THROW(store.note_wanted({{"wanted.example", now}})) << who;
+    auto lease = pool.lease();
+    for (const std::vector<std::string_view>& cmd : std::vector<std::vector<std::string_view>>{
+             {"ZREMRANGEBYRANK", "mta-sts:v1:misses", "0", "-1"},
+             {"ZREM", "mta-sts:v1:misses", "wanted.example"},
+             {"DEL", "mta-sts:v1:misses"},
+             {"ZPOPMIN", "mta-sts:v1:misses"},
+             {"ZREM", "mta-sts:v1:wanted", "wanted.example"},
+             {"DEL", "mta-sts:v1:wanted"}}) {
+      try {
+        lease->command(cmd);
+        ADD_FAILURE() << who << " may run " << cmd[0] << " " << cmd[1];
+      } catch (const RedisError& e) {
+        EXPECT_NE(std::string(e.what()).find("NOPERM"), std::string::npos) << who << ": " << e.what();
+      }
+    }
+    const RedisCheckResult r = check_redis(o, StoreOptions{}, std::string(who) == "milter" ? Program::milter : Program::tlsmap);
+    EXPECT_TRUE(r.ok) << who << ": " << r.message;
+  }
+  Pool fetcher(as("cached"));
+  EXPECT_EQ(PolicyStore(fetcher, StoreOptions{}).misses_size(), 1u) << "the misses are intact";
+  EXPECT_EQ(PolicyStore(fetcher, StoreOptions{}).wanted_size(), 1u);
+  EXPECT_TRUE(check_redis(as("cached"), StoreOptions{}, Program::cached).ok);
 }
 
 TEST_F(RedisAcl, CtlCanRunEveryCacheSubcommand) {

@@ -25,6 +25,24 @@ const std::string kEnforce = "version: STSv1\nmode: enforce\nmx: mail.example.co
 
 Domain dom(const std::string& s) { return *Domain::parse(s).domain; }
 
+// An enforce policy for mail.example.com fetched at `fetched` under `id`, usable for a day.
+CacheEntry test_entry_enforce(SysTime fetched, const std::string& id) {
+  CacheEntry e;
+  StoredPolicy sp;
+  sp.policy.mode = Mode::enforce;
+  sp.policy.max_age = Seconds{86400};
+  std::string err;
+  sp.policy.mx.push_back(*MxPattern::parse("mail.example.com", &err));
+  sp.raw = kEnforce;
+  sp.id = id;
+  sp.fetched_at = fetched;
+  sp.expires_at = fetched + Seconds{86400};
+  e.policy = sp;
+  e.checked_at = fetched;
+  e.next_refresh = fetched + Seconds{86400 - 3600};
+  return e;
+}
+
 class WorkerTest : public ::testing::Test {
  protected:
   WorkerTest() {
@@ -374,6 +392,93 @@ TEST_F(WorkerTest, ReloadWhileRunningIsRaceFree) {
   w.stop();
   loop.join();
   EXPECT_TRUE(entry("a.example"));
+}
+
+// Fair work: a share of the concurrency goes to due refreshes, so that misses that never end
+// (held fetches) cannot starve the refresh of an enforce policy close to its expiry.
+TEST_F(WorkerTest, MissesThatHoldEverySlotDoNotStarveADueEnforcePolicy) {
+  const SysTime now = clock.now();
+  CacheEntry old = test_entry_enforce(now - Seconds{86400 - 600}, "e1");  // expires in 10 min
+  old.next_refresh = now - Seconds{1};
+  store->put(dom("enforce.example"), old, now, false);
+  publish("enforce.example", "e2");
+  std::vector<std::string> flood;
+  for (int i = 0; i < 8; ++i) {
+    const std::string d = "flood" + std::to_string(i) + ".example";
+    publish(d, "f1");
+    web->hold("mta-sts." + d);
+    store->signal_miss(dom(d), now);
+    flood.push_back(d);
+  }
+  auto s = std::make_shared<worker::Services>(*services(4));
+  s->options.refresh_share = 25;  // one slot of four
+  worker::Worker w(s, clock);
+  std::thread loop([&] { w.run(); });
+  EXPECT_TRUE(test::wait_until(
+      [&] {
+        auto e = entry("enforce.example");
+        return e && e->policy && e->policy->id == "e2";
+      },
+      5s))
+      << "the enforce policy was not refreshed while misses held the other slots";
+  EXPECT_TRUE(test::wait_until([&] { return web->waiting() >= 3; }, 5s)) << "misses use the rest";
+  for (const auto& d : flood) web->release("mta-sts." + d);
+  w.stop();
+  loop.join();
+  EXPECT_TRUE(w.wait_idle(5s));
+}
+
+TEST_F(WorkerTest, ADomainNobodyLooksUpStopsBeingRefreshed) {
+  publish("wanted.example", "w1");
+  publish("unwanted.example", "u1");
+  auto s = std::make_shared<worker::Services>(*services());
+  s->options.forget_after = Seconds{2 * 86400};
+  worker::Worker w(s, clock);
+  store->signal_miss(dom("wanted.example"), clock.now());
+  store->signal_miss(dom("unwanted.example"), clock.now());
+  w.run_once();
+  EXPECT_EQ(w.housekeep().forgotten, 0u) << "both were just wanted (the write answered a miss)";
+  // Only one of them is looked up again; three days later both are due.
+  clock.advance(Seconds{86400});
+  store->note_wanted({{"wanted.example", clock.now()}});
+  clock.advance(Seconds{2 * 86400});
+  EXPECT_EQ(w.housekeep().forgotten, 1u);
+  EXPECT_EQ(redis.cli({"ZSCORE", "mta-sts:v1:schedule", "unwanted.example"}), "");
+  EXPECT_EQ(redis.cli({"ZSCORE", "mta-sts:v1:wanted", "unwanted.example"}), "");
+  w.run_once();
+  EXPECT_EQ(dns->txt_queries("_mta-sts.wanted.example"), 2) << "refreshed";
+  EXPECT_EQ(dns->txt_queries("_mta-sts.unwanted.example"), 1) << "not refreshed: its entry ages out";
+  EXPECT_TRUE(entry("unwanted.example")) << "the entry is left to its own TTL";
+}
+
+TEST_F(WorkerTest, EvictionKeepsWantedUsableEnforcePoliciesAndDropsTheLeastWanted) {
+  StoreOptions so;
+  so.max_domains = 2;
+  auto small = std::make_shared<PolicyStore>(*pool, so);
+  auto s = std::make_shared<worker::Services>(*services());
+  s->store = small;
+  const SysTime now = clock.now();
+  // Two enforce policies looked up long ago (but within forget-after), negative entries looked
+  // up a moment ago, and a scheduled domain from before demand was recorded.
+  for (const char* d : {"enforce1.example", "enforce2.example"})
+    small->put(dom(d), test_entry_enforce(now, "e1"), now, false);
+  for (const char* d : {"neg1.example", "neg2.example", "neg3.example"}) {
+    CacheEntry e;
+    e.no_policy_until = now + Seconds{3600};
+    e.checked_at = now;
+    e.next_refresh = now + Seconds{3600};
+    small->put(dom(d), e, now, false);
+  }
+  redis.cli({"DEL", "mta-sts:v1:wanted"});
+  small->note_wanted({{"enforce1.example", now - Seconds{20 * 86400}}, {"enforce2.example", now - Seconds{10 * 86400}},
+                      {"neg1.example", now}, {"neg2.example", now}, {"neg3.example", now}});
+  redis.cli({"ZADD", "mta-sts:v1:schedule", "1", "legacy.example"});
+  worker::Worker w(s, clock);
+  EXPECT_EQ(w.housekeep().evicted, 4u);
+  EXPECT_EQ(small->schedule_size(), 2u);
+  EXPECT_NE(redis.cli({"ZSCORE", "mta-sts:v1:schedule", "enforce1.example"}), "");
+  EXPECT_NE(redis.cli({"ZSCORE", "mta-sts:v1:schedule", "enforce2.example"}), "");
+  EXPECT_EQ(w.housekeep().evicted, 0u);
 }
 
 TEST(WorkerOptions, DefaultFetcherIdIsTheHostNameStableAcrossRestarts) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -78,6 +79,7 @@ struct PolicyLookupTest : ::testing::Test {
   void SetUp() override {
     opts.local_ttl = Seconds{60};
     opts.local_cache_size = 100;
+    opts.demand_interval = milliseconds{0};  // demand is flushed by hand (flush_demand)
     make();
   }
 };
@@ -279,6 +281,64 @@ TEST_F(PolicyLookupTest, ResyncDropsEverything) {
   EXPECT_EQ(lookup->local_size(), 2u);
   lookup->resync();
   EXPECT_EQ(lookup->local_size(), 0u);
+}
+
+TEST_F(PolicyLookupTest, DemandIsNotedOncePerLocalCacheTtlLocalHitsToo) {
+  const SysTime t0 = clock.now();
+  source.set("example.com", test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, t0));
+  lookup->lookup(dom("example.com"));                       // from the source
+  EXPECT_EQ(lookup->lookup(dom("example.com")).source, LookupSource::local);
+  lookup->lookup(dom("unknown.example"));                   // a miss is wanted too
+  EXPECT_EQ(source.wanted_batches(), 0) << "nothing reaches the source on the lookup path";
+  EXPECT_TRUE(lookup->flush_demand());
+  EXPECT_EQ(source.wanted_batches(), 1) << "one batch for every domain noted since the last";
+  EXPECT_EQ(source.wanted(), (std::map<std::string, SysTime>{{"example.com", t0}, {"unknown.example", t0}}));
+
+  clock.advance(Seconds{30});
+  EXPECT_TRUE(lookup->lookup_local(dom("example.com")));
+  EXPECT_TRUE(lookup->flush_demand());
+  EXPECT_EQ(source.wanted_batches(), 1) << "within local-cache-ttl: not noted again";
+
+  clock.advance(Seconds{31});
+  EXPECT_TRUE(lookup->lookup_local(dom("example.com")) || lookup->lookup(dom("example.com")).entry);
+  EXPECT_TRUE(lookup->flush_demand());
+  EXPECT_EQ(source.wanted_batches(), 2);
+  EXPECT_EQ(source.wanted().at("example.com"), t0 + Seconds{61});
+}
+
+TEST_F(PolicyLookupTest, ADemandBatchThatFailsIsDroppedAndCounted) {
+  source.set("example.com", test::negative_entry(clock.now()));
+  source.fail_signal(true);
+  EXPECT_TRUE(lookup->lookup(dom("example.com")).entry) << "the lookup itself is not affected";
+  EXPECT_FALSE(lookup->flush_demand());
+  EXPECT_EQ(lookup->demand_dropped(), 1u);
+  EXPECT_EQ(stats.demand_dropped.load(), 1u);
+  source.fail_signal(false);
+  EXPECT_TRUE(lookup->flush_demand()) << "the failed batch is gone, not retried";
+  EXPECT_TRUE(source.wanted().empty());
+  lookup->lookup(dom("other.example"));
+  EXPECT_TRUE(lookup->flush_demand());
+  EXPECT_EQ(source.wanted().count("other.example"), 1u);
+}
+
+TEST_F(PolicyLookupTest, PendingDemandIsBounded) {
+  opts.demand_max_pending = 2;
+  make();
+  for (const char* d : {"a.example", "b.example", "c.example"}) lookup->lookup(dom(d));
+  EXPECT_EQ(lookup->demand_dropped(), 1u);
+  EXPECT_TRUE(lookup->flush_demand());
+  EXPECT_EQ(source.wanted().size(), 2u);
+}
+
+TEST_F(PolicyLookupTest, DemandIsFlushedInTheBackground) {
+  opts.demand_interval = milliseconds{10};
+  make();
+  lookup->lookup(dom("example.com"));
+  // The recorder's own thread sends it; poll with a generous bound.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (source.wanted().empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(milliseconds{5});
+  EXPECT_EQ(source.wanted().count("example.com"), 1u);
 }
 
 TEST_F(PolicyLookupTest, ConcurrentLookupsAreSafe) {
