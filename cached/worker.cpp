@@ -306,7 +306,7 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
       claims_.drop(d);
       sv.store->release(d, token);
       redis_state(true, {});
-      finish_task(task, std::move(s), d);
+      finish_task(task, std::move(s), d, miss);
       return;
     }
     if (!decode_error.empty())
@@ -401,10 +401,10 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
     } catch (const std::exception&) {
     }
   }
-  finish_task(task, std::move(s), d);
+  finish_task(task, std::move(s), d, miss);
 }
 
-void Worker::finish_task(std::uint64_t task, std::shared_ptr<const Services> s, const Domain& d) {
+void Worker::finish_task(std::uint64_t task, std::shared_ptr<const Services> s, const Domain& d, bool miss) {
   // The task's hold on the services ends before it reports itself done: once the Worker sees
   // no task in flight, nothing but itself may own them (a reload may have left this task the
   // last owner, and the process may exit right after the Worker).
