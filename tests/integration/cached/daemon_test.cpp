@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/store.hpp"
+#include "tests/support/fetcher.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/world.hpp"
 
@@ -27,7 +28,7 @@ using test::Process;
 using test::TempDir;
 using test::World;
 
-std::filesystem::path binary() { return test::build_dir() / "cached" / "mta-sts-cached"; }
+std::filesystem::path binary() { return test::fetcher_binary(); }
 
 Domain dom(const std::string& s) { return *Domain::parse(s).domain; }
 
@@ -62,42 +63,16 @@ class DaemonTest : public ::testing::Test {
     world.add_domain(d, s);
   }
 
-  // The [cached] section: test defaults, with the "key = value" lines of `extra` replacing
-  // a default of the same key (a key may appear only once in the file).
+  // The test defaults of tests/support/fetcher, each replaced by a line of `extra` with the
+  // same key.
   std::string config(const std::string& id, const std::string& extra = "") {
-    std::vector<std::string> lines{"log = stderr", "log-level = debug", "resolver = " + world.resolver(),
-                                   "ca-file = " + world.ca_file().string(), "dns-timeout = 400ms",
-                                   "global-addresses-only = no",  // the world lives on loopback
-                                   "dns-retries = 1", "fetch-timeout = 5s", "connect-timeout = 2s",
-                                   "poll-interval = 20ms", "shutdown-timeout = 5s", "refresh-jitter = 0",
-                                   "fetcher-id = " + id};
-    auto key = [](const std::string& l) { return l.substr(0, l.find(" =")); };
-    std::istringstream in(extra);
-    for (std::string l; std::getline(in, l);) {
-      if (l.empty()) continue;
-      std::erase_if(lines, [&](const std::string& d) { return key(d) == key(l); });
-      lines.push_back(l);
-    }
-    std::string out = "[redis]\naddress = " + world.redis().address() + "\n[cached]\n";
-    for (const auto& l : lines) out += l + "\n";
-    return out;
+    return test::fetcher_config(world, {"address = " + world.redis().address()}, id, extra);
   }
-
   // Starts a daemon with the config written to DIR/<id>.conf; waits until it runs.
   std::unique_ptr<Process> start(const std::string& id, const std::string& extra = "") {
-    const auto conf = dir / (id + ".conf");
-    test::write_file(conf, config(id, extra));
-    auto p = std::make_unique<Process>(std::vector<std::string>{binary().string(), "-c", conf.string()},
-                                       dir / (id + ".log"));
-    EXPECT_TRUE(test::wait_until([&] { return log(id).find("fetcher running") != std::string::npos; }, 5s))
-        << log(id);
-    return p;
+    return test::start_fetcher(dir.path(), id, config(id, extra));
   }
-  std::string log(const std::string& id) {
-    std::error_code ec;
-    if (!std::filesystem::exists(dir / (id + ".log"), ec)) return {};
-    return test::read_file(dir / (id + ".log"));
-  }
+  std::string log(const std::string& id) { return test::fetcher_log(dir.path(), id); }
   bool has_entry(const std::string& d) {
     try {
       return store->get(dom(d)).has_value();

@@ -11,6 +11,7 @@
 
 #include "common/fleet_clock.hpp"
 #include "common/store.hpp"
+#include "tests/support/fetcher.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/world.hpp"
 
@@ -18,8 +19,6 @@ namespace mtasts::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::filesystem::path cached_binary() { return build_dir() / "cached" / "mta-sts-cached"; }
 
 Domain dom(const std::string& s) { return *Domain::parse(s).domain; }
 
@@ -60,13 +59,6 @@ class FleetClockTest : public ::testing::Test {
   // A fetcher with a short claim (lock-ttl 2 s) and a fetch-timeout that lets a 5 s transfer
   // finish; `skew` runs it under libfaketime with its wall clock moved (monotonic untouched).
   std::unique_ptr<Process> start(const std::string& id, const std::string& skew = "") {
-    const auto conf = dir / (id + ".conf");
-    write_file(conf, "[redis]\naddress = " + world.redis().address() +
-                         "\n[cached]\nlog = stderr\nlog-level = debug\nresolver = " + world.resolver() +
-                         "\nca-file = " + world.ca_file().string() +
-                         "\nglobal-addresses-only = no\ndns-timeout = 400ms\ndns-retries = 1\n"
-                         "fetch-timeout = 10s\nconnect-timeout = 2s\nlock-ttl = 2s\npoll-interval = 20ms\n"
-                         "refresh-jitter = 0\nshutdown-timeout = 1s\nfetcher-id = " + id + "\n");
     std::vector<std::string> env;
     if (!skew.empty()) {
       // Preloaded straight into the daemon (not through the faketime wrapper, which forks):
@@ -75,15 +67,12 @@ class FleetClockTest : public ::testing::Test {
       EXPECT_FALSE(lib.empty()) << "libfaketimeMT.so.1 not found: install the package faketime";
       env = {"LD_PRELOAD=" + lib, "FAKETIME=" + skew, "FAKETIME_DONT_FAKE_MONOTONIC=1"};
     }
-    auto p = std::make_unique<Process>(std::vector<std::string>{cached_binary().string(), "-c", conf.string()},
-                                       dir / (id + ".log"), env);
-    EXPECT_TRUE(wait_until([&] { return log(id).find("fetcher running") != std::string::npos; }, 10s)) << log(id);
-    return p;
+    return start_fetcher(dir.path(), id,
+                         fetcher_config(world, {"address = " + world.redis().address()}, id,
+                                        "fetch-timeout = 10s\nlock-ttl = 2s\nshutdown-timeout = 1s\n"),
+                         env);
   }
-  std::string log(const std::string& id) const {
-    std::error_code ec;
-    return std::filesystem::exists(dir / (id + ".log"), ec) ? read_file(dir / (id + ".log")) : "";
-  }
+  std::string log(const std::string& id) const { return fetcher_log(dir.path(), id); }
   std::optional<CacheEntry> entry(const std::string& d) {
     try {
       return store->get(dom(d));

@@ -12,6 +12,7 @@
 
 #include "tests/integration/milter/harness.hpp"
 #include "tests/integration/tlsmap/harness.hpp"
+#include "tests/support/fetcher.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/redis_fleet.hpp"
 #include "tests/support/world.hpp"
@@ -20,8 +21,6 @@ namespace mtasts::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::filesystem::path cached_binary() { return build_dir() / "cached" / "mta-sts-cached"; }
 
 // Nothing listens there: the programs must find Redis through the sentinels.
 constexpr const char* kNowhere = "127.0.0.1:1";
@@ -52,29 +51,12 @@ class FleetTest : public ::testing::Test {
   }
   static std::string id_of(const std::string& d) { return "id" + std::to_string(d.size()); }
 
-  std::string redis_section() const {
-    std::string out = "[redis]\naddress = " + std::string(kNowhere) + "\n";
-    for (const auto& l : fleet.redis_lines("mta-sts-cached")) out += l + "\n";
-    return out;
-  }
   std::unique_ptr<Process> start_fetcher() {
-    const auto conf = dir / "cached.conf";
-    write_file(conf, redis_section() +
-                         "[cached]\nlog = stderr\nlog-level = debug\nresolver = " + world.resolver() +
-                         "\nca-file = " + world.ca_file().string() +
-                         "\nglobal-addresses-only = no\ndns-timeout = 400ms\ndns-retries = 1\n"
-                         "fetch-timeout = 5s\nconnect-timeout = 2s\npoll-interval = 20ms\n"
-                         "refresh-jitter = 0\nfetcher-id = fleet\n");
-    auto p = std::make_unique<Process>(std::vector<std::string>{cached_binary().string(), "-c", conf.string()},
-                                       dir / "cached.log");
-    EXPECT_TRUE(wait_until([&] { return fetcher_log().find("fetcher running") != std::string::npos; }, 5s))
-        << fetcher_log();
-    return p;
+    std::vector<std::string> redis{"address = " + std::string(kNowhere)};
+    for (const auto& l : fleet.redis_lines("mta-sts-cached")) redis.push_back(l);
+    return test::start_fetcher(dir.path(), "cached", fetcher_config(world, redis, "fleet"));
   }
-  std::string fetcher_log() const {
-    std::error_code ec;
-    return std::filesystem::exists(dir / "cached.log", ec) ? read_file(dir / "cached.log") : "";
-  }
+  std::string fetcher_log() const { return test::fetcher_log(dir.path(), "cached"); }
   MilterOptions milter_options(bool from_replica) const {
     MilterOptions o;
     o.redis_address = kNowhere;

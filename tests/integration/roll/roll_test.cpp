@@ -25,6 +25,7 @@
 #include "tests/integration/milter/harness.hpp"
 #include "tests/integration/roll/entry_dump.hpp"
 #include "tests/integration/tlsmap/harness.hpp"
+#include "tests/support/fetcher.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/world.hpp"
 
@@ -33,7 +34,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::filesystem::path cached_binary() { return build_dir() / "cached" / "mta-sts-cached"; }
 std::filesystem::path next_codec_binary() { return MTASTS_NEXT_CODEC_BIN; }
 
 Domain dom(const std::string& s) { return *Domain::parse(s).domain; }
@@ -119,23 +119,9 @@ class RollTest : public ::testing::Test {
 
   // ---- today's programs ----
   std::unique_ptr<Process> start_fetcher() {
-    const auto conf = dir / "cached.conf";
-    write_file(conf, "[redis]\naddress = " + world.redis().address() +
-                         "\n[cached]\nlog = stderr\nlog-level = debug\nresolver = " + world.resolver() +
-                         "\nca-file = " + world.ca_file().string() +
-                         "\nglobal-addresses-only = no\ndns-timeout = 400ms\ndns-retries = 1\n"
-                         "fetch-timeout = 5s\nconnect-timeout = 2s\npoll-interval = 20ms\n"
-                         "refresh-jitter = 0\nfetcher-id = roll\n");
-    auto p = std::make_unique<Process>(std::vector<std::string>{cached_binary().string(), "-c", conf.string()},
-                                       dir / "cached.log");
-    EXPECT_TRUE(wait_until([&] { return fetcher_log().find("fetcher running") != std::string::npos; }, 5s))
-        << fetcher_log();
-    return p;
+    return test::start_fetcher(dir.path(), "cached", fetcher_config(world, {"address = " + world.redis().address()}, "roll"));
   }
-  std::string fetcher_log() const {
-    std::error_code ec;
-    return std::filesystem::exists(dir / "cached.log", ec) ? read_file(dir / "cached.log") : "";
-  }
+  std::string fetcher_log() const { return test::fetcher_log(dir.path(), "cached"); }
   std::unique_ptr<MilterDaemon> start_milter() {
     std::filesystem::create_directories(dir / "milter");
     MilterOptions o;

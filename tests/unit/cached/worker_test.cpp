@@ -296,18 +296,7 @@ TEST_F(WorkerTest, ADiscoveryThatOutlivesItsClaimWritesNothing) {
   // Meanwhile this fetcher's claim expires, fetcher B takes the domain and writes what it
   // found (a newer policy).
   redis.cli({"SET", "mta-sts:v1:lock:late.example", "fetcher-b"});
-  CacheEntry newer;
-  StoredPolicy sp;
-  sp.policy.mode = Mode::enforce;
-  sp.policy.max_age = Seconds{86400};
-  std::string err;
-  sp.policy.mx.push_back(*MxPattern::parse("mail.example.com", &err));
-  sp.raw = kEnforce;
-  sp.id = "b2";
-  sp.fetched_at = clock.now();
-  sp.expires_at = clock.now() + Seconds{86400};
-  newer.policy = sp;
-  newer.checked_at = clock.now();
+  CacheEntry newer = test_entry_enforce(clock.now(), "b2");
   newer.next_refresh = clock.now() + Seconds{43200};
   ASSERT_EQ(store->put_claimed(dom("late.example"), newer, clock.now(), true, "fetcher-b"),
             PolicyStore::PutResult::written);
