@@ -18,10 +18,16 @@ struct FetcherMetrics {
   metrics::Counter* downgrades[3];   // from enforce to: testing, none, no policy
   metrics::Counter& claims_lost;
   metrics::Counter& redis_errors;
+  metrics::Counter& writes_fenced;      // results not written: the claim was lost meanwhile
+  metrics::Counter& newer_format_kept;  // entries of a newer codec version left alone
+  metrics::Counter& misses_trimmed;     // housekeeping: misses beyond max-misses
+  metrics::Counter& domains_forgotten;  // housekeeping: not looked up for forget-after
+  metrics::Counter& domains_evicted;    // housekeeping: schedule over max-domains
   metrics::Histogram& fetch_seconds;
   metrics::Gauge& misses_waiting;
   metrics::Gauge& oldest_miss_age;
   metrics::Gauge& domains_scheduled;
+  metrics::Gauge& domains_wanted;
   metrics::Gauge& oldest_overdue_age;
   metrics::Gauge& in_flight;
   metrics::Gauge& concurrency;

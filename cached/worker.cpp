@@ -273,16 +273,19 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
   const auto write = [&](const CacheEntry& e, SysTime at, bool announce) {
     if (claims_.lost(d)) {  // Redis said so at a renewal (and logged it): nothing to try
       count("writes_fenced");
+      fetcher_metrics().writes_fenced.inc();
       return false;
     }
     switch (sv.store->put_claimed(d, e, at, announce, token)) {
       case PolicyStore::PutResult::written: return true;
       case PolicyStore::PutResult::claim_lost:
         count("writes_fenced");
+        fetcher_metrics().writes_fenced.inc();
         log::notice("claim lost before the write; entry not written", {{"domain", d.str()}});
         return false;
       case PolicyStore::PutResult::newer_format_kept:
         count("newer_format_kept");
+        fetcher_metrics().newer_format_kept.inc();
         log::info("entry of a newer format kept, not replaced", {{"domain", d.str()}});
         return false;
     }
@@ -300,6 +303,7 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
       // at again after the shortest backoff (if no newer fetcher is left, the entry ages out
       // with its own TTL and is fetched anew).
       count("newer_format_kept");
+      fetcher_metrics().newer_format_kept.inc();
       sv.store->defer(d, now + kMinFailureBackoff);
       log::info("entry of a newer format kept, not fetched",
                 {{"domain", d.str()}, {"version", std::to_string(writer_version)}});
@@ -509,6 +513,10 @@ Worker::Housekeeping Worker::housekeep() {
   if (h.misses_trimmed) count("misses_trimmed", static_cast<long long>(h.misses_trimmed));
   if (h.forgotten) count("domains_forgotten", static_cast<long long>(h.forgotten));
   if (h.evicted) count("domains_evicted", static_cast<long long>(h.evicted));
+  FetcherMetrics& m = fetcher_metrics();
+  m.misses_trimmed.inc(h.misses_trimmed);
+  m.domains_forgotten.inc(h.forgotten);
+  m.domains_evicted.inc(h.evicted);
   if (h.misses_trimmed || h.forgotten || h.evicted)
     log::info("housekeeping", {{"misses_trimmed", std::to_string(h.misses_trimmed)},
                                {"forgotten", std::to_string(h.forgotten)},
@@ -523,6 +531,7 @@ void Worker::update_gauges(const Services& s) {
   const SysTime now = clock_.now();
   m.misses_waiting.set(static_cast<double>(s.store->misses_size()));
   m.domains_scheduled.set(static_cast<double>(s.store->schedule_size()));
+  m.domains_wanted.set(static_cast<double>(s.store->wanted_size()));
   const auto age = [now](std::optional<SysTime> t) {
     return t && *t < now ? static_cast<double>((now - *t).count()) : 0.0;
   };

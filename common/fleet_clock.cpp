@@ -55,7 +55,9 @@ std::string skew_text(Micros skew) {
   return buf;
 }
 
-FleetClock::FleetClock(Options opts, LocalTime local) : opts_(opts), local_(std::move(local)) {}
+FleetClock::FleetClock(Options opts, LocalTime local) : opts_(opts), local_(std::move(local)) {
+  (void)skew_gauge();  // the series exists (0) before the first measurement
+}
 
 FleetClock::~FleetClock() { stop(); }
 

@@ -97,13 +97,22 @@ TEST(MetricsE2e, PrometheusSeesWhatTheTrafficDid) {
 
   // Every daemon's own output is valid for Prometheus's own checker (before and after the
   // traffic: every series exists from the start, with zeros).
+  // And every metric a daemon shows is described in its manual (section METRICS).
   const auto check_metrics = [&] {
-    for (unsigned port : {cached_port, milter_port, tlsmap_port}) {
+    const std::vector<std::pair<unsigned, std::string>> daemons{
+        {cached_port, "man/mta-sts-cached.8"}, {milter_port, "man/mta-sts-milter.8"}, {tlsmap_port, "man/mta-sts-tlsmap.8"}};
+    for (const auto& [port, manual] : daemons) {
       const std::string text = get("http://127.0.0.1:" + std::to_string(port) + "/metrics");
       ASSERT_FALSE(text.empty()) << port << diag();
       const RunResult check = run({"promtool", "check", "metrics"}, 30s, text);
       EXPECT_EQ(check.exit_code, 0) << port << ":\n" << check.out << check.err << text;
       EXPECT_EQ(text.find(".e2e.test"), std::string::npos) << "a domain in a label:\n" << text;
+      const std::string man = read_file(source_dir() / manual);
+      for (const std::string& line : lines_of(text)) {
+        if (!line.starts_with("# TYPE ")) continue;
+        const std::string name = line.substr(7, line.find(' ', 7) - 7);
+        EXPECT_NE(man.find(name), std::string::npos) << name << " is not in " << manual;
+      }
     }
   };
   check_metrics();

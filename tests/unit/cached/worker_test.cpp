@@ -2,6 +2,7 @@
 // and a real redis-server on a private unix socket (the store is the thing under test with
 // the worker: claims, misses, schedule, shared backoff). Time-dependent behaviour moves the
 // fake clock; the only real waiting is for worker threads to finish.
+#include "cached/metrics.hpp"
 #include "cached/worker.hpp"
 
 #include <gtest/gtest.h>
@@ -431,7 +432,9 @@ TEST_F(WorkerTest, ADomainNobodyLooksUpStopsBeingRefreshed) {
   clock.advance(Seconds{86400});
   store->note_wanted({{"wanted.example", clock.now()}});
   clock.advance(Seconds{2 * 86400});
+  const auto forgotten_before = worker::fetcher_metrics().domains_forgotten.value();
   EXPECT_EQ(w.housekeep().forgotten, 1u);
+  EXPECT_EQ(worker::fetcher_metrics().domains_forgotten.value(), forgotten_before + 1) << "mta_sts_cached_domains_forgotten_total";
   EXPECT_EQ(redis.cli({"ZSCORE", "mta-sts:v1:schedule", "unwanted.example"}), "");
   EXPECT_EQ(redis.cli({"ZSCORE", "mta-sts:v1:wanted", "unwanted.example"}), "");
   w.run_once();
@@ -463,7 +466,9 @@ TEST_F(WorkerTest, EvictionKeepsWantedUsableEnforcePoliciesAndDropsTheLeastWante
                       {"neg1.example", now}, {"neg2.example", now}, {"neg3.example", now}});
   redis.cli({"ZADD", "mta-sts:v1:schedule", "1", "legacy.example"});
   worker::Worker w(s, clock);
+  const auto evicted_before = worker::fetcher_metrics().domains_evicted.value();
   EXPECT_EQ(w.housekeep().evicted, 4u);
+  EXPECT_EQ(worker::fetcher_metrics().domains_evicted.value(), evicted_before + 4) << "mta_sts_cached_domains_evicted_total";
   EXPECT_EQ(small->schedule_size(), 2u);
   EXPECT_NE(redis.cli({"ZSCORE", "mta-sts:v1:schedule", "enforce1.example"}), "");
   EXPECT_NE(redis.cli({"ZSCORE", "mta-sts:v1:schedule", "enforce2.example"}), "");
