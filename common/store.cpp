@@ -530,7 +530,7 @@ std::vector<RedisProbe> PolicyStore::probes(RedisNeed need, const StoreOptions& 
               {M::direct, {"ZREM", k.misses, probe}},
               {M::direct, {"ZREM", k.schedule, probe}}};
     case RedisNeed::count_queues:
-      return {{M::direct, {"ZCARD", k.misses}}, {M::direct, {"ZCARD", k.schedule}}};
+      return {{M::direct, {"ZCARD", k.misses}}, {M::direct, {"ZCARD", k.schedule}}, {M::direct, {"ZCARD", k.wanted}}};
     case RedisNeed::claim_locks:
       // A real claim of the probe's lock for a second, released at once by its holder.
       return {{M::direct, {"SET", lock, "check-redis", "NX", "PX", "1000"}},

@@ -182,6 +182,7 @@ Output cache_stats(PolicyStore& store, SysTime now, bool json) {
   try {
     const std::size_t misses = store.misses_size();
     const std::size_t scheduled = store.schedule_size();
+    const std::size_t wanted = store.wanted_size();
     const auto fetchers = store.read_stats();
     Output o;
     if (json) {
@@ -207,11 +208,13 @@ Output cache_stats(PolicyStore& store, SysTime now, bool json) {
       o.out = json::Object()
                   .num("misses", static_cast<std::int64_t>(misses))
                   .num("scheduled", static_cast<std::int64_t>(scheduled))
+                  .num("wanted", static_cast<std::int64_t>(wanted))
                   .raw("fetchers", fetchers.empty() ? "{}" : f.done())
                   .done() + "\n";
       return o;
     }
-    o.out = "misses        " + std::to_string(misses) + "\n" + "scheduled     " + std::to_string(scheduled) + "\n";
+    o.out = "misses        " + std::to_string(misses) + "\n" + "scheduled     " + std::to_string(scheduled) + "\n" +
+            "wanted        " + std::to_string(wanted) + "  (domains with a recorded lookup)\n";
     if (fetchers.empty()) o.out += "fetchers      none reporting\n";
     for (const auto& [id, counters] : fetchers) {
       const ReportAge age = report_age(counters, now);

@@ -527,12 +527,14 @@ TEST_F(CtlCache, Stats) {
   JsonValue v = json_of(r);
   EXPECT_EQ(v["misses"].number, 2);
   EXPECT_EQ(v["scheduled"].number, 1);
+  EXPECT_EQ(v["wanted"].number, 1) << "the written entry has a wanted record";
   EXPECT_EQ(v["fetchers"]["fetcher-a"]["discoveries"].number, 5);
   EXPECT_EQ(v["fetchers"]["fetcher-a"]["failures_fetch"].number, 1);
 
   r = cache({"stats"});
   EXPECT_EQ(r.exit_code, 0) << describe(r);
   EXPECT_NE(r.out.find("fetcher fetcher-a"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nwanted        1  (domains with a recorded lookup)\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("fetcher fetcher-a  last report unknown"), std::string::npos) << r.out;  // an old fetcher
   EXPECT_EQ(cache({"stats", "extra"}).exit_code, 2);
 }
