@@ -2,9 +2,12 @@
 // minutes fast (libfaketime, only for that process), and a discovery outlives both fetchers'
 // lock-ttl. What must hold: the skewed fetcher writes times in the fleet's clock (Redis TIME)
 // and honours the backoff the other one wrote; a slow discovery keeps its claim, so the domain
-// is fetched once, not once per lock-ttl; neither writes over the other; both log their skew.
+// is fetched once, not once per lock-ttl; neither writes over the other; both log their skew;
+// and a fetcher that truly lost its claim (stopped) writes nothing when it wakes up: no old
+// policy brought back, no lost update.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +43,7 @@ class FleetClockTest : public ::testing::Test {
     add("good.example", Behaviour::serve);
     add("fail.example", Behaviour::server_error);
     add("slow.example", Behaviour::sluggish);  // about 5 s per fetch: more than lock-ttl
+    add("lost.example", Behaviour::sluggish);
     world.start();
     RedisOptions ro;
     ro.address = world.redis().address();
@@ -58,7 +62,7 @@ class FleetClockTest : public ::testing::Test {
 
   // A fetcher with a short claim (lock-ttl 2 s) and a fetch-timeout that lets a 5 s transfer
   // finish; `skew` runs it under libfaketime with its wall clock moved (monotonic untouched).
-  std::unique_ptr<Process> start(const std::string& id, const std::string& skew = "") {
+  std::unique_ptr<Process> start(const std::string& id, const std::string& skew = "", const std::string& extra = "") {
     std::vector<std::string> env;
     if (!skew.empty()) {
       // Preloaded straight into the daemon (not through the faketime wrapper, which forks):
@@ -69,7 +73,7 @@ class FleetClockTest : public ::testing::Test {
     }
     return start_fetcher(dir.path(), id,
                          fetcher_config(world, {"address = " + world.redis().address()}, id,
-                                        "fetch-timeout = 10s\nlock-ttl = 2s\nshutdown-timeout = 1s\n"),
+                                        "fetch-timeout = 10s\nlock-ttl = 2s\nshutdown-timeout = 1s\n" + extra),
                          env);
   }
   std::string log(const std::string& id) const { return fetcher_log(dir.path(), id); }
@@ -137,6 +141,45 @@ TEST_F(FleetClockTest, ASlowDiscoveryKeepsItsClaimAndIsFetchedOnce) {
     EXPECT_EQ(log(id).find("writes_fenced"), std::string::npos) << log(id);
   }
   EXPECT_TRUE(store->misses_size() == 0) << "the miss was cleared by the one write";
+}
+
+}  // namespace
+}  // namespace mtasts::test
+
+namespace mtasts::test {
+namespace {
+
+// A fetcher that truly loses its claim (stopped for longer than lock-ttl, so that nothing
+// renews it) while the domain publishes a new policy, which the other fetcher then writes:
+// when the first one wakes up and finishes its old fetch, it must write nothing, neither the
+// old policy (brought back) nor anything else (a lost update).
+TEST_F(FleetClockTest, AFetcherThatLostItsClaimDoesNotBringBackTheOldPolicy) {
+  const std::string lock = "mta-sts:v1:lock:lost.example";
+  auto a = start("stalled", "", "fetch-timeout = 60s\n");  // its transfer survives the stop
+  miss("lost.example");
+  ASSERT_TRUE(wait_until([&] { return !world.redis().cli({"GET", lock}).empty(); }, 5s)) << log("stalled");
+  std::this_thread::sleep_for(1s);  // TXT answered, the 5 s transfer of the old policy under way
+  a->signal(SIGSTOP);
+
+  world.set_policy("lost.example", World::policy("enforce", {"mx2.lost.example"}, 86400));
+  world.set_txt("lost.example", {"v=STSv1; id=lost2;"});
+  auto b = start("other");
+  ASSERT_TRUE(wait_until([&] {
+    const auto e = entry("lost.example");
+    return e && e->policy && e->policy->id == "lost2";
+  }, 20s)) << log("other");
+
+  a->signal(SIGCONT);
+  // Its old transfer ends (the second request in nginx's log) and its claim is found lost.
+  ASSERT_TRUE(wait_until([&] { return world.https().requests("mta-sts.lost.example") == 2; }, 20s)) << log("stalled");
+  ASSERT_TRUE(wait_until([&] { return log("stalled").find("claim lost") != std::string::npos; }, 10s))
+      << log("stalled");
+  std::this_thread::sleep_for(500ms);
+  const auto e = entry("lost.example");
+  ASSERT_TRUE(e && e->policy) << log("stalled");
+  EXPECT_EQ(e->policy->id, "lost2") << "the old policy was brought back\n" << log("stalled");
+  EXPECT_EQ(e->policy->policy.mx.size(), 1u);
+  EXPECT_EQ(log("stalled").find("status=valid"), std::string::npos) << "it wrote its result\n" << log("stalled");
 }
 
 }  // namespace
