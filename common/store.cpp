@@ -61,19 +61,27 @@ constexpr std::string_view kFencedPutScript =
     "if ARGV[6] == '1' then redis.call('PUBLISH', ARGV[7], ARGV[5]) end "
     "return 1";
 
-// Housekeeping: forgets the domains nobody looked up since ARGV[1] (at most ARGV[2]) and the
-// least recently wanted beyond the bound ARGV[3] of wanted: each leaves wanted and schedule
-// together, so that no scheduled domain is left without a wanted record (which would read as
-// "from before the upgrade" and earn it a new grace period). KEYS: wanted, schedule.
+// Housekeeping: forgets the domains nobody looked up since ARGV[1] (at most ARGV[2]): each
+// leaves wanted and schedule together, so that no scheduled domain is left without a wanted
+// record (which would read as "from before the upgrade" and earn it a new grace period).
+// Then, beyond the bound ARGV[3] of wanted, it drops names that are NOT scheduled (lookups of
+// domains never fetched: a flood of made-up names whose misses were trimmed), found by a
+// random sample: a scheduled domain keeps its record, so that a flood of lookups can never
+// push a wanted enforce policy out of the schedule (the schedule has its own bound, with
+// eviction that protects those; see sched::choose_evictions). KEYS: wanted, schedule.
 constexpr std::string_view kForgetScript =
     "local limit = tonumber(ARGV[2]) "
     "local names = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit) "
-    "local over = redis.call('ZCARD', KEYS[1]) - #names - tonumber(ARGV[3]) "
-    "if over > 0 and #names < limit then "
-    "local more = redis.call('ZRANGE', KEYS[1], #names, #names + math.min(over, limit - #names) - 1) "
-    "for _, n in ipairs(more) do names[#names + 1] = n end end "
     "for _, n in ipairs(names) do redis.call('ZREM', KEYS[2], n) redis.call('ZREM', KEYS[1], n) end "
-    "return #names";
+    "local gone = #names "
+    "local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3]) "
+    "if over > 0 and gone < limit then "
+    "local want = math.min(over, limit - gone) "
+    "for _, n in ipairs(redis.call('ZRANDMEMBER', KEYS[1], want * 4)) do "
+    "if want <= 0 then break end "
+    "if not redis.call('ZSCORE', KEYS[2], n) then redis.call('ZREM', KEYS[1], n) gone = gone + 1 want = want - 1 end "
+    "end end "
+    "return gone";
 
 }  // namespace
 
