@@ -77,9 +77,11 @@ constexpr std::string_view kForgetScript =
     "local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3]) "
     "if over > 0 and gone < limit then "
     "local want = math.min(over, limit - gone) "
-    "for _, n in ipairs(redis.call('ZRANDMEMBER', KEYS[1], want * 4)) do "
+    "local sample = redis.call('ZRANDMEMBER', KEYS[1], want * 4) "
+    "local scores = redis.call('ZMSCORE', KEYS[2], unpack(sample)) "
+    "for i, n in ipairs(sample) do "
     "if want <= 0 then break end "
-    "if not redis.call('ZSCORE', KEYS[2], n) then redis.call('ZREM', KEYS[1], n) gone = gone + 1 want = want - 1 end "
+    "if not scores[i] then redis.call('ZREM', KEYS[1], n) gone = gone + 1 want = want - 1 end "
     "end end "
     "return gone";
 

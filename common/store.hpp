@@ -57,9 +57,9 @@ enum class RedisNeed {
   count_queues,    // ZCARD misses and schedule (fetcher, ctl cache stats)
   claim_locks,     // SET NX PX and the compare-and-delete EVAL on locks (fetcher)
   schedule,        // ZADD LT on the schedule (fetcher warm list, ctl cache warm)
-  housekeeping,    // trim misses (ZREMRANGEBYRANK), the forget EVAL (ZRANGEBYSCORE, ZRANGE,
-                   // ZCARD, ZREM on wanted and schedule), eviction reads (ZRANDMEMBER,
-                   // ZMSCORE) (fetcher)
+  housekeeping,    // trim misses (ZREMRANGEBYRANK), the forget EVAL (ZRANGEBYSCORE, ZCARD,
+                   // ZRANDMEMBER, ZMSCORE, ZREM on wanted and schedule), eviction reads
+                   // (ZRANGE, ZRANDMEMBER, ZMSCORE) (fetcher)
   write_stats,     // MULTI DEL/HSET/EXPIRE EXEC on the fetcher's stats hash (fetcher)
   read_stats,      // SCAN + HGETALL on stats hashes (ctl cache stats)
   list_entries,    // SCAN over entry keys (ctl cache list)
@@ -148,8 +148,9 @@ class PolicyStore {
   // Drops the oldest misses beyond max_misses; returns how many.
   std::size_t trim_misses();
   // Forgets (removes from wanted and schedule, atomically) up to `limit` domains wanted last
-  // before `cutoff`, and the least recently wanted beyond max_domains + max_misses in wanted.
-  // Their entries stay until their own TTL. Returns how many.
+  // before `cutoff`; then, beyond max_domains + max_misses names in wanted, drops names that
+  // are not scheduled (a scheduled domain keeps its record). Entries stay until their own
+  // TTL. Returns how many names left wanted.
   std::size_t forget_unwanted(SysTime cutoff, std::size_t limit);
   // Scheduled domains that may be evicted, for choose_evictions: the `n` least recently
   // wanted that are scheduled, and a random sample of `n` scheduled ones (which finds those

@@ -390,6 +390,32 @@ TEST_F(RedisAcl, FetcherCanDoAllItsWork) {
   EXPECT_NO_THROW(store.misses_size());
   EXPECT_NO_THROW(store.schedule_size());
   EXPECT_NO_THROW(store.write_stats("f1", {{"discoveries", 1}}, Seconds{60}));
+  // The fleet work, scripts included (Redis checks a script's commands against the user too):
+  // the fenced write, claim renewal, deferral, and every housekeeping step with bounds small
+  // enough that each one has work to do.
+  ASSERT_TRUE(store.claim(d, "token2", 60000ms));
+  EXPECT_EQ(store.renew({{d, "token2"}}, 60000ms), std::vector<bool>{true});
+  PolicyStore::PutResult put{};
+  EXPECT_NO_THROW(put = store.put_claimed(d, entry(now), now, false, "token2"));
+  EXPECT_EQ(put, PolicyStore::PutResult::written);
+  EXPECT_NO_THROW(store.defer(d, now + Seconds{60}));
+  EXPECT_NO_THROW(store.due_entries(now + Seconds{3600}, 10));
+  StoreOptions small;
+  small.max_domains = 1;
+  small.max_misses = 1;
+  PolicyStore bounded(pool, small);
+  for (const char* n : {"m1.example", "m2.example", "m3.example"}) bounded.signal_miss(dom(n), now);
+  bounded.note_wanted({{"w1.example", now}, {"w2.example", now}, {"w3.example", now}});
+  bounded.put(dom("s2.example"), entry(now), now, false);
+  std::size_t trimmed = 0, forgotten = 0;
+  EXPECT_NO_THROW(trimmed = bounded.trim_misses());
+  EXPECT_EQ(trimmed, 2u);
+  EXPECT_NO_THROW(forgotten = bounded.forget_unwanted(now - Seconds{3600}, 100));
+  EXPECT_GE(forgotten, 1u) << "unscheduled names beyond the bound of wanted";
+  std::vector<PolicyStore::Candidate> candidates;
+  EXPECT_NO_THROW(candidates = bounded.eviction_candidates(4));
+  EXPECT_FALSE(candidates.empty());
+  EXPECT_NO_THROW(bounded.unschedule({"s2.example"}));
   // Nothing outside its prefix.
   auto lease = pool.lease();
   EXPECT_THROW(lease->command({"SET", "other:key", "x"}), RedisError);
