@@ -31,6 +31,7 @@ const char* to_string(Action a) noexcept {
     case Action::backoff: return "backoff";
     case Action::settled: return "settled";
     case Action::skip: return "skip";
+    case Action::newer_format: return "newer_format";
   }
   return "discover";
 }

@@ -67,6 +67,9 @@ enum class Action {
              // and a full discovery if it shows a new id (backoff_visit)
   settled,   // a miss that another fetcher answered after the milter looked
   skip,      // scheduled work that another fetcher did a moment ago
+  newer_format,  // an entry of a newer codec version this fetcher cannot read: left to newer
+                 // fetchers (the worker decides this from the writer's version; plan() never
+                 // returns it)
 };
 const char* to_string(Action a) noexcept;
 Action plan(const std::optional<CacheEntry>& entry, SysTime now, bool is_miss);

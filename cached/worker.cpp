@@ -296,26 +296,10 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
     std::string decode_error;
     int writer_version = 0;
     std::optional<CacheEntry> entry = sv.store->get(d, &decode_error, &writer_version);
-    if (!entry && writer_version > kCodecVersion) {
-      // Written by a newer fetcher in a format this one cannot read (a fleet half upgraded):
-      // newer fetchers keep it fresh, and what this one fetched could not be written over it
-      // (the fenced write keeps it). So no fetch: the miss is cleared, and the domain looked
-      // at again after the shortest backoff (if no newer fetcher is left, the entry ages out
-      // with its own TTL and is fetched anew).
-      count("newer_format_kept");
-      fetcher_metrics().newer_format_kept.inc();
-      sv.store->defer(d, now + kMinFailureBackoff);
-      log::info("entry of a newer format kept, not fetched",
-                {{"domain", d.str()}, {"version", std::to_string(writer_version)}});
-      claims_.drop(d);
-      sv.store->release(d, token);
-      redis_state(true, {});
-      finish_task(task, std::move(s), d, miss);
-      return;
-    }
-    if (!decode_error.empty())
+    const bool newer_format = !entry && writer_version > kCodecVersion;
+    if (!decode_error.empty() && !newer_format)
       log::warning("undecodable cache entry will be replaced", {{"domain", d.str()}, {"error", decode_error}});
-    refresh::Action action = refresh::plan(entry, now, miss);
+    refresh::Action action = newer_format ? refresh::Action::newer_format : refresh::plan(entry, now, miss);
     count(std::string("action_") + refresh::to_string(action));
     if (action == refresh::Action::backoff) {
       // The retry rule is per (domain, id): the cheap TXT step tells whether the domain
@@ -327,6 +311,18 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
       }
     }
     switch (action) {
+      case refresh::Action::newer_format:
+        // Written by a newer fetcher in a format this one cannot read (a fleet half upgraded):
+        // newer fetchers keep it fresh, and what this one fetched could not be written over it
+        // (the fenced write keeps it). So no fetch: the miss is cleared, and the domain looked
+        // at again after the shortest backoff (if no newer fetcher is left, the entry ages out
+        // with its own TTL and is fetched anew).
+        count("newer_format_kept");
+        fetcher_metrics().newer_format_kept.inc();
+        sv.store->defer(d, now + kMinFailureBackoff);
+        log::info("entry of a newer format kept, not fetched",
+                  {{"domain", d.str()}, {"version", std::to_string(writer_version)}});
+        break;
       case refresh::Action::backoff: {
         // Same id (or no answer): back in the schedule for the next TXT visit or the retry.
         CacheEntry e = *entry;
@@ -405,10 +401,6 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
     } catch (const std::exception&) {
     }
   }
-  finish_task(task, std::move(s), d, miss);
-}
-
-void Worker::finish_task(std::uint64_t task, std::shared_ptr<const Services> s, const Domain& d, bool miss) {
   // The task's hold on the services ends before it reports itself done: once the Worker sees
   // no task in flight, nothing but itself may own them (a reload may have left this task the
   // last owner, and the process may exit right after the Worker).

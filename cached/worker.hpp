@@ -122,8 +122,6 @@ class Worker {
   // Claims and starts one domain. False when not started (busy elsewhere, invalid, stopping).
   bool launch(const std::shared_ptr<const Services>& s, const Task& t, PassResult* pr);
   void handle(std::uint64_t task, std::shared_ptr<const Services> s, Domain d, std::string token, bool miss);
-  // The end of every task: drops its hold on the services, then reports it done.
-  void finish_task(std::uint64_t task, std::shared_ptr<const Services> s, const Domain& d, bool miss);
   // Joins the threads of finished tasks (so that each has fully exited, thread-local state of
   // the libraries included, before the Worker or the process goes away).
   void reap();

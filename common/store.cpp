@@ -94,6 +94,10 @@ std::string PolicyStore::entry_key(const Domain& d) const {
   return opts_.prefix + std::string(kSchema) + "e:" + d.str();
 }
 
+std::string PolicyStore::lock_key(const Domain& d) const {
+  return opts_.prefix + std::string(kSchema) + "lock:" + d.str();
+}
+
 std::string PolicyStore::changed_channel() const { return opts_.prefix + std::string(kSchema) + "changed"; }
 
 namespace {
@@ -173,7 +177,7 @@ void PolicyStore::put(const Domain& d, const CacheEntry& e, SysTime now, bool an
 PolicyStore::PutResult PolicyStore::put_claimed(const Domain& d, const CacheEntry& e, SysTime now, bool announce,
                                                 const std::string& token) {
   const Keys k(opts_.prefix);
-  const std::string lock = opts_.prefix + std::string(kSchema) + "lock:" + d.str();
+  const std::string lock = lock_key(d);
   const std::string key = entry_key(d);
   const std::string value = encode(e);
   const std::string ttl = std::to_string(redis_ttl(e, now, opts_.retention).count());
@@ -277,14 +281,14 @@ void PolicyStore::defer(const Domain& d, SysTime when) {
 }
 
 bool PolicyStore::claim(const Domain& d, const std::string& token, std::chrono::milliseconds ttl) {
-  const std::string key = opts_.prefix + std::string(kSchema) + "lock:" + d.str();
+  const std::string key = lock_key(d);
   const std::string px = std::to_string(std::max<std::chrono::milliseconds::rep>(ttl.count(), 1));
   Reply r = pool_.lease()->command({"SET", key, token, "NX", "PX", px});
   return !r.is_nil();
 }
 
 void PolicyStore::release(const Domain& d, const std::string& token) {
-  const std::string key = opts_.prefix + std::string(kSchema) + "lock:" + d.str();
+  const std::string key = lock_key(d);
   pool_.lease()->command({"EVAL", kReleaseScript, "1", key, token});
 }
 
@@ -294,7 +298,7 @@ std::vector<bool> PolicyStore::renew(const std::vector<std::pair<Domain, std::st
   const std::string px = std::to_string(std::max<std::chrono::milliseconds::rep>(ttl.count(), 1));
   std::vector<std::string> keys;
   keys.reserve(claims.size());
-  for (const auto& [d, token] : claims) keys.push_back(opts_.prefix + std::string(kSchema) + "lock:" + d.str());
+  for (const auto& [d, token] : claims) keys.push_back(lock_key(d));
   std::vector<std::vector<std::string_view>> cmds;
   cmds.reserve(claims.size());
   for (std::size_t i = 0; i < claims.size(); ++i)

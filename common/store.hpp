@@ -180,6 +180,7 @@ class PolicyStore {
   std::map<std::string, std::map<std::string, std::string>> read_stats(std::size_t limit = 1000);
 
   std::string entry_key(const Domain& d) const;
+  std::string lock_key(const Domain& d) const;
   const StoreOptions& options() const noexcept { return opts_; }
 
   // The probes that show whether a connection may do `need` (see RedisProbe). Pure: the
