@@ -81,8 +81,8 @@ int run_daemon(const Config& cfg, int argc, const char* const* argv) {
   const auto metrics_server = metrics::serve(cfg.cached.daemon.metrics_listen);
 
   Config current = cfg;
-  FleetClock clock({.warn_skew = current.redis.clock_skew_warning});
-  point_clock_at(clock, current);
+  FleetClock clock({});
+  point_clock_at(clock, current);  // its source and warning bound
   clock.sync();  // before the first pass; the thread measures again every minute
   clock.start();
   worker::Worker w(worker::make_services(current, &g_abort), clock);
@@ -137,7 +137,7 @@ int run_daemon(const Config& cfg, int argc, const char* const* argv) {
 }
 
 int run_once(const Config& cfg) {
-  FleetClock clock({.warn_skew = cfg.redis.clock_skew_warning});
+  FleetClock clock({});
   point_clock_at(clock, cfg);
   clock.sync();  // one measurement is enough for one pass
   worker::Worker w(worker::make_services(cfg, &g_abort), clock);

@@ -121,21 +121,16 @@ bool FleetClock::sync() {
   std::lock_guard lock(mu_);
   const bool beyond = mag > opts_.warn_skew;
   const std::string bound = std::to_string(opts_.warn_skew.count()) + "s";
-  if (first) {
-    beyond_bound_ = beyond;
-    if (beyond)
-      log::warning("clock skew beyond the bound; times follow the Redis clock",
-                   {{"skew", skew_text(skew)}, {"bound", bound}, {"source", "redis TIME"}});
-    else
-      log::notice("clock skew", {{"skew", skew_text(skew)}, {"bound", bound}, {"source", "redis TIME"}});
-  } else if (beyond != beyond_bound_) {
-    beyond_bound_ = beyond;
-    if (beyond)
-      log::warning("clock skew beyond the bound; times follow the Redis clock",
-                   {{"skew", skew_text(skew)}, {"bound", bound}, {"source", "redis TIME"}});
-    else
-      log::notice("clock skew back within the bound", {{"skew", skew_text(skew)}, {"bound", bound}});
-  }
+  // Logged at the first measurement, then only when the skew crosses the bound.
+  if (!first && beyond == beyond_bound_) return true;
+  beyond_bound_ = beyond;
+  if (beyond)
+    log::warning("clock skew beyond the bound; times follow the Redis clock",
+                 {{"skew", skew_text(skew)}, {"bound", bound}, {"source", "redis TIME"}});
+  else if (first)
+    log::notice("clock skew", {{"skew", skew_text(skew)}, {"bound", bound}, {"source", "redis TIME"}});
+  else
+    log::notice("clock skew back within the bound", {{"skew", skew_text(skew)}, {"bound", bound}});
   return true;
 }
 

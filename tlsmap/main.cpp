@@ -203,7 +203,7 @@ int run(const Config& c, int argc, char** argv) {
   // The fleet clock measures on the runtime's primary pool (a TIME a minute next to the miss
   // signals), pointed at the new runtime's pool at every reload. Declared before the
   // runtimes, so that it outlives them.
-  FleetClock clock({.warn_skew = c.redis.clock_skew_warning});
+  FleetClock clock({});  // point_clock sets its source and warning bound
   const auto point_clock = [&clock](const std::shared_ptr<Runtime>& rt, const Config& cfg) {
     clock.set_warn_skew(cfg.redis.clock_skew_warning);
     clock.set_source(redis_time_source(std::shared_ptr<Pool>(rt, rt->pool.get())));
