@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/log.hpp"
+#include "common/util/log.hpp"
 
 namespace mtasts::worker {
 

@@ -22,8 +22,8 @@
 #include <string>
 #include <thread>
 
-#include "common/domain.hpp"
-#include "common/store.hpp"
+#include "common/sts/domain.hpp"
+#include "common/fleet/store.hpp"
 
 namespace mtasts::worker {
 

@@ -14,13 +14,13 @@
 #include <string_view>
 #include <vector>
 
-#include "common/dns.hpp"
+#include "common/dns/dns.hpp"
 #include "cached/https.hpp"
-#include "common/cache_entry.hpp"
-#include "common/clock.hpp"
-#include "common/domain.hpp"
-#include "common/policy.hpp"
-#include "common/txt_record.hpp"
+#include "common/sts/cache_entry.hpp"
+#include "common/util/clock.hpp"
+#include "common/sts/domain.hpp"
+#include "common/sts/policy.hpp"
+#include "common/sts/txt_record.hpp"
 
 namespace mtasts::discovery {
 

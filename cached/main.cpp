@@ -19,12 +19,12 @@
 
 #include "cached/metrics.hpp"
 #include "cached/worker.hpp"
-#include "common/config.hpp"
-#include "common/daemon.hpp"
-#include "common/fleet_clock.hpp"
-#include "common/log.hpp"
-#include "common/metrics_http.hpp"
-#include "common/redis_check.hpp"
+#include "common/daemon/config.hpp"
+#include "common/daemon/daemon.hpp"
+#include "common/fleet/fleet_clock.hpp"
+#include "common/util/log.hpp"
+#include "common/daemon/metrics_http.hpp"
+#include "common/daemon/redis_check.hpp"
 
 namespace {
 

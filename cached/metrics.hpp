@@ -1,5 +1,5 @@
 // The fetcher's Prometheus metrics (mta_sts_cached_*), in the process registry
-// (common/metrics.hpp). Every series exists from the first call, so that a scrape shows zeros
+// (common/util/metrics.hpp). Every series exists from the first call, so that a scrape shows zeros
 // instead of absent series, and recording is one atomic add.
 #pragma once
 
@@ -7,9 +7,9 @@
 
 #include "cached/discovery.hpp"
 #include "cached/https.hpp"
-#include "common/cache_entry.hpp"
-#include "common/dns.hpp"
-#include "common/metrics.hpp"
+#include "common/sts/cache_entry.hpp"
+#include "common/dns/dns.hpp"
+#include "common/util/metrics.hpp"
 
 namespace mtasts::worker {
 

@@ -24,9 +24,9 @@
 #include <vector>
 
 #include "cached/discovery.hpp"
-#include "common/cache_entry.hpp"
-#include "common/clock.hpp"
-#include "common/log.hpp"
+#include "common/sts/cache_entry.hpp"
+#include "common/util/clock.hpp"
+#include "common/util/log.hpp"
 
 namespace mtasts::refresh {
 

@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "common/cache_entry.hpp"
-#include "common/clock.hpp"
-#include "common/store.hpp"
+#include "common/sts/cache_entry.hpp"
+#include "common/util/clock.hpp"
+#include "common/fleet/store.hpp"
 
 namespace mtasts::sched {
 

@@ -11,8 +11,8 @@
 
 #include "cached/metrics.hpp"
 #include "cached/schedule.hpp"
-#include "common/log.hpp"
-#include "common/random.hpp"
+#include "common/util/log.hpp"
+#include "common/util/random.hpp"
 
 namespace mtasts::worker {
 

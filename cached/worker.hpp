@@ -35,13 +35,13 @@
 
 #include "cached/claims.hpp"
 #include "cached/discovery.hpp"
-#include "common/dns.hpp"
+#include "common/dns/dns.hpp"
 #include "cached/https.hpp"
 #include "cached/refresh.hpp"
-#include "common/clock.hpp"
-#include "common/config.hpp"
-#include "common/redis.hpp"
-#include "common/store.hpp"
+#include "common/util/clock.hpp"
+#include "common/daemon/config.hpp"
+#include "common/fleet/redis.hpp"
+#include "common/fleet/store.hpp"
 
 namespace mtasts::worker {
 

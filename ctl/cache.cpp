@@ -6,8 +6,8 @@
 #include <optional>
 #include <string>
 
-#include "common/json.hpp"
-#include "common/redis.hpp"
+#include "common/util/json.hpp"
+#include "common/fleet/redis.hpp"
 
 namespace mtasts::ctl {
 namespace {

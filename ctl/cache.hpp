@@ -6,8 +6,8 @@
 #include <cstddef>
 #include <string_view>
 
-#include "common/clock.hpp"
-#include "common/store.hpp"
+#include "common/util/clock.hpp"
+#include "common/fleet/store.hpp"
 #include "ctl/commands.hpp"
 
 namespace mtasts::ctl {

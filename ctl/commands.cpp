@@ -9,10 +9,10 @@
 #include <cstdio>
 #include <set>
 
-#include "common/json.hpp"
-#include "common/mx_pattern.hpp"
-#include "common/policy.hpp"
-#include "common/txt_record.hpp"
+#include "common/util/json.hpp"
+#include "common/sts/mx_pattern.hpp"
+#include "common/sts/policy.hpp"
+#include "common/sts/txt_record.hpp"
 
 namespace mtasts::ctl {
 namespace {

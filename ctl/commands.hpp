@@ -11,9 +11,9 @@
 #include <string_view>
 #include <vector>
 
-#include "common/cache_entry.hpp"
-#include "common/clock.hpp"
-#include "common/domain.hpp"
+#include "common/sts/cache_entry.hpp"
+#include "common/util/clock.hpp"
+#include "common/sts/domain.hpp"
 
 namespace mtasts::ctl {
 

@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "common/config.hpp"
-#include "common/policy.hpp"
-#include "common/redis_check.hpp"
-#include "common/redis.hpp"
-#include "common/store.hpp"
+#include "common/daemon/config.hpp"
+#include "common/sts/policy.hpp"
+#include "common/daemon/redis_check.hpp"
+#include "common/fleet/redis.hpp"
+#include "common/fleet/store.hpp"
 #include "ctl/cache.hpp"
 #include "ctl/commands.hpp"
 #include "ctl/query.hpp"

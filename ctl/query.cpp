@@ -12,9 +12,9 @@
 #include <stdexcept>
 
 #include "cached/discovery.hpp"
-#include "common/dns.hpp"
+#include "common/dns/dns.hpp"
 #include "cached/https.hpp"
-#include "common/json.hpp"
+#include "common/util/json.hpp"
 
 namespace mtasts::ctl {
 namespace {

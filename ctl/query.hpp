@@ -5,7 +5,7 @@
 
 #include <string_view>
 
-#include "common/config.hpp"
+#include "common/daemon/config.hpp"
 #include "ctl/commands.hpp"
 
 namespace mtasts::ctl {

@@ -12,10 +12,10 @@
 #include <string_view>
 #include <vector>
 
-#include "common/cache_entry.hpp"
-#include "common/config.hpp"
-#include "common/domain.hpp"
-#include "common/lookup.hpp"
+#include "common/sts/cache_entry.hpp"
+#include "common/daemon/config.hpp"
+#include "common/sts/domain.hpp"
+#include "common/fleet/lookup.hpp"
 
 namespace mtasts::milter {
 

@@ -36,14 +36,14 @@
 #include <thread>
 #include <unistd.h>
 
-#include "common/config.hpp"
-#include "common/daemon.hpp"
-#include "common/fd.hpp"
-#include "common/fleet_clock.hpp"
-#include "common/log.hpp"
-#include "common/metrics_http.hpp"
-#include "common/ratelimit.hpp"
-#include "common/redis_check.hpp"
+#include "common/daemon/config.hpp"
+#include "common/daemon/daemon.hpp"
+#include "common/util/fd.hpp"
+#include "common/fleet/fleet_clock.hpp"
+#include "common/util/log.hpp"
+#include "common/daemon/metrics_http.hpp"
+#include "common/util/ratelimit.hpp"
+#include "common/daemon/redis_check.hpp"
 #include "milter/metrics.hpp"
 #include "milter/milter.hpp"
 #include "milter/socket_spec.hpp"

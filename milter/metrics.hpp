@@ -1,11 +1,11 @@
 // The milter's Prometheus metrics (mta_sts_milter_*), in the process registry: what was decided
 // per recipient domain at RCPT, what was done per message at end of message, and the lookup
-// figures (common/lookup_metrics.hpp). Every series exists from the first call; recording is
+// figures (common/fleet/lookup_metrics.hpp). Every series exists from the first call; recording is
 // one atomic add on a libmilter thread.
 #pragma once
 
-#include "common/lookup_metrics.hpp"
-#include "common/metrics.hpp"
+#include "common/fleet/lookup_metrics.hpp"
+#include "common/util/metrics.hpp"
 #include "milter/decision.hpp"
 
 namespace mtasts::milter {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "common/log.hpp"
+#include "common/util/log.hpp"
 #include "milter/metrics.hpp"
 #include "milter/recipient.hpp"
 

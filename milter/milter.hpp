@@ -8,13 +8,13 @@
 #include <chrono>
 #include <memory>
 
-#include "common/clock.hpp"
-#include "common/config.hpp"
-#include "common/ratelimit.hpp"
-#include "common/redis.hpp"
+#include "common/util/clock.hpp"
+#include "common/daemon/config.hpp"
+#include "common/util/ratelimit.hpp"
+#include "common/fleet/redis.hpp"
 #include "milter/decision.hpp"
-#include "common/lookup.hpp"
-#include "common/lookup_stats.hpp"
+#include "common/fleet/lookup.hpp"
+#include "common/fleet/lookup_stats.hpp"
 
 namespace mtasts::milter {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/domain.hpp"
+#include "common/sts/domain.hpp"
 
 namespace mtasts::milter {
 

@@ -12,7 +12,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "common/daemon.hpp"
+#include "common/daemon/daemon.hpp"
 
 namespace mtasts::tlsmap {
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "common/config.hpp"
+#include "common/daemon/config.hpp"
 #include "tlsmap/server.hpp"
 
 namespace mtasts::tlsmap {

@@ -19,14 +19,14 @@
 #include <mutex>
 #include <thread>
 
-#include "common/config.hpp"
-#include "common/daemon.hpp"
-#include "common/dns.hpp"
-#include "common/fleet_clock.hpp"
-#include "common/log.hpp"
-#include "common/lookup.hpp"
-#include "common/metrics_http.hpp"
-#include "common/redis_check.hpp"
+#include "common/daemon/config.hpp"
+#include "common/daemon/daemon.hpp"
+#include "common/dns/dns.hpp"
+#include "common/fleet/fleet_clock.hpp"
+#include "common/util/log.hpp"
+#include "common/fleet/lookup.hpp"
+#include "common/daemon/metrics_http.hpp"
+#include "common/daemon/redis_check.hpp"
 #include "tlsmap/listen.hpp"
 #include "tlsmap/mx.hpp"
 #include "tlsmap/responder.hpp"

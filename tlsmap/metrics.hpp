@@ -1,13 +1,13 @@
 // mta-sts-tlsmap's Prometheus metrics (mta_sts_tlsmap_*), in the process registry: replies by
-// kind and socketmap dialect, and the lookup figures (common/lookup_metrics.hpp). The
+// kind and socketmap dialect, and the lookup figures (common/fleet/lookup_metrics.hpp). The
 // connection counters live in ServerCounters and are exported by main.cpp at scrape time.
 #pragma once
 
 #include <optional>
 #include <string_view>
 
-#include "common/lookup_metrics.hpp"
-#include "common/metrics.hpp"
+#include "common/fleet/lookup_metrics.hpp"
+#include "common/util/metrics.hpp"
 #include "tlsmap/request.hpp"
 
 namespace mtasts::tlsmap {

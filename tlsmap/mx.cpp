@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "common/log.hpp"
+#include "common/util/log.hpp"
 
 namespace mtasts::tlsmap {
 

@@ -24,9 +24,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/clock.hpp"
-#include "common/dns.hpp"
-#include "common/domain.hpp"
+#include "common/util/clock.hpp"
+#include "common/dns/dns.hpp"
+#include "common/sts/domain.hpp"
 
 namespace mtasts::tlsmap {
 

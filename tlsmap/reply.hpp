@@ -17,10 +17,10 @@
 #include <cstddef>
 #include <string>
 
-#include "common/cache_entry.hpp"
-#include "common/config.hpp"
-#include "common/domain.hpp"
-#include "common/lookup.hpp"
+#include "common/sts/cache_entry.hpp"
+#include "common/daemon/config.hpp"
+#include "common/sts/domain.hpp"
+#include "common/fleet/lookup.hpp"
 #include "tlsmap/mx.hpp"
 #include "tlsmap/request.hpp"
 

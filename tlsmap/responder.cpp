@@ -1,8 +1,8 @@
 // The request-to-reply path; see responder.hpp.
 #include "tlsmap/responder.hpp"
 
-#include "common/log.hpp"
-#include "common/redis.hpp"
+#include "common/util/log.hpp"
+#include "common/fleet/redis.hpp"
 #include "tlsmap/metrics.hpp"
 
 namespace mtasts::tlsmap {

@@ -10,8 +10,8 @@
 #include <string>
 #include <string_view>
 
-#include "common/clock.hpp"
-#include "common/lookup.hpp"
+#include "common/util/clock.hpp"
+#include "common/fleet/lookup.hpp"
 #include "tlsmap/mx.hpp"
 #include "tlsmap/reply.hpp"
 #include "tlsmap/request.hpp"

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "common/log.hpp"
+#include "common/util/log.hpp"
 
 namespace mtasts::tlsmap {
 

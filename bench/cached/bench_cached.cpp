@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "cached/worker.hpp"
-#include "common/log.hpp"
+#include "common/util/log.hpp"
 #include "tests/support/world.hpp"
 
 namespace {

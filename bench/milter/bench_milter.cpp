@@ -46,7 +46,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/lookup.hpp"
+#include "common/fleet/lookup.hpp"
 #include "tests/e2e/milter/mail_env.hpp"
 #include "tests/support/redis_server.hpp"
 

@@ -33,10 +33,10 @@
 #include <thread>
 #include <vector>
 
-#include "common/cache_entry.hpp"
-#include "common/domain.hpp"
-#include "common/redis.hpp"
-#include "common/store.hpp"
+#include "common/sts/cache_entry.hpp"
+#include "common/sts/domain.hpp"
+#include "common/fleet/redis.hpp"
+#include "common/fleet/store.hpp"
 #include "tests/fakes/cache_entries.hpp"
 #include "tests/integration/tlsmap/harness.hpp"
 #include "tests/support/redis_server.hpp"

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "common/cache_entry.hpp"
+#include "common/sts/cache_entry.hpp"
 
 namespace mtasts::test {
 

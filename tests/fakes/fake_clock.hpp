@@ -5,7 +5,7 @@
 #include <atomic>
 #include <chrono>
 
-#include "common/clock.hpp"
+#include "common/util/clock.hpp"
 
 namespace mtasts::test {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "common/lookup.hpp"
+#include "common/fleet/lookup.hpp"
 #include "tests/fakes/cache_entries.hpp"
 
 namespace mtasts::test {

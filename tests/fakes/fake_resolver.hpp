@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/dns.hpp"
+#include "common/dns/dns.hpp"
 
 namespace mtasts::test {
 

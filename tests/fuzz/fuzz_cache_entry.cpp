@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/cache_entry.hpp"
+#include "common/sts/cache_entry.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,4 +1,4 @@
-// libFuzzer target for DNS answer handling: the production resolver (common/dns.cpp, with
+// libFuzzer target for DNS answer handling: the production resolver (common/dns/dns.cpp, with
 // ldns) queries a scripted server on loopback UDP that answers with the fuzz input: the
 // query's id, then the input's flags and counts, the query's own question, and the input's
 // records. Whatever comes back, the resolver never crashes, a failure says why, and an
@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/dns.hpp"
+#include "common/dns/dns.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 namespace {

@@ -5,8 +5,8 @@
 #include <string>
 #include <string_view>
 
-#include "common/domain.hpp"
-#include "common/mx_pattern.hpp"
+#include "common/sts/domain.hpp"
+#include "common/sts/mx_pattern.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/mx_pattern.hpp"
+#include "common/sts/mx_pattern.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 namespace {

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/policy.hpp"
+#include "common/sts/policy.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

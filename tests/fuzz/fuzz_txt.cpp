@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "common/txt_record.hpp"
+#include "common/sts/txt_record.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

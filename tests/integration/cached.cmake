@@ -9,7 +9,7 @@ mtasts_add_test(cached_rules_tests integration
   LIBS mtasts_fetch mtasts_test_support)
 mtasts_add_test(cached_daemon_tests integration
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/cached/daemon_test.cpp
-  LIBS mtasts_common mtasts_test_support)
+  LIBS mtasts_daemon mtasts_dns mtasts_test_support)
 # The daemon tests run the binary: build it with them.
 add_dependencies(cached_daemon_tests mta-sts-cached)
 # The claim keeper (cached/claims) against a real Redis: claims stay held while a task works,

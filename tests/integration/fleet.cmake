@@ -4,7 +4,7 @@ mtasts_add_test(fleet_integration_tests integration
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/fleet/fleet_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/milter/harness.cpp
-  LIBS mtasts_tlsmap_harness mtasts_common mtasts_test_support)
+  LIBS mtasts_tlsmap_harness mtasts_daemon mtasts_dns mtasts_test_support)
 add_dependencies(fleet_integration_tests mta-sts-milter mta-sts-cached mta-sts-tlsmap)
 target_compile_definitions(fleet_integration_tests PRIVATE
   MTASTS_MILTER_BIN="$<TARGET_FILE:mta-sts-milter>"
@@ -13,5 +13,5 @@ target_compile_definitions(fleet_integration_tests PRIVATE
 # discovery longer than lock-ttl: the fleet clock and the claim keep-alive (issue 10).
 mtasts_add_test(fleet_clock_tests integration
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/fleet/clock_test.cpp
-  LIBS mtasts_common mtasts_test_support)
+  LIBS mtasts_daemon mtasts_dns mtasts_test_support)
 add_dependencies(fleet_clock_tests mta-sts-cached)

@@ -1,4 +1,4 @@
-# The metrics endpoint (common/metrics_http.hpp) on loopback, asked by curl.
+# The metrics endpoint (common/daemon/metrics_http.hpp) on loopback, asked by curl.
 mtasts_add_test(metrics_http_test integration
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/metrics_http_test.cpp
   LIBS mtasts_metrics_http mtasts_test_support)

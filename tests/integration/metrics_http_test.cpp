@@ -1,7 +1,7 @@
 // The metrics endpoint (libmicrohttpd) on loopback, asked by curl as a scraper would: only
 // GET/HEAD of /metrics answer 200 with the registry's text; an address in use is a clear
 // start-up error; and a daemon whose metrics-listen cannot be bound refuses to start.
-#include "common/metrics_http.hpp"
+#include "common/daemon/metrics_http.hpp"
 
 #include <gtest/gtest.h>
 

@@ -2,7 +2,7 @@
 # redis-server loaded with the shipped ACL users of etc/redis-acl.conf.
 mtasts_add_test(redis_check_test integration
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/redis_check/redis_check_test.cpp
-  LIBS mtasts_common mtasts_test_support)
+  LIBS mtasts_daemon mtasts_dns mtasts_test_support)
 add_dependencies(redis_check_test mta-sts-milter mta-sts-cached mta-sts-ctl mta-sts-tlsmap)
 target_compile_definitions(redis_check_test PRIVATE
   MTASTS_MILTER_BIN="$<TARGET_FILE:mta-sts-milter>"

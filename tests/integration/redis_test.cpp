@@ -1,7 +1,7 @@
 // The Redis client layer against a real redis-server on a private unix socket: commands,
 // pipelines, binary safety, error replies, a server killed and restarted, a stopped server
 // (every call returns within its timeout), ACL authentication, database selection, pub/sub.
-#include "common/redis.hpp"
+#include "common/fleet/redis.hpp"
 
 #include <gtest/gtest.h>
 #include <signal.h>

@@ -1,7 +1,7 @@
 // The policy store against a real redis-server: the key schema, entry round trips with TTLs,
 // deduplicated and bounded misses, the schedule, claims between fetchers, announcements, and
 // the milter's read-and-signal ACL.
-#include "common/store.hpp"
+#include "common/fleet/store.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,8 +11,8 @@
 #include <set>
 #include <sstream>
 
-#include "common/fleet_clock.hpp"
-#include "common/lookup.hpp"
+#include "common/fleet/fleet_clock.hpp"
+#include "common/fleet/lookup.hpp"
 #include "tests/fakes/fake_clock.hpp"
 #include "tests/support/redis_server.hpp"
 

@@ -8,4 +8,4 @@ add_dependencies(mtasts_tlsmap_harness mta-sts-tlsmap)
 
 mtasts_add_test(tlsmap_integration_tests integration
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/tlsmap/tlsmap_test.cpp
-  LIBS mtasts_tlsmap_harness mtasts_common mtasts_test_support)
+  LIBS mtasts_tlsmap_harness mtasts_daemon mtasts_dns mtasts_test_support)

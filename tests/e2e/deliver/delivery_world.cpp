@@ -11,7 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "common/domain.hpp"
+#include "common/sts/domain.hpp"
 #include "tests/e2e/milter/mail_env.hpp"
 #include "tests/integration/milter/harness.hpp"
 

@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
-#include "common/cache_entry.hpp"
-#include "common/redis.hpp"
+#include "common/sts/cache_entry.hpp"
+#include "common/fleet/redis.hpp"
 #include "tests/e2e/milter/mail_env.hpp"
 
 namespace mtasts::test::e2e {

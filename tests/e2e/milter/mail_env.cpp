@@ -13,7 +13,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
-#include "common/domain.hpp"
+#include "common/sts/domain.hpp"
 
 namespace mtasts::test::e2e {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "common/cache_entry.hpp"
+#include "common/sts/cache_entry.hpp"
 #include "tests/integration/milter/harness.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/world.hpp"

@@ -13,7 +13,7 @@
 #include <sstream>
 #include <thread>
 
-#include "common/store.hpp"
+#include "common/fleet/store.hpp"
 #include "tests/support/fetcher.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/world.hpp"

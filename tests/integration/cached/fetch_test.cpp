@@ -6,7 +6,7 @@
 #include <cstdlib>
 
 #include "cached/discovery.hpp"
-#include "common/clock.hpp"
+#include "common/util/clock.hpp"
 #include "tests/support/world.hpp"
 
 namespace mtasts {

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "common/cache_entry.hpp"
-#include "common/policy.hpp"
-#include "common/redis.hpp"
-#include "common/store.hpp"
+#include "common/sts/cache_entry.hpp"
+#include "common/sts/policy.hpp"
+#include "common/fleet/redis.hpp"
+#include "common/fleet/store.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/world.hpp"

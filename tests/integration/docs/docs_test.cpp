@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "common/config.hpp"
-#include "common/redis.hpp"
-#include "common/redis_check.hpp"
-#include "common/store.hpp"
+#include "common/daemon/config.hpp"
+#include "common/fleet/redis.hpp"
+#include "common/daemon/redis_check.hpp"
+#include "common/fleet/store.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/redis_acl.hpp"
 #include "tests/support/redis_server.hpp"

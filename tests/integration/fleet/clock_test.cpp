@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "common/fleet_clock.hpp"
-#include "common/store.hpp"
+#include "common/fleet/fleet_clock.hpp"
+#include "common/fleet/store.hpp"
 #include "tests/support/fetcher.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/world.hpp"

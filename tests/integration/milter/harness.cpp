@@ -5,7 +5,7 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "common/domain.hpp"
+#include "common/sts/domain.hpp"
 #include "tests/fakes/cache_entries.hpp"
 
 namespace mtasts::test {

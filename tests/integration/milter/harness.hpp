@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "common/cache_entry.hpp"
-#include "common/redis.hpp"
-#include "common/store.hpp"
+#include "common/sts/cache_entry.hpp"
+#include "common/fleet/redis.hpp"
+#include "common/fleet/store.hpp"
 #include "tests/support/process.hpp"
 
 namespace mtasts::test {

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "common/config.hpp"
-#include "common/redis_check.hpp"
+#include "common/daemon/config.hpp"
+#include "common/daemon/redis_check.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/redis_acl.hpp"
 #include "tests/support/redis_server.hpp"

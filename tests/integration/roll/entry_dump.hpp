@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "common/cache_entry.hpp"
+#include "common/sts/cache_entry.hpp"
 
 namespace mtasts::test {
 

@@ -1,5 +1,5 @@
 // mta-sts-next-codec: the next codec version, for the rolling-upgrade test only. This target
-// compiles common/cache_entry.cpp a second time with MTASTS_CODEC_VERSION raised by one (and
+// compiles common/sts/cache_entry.cpp a second time with MTASTS_CODEC_VERSION raised by one (and
 // `reader` = today's version: the next format only adds fields), so that entries written by
 // today's real programs meet a real next reader, and today's programs meet a real next writer.
 //   mta-sts-next-codec decode   < entry   "version=N" and every decoded field (entry_dump.hpp)
@@ -9,7 +9,7 @@
 #include <sstream>
 #include <string>
 
-#include "common/cache_entry.hpp"
+#include "common/sts/cache_entry.hpp"
 #include "tests/integration/roll/entry_dump.hpp"
 
 static_assert(mtasts::kCodecVersion == 2 && mtasts::kCodecReader == 1,

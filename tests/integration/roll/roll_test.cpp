@@ -17,10 +17,10 @@
 #include <string>
 #include <vector>
 
-#include "common/cache_entry.hpp"
-#include "common/clock.hpp"
-#include "common/domain.hpp"
-#include "common/store.hpp"
+#include "common/sts/cache_entry.hpp"
+#include "common/util/clock.hpp"
+#include "common/sts/domain.hpp"
+#include "common/fleet/store.hpp"
 #include "tests/fakes/cache_entries.hpp"
 #include "tests/integration/milter/harness.hpp"
 #include "tests/integration/roll/entry_dump.hpp"

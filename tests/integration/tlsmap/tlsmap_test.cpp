@@ -14,9 +14,9 @@
 #include <memory>
 #include <thread>
 
-#include "common/domain.hpp"
-#include "common/redis.hpp"
-#include "common/store.hpp"
+#include "common/sts/domain.hpp"
+#include "common/fleet/redis.hpp"
+#include "common/fleet/store.hpp"
 #include "tests/fakes/cache_entries.hpp"
 #include "tests/integration/tlsmap/harness.hpp"
 #include "tests/support/redis_server.hpp"

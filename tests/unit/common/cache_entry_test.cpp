@@ -1,6 +1,6 @@
 // The cache-entry codec (round trips, rejection of every malformed value, no crash on any
 // bytes) and the RFC 8461 freshness rules, table-driven against a fake clock.
-#include "common/cache_entry.hpp"
+#include "common/sts/cache_entry.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Configuration: defaults, every option from the file and from the command line, overrides,
 // and every kind of error with the file and line where it is.
-#include "common/config.hpp"
+#include "common/daemon/config.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // Daemon helpers that can be tested without root or systemd: the pid file and sd_notify.
-#include "common/daemon.hpp"
+#include "common/daemon/daemon.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include <cstring>
 #include <random>
 
-#include "common/log.hpp"
+#include "common/util/log.hpp"
 #include "tests/support/process.hpp"
 
 namespace mtasts {

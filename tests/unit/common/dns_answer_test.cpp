@@ -1,7 +1,7 @@
-// The production resolver (common/dns.cpp) against a scripted DNS server on loopback UDP:
+// The production resolver (common/dns/dns.cpp) against a scripted DNS server on loopback UDP:
 // how answers that a mis-pointed or hostile server can send are interpreted. The server is
 // a thread with a socket; no sleeping, each test waits only for its own query.
-#include "common/dns.hpp"
+#include "common/dns/dns.hpp"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // Table of Domain::parse cases: normalization (case, trailing dot, IDN), host-name syntax,
 // and address literals. Each row is named after the rule it checks.
-#include "common/domain.hpp"
+#include "common/sts/domain.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // The fleet clock with an injected local clock and remote source: no Redis, no sleeping.
-#include "common/fleet_clock.hpp"
+#include "common/fleet/fleet_clock.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Logging: escaping of untrusted text, the key=value line format, level names and filtering,
 // and whole lines on stderr when many threads log at once.
-#include "common/log.hpp"
+#include "common/util/log.hpp"
 
 #include <fcntl.h>
 #include <sys/socket.h>

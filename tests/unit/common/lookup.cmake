@@ -4,4 +4,4 @@ mtasts_add_test(lookup_unit_tests unit
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/lookup_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/lookup_stats_test.cpp
-  LIBS mtasts_common)
+  LIBS mtasts_daemon mtasts_dns)

@@ -1,5 +1,5 @@
 // Latency histogram: percentiles within a bucket's precision.
-#include "common/lookup_stats.hpp"
+#include "common/fleet/lookup_stats.hpp"
 
 #include <gtest/gtest.h>
 

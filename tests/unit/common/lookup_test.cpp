@@ -1,7 +1,7 @@
 // The lookup path with a fake clock and a fake source: local cache life and bounds, miss
 // signalling and its deduplication, the bounded miss-wait (with an injected sleep: nothing here
 // waits on wall time), announcements, and failures.
-#include "common/lookup.hpp"
+#include "common/fleet/lookup.hpp"
 
 #include <gtest/gtest.h>
 

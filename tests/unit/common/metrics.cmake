@@ -1,4 +1,4 @@
-# The metrics registry and text format (common/metrics.hpp), and the metrics-listen option.
+# The metrics registry and text format (common/util/metrics.hpp), and the metrics-listen option.
 mtasts_add_test(metrics_test unit
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/metrics_test.cpp
-  LIBS mtasts_common mtasts_test_support)
+  LIBS mtasts_daemon mtasts_dns mtasts_test_support)

@@ -1,13 +1,13 @@
 // The metrics registry: what a scrape reads (exact text format), histogram bucket edges,
 // escaping, recording from many threads at once, and the metrics-listen option.
-#include "common/metrics.hpp"
+#include "common/util/metrics.hpp"
 
 #include <gtest/gtest.h>
 
 #include <thread>
 #include <vector>
 
-#include "common/config.hpp"
+#include "common/daemon/config.hpp"
 #include "tests/support/process.hpp"
 
 namespace mtasts::metrics {

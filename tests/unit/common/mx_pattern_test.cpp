@@ -1,6 +1,6 @@
 // Tables for MX pattern syntax (RFC 8461 section 3.2) and matching (section 4.1,
 // RFC-NOTES.md "MX matching").
-#include "common/mx_pattern.hpp"
+#include "common/sts/mx_pattern.hpp"
 
 #include <gtest/gtest.h>
 

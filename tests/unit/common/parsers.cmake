@@ -2,5 +2,5 @@
 foreach(_t domain txt_record mx_pattern policy log)
   mtasts_add_test(common_${_t}_test unit
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/${_t}_test.cpp
-    LIBS mtasts_common)
+    LIBS mtasts_sts)
 endforeach()

@@ -1,6 +1,6 @@
 // Table of policy files (RFC 8461 section 3.2, RFC-NOTES.md "The policy file"): each row is
 // one rule or project decision, with the exact errors and warnings (line and text) expected.
-#include "common/policy.hpp"
+#include "common/sts/policy.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-// Claim tokens (common/random.hpp): 128 bits from the kernel, never repeated, not even by a
+// Claim tokens (common/util/random.hpp): 128 bits from the kernel, never repeated, not even by a
 // forked child that would share a user-space generator's state.
-#include "common/random.hpp"
+#include "common/util/random.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>

@@ -1,7 +1,7 @@
 // FailureLog on a fake clock: during an outage of ten minutes with a failure every second,
 // the caller is told to log one "down" line, one summary a minute with the count since the
 // previous line, and one "up" line with the total and the length of the outage.
-#include "common/ratelimit.hpp"
+#include "common/util/ratelimit.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // The forms of [redis] address: unix socket paths, host:port, bracketed IPv6, bare host.
-#include "common/redis.hpp"
+#include "common/fleet/redis.hpp"
 
 #include <gtest/gtest.h>
 

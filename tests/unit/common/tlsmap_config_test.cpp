@@ -5,7 +5,7 @@
 
 #include <sstream>
 
-#include "common/config.hpp"
+#include "common/daemon/config.hpp"
 #include "tests/support/process.hpp"
 
 namespace mtasts {

@@ -1,6 +1,6 @@
 // Table of `_mta-sts` TXT RRsets (RFC 8461 section 3.1, RFC-NOTES.md "Discovery"): one row
 // per rule, valid and malformed.
-#include "common/txt_record.hpp"
+#include "common/sts/txt_record.hpp"
 
 #include <gtest/gtest.h>
 

@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "common/json.hpp"
+#include "common/util/json.hpp"
 #include "tests/unit/ctl/mini_json.hpp"
 
 namespace mtasts::ctl {

@@ -1,0 +1,501 @@
+// Policy lookup: local cache, Redis source, miss signalling and the change subscriber.
+// See lookup.hpp for the promises.
+#include "common/fleet/lookup.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "common/util/log.hpp"
+
+namespace mtasts {
+
+using std::chrono::milliseconds;
+
+// ---- Redis source -----------------------------------------------------------------------
+
+RedisPolicySource::RedisPolicySource(Pool& pool, StoreOptions opts, Pool* read_pool)
+    : store_(pool, std::move(opts), read_pool) {}
+
+std::optional<CacheEntry> RedisPolicySource::get(const Domain& d) {
+  // A pooled connection may have died with a Redis restart; that shows as an immediate I/O
+  // error, so one retry on a fresh connection costs nothing and hides the restart. Timeouts
+  // are not retried: the budget is spent.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      std::string decode_error;
+      auto e = store_.get(d, &decode_error);
+      if (!decode_error.empty())
+        log::warning("undecodable cache entry, treated as absent", {{"domain", d.str()}, {"error", decode_error}});
+      return e;
+    } catch (const RedisError& e) {
+      const bool stale = e.kind() == RedisError::Kind::io || e.kind() == RedisError::Kind::closed;
+      if (attempt > 0 || !stale) throw;
+    }
+  }
+}
+
+void RedisPolicySource::signal_miss(const Domain& d, SysTime now) {
+  for (int attempt = 0;; ++attempt) {
+    try {
+      store_.signal_miss(d, now);
+      return;
+    } catch (const RedisError& e) {
+      // -READONLY: the pooled connection reached a primary that was demoted by a failover; it
+      // is dropped, and the retry opens one to the primary the sentinels name now.
+      const bool stale = e.kind() == RedisError::Kind::io || e.kind() == RedisError::Kind::closed ||
+                         std::string_view(e.what()).find("READONLY") != std::string_view::npos;
+      if (attempt > 0 || !stale) throw;
+    }
+  }
+}
+
+void RedisPolicySource::note_wanted(const std::vector<std::pair<std::string, SysTime>>& batch) {
+  // Not retried: the recorder drops a failed batch, and the domains are noted again later.
+  store_.note_wanted(batch);
+}
+
+// ---- demand ---------------------------------------------------------------------------------
+
+bool OncePer::first(const std::string& name, SysTime now) {
+  std::lock_guard lk(mu_);
+  if (auto it = seen_.find(name); it != seen_.end() && now < it->second + window_) return false;
+  if (seen_.size() >= bound_) {
+    std::erase_if(seen_, [&](const auto& kv) { return now >= kv.second + window_; });
+    if (seen_.size() >= bound_) seen_.clear();
+  }
+  seen_[name] = now;
+  return true;
+}
+
+void OncePer::forget(const std::string& name) {
+  std::lock_guard lk(mu_);
+  seen_.erase(name);
+}
+
+DemandRecorder::DemandRecorder(PolicySource& source, const Clock& clock, milliseconds interval,
+                               std::size_t max_pending, std::atomic<std::uint64_t>* dropped)
+    : source_(source),
+      clock_(clock),
+      interval_(interval),
+      max_pending_(std::max<std::size_t>(max_pending, 1)),
+      dropped_out_(dropped) {}
+
+DemandRecorder::~DemandRecorder() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  flush();
+}
+
+void DemandRecorder::note(const std::string& domain, SysTime when) {
+  std::lock_guard lk(mu_);
+  // Started here rather than in the constructor: a daemon builds its lookup before it may
+  // detach (fork), and a thread does not survive a fork.
+  if (interval_.count() > 0 && !thread_.joinable() && !stopping_) {
+    try {
+      thread_ = std::thread([this] { run(); });
+    } catch (const std::system_error& e) {
+      // Demand is advisory: without the thread, notes wait for the next flush() or drop.
+      log::warning("cannot start the demand recorder thread", {{"error", e.what()}});
+    }
+  }
+  if (auto it = pending_.find(domain); it != pending_.end()) {
+    it->second = std::max(it->second, when);
+    return;
+  }
+  if (pending_.size() >= max_pending_) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    if (dropped_out_) dropped_out_->fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  pending_.emplace(domain, when);
+}
+
+std::size_t DemandRecorder::pending() const {
+  std::lock_guard lk(mu_);
+  return pending_.size();
+}
+
+bool DemandRecorder::flush() {
+  std::lock_guard one(flush_mu_);
+  std::unordered_map<std::string, SysTime> taken;
+  {
+    std::lock_guard lk(mu_);
+    taken.swap(pending_);
+  }
+  if (taken.empty()) return true;
+  // Commands of at most 1000 domains: a long backlog does not become one huge command.
+  constexpr std::size_t kChunk = 1000;
+  std::vector<std::pair<std::string, SysTime>> batch;
+  batch.reserve(std::min(taken.size(), kChunk));
+  std::size_t sent = 0;
+  try {
+    for (auto& kv : taken) {
+      batch.emplace_back(kv.first, kv.second);
+      if (batch.size() == kChunk) {
+        source_.note_wanted(batch);
+        sent += batch.size();
+        batch.clear();
+      }
+    }
+    source_.note_wanted(batch);
+  } catch (const std::exception& e) {
+    const std::uint64_t lost = taken.size() - sent;
+    dropped_.fetch_add(lost, std::memory_order_relaxed);
+    if (dropped_out_) dropped_out_->fetch_add(lost, std::memory_order_relaxed);
+    const FailureLog::Report r = failures_.failure(clock_.now());
+    if (r.event == FailureLog::Event::down)
+      log::warning("lookups not recorded in redis (batch dropped)", {{"domains", std::to_string(lost)}, {"error", e.what()}});
+    else if (r.event == FailureLog::Event::still_down)
+      log::warning("lookups still not recorded in redis", {{"batches", std::to_string(r.failures)}, {"error", e.what()}});
+    return false;
+  }
+  if (failures_.success(clock_.now()).event == FailureLog::Event::up) log::notice("lookups recorded in redis again");
+  return true;
+}
+
+void DemandRecorder::run() {
+  std::unique_lock lk(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lk, interval_, [&] { return stopping_; });
+    if (stopping_) break;
+    lk.unlock();
+    flush();
+    lk.lock();
+  }
+}
+
+MailPathPools make_mail_path_pools(RedisOptions budgeted, bool read_from_replica) {
+  MailPathPools p;
+  if (!read_from_replica) {
+    budgeted.role = RedisOptions::Role::primary;
+    p.writes = std::make_unique<Pool>(std::move(budgeted));
+    return p;
+  }
+  RedisOptions w = budgeted;
+  w.role = RedisOptions::Role::primary;
+  w.pool_size = std::min(w.pool_size, kWritePoolWithReplica);
+  p.writes = std::make_unique<Pool>(std::move(w));
+  budgeted.role = RedisOptions::Role::replica;
+  p.reads = std::make_unique<Pool>(std::move(budgeted));
+  return p;
+}
+
+RedisOptions subscriber_options(RedisOptions configured, bool read_from_replica) {
+  configured.role = read_from_replica ? RedisOptions::Role::replica : RedisOptions::Role::primary;
+  return configured;
+}
+
+// ---- local cache --------------------------------------------------------------------------
+
+LocalCache::LocalCache(std::size_t capacity) : capacity_(capacity) {}
+
+EntryPtr LocalCache::get(const std::string& domain, SysTime now) {
+  std::lock_guard lk(mu_);
+  auto it = index_.find(domain);
+  if (it == index_.end()) return nullptr;
+  if (now >= it->second->keep) {
+    lru_.erase(it->second);
+    index_.erase(it);
+    return nullptr;
+  }
+  if (now >= it->second->until) return nullptr;  // kept only as a fallback
+  lru_.splice(lru_.begin(), lru_, it->second);
+  return it->second->entry;
+}
+
+EntryPtr LocalCache::get_stale(const std::string& domain, SysTime now) {
+  std::lock_guard lk(mu_);
+  auto it = index_.find(domain);
+  if (it == index_.end()) return nullptr;
+  if (now >= it->second->keep) {
+    lru_.erase(it->second);
+    index_.erase(it);
+    return nullptr;
+  }
+  return it->second->entry;
+}
+
+void LocalCache::put(const std::string& domain, EntryPtr e, SysTime until, std::uint64_t generation,
+                     std::optional<SysTime> keep_opt) {
+  if (capacity_ == 0) return;
+  const SysTime keep = std::max(until, keep_opt.value_or(until));
+  std::lock_guard lk(mu_);
+  if (generation != generation_.load()) return;
+  if (auto it = index_.find(domain); it != index_.end()) {
+    it->second->entry = std::move(e);
+    it->second->until = until;
+    it->second->keep = keep;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return;
+  }
+  if (index_.size() >= capacity_) {
+    index_.erase(lru_.back().domain);
+    lru_.pop_back();
+  }
+  lru_.push_front(Slot{domain, std::move(e), until, keep});
+  index_.emplace(domain, lru_.begin());
+}
+
+bool LocalCache::erase(const std::string& domain) {
+  std::lock_guard lk(mu_);
+  // Bumped even when absent: a read in flight may be about to insert the old value.
+  generation_.fetch_add(1);
+  auto it = index_.find(domain);
+  if (it == index_.end()) return false;
+  lru_.erase(it->second);
+  index_.erase(it);
+  return true;
+}
+
+void LocalCache::clear() {
+  std::lock_guard lk(mu_);
+  generation_.fetch_add(1);
+  index_.clear();
+  lru_.clear();
+}
+
+std::size_t LocalCache::size() const {
+  std::lock_guard lk(mu_);
+  return index_.size();
+}
+
+// ---- lookup -------------------------------------------------------------------------------
+
+const char* to_string(LookupSource s) noexcept {
+  switch (s) {
+    case LookupSource::local: return "local";
+    case LookupSource::redis: return "redis";
+    case LookupSource::stale: return "stale";
+    case LookupSource::none: return "none";
+  }
+  return "?";
+}
+
+PolicyLookup::PolicyLookup(PolicySource& source, const Clock& clock, LookupOptions opts, LookupStats* stats,
+                           SleepFn sleep)
+    : source_(source),
+      clock_(clock),
+      opts_(opts),
+      stats_(stats),
+      sleep_(sleep ? std::move(sleep) : SleepFn([](milliseconds d) { std::this_thread::sleep_for(d); })),
+      cache_(opts.local_cache_size),
+      signalled_(opts.local_ttl, std::max<std::size_t>(opts.local_cache_size, 1024)),
+      noted_(opts.local_ttl, std::max<std::size_t>(opts.local_cache_size, 1024)),
+      demand_(source, clock, opts.demand_interval, opts.demand_max_pending, stats ? &stats->demand_dropped : nullptr) {}
+
+void PolicyLookup::note_demand(const Domain& d, SysTime now) {
+  if (noted_.first(d.str(), now)) demand_.note(d.str(), now);
+}
+
+SysTime PolicyLookup::local_deadline(const CacheEntry& e, SysTime now) const {
+  // `max_age: 0`: the owner allows no caching at all, whatever the verdict says.
+  if (e.policy && e.policy->policy.max_age.count() == 0) return now;
+  SysTime until = now + opts_.local_ttl;
+  switch (verdict(e, now)) {
+    case Verdict::enforce:
+    case Verdict::testing:
+    case Verdict::none:
+      if (e.policy) until = std::min(until, e.policy->expires_at);
+      break;
+    case Verdict::no_policy:
+      if (e.no_policy_until) until = std::min(until, *e.no_policy_until);
+      break;
+    case Verdict::unknown:
+      // Must be re-read: the fetchers were (or will be) asked to fill it.
+      return now;
+  }
+  return until;
+}
+
+EntryPtr PolicyLookup::fetch(const Domain& d, SysTime now) {
+  const std::uint64_t gen = cache_.generation();
+  std::optional<CacheEntry> e = source_.get(d);
+  if (!e) return nullptr;
+  // The raw policy text (up to 64 KiB) and error texts are not needed on the mail path;
+  // dropping them keeps 100,000 local entries small.
+  // (Swapped with empty strings, not cleared: clear() keeps the allocation.)
+  if (e->policy) std::string().swap(e->policy->raw);
+  if (e->failure) std::string().swap(e->failure->error);
+  auto p = std::make_shared<const CacheEntry>(std::move(*e));
+  const SysTime until = local_deadline(*p, now);
+  if (until > now) {
+    std::optional<SysTime> keep;
+    if (opts_.stale_on_error) {
+      // As long as the entry itself says it is usable: the policy's expiry, or the end of
+      // the negative entry (local_deadline already refused max_age 0 and unknown).
+      if (p->policy && policy_usable(*p, now)) keep = p->policy->expires_at;
+      else if (p->no_policy_until) keep = *p->no_policy_until;
+    }
+    cache_.put(d.str(), p, until, gen, keep);
+  }
+  return p;
+}
+
+LookupResult PolicyLookup::lookup(const Domain& d) {
+  const auto t0 = std::chrono::steady_clock::now();
+  LookupResult r;
+  SysTime now = clock_.now();
+  note_demand(d, now);
+  const auto finish = [&](LatencyHistogram LookupStats::*h) {
+    r.latency = std::chrono::steady_clock::now() - t0;
+    if (stats_) (stats_->*h).record(r.latency);
+    return r;
+  };
+
+  if (EntryPtr e = cache_.get(d.str(), now)) {
+    r.entry = std::move(e);
+    r.source = LookupSource::local;
+    return finish(&LookupStats::local);
+  }
+  try {
+    r.entry = fetch(d, now);
+    r.source = LookupSource::redis;
+  } catch (const std::exception& ex) {
+    r.error = ex.what();
+    if (opts_.stale_on_error) {
+      EntryPtr e = cache_.get_stale(d.str(), now);
+      if (e && verdict(*e, now) != Verdict::unknown) {
+        r.entry = std::move(e);
+        r.source = LookupSource::stale;
+        return finish(&LookupStats::failed);
+      }
+    }
+    r.failed = true;
+    return finish(&LookupStats::failed);
+  }
+
+  const auto unknown = [&] { return !r.entry || verdict(*r.entry, now) == Verdict::unknown; };
+  if (!unknown()) return finish(&LookupStats::redis);
+
+  if (signalled_.first(d.str(), now)) {
+    try {
+      source_.signal_miss(d, now);
+      r.miss_signalled = true;
+      if (stats_) stats_->misses_signalled.fetch_add(1, std::memory_order_relaxed);
+    } catch (const std::exception& ex) {
+      // The read worked, so the answer stands ("unknown"); the next lookup signals again.
+      signalled_.forget(d.str());
+      r.error = std::string("miss not signalled: ") + ex.what();
+    }
+  }
+  if (opts_.miss_wait.count() <= 0) return finish(&LookupStats::redis);
+
+  r.waited = true;
+  const milliseconds step = std::max(opts_.poll_interval, milliseconds{1});
+  for (milliseconds left = opts_.miss_wait; left.count() > 0 && unknown(); left -= step) {
+    sleep_(std::min(step, left));
+    now = clock_.now();
+    try {
+      r.entry = fetch(d, now);
+    } catch (const std::exception& ex) {
+      // Stop waiting but keep the answer we had: the domain is not known yet.
+      r.error = std::string("miss-wait read failed: ") + ex.what();
+      break;
+    }
+  }
+  return finish(&LookupStats::waited);
+}
+
+std::optional<LookupResult> PolicyLookup::lookup_local(const Domain& d) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const SysTime now = clock_.now();
+  EntryPtr e = cache_.get(d.str(), now);
+  if (!e) return std::nullopt;
+  note_demand(d, now);
+  LookupResult r;
+  r.entry = std::move(e);
+  r.source = LookupSource::local;
+  r.latency = std::chrono::steady_clock::now() - t0;
+  if (stats_) stats_->local.record(r.latency);
+  return r;
+}
+
+void PolicyLookup::invalidate(std::string_view domain) {
+  cache_.erase(std::string(domain));
+  if (stats_) stats_->invalidations.fetch_add(1, std::memory_order_relaxed);
+}
+
+void PolicyLookup::resync() {
+  cache_.clear();
+  if (stats_) stats_->resyncs.fetch_add(1, std::memory_order_relaxed);
+}
+
+// ---- change subscriber --------------------------------------------------------------------
+
+ChangeSubscriber::ChangeSubscriber(RedisOptions opts, std::string channel, ChangeFn on_change,
+                                   std::function<void()> on_resync)
+    : opts_(std::move(opts)),
+      channel_(std::move(channel)),
+      on_change_(std::move(on_change)),
+      on_resync_(std::move(on_resync)) {}
+
+ChangeSubscriber::~ChangeSubscriber() { stop(); }
+
+void ChangeSubscriber::start() {
+  std::lock_guard lk(mu_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void ChangeSubscriber::stop() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool ChangeSubscriber::sleep_unless_stopped(milliseconds d) {
+  std::unique_lock lk(mu_);
+  return !cv_.wait_for(lk, d, [&] { return stopping_; });
+}
+
+void ChangeSubscriber::run() {
+  const auto stopping = [&] {
+    std::lock_guard lk(mu_);
+    return stopping_;
+  };
+  milliseconds backoff{100};
+  bool down_logged = false;
+  while (!stopping()) {
+    try {
+      Connection c = Connection::open(opts_);
+      c.send({"SUBSCRIBE", channel_});
+      const milliseconds confirm_wait = std::max(opts_.command_timeout, milliseconds{1000});
+      auto confirm = c.read(confirm_wait);
+      if (!confirm || !confirm->is_array() || confirm->size() < 1 || confirm->at(0).str() != "subscribe")
+        throw RedisError(RedisError::Kind::protocol, "no SUBSCRIBE confirmation");
+      subscribed_ = true;
+      on_resync_();
+      if (down_logged) log::notice("change subscription restored", {{"channel", channel_}});
+      down_logged = false;
+      backoff = milliseconds{100};
+      while (!stopping()) {
+        // Short reads so that stop() is honoured promptly.
+        auto m = c.read(milliseconds{200});
+        if (!m || !m->is_array() || m->size() < 3) continue;
+        if (m->at(0).is_string() && m->at(0).str() == "message" && m->at(2).is_string())
+          on_change_(m->at(2).str());
+      }
+    } catch (const std::exception& e) {
+      // Local entries stay: while Redis is away they are the only answers there are. They are
+      // dropped once the subscription is back (announcements in the gap were lost).
+      subscribed_ = false;
+      if (!down_logged) {
+        log::warning("change subscription down, retrying", {{"channel", channel_}, {"error", e.what()}});
+        down_logged = true;
+      }
+      if (!sleep_unless_stopped(backoff)) break;
+      backoff = std::min(backoff * 2, milliseconds{5000});
+    }
+  }
+  subscribed_ = false;
+}
+
+}  // namespace mtasts

@@ -1,0 +1,200 @@
+// The fleet's shared state in Redis: the key schema and every operation the milter, the
+// fetcher and mta-sts-ctl perform on it. The only module that knows key names.
+//
+// Keys (all under the configured prefix, schema version "v1"):
+//   <prefix>v1:e:<domain>   string  encoded CacheEntry; TTL from redis_ttl()      [milter: GET]
+//   <prefix>v1:misses       zset    domain -> unix time first signalled (ZADD NX)  [milter: ZADD]
+//                                   trimmed to max_misses by the fetchers' housekeeping
+//                                   (the milter cannot remove or trim misses)
+//   <prefix>v1:schedule     zset    domain -> unix time of next refresh; written by fetchers,
+//                                   bounded to max_domains by the fetchers' housekeeping
+//                                   (least recently wanted evicted first)
+//   <prefix>v1:wanted       zset    domain -> unix time of its last lookup (ZADD GT)  [milter: ZADD]
+//                                   also set by a write after a miss, the warm list, and (NX)
+//                                   by any write, so that an entry older than this key is
+//                                   refreshed for a while; a domain not wanted for
+//                                   forget-after leaves wanted and schedule (it ages out)
+//   <prefix>v1:lock:<domain> string fetcher token; SET NX PX lock_ttl (claim), renewed while
+//                                   the fetcher works (compare-and-PEXPIRE), released by
+//                                   compare-and-delete; the fetcher's writes check it
+//                                   (put_claimed: a Lua script, all or nothing)
+//   <prefix>v1:changed      channel PUBLISH <domain> when a domain's verdict/policy changes
+//   <prefix>v1:stats:<fetcher-id> hash counters of one fetcher; TTL 3 x stats interval
+// A miss survives a fetcher restart: it leaves `misses` only after its entry was written.
+// A fetcher killed mid-work leaves its lock to expire; the domain stays in misses/schedule.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/sts/cache_entry.hpp"
+#include "common/sts/domain.hpp"
+#include "common/fleet/redis.hpp"
+
+namespace mtasts {
+
+struct StoreOptions {
+  std::string prefix = "mta-sts:";
+  std::size_t max_misses = 100000;
+  std::size_t max_domains = 1000000;
+  Seconds retention{86400};  // extra key life past expiry (see redis_ttl)
+};
+
+// What a program does with the shared state; each program's list is in redis_check.cpp.
+enum class RedisNeed {
+  read_entries,    // GET entries (milter, ctl cache show/list, fetcher)
+  signal_misses,   // ZADD NX on misses (milter)
+  note_demand,     // ZADD GT on wanted (milter, fetcher warm list)
+  watch_changes,   // SUBSCRIBE to the change channel (milter)
+  write_entries,   // EVAL of the fenced write (GET lock, SET, ZADD, ZREM, PUBLISH) and MULTI
+                   // of the same (fetcher)
+  read_queues,     // ZRANGE misses, ZRANGEBYSCORE schedule, ZREM (fetcher)
+  count_queues,    // ZCARD misses and schedule (fetcher, ctl cache stats)
+  claim_locks,     // SET NX PX and the compare-and-delete EVAL on locks (fetcher)
+  schedule,        // ZADD LT on the schedule (fetcher warm list, ctl cache warm)
+  housekeeping,    // trim misses (ZREMRANGEBYRANK), the forget EVAL (ZRANGEBYSCORE, ZCARD,
+                   // ZRANDMEMBER, ZMSCORE, ZREM on wanted and schedule), eviction reads
+                   // (ZRANGE, ZRANDMEMBER, ZMSCORE) (fetcher)
+  write_stats,     // MULTI DEL/HSET/EXPIRE EXEC on the fetcher's stats hash (fetcher)
+  read_stats,      // SCAN + HGETALL on stats hashes (ctl cache stats)
+  list_entries,    // SCAN over entry keys (ctl cache list)
+  drop_entries,    // MULTI DEL/ZREM/ZREM/PUBLISH EXEC (ctl cache drop)
+  read_clock,      // TIME: the fleet clock (every daemon)
+};
+const char* to_string(RedisNeed n) noexcept;
+
+// One harmless command that proves a permission: it uses the same command, key and channel
+// shapes as the real operation, on a probe name no real domain can have, and changes nothing
+// (XX flags, empty ranges, absent members), or it is only queued in a MULTI that never runs.
+struct RedisProbe {
+  enum class Mode {
+    direct,     // run it
+    queued,     // queue it inside MULTI; the transaction is made to abort before it runs
+    subscribe,  // SUBSCRIBE on a connection of its own, read the confirmation
+  };
+  Mode mode = Mode::direct;
+  std::vector<std::string> argv;
+};
+
+class PolicyStore {
+ public:
+  // `read_pool` (optional, e.g. connections to a replica): where get() reads entries; every
+  // write, miss signals included, goes to `pool` (the primary).
+  PolicyStore(Pool& pool, StoreOptions opts, Pool* read_pool = nullptr);
+
+  // ---- milter side (read-and-signal) ----
+  // One round trip. nullopt: no key. Throws RedisError on failure; an undecodable value is
+  // treated as absent (and logged by the caller via `*decode_error`); `*writer_version` is
+  // the codec version its first line names (0: none), so that an entry of a newer format
+  // this build cannot read is told apart from garbage.
+  std::optional<CacheEntry> get(const Domain& d, std::string* decode_error = nullptr, int* writer_version = nullptr);
+  // Records a miss (deduplicated: ZADD NX); one round trip. Trimming the set is the
+  // fetchers' job (trim_misses), so that a milter's user cannot erase the fleet's misses.
+  void signal_miss(const Domain& d, SysTime now);
+  // Records that these domains were looked up at these times: one ZADD GT (a time never moves
+  // back). Names are taken as given (the caller holds normalized Domain names).
+  void note_wanted(const std::vector<std::pair<std::string, SysTime>>& batch);
+  std::string changed_channel() const;
+
+  // ---- fetcher side (writer) ----
+  // Writes the entry with its TTL, schedules it at e.next_refresh, removes it from misses,
+  // and publishes on the changed channel when `announce` is true. One MULTI/EXEC.
+  void put(const Domain& d, const CacheEntry& e, SysTime now, bool announce);
+  // The fetcher's write, fenced by its claim: one server-side script checks that the lock
+  // still holds `token` and only then does what put() does (entry, schedule, misses,
+  // announcement), atomically. claim_lost, with nothing written, when the claim was lost (it
+  // expired, and another fetcher may have taken the domain and written a newer entry).
+  // newer_format_kept when the stored entry was written by a newer codec version (a fleet
+  // half upgraded): it is kept, the miss is cleared and the schedule only moved later.
+  enum class PutResult { written, claim_lost, newer_format_kept };
+  PutResult put_claimed(const Domain& d, const CacheEntry& e, SysTime now, bool announce, const std::string& token);
+  // Up to `limit` domains from misses (oldest first), then due from the schedule (score <= now).
+  std::vector<std::string> pending_misses(std::size_t limit);
+  std::vector<std::string> due(SysTime now, std::size_t limit);
+  // due() with each domain's entry (nullopt: none or undecodable), in two round trips.
+  struct Scheduled {
+    std::string name;
+    std::optional<CacheEntry> entry;
+  };
+  std::vector<Scheduled> due_entries(SysTime now, std::size_t limit);
+  // Adds a domain to the schedule (warm list) at `when` unless it is already scheduled
+  // earlier (ZADD LT semantics, plus NX when absent).
+  void schedule(const Domain& d, SysTime when);
+  // Removes a name that is not a valid domain from misses and schedule.
+  void forget_invalid(const std::string& raw_name);
+  // Removes a miss without writing the entry (the fetcher found nothing to do for it).
+  void clear_miss(const Domain& d);
+  // Clears the miss and moves the domain's schedule to `when` unless it is already later
+  // (only a domain still scheduled): for an entry of a newer format that this fetcher
+  // leaves to newer fetchers. One round trip.
+  void defer(const Domain& d, SysTime when);
+  // Claim: SET lock NX PX. True when this fetcher holds the domain now.
+  bool claim(const Domain& d, const std::string& token, std::chrono::milliseconds ttl);
+  void release(const Domain& d, const std::string& token);
+  // Extends claims to `ttl` from now where they still hold their token (compare-and-PEXPIRE),
+  // all in one round trip. Element i is false when claim i is not ours any more (it expired,
+  // or another fetcher holds the domain now).
+  std::vector<bool> renew(const std::vector<std::pair<Domain, std::string>>& claims, std::chrono::milliseconds ttl);
+  std::size_t misses_size();
+  std::size_t schedule_size();
+  std::size_t wanted_size();
+
+  // ---- fetcher housekeeping (bounded work per call) ----
+  // Drops the oldest misses beyond max_misses; returns how many.
+  std::size_t trim_misses();
+  // Forgets (removes from wanted and schedule, atomically) up to `limit` domains wanted last
+  // before `cutoff`; then, beyond max_domains + max_misses names in wanted, drops names that
+  // are not scheduled (a scheduled domain keeps its record). Entries stay until their own
+  // TTL. Returns how many names left wanted.
+  std::size_t forget_unwanted(SysTime cutoff, std::size_t limit);
+  // Scheduled domains that may be evicted, for choose_evictions: the `n` least recently
+  // wanted that are scheduled, and a random sample of `n` scheduled ones (which finds those
+  // with no wanted record), each with its wanted time and entry. A wanted time that is not a
+  // plain number is treated as absent.
+  struct Candidate {
+    std::string name;
+    std::optional<SysTime> wanted;
+    std::optional<CacheEntry> entry;
+  };
+  std::vector<Candidate> eviction_candidates(std::size_t n);
+  // Removes these names from schedule and wanted (their entries age out).
+  void unschedule(const std::vector<std::string>& names);
+  // The lowest score of the schedule (the next or most overdue refresh) and of the misses (the
+  // oldest waiting miss); nullopt when empty. For the fetcher's metrics (ZRANGE ... WITHSCORES).
+  std::optional<SysTime> earliest_scheduled();
+  std::optional<SysTime> oldest_miss();
+  void write_stats(const std::string& fetcher_id, const std::map<std::string, long long>& counters,
+                   Seconds ttl);
+
+  // ---- operator side (mta-sts-ctl cache) ----
+  bool drop(const Domain& d);  // deletes the entry, unschedules, publishes
+  // SCAN over entry keys; calls back with domain names. Bounded by `limit`.
+  std::vector<std::string> list(std::size_t limit);
+  // Every fetcher's counters as written by write_stats: fetcher id -> name -> value.
+  // Bounded by `limit` fetchers.
+  std::map<std::string, std::map<std::string, std::string>> read_stats(std::size_t limit = 1000);
+
+  std::string entry_key(const Domain& d) const;
+  std::string lock_key(const Domain& d) const;
+  const StoreOptions& options() const noexcept { return opts_; }
+
+  // The probes that show whether a connection may do `need` (see RedisProbe). Pure: the
+  // caller runs them (redis_check.cpp).
+  static std::vector<RedisProbe> probes(RedisNeed need, const StoreOptions& opts);
+
+ private:
+  // SCAN for keys beginning with `key_prefix` (taken literally); returns the rest of each
+  // name, deduplicated, at most `limit`.
+  std::vector<std::string> scan_names(Connection& conn, const std::string& key_prefix, std::size_t limit);
+
+  Pool& pool_;
+  StoreOptions opts_;
+  Pool* read_pool_ = nullptr;
+};
+
+}  // namespace mtasts
