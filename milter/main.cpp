@@ -129,7 +129,9 @@ void open_socket(const SocketSpec& spec, const MilterConfig& cfg) {
   daemon::chown_socket(spec.path, cfg.daemon);
 }
 
-std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock) {
+// `held`: what the runtime this one replaces has read (a reload keeps it: a policy read once
+// is applied until it expires, Redis down during the reload or not).
+std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock, std::shared_ptr<LocalCache> held) {
   auto rt = std::make_shared<Runtime>();
   rt->clock = &clock;
   rt->cfg = c.milter;
@@ -147,7 +149,7 @@ std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock) {
   lo.local_ttl = c.milter.local_cache_ttl;
   lo.local_cache_size = c.milter.local_cache_size;
   lo.miss_wait = c.milter.miss_wait;
-  rt->lookup = std::make_unique<PolicyLookup>(*rt->source, clock, lo, &rt->stats);
+  rt->lookup = std::make_unique<PolicyLookup>(*rt->source, clock, lo, &rt->stats, SleepFn{}, std::move(held));
   return rt;
 }
 
@@ -164,9 +166,9 @@ FleetClock& fleet_clock() {
   return clock;
 }
 
-Generation start_generation(const Config& c) {
+Generation start_generation(const Config& c, std::shared_ptr<LocalCache> held = nullptr) {
   Generation g;
-  g.rt = build_runtime(c, fleet_clock());
+  g.rt = build_runtime(c, fleet_clock(), std::move(held));
   fleet_clock().set_warn_skew(c.redis.clock_skew_warning);
   fleet_clock().set_source(redis_time_source(std::shared_ptr<Pool>(g.rt, g.rt->pool.get())));
   log_redis_check(c, Program::milter);
@@ -200,7 +202,7 @@ void reload(int argc, char** argv, const Config& running, Generation& current) {
     Config next = keep_startup_settings(running, load_config(Program::milter, argc, argv, nullptr));
     const SocketSpec spec = parse_socket_spec(next.milter.socket);
     if (!spec.ok()) throw ConfigError("socket: " + spec.error);
-    Generation g = start_generation(next);
+    Generation g = start_generation(next, current.rt->lookup->held());
     set_runtime(g.rt);
     std::swap(current, g);
     g.subscriber->stop();  // the old generation's; its runtime lives on in open connections

@@ -58,7 +58,9 @@ struct Runtime {
   }
 };
 
-std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock) {
+// `held`: what the runtime this one replaces has read (a reload keeps it: a policy read once
+// is applied until it expires, Redis down during the reload or not).
+std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock, std::shared_ptr<LocalCache> held = nullptr) {
   const TlsmapConfig& t = c.tlsmap;
   auto rt = std::make_shared<Runtime>();
   rt->clock = &clock;
@@ -76,8 +78,7 @@ std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock) {
   lo.local_ttl = t.local_cache_ttl;
   lo.local_cache_size = t.local_cache_size;
   lo.miss_wait = t.miss_wait;
-  lo.stale_on_error = true;
-  rt->lookup = std::make_unique<PolicyLookup>(*rt->source, clock, lo, &rt->stats);
+  rt->lookup = std::make_unique<PolicyLookup>(*rt->source, clock, lo, &rt->stats, SleepFn{}, std::move(held));
 
   try {
     dns::ResolverOptions dro;
@@ -258,7 +259,7 @@ int run(const Config& c, int argc, char** argv) {
       if (sig == SIGHUP) {
         try {
           Config next = keep_startup_settings(c, load_config(Program::tlsmap, argc, argv, nullptr));
-          auto fresh = build_runtime(next, clock);
+          auto fresh = build_runtime(next, clock, current.get()->lookup->held());
           point_clock(fresh, next);
           auto old = current.swap(std::move(fresh));
           log::notice("configuration reloaded", {{"config", next.path}, {"previous_stats", old->stats.summary()}});

@@ -60,7 +60,7 @@ Failed failed(const RedisError& e, const RedisOptions& o, const std::string& com
 const std::vector<RedisNeed>& redis_needs(Program program) {
   using N = RedisNeed;
   static const std::vector<N> milter{N::read_entries, N::signal_misses, N::note_demand, N::watch_changes,
-                                     N::read_clock};
+                                     N::read_held,    N::read_clock};
   static const std::vector<N> cached{N::read_entries, N::write_entries, N::read_queues,   N::count_queues,
                                      N::claim_locks,  N::schedule,      N::note_demand,   N::housekeeping,
                                      N::write_stats,  N::read_clock};

@@ -16,17 +16,22 @@ using std::chrono::milliseconds;
 RedisPolicySource::RedisPolicySource(Pool& pool, StoreOptions opts, Pool* read_pool)
     : store_(pool, std::move(opts), read_pool) {}
 
-std::optional<CacheEntry> RedisPolicySource::get(const Domain& d) {
+SourceRead RedisPolicySource::get(const Domain& d) {
   // A pooled connection may have died with a Redis restart; that shows as an immediate I/O
   // error, so one retry on a fresh connection costs nothing and hides the restart. Timeouts
   // are not retried: the budget is spent.
   for (int attempt = 0;; ++attempt) {
     try {
-      std::string decode_error;
-      auto e = store_.get(d, &decode_error);
-      if (!decode_error.empty())
-        log::warning("undecodable cache entry, treated as absent", {{"domain", d.str()}, {"error", decode_error}});
-      return e;
+      PolicyStore::Read r = store_.read(d);
+      if (!r.decode_error.empty())
+        log::warning(r.writer_version > kCodecVersion ? "cache entry of a newer format, a held copy answers"
+                                                       : "undecodable cache entry, a held copy answers",
+                     {{"domain", d.str()}, {"error", r.decode_error}});
+      SourceRead out;
+      out.unreadable = r.present && !r.entry;
+      out.entry = std::move(r.entry);
+      out.drop_mark = std::move(r.drop_mark);
+      return out;
     } catch (const RedisError& e) {
       const bool stale = e.kind() == RedisError::Kind::io || e.kind() == RedisError::Kind::closed;
       if (attempt > 0 || !stale) throw;
@@ -202,47 +207,86 @@ EntryPtr LocalCache::get(const std::string& domain, SysTime now) {
     index_.erase(it);
     return nullptr;
   }
-  if (now >= it->second->until) return nullptr;  // kept only as a fallback
+  if (now >= it->second->until) return nullptr;  // held only, to be re-read
   lru_.splice(lru_.begin(), lru_, it->second);
   return it->second->entry;
 }
 
-EntryPtr LocalCache::get_stale(const std::string& domain, SysTime now) {
+std::optional<LocalCache::Held> LocalCache::get_held(const std::string& domain, SysTime now) {
   std::lock_guard lk(mu_);
   auto it = index_.find(domain);
-  if (it == index_.end()) return nullptr;
+  if (it == index_.end()) return std::nullopt;
   if (now >= it->second->keep) {
     lru_.erase(it->second);
     index_.erase(it);
-    return nullptr;
+    return std::nullopt;
   }
-  return it->second->entry;
+  return Held{it->second->entry, it->second->drop_mark};
+}
+
+namespace {
+bool protects(const CacheEntry& e) {
+  return e.policy && (e.policy->policy.mode == Mode::enforce || e.policy->policy.mode == Mode::testing);
+}
+}  // namespace
+
+void LocalCache::evict_one() {
+  // Among the least recently used few, an entry that protects nothing goes first: an outage
+  // then costs the fallback of a negative entry before that of an enforce policy.
+  constexpr int kLook = 16;
+  auto victim = std::prev(lru_.end());
+  auto it = victim;
+  for (int i = 0; i < kLook; ++i) {
+    if (!it->protects) {
+      victim = it;
+      break;
+    }
+    if (it == lru_.begin()) break;
+    --it;
+  }
+  index_.erase(victim->domain);
+  lru_.erase(victim);
 }
 
 void LocalCache::put(const std::string& domain, EntryPtr e, SysTime until, std::uint64_t generation,
-                     std::optional<SysTime> keep_opt) {
-  if (capacity_ == 0) return;
+                     std::optional<SysTime> keep_opt, std::string drop_mark) {
   const SysTime keep = std::max(until, keep_opt.value_or(until));
+  const bool guards = e && protects(*e);
   std::lock_guard lk(mu_);
+  if (capacity_ == 0) return;
   if (generation != generation_.load()) return;
   if (auto it = index_.find(domain); it != index_.end()) {
     it->second->entry = std::move(e);
     it->second->until = until;
     it->second->keep = keep;
+    it->second->drop_mark = std::move(drop_mark);
+    it->second->protects = guards;
     lru_.splice(lru_.begin(), lru_, it->second);
     return;
   }
-  if (index_.size() >= capacity_) {
-    index_.erase(lru_.back().domain);
-    lru_.pop_back();
-  }
-  lru_.push_front(Slot{domain, std::move(e), until, keep});
+  if (index_.size() >= capacity_) evict_one();
+  lru_.push_front(Slot{domain, std::move(e), until, keep, std::move(drop_mark), guards});
   index_.emplace(domain, lru_.begin());
+}
+
+bool LocalCache::expire(const std::string& domain) {
+  std::lock_guard lk(mu_);
+  // Bumped even when absent: a read in flight may be about to insert the old value.
+  generation_.fetch_add(1);
+  auto it = index_.find(domain);
+  if (it == index_.end()) return false;
+  it->second->until = SysTime{};
+  return true;
+}
+
+void LocalCache::expire_all() {
+  std::lock_guard lk(mu_);
+  generation_.fetch_add(1);
+  for (Slot& s : lru_) s.until = SysTime{};
 }
 
 bool LocalCache::erase(const std::string& domain) {
   std::lock_guard lk(mu_);
-  // Bumped even when absent: a read in flight may be about to insert the old value.
   generation_.fetch_add(1);
   auto it = index_.find(domain);
   if (it == index_.end()) return false;
@@ -256,6 +300,12 @@ void LocalCache::clear() {
   generation_.fetch_add(1);
   index_.clear();
   lru_.clear();
+}
+
+void LocalCache::set_capacity(std::size_t capacity) {
+  std::lock_guard lk(mu_);
+  capacity_ = capacity;
+  while (index_.size() > capacity_) evict_one();
 }
 
 std::size_t LocalCache::size() const {
@@ -276,16 +326,18 @@ const char* to_string(LookupSource s) noexcept {
 }
 
 PolicyLookup::PolicyLookup(PolicySource& source, const Clock& clock, LookupOptions opts, LookupStats* stats,
-                           SleepFn sleep)
+                           SleepFn sleep, std::shared_ptr<LocalCache> held)
     : source_(source),
       clock_(clock),
       opts_(opts),
       stats_(stats),
       sleep_(sleep ? std::move(sleep) : SleepFn([](milliseconds d) { std::this_thread::sleep_for(d); })),
-      cache_(opts.local_cache_size),
+      cache_(held ? std::move(held) : std::make_shared<LocalCache>(opts.local_cache_size)),
       signalled_(opts.local_ttl, std::max<std::size_t>(opts.local_cache_size, 1024)),
       noted_(opts.local_ttl, std::max<std::size_t>(opts.local_cache_size, 1024)),
-      demand_(source, clock, opts.demand_interval, opts.demand_max_pending, stats ? &stats->demand_dropped : nullptr) {}
+      demand_(source, clock, opts.demand_interval, opts.demand_max_pending, stats ? &stats->demand_dropped : nullptr) {
+  cache_->set_capacity(opts.local_cache_size);
+}
 
 void PolicyLookup::note_demand(const Domain& d, SysTime now) {
   if (noted_.first(d.str(), now)) demand_.note(d.str(), now);
@@ -311,26 +363,66 @@ SysTime PolicyLookup::local_deadline(const CacheEntry& e, SysTime now) const {
   return until;
 }
 
-EntryPtr PolicyLookup::fetch(const Domain& d, SysTime now) {
-  const std::uint64_t gen = cache_.generation();
-  std::optional<CacheEntry> e = source_.get(d);
-  if (!e) return nullptr;
+namespace {
+// Does an entry just read replace the copy held locally? RFC 8461 section 5.1: a cached
+// policy is applied until it expires even when "no live policy can be discovered", so only an
+// entry with a policy (any mode: `mode: none` is how a domain withdraws), checked at least as
+// recently as the held one and itself usable, replaces a held enforce or testing policy. A
+// negative or failure-only entry (a fetcher that rediscovered the domain after the fleet's
+// cache was lost), an older one (a replica behind, a restored backup) or an expired one do
+// not. Whatever protects nothing is simply replaced.
+bool replaces(const CacheEntry& fresh, const CacheEntry& held, SysTime now) {
+  if (!protects(held) || !policy_usable(held, now)) return true;
+  if (!fresh.policy || fresh.checked_at < held.checked_at) return false;
+  return verdict(fresh, now) != Verdict::unknown;
+}
+}  // namespace
+
+EntryPtr PolicyLookup::fetch(const Domain& d, SysTime now, Fetched* how) {
+  std::uint64_t gen = cache_->generation();
+  SourceRead rd = source_.get(d);
+  if (how) how->absent = !rd.entry && !rd.unreadable;
+  std::optional<LocalCache::Held> held = cache_->get_held(d.str(), now);
+  if (held && !rd.drop_mark.empty() && held->drop_mark != rd.drop_mark) {
+    // An operator dropped the domain since this copy was read (the announcement may have been
+    // lost): the copy goes, whatever Redis holds now.
+    cache_->erase(d.str());
+    gen = cache_->generation();
+    held.reset();
+    log::notice("held policy forgotten: dropped by an operator", {{"domain", d.str()}});
+  }
+  const auto answer_held = [&]() -> EntryPtr {
+    if (!held || !held->entry || verdict(*held->entry, now) == Verdict::unknown) return nullptr;
+    if (how) how->held = true;
+    return held->entry;
+  };
+  if (!rd.entry) {
+    // No key (evicted, FLUSHALL, a Redis restarted empty, a replica without the data) or a
+    // value this build cannot read: nothing that replaces what is held.
+    return answer_held();
+  }
+  std::optional<CacheEntry>& e = rd.entry;
   // The raw policy text (up to 64 KiB) and error texts are not needed on the mail path;
   // dropping them keeps 100,000 local entries small.
   // (Swapped with empty strings, not cleared: clear() keeps the allocation.)
   if (e->policy) std::string().swap(e->policy->raw);
   if (e->failure) std::string().swap(e->failure->error);
   auto p = std::make_shared<const CacheEntry>(std::move(*e));
+  if (held && held->entry && !replaces(*p, *held->entry, now)) {
+    if (EntryPtr h = answer_held()) return h;
+  }
   const SysTime until = local_deadline(*p, now);
-  if (until > now) {
-    std::optional<SysTime> keep;
-    if (opts_.stale_on_error) {
-      // As long as the entry itself says it is usable: the policy's expiry, or the end of
-      // the negative entry (local_deadline already refused max_age 0 and unknown).
-      if (p->policy && policy_usable(*p, now)) keep = p->policy->expires_at;
-      else if (p->no_policy_until) keep = *p->no_policy_until;
-    }
-    cache_.put(d.str(), p, until, gen, keep);
+  // Held as long as the entry itself says it is usable: the policy's expiry, or the end of
+  // the negative entry (local_deadline already refused max_age 0 and unknown).
+  std::optional<SysTime> keep;
+  if (until > now || verdict(*p, now) != Verdict::unknown) {
+    if (p->policy && policy_usable(*p, now) && p->policy->policy.max_age.count() > 0) keep = p->policy->expires_at;
+    else if (p->no_policy_until) keep = *p->no_policy_until;
+  }
+  if (until > now || (keep && *keep > now)) {
+    cache_->put(d.str(), p, until, gen, keep, std::move(rd.drop_mark));
+  } else if (held) {
+    cache_->erase(d.str());  // replaced by an answer that may not be kept
   }
   return p;
 }
@@ -346,30 +438,31 @@ LookupResult PolicyLookup::lookup(const Domain& d) {
     return r;
   };
 
-  if (EntryPtr e = cache_.get(d.str(), now)) {
+  if (EntryPtr e = cache_->get(d.str(), now)) {
     r.entry = std::move(e);
     r.source = LookupSource::local;
     return finish(&LookupStats::local);
   }
+  Fetched how;
   try {
-    r.entry = fetch(d, now);
-    r.source = LookupSource::redis;
+    r.entry = fetch(d, now, &how);
+    r.source = how.held ? LookupSource::stale : LookupSource::redis;
   } catch (const std::exception& ex) {
     r.error = ex.what();
-    if (opts_.stale_on_error) {
-      EntryPtr e = cache_.get_stale(d.str(), now);
-      if (e && verdict(*e, now) != Verdict::unknown) {
-        r.entry = std::move(e);
-        r.source = LookupSource::stale;
-        return finish(&LookupStats::failed);
-      }
+    EntryPtr e = cache_->get_stale(d.str(), now);
+    if (e && verdict(*e, now) != Verdict::unknown) {
+      r.entry = std::move(e);
+      r.source = LookupSource::stale;
+      return finish(&LookupStats::failed);
     }
     r.failed = true;
     return finish(&LookupStats::failed);
   }
 
   const auto unknown = [&] { return !r.entry || verdict(*r.entry, now) == Verdict::unknown; };
-  if (!unknown()) return finish(&LookupStats::redis);
+  // A held copy answered for a key that is gone: the fleet must fetch the domain again before
+  // the copy expires, so the miss is signalled all the same.
+  if (!unknown() && !(how.held && how.absent)) return finish(&LookupStats::redis);
 
   if (signalled_.first(d.str(), now)) {
     try {
@@ -377,12 +470,12 @@ LookupResult PolicyLookup::lookup(const Domain& d) {
       r.miss_signalled = true;
       if (stats_) stats_->misses_signalled.fetch_add(1, std::memory_order_relaxed);
     } catch (const std::exception& ex) {
-      // The read worked, so the answer stands ("unknown"); the next lookup signals again.
+      // The read worked, so the answer stands; the next lookup signals again.
       signalled_.forget(d.str());
       r.error = std::string("miss not signalled: ") + ex.what();
     }
   }
-  if (opts_.miss_wait.count() <= 0) return finish(&LookupStats::redis);
+  if (!unknown() || opts_.miss_wait.count() <= 0) return finish(&LookupStats::redis);
 
   r.waited = true;
   const milliseconds step = std::max(opts_.poll_interval, milliseconds{1});
@@ -403,7 +496,7 @@ LookupResult PolicyLookup::lookup(const Domain& d) {
 std::optional<LookupResult> PolicyLookup::lookup_local(const Domain& d) {
   const auto t0 = std::chrono::steady_clock::now();
   const SysTime now = clock_.now();
-  EntryPtr e = cache_.get(d.str(), now);
+  EntryPtr e = cache_->get(d.str(), now);
   if (!e) return std::nullopt;
   note_demand(d, now);
   LookupResult r;
@@ -415,12 +508,12 @@ std::optional<LookupResult> PolicyLookup::lookup_local(const Domain& d) {
 }
 
 void PolicyLookup::invalidate(std::string_view domain) {
-  cache_.erase(std::string(domain));
+  cache_->expire(std::string(domain));
   if (stats_) stats_->invalidations.fetch_add(1, std::memory_order_relaxed);
 }
 
 void PolicyLookup::resync() {
-  cache_.clear();
+  cache_->expire_all();
   if (stats_) stats_->resyncs.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -485,7 +578,8 @@ void ChangeSubscriber::run() {
       }
     } catch (const std::exception& e) {
       // Local entries stay: while Redis is away they are the only answers there are. They are
-      // dropped once the subscription is back (announcements in the gap were lost).
+      // marked for re-reading once the subscription is back (announcements in the gap were
+      // lost), and stay held until a read replaces them.
       subscribed_ = false;
       if (!down_logged) {
         log::warning("change subscription down, retrying", {{"channel", channel_}, {"error", e.what()}});

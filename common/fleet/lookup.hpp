@@ -5,9 +5,9 @@
 // Promises:
 // - Never DNS or HTTPS; Redis only through a PolicySource whose every call is bounded (the
 //   Redis implementation runs on a Pool whose command timeout is the program's redis-budget).
-// - A local entry lives at most local-cache-ttl and never past the policy's expiry or the
-//   negative entry's end; "not in cache" and "unknown" are never cached locally, so a filled
-//   miss is seen on the next lookup.
+// - A local entry is served without reading Redis for at most local-cache-ttl and never past
+//   the policy's expiry or the negative entry's end; "not in cache" and "unknown" are never
+//   cached locally, so a filled miss is seen on the next lookup.
 // - Thread-safe: libmilter's threads and tlsmap's workers call lookup() concurrently.
 // - A miss is signalled at most once per domain per local-cache-ttl from this process (the
 //   Redis side deduplicates across the fleet).
@@ -15,9 +15,15 @@
 //   and handed to a background flusher that records it in the fleet's `wanted` set about
 //   once a second; a lookup never waits for it. When Redis fails the batch is dropped and
 //   counted (the next lookup after local-cache-ttl notes the domain again).
-// - With `stale_on_error` (mta-sts-tlsmap), an entry read earlier is kept past local-cache-ttl
-//   until its policy (or negative entry) ends, and is answered only when the source fails:
-//   RFC 8461 section 5.1 lets a cached policy be used until its max_age runs out.
+// - Fail safe (RFC 8461 section 5.1: a sender applies a cached policy until it expires): every
+//   entry read is held, whatever local-cache-ttl says (0 included), until its policy (or
+//   negative entry) ends. A held usable policy (enforce, testing, none) answers whenever the
+//   source fails, has no key, or holds a value this build cannot read; it is replaced only by
+//   an entry with a policy checked at least as recently, and forgotten when it expires or
+//   when an operator dropped the domain (the drop mark read with the entry changed). An
+//   announcement, a resubscription or a reload marks held entries for re-reading; none of
+//   them forgets one. A negative or failure-only entry does not replace a held usable
+//   policy either (section 5.1: "no live policy can be discovered" keeps the cached one).
 #pragma once
 
 #include <atomic>
@@ -47,12 +53,21 @@
 
 namespace mtasts {
 
+// What one read of the shared cache found for a domain.
+struct SourceRead {
+  std::optional<CacheEntry> entry;  // nullopt: no key, or a value this build cannot read
+  bool unreadable = false;          // a value was there that this build cannot decode
+  // The operator's last drop of the domain (`mta-sts-ctl cache drop`), "" if none: a held
+  // copy read under another mark is forgotten.
+  std::string drop_mark;
+};
+
 // Where entries come from. One production implementation (Redis); fakes in tests/fakes.
 class PolicySource {
  public:
   virtual ~PolicySource() = default;
-  // nullopt: the shared cache has no entry. Throws (std::exception) when it cannot answer.
-  virtual std::optional<CacheEntry> get(const Domain& d) = 0;
+  // One read. Throws (std::exception) when it cannot answer.
+  virtual SourceRead get(const Domain& d) = 0;
   // Tells the fetchers that this domain is wanted. Throws when it cannot.
   virtual void signal_miss(const Domain& d, SysTime now) = 0;
   // Records when these domains were last looked up (the fetchers keep refreshing what is
@@ -66,7 +81,7 @@ class RedisPolicySource final : public PolicySource {
   // `read_pool` (optional): connections to a replica that get() reads from; misses are
   // signalled on `pool` (the primary), since a replica refuses writes.
   RedisPolicySource(Pool& pool, StoreOptions opts, Pool* read_pool = nullptr);
-  std::optional<CacheEntry> get(const Domain& d) override;
+  SourceRead get(const Domain& d) override;
   void signal_miss(const Domain& d, SysTime now) override;
   void note_wanted(const std::vector<std::pair<std::string, SysTime>>& batch) override;
 
@@ -144,23 +159,39 @@ RedisOptions subscriber_options(RedisOptions configured, bool read_from_replica)
 
 using EntryPtr = std::shared_ptr<const CacheEntry>;
 
-// A bounded LRU map domain -> entry with a per-entry deadline. Thread-safe.
+// The entries a process has read: a bounded LRU map domain -> entry with two deadlines,
+// `until` (served without re-reading) and `keep` (held: answered when the source has nothing
+// usable), and the drop mark it was read under. Shared across reloads (a new lookup takes
+// the old one's cache). When full, an entry that protects nothing (not an enforce or testing
+// policy) among the least recently used goes first. Thread-safe.
 class LocalCache {
  public:
   explicit LocalCache(std::size_t capacity);
-  // The entry if present and now < its deadline (an expired one is dropped).
+  // The entry if present and now < its deadline (one past its keep deadline is dropped).
   EntryPtr get(const std::string& domain, SysTime now);
-  // The entry if present and now < its keep deadline, however old (a fallback for when the
-  // source cannot answer).
-  EntryPtr get_stale(const std::string& domain, SysTime now);
-  // Inserts or replaces, evicting the least recently used entry when full. Ignored when
-  // `generation` is not the current one (an invalidation raced with the read that
-  // produced `e`) or when capacity is 0. `keep` (>= until) is how long the entry may serve
-  // as a fallback; by default it ends with `until`.
+  struct Held {
+    EntryPtr entry;
+    std::string drop_mark;
+  };
+  // The held entry if present and now < its keep deadline, however old.
+  std::optional<Held> get_held(const std::string& domain, SysTime now);
+  EntryPtr get_stale(const std::string& domain, SysTime now) {
+    auto h = get_held(domain, now);
+    return h ? h->entry : nullptr;
+  }
+  // Inserts or replaces, evicting when full. Ignored when `generation` is not the current one
+  // (an invalidation raced with the read that produced `e`) or when capacity is 0. `keep`
+  // (>= until) is how long the entry is held; by default it ends with `until`.
   void put(const std::string& domain, EntryPtr e, SysTime until, std::uint64_t generation,
-           std::optional<SysTime> keep = std::nullopt);
+           std::optional<SysTime> keep = std::nullopt, std::string drop_mark = {});
+  // Marks the entry for re-reading (it stays held). True when it was there.
+  bool expire(const std::string& domain);
+  // Marks every entry for re-reading.
+  void expire_all();
+  // Forgets the entry, held copy included (an operator's drop).
   bool erase(const std::string& domain);
   void clear();
+  void set_capacity(std::size_t capacity);
   std::size_t size() const;
   std::uint64_t generation() const noexcept { return generation_.load(); }
 
@@ -170,7 +201,10 @@ class LocalCache {
     EntryPtr entry;
     SysTime until;
     SysTime keep;
+    std::string drop_mark;
+    bool protects = false;  // an enforce or testing policy
   };
+  void evict_one();  // under mu_
   std::size_t capacity_;
   mutable std::mutex mu_;
   std::list<Slot> lru_;  // front: most recently used
@@ -183,13 +217,13 @@ struct LookupOptions {
   std::size_t local_cache_size = 100000;
   std::chrono::milliseconds miss_wait{0};       // 0: do not wait for a miss to be filled
   std::chrono::milliseconds poll_interval{20};  // how often the wait re-reads the entry
-  bool stale_on_error = false;  // answer a locally held, still usable entry when Redis fails
   // How often noted lookups are sent to `wanted`; 0: only by flush_demand() (tests).
   std::chrono::milliseconds demand_interval{1000};
   std::size_t demand_max_pending = 100000;  // domains waiting for the next batch, at most
 };
 
-// stale: the source failed and a local entry past local-cache-ttl, still usable, answered.
+// stale: the source failed, had no key or an unreadable value, or an older entry than the
+// one held: the held copy (past local-cache-ttl, still usable) answered.
 enum class LookupSource { local, redis, stale, none };
 const char* to_string(LookupSource s) noexcept;
 
@@ -209,29 +243,41 @@ class PolicyLookup {
  public:
   // `source`, `clock` and `stats` must outlive this object. `sleep` defaults to
   // std::this_thread::sleep_for (tests inject their own: no waiting on wall time).
+  // `held` (optional): the cache of the lookup this one replaces (a reload), so that what
+  // was read before is still held; its capacity becomes opts.local_cache_size.
   PolicyLookup(PolicySource& source, const Clock& clock, LookupOptions opts, LookupStats* stats = nullptr,
-               SleepFn sleep = {});
+               SleepFn sleep = {}, std::shared_ptr<LocalCache> held = nullptr);
 
   LookupResult lookup(const Domain& d);
   // The answer of the in-process cache alone (no source read, no miss signalled): nullopt
   // when it holds nothing fresh. Lets a server answer cache hits without a worker thread.
   std::optional<LookupResult> lookup_local(const Domain& d);
 
-  // A fetcher announced a change for `domain` (raw text from Redis): drop it locally.
+  // A fetcher announced a change for `domain` (raw text from Redis): re-read it at the next
+  // lookup (the held copy stays until that read says otherwise).
   void invalidate(std::string_view domain);
-  // Announcements may have been lost (subscriber reconnected): drop everything.
+  // Announcements may have been lost (subscriber reconnected): re-read everything, again
+  // without forgetting what is held.
   void resync();
+  // What this lookup holds, for the lookup that replaces it at a reload.
+  std::shared_ptr<LocalCache> held() const noexcept { return cache_; }
 
   // Sends the noted lookups now (see DemandRecorder::flush).
   bool flush_demand() { return demand_.flush(); }
   std::uint64_t demand_dropped() const noexcept { return demand_.dropped(); }
 
-  std::size_t local_size() const { return cache_.size(); }
+  std::size_t local_size() const { return cache_->size(); }
   const LookupOptions& options() const noexcept { return opts_; }
 
  private:
-  // Reads the source and caches what may be cached. Throws what the source throws.
-  EntryPtr fetch(const Domain& d, SysTime now);
+  // Reads the source and caches what may be cached; answers the held copy instead where the
+  // read has nothing that replaces it (see `how`). Throws what the source
+  // throws.
+  struct Fetched {
+    bool held = false;    // the held copy answered
+    bool absent = false;  // the source had no key
+  };
+  EntryPtr fetch(const Domain& d, SysTime now, Fetched* how = nullptr);
   void note_demand(const Domain& d, SysTime now);
   SysTime local_deadline(const CacheEntry& e, SysTime now) const;
 
@@ -240,7 +286,7 @@ class PolicyLookup {
   LookupOptions opts_;
   LookupStats* stats_;
   SleepFn sleep_;
-  LocalCache cache_;
+  std::shared_ptr<LocalCache> cache_;
   OncePer signalled_;  // misses signalled from this process
   OncePer noted_;      // lookups handed to demand_
   DemandRecorder demand_;

@@ -3,6 +3,8 @@
 // pipeline or a MULTI/EXEC) on a leased connection.
 #include "common/fleet/store.hpp"
 
+#include "common/util/random.hpp"
+
 #include <cstdlib>
 #include <string_view>
 #include <unordered_set>
@@ -98,6 +100,10 @@ std::string PolicyStore::lock_key(const Domain& d) const {
   return opts_.prefix + std::string(kSchema) + "lock:" + d.str();
 }
 
+std::string PolicyStore::drop_key(const Domain& d) const {
+  return opts_.prefix + std::string(kSchema) + "dropped:" + d.str();
+}
+
 std::string PolicyStore::changed_channel() const { return opts_.prefix + std::string(kSchema) + "changed"; }
 
 namespace {
@@ -131,6 +137,22 @@ std::optional<CacheEntry> PolicyStore::get(const Domain& d, std::string* decode_
     return std::nullopt;
   }
   return std::move(dr.entry);
+}
+
+PolicyStore::Read PolicyStore::read(const Domain& d) {
+  const std::string key = entry_key(d);
+  const std::string mark = drop_key(d);
+  Reply r = (read_pool_ ? *read_pool_ : pool_).lease()->command({"MGET", key, mark});
+  if (r.size() != 2) throw RedisError(RedisError::Kind::protocol, "redis: unexpected MGET reply");
+  Read out;
+  if (!r.at(1).is_nil()) out.drop_mark = std::string(r.at(1).str());
+  if (r.at(0).is_nil()) return out;
+  out.present = true;
+  DecodeResult dr = decode(r.at(0).str());
+  out.writer_version = dr.version;
+  if (!dr.entry) out.decode_error = dr.error.empty() ? "undecodable" : dr.error;
+  out.entry = std::move(dr.entry);
+  return out;
 }
 
 void PolicyStore::signal_miss(const Domain& d, SysTime now) {
@@ -448,9 +470,21 @@ void PolicyStore::write_stats(const std::string& fetcher_id, const std::map<std:
 bool PolicyStore::drop(const Domain& d) {
   const Keys k(opts_.prefix);
   const std::string key = entry_key(d);
+  const std::string mark_key = drop_key(d);
+  const std::string lock = lock_key(d);
   const std::string channel = changed_channel();
+  // A random step, not a plain counter: a Redis that lost its data (and its marks) must not
+  // reissue a mark a host recorded before. INCRBY rather than SET, so that the operator's
+  // user cannot write anything a reader would take for a policy entry.
+  std::uint64_t r = 0;
+  kernel_random(&r, sizeof r);
+  const std::string step = std::to_string((r >> 12) + 1);  // 1 .. 2^52: a sum stays exact
+  const std::string ttl = std::to_string(kDropMarkTtl.count());
   auto replies = pool_.lease()->pipeline({{"MULTI"},
                                           {"DEL", key},
+                                          {"INCRBY", mark_key, step},
+                                          {"EXPIRE", mark_key, ttl},
+                                          {"DEL", lock},
                                           {"ZREM", k.schedule, d.str()},
                                           {"ZREM", k.misses, d.str()},
                                           {"PUBLISH", channel, d.str()},
@@ -489,6 +523,7 @@ std::vector<std::string> PolicyStore::list(std::size_t limit) {
 const char* to_string(RedisNeed n) noexcept {
   switch (n) {
     case RedisNeed::read_entries: return "read policy entries";
+    case RedisNeed::read_held: return "read policy entries with their drop marks";
     case RedisNeed::signal_misses: return "signal misses";
     case RedisNeed::note_demand: return "record which domains are looked up";
     case RedisNeed::watch_changes: return "subscribe to change announcements";
@@ -520,6 +555,8 @@ std::vector<RedisProbe> PolicyStore::probes(RedisNeed need, const StoreOptions& 
   switch (need) {
     case RedisNeed::read_entries:
       return {{M::direct, {"GET", entry}}};
+    case RedisNeed::read_held:
+      return {{M::direct, {"MGET", entry, base + "dropped:" + probe}}};
     case RedisNeed::signal_misses:
       // XX: only updates a member that exists, and the probe name never does.
       return {{M::direct, {"ZADD", k.misses, "XX", "0", probe}}};
@@ -577,6 +614,9 @@ std::vector<RedisProbe> PolicyStore::probes(RedisNeed need, const StoreOptions& 
       return {{M::direct, {"SCAN", "0", "MATCH", glob_escape(base + "e:") + "*", "COUNT", "10"}}};
     case RedisNeed::drop_entries:
       return {{M::queued, {"DEL", entry}},
+              {M::queued, {"INCRBY", base + "dropped:" + probe, "1"}},
+              {M::queued, {"EXPIRE", base + "dropped:" + probe, "1"}},
+              {M::queued, {"DEL", lock}},
               {M::queued, {"ZREM", k.schedule, probe}},
               {M::queued, {"ZREM", k.misses, probe}},
               {M::queued, {"PUBLISH", channel, probe}}};

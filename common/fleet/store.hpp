@@ -18,6 +18,10 @@
 //                                   the fetcher works (compare-and-PEXPIRE), released by
 //                                   compare-and-delete; the fetcher's writes check it
 //                                   (put_claimed: a Lua script, all or nothing)
+//   <prefix>v1:dropped:<domain> string a random mark of the operator's last drop; TTL
+//                                   kDropMarkTtl (longer than any copy is held)  [milter: GET]
+//                                   read with the entry (MGET): a host forgets a copy read
+//                                   under another mark even when the announcement was lost
 //   <prefix>v1:changed      channel PUBLISH <domain> when a domain's verdict/policy changes
 //   <prefix>v1:stats:<fetcher-id> hash counters of one fetcher; TTL 3 x stats interval
 // A miss survives a fetcher restart: it leaves `misses` only after its entry was written.
@@ -48,6 +52,7 @@ struct StoreOptions {
 // What a program does with the shared state; each program's list is in redis_check.cpp.
 enum class RedisNeed {
   read_entries,    // GET entries (milter, ctl cache show/list, fetcher)
+  read_held,       // MGET of an entry and its drop mark (milter, tlsmap: the mail path)
   signal_misses,   // ZADD NX on misses (milter)
   note_demand,     // ZADD GT on wanted (milter, fetcher warm list)
   watch_changes,   // SUBSCRIBE to the change channel (milter)
@@ -81,6 +86,10 @@ struct RedisProbe {
   std::vector<std::string> argv;
 };
 
+// How long a drop mark lives: longer than the longest a policy may be held (max_age's clamp)
+// plus a day, so that no copy read before a drop outlives its mark.
+inline constexpr Seconds kDropMarkTtl = std::chrono::duration_cast<Seconds>(kMaxAgeLimit) + Seconds{86400};
+
 class PolicyStore {
  public:
   // `read_pool` (optional, e.g. connections to a replica): where get() reads entries; every
@@ -93,6 +102,15 @@ class PolicyStore {
   // the codec version its first line names (0: none), so that an entry of a newer format
   // this build cannot read is told apart from garbage.
   std::optional<CacheEntry> get(const Domain& d, std::string* decode_error = nullptr, int* writer_version = nullptr);
+  // get() and the domain's drop mark in one round trip (MGET), for the mail path.
+  struct Read {
+    std::optional<CacheEntry> entry;
+    bool present = false;      // a value was stored (entry is nullopt when it is unreadable)
+    std::string decode_error;  // why it is unreadable
+    int writer_version = 0;    // as for get()
+    std::string drop_mark;     // "" when the domain was never dropped (or the mark expired)
+  };
+  Read read(const Domain& d);
   // Records a miss (deduplicated: ZADD NX); one round trip. Trimming the set is the
   // fetchers' job (trim_misses), so that a milter's user cannot erase the fleet's misses.
   void signal_miss(const Domain& d, SysTime now);
@@ -172,7 +190,12 @@ class PolicyStore {
                    Seconds ttl);
 
   // ---- operator side (mta-sts-ctl cache) ----
-  bool drop(const Domain& d);  // deletes the entry, unschedules, publishes
+  // An operator's drop, one MULTI: a new drop mark (every host forgets a copy read under
+  // another one), the entry deleted, the domain's refresh claim deleted (a fetch in progress
+  // then cannot write the dropped policy back: its fenced write finds its claim gone),
+  // unscheduled, its miss cleared, announced. True when an entry was there.
+  bool drop(const Domain& d);
+  std::string drop_key(const Domain& d) const;
   // SCAN over entry keys; calls back with domain names. Bounded by `limit`.
   std::vector<std::string> list(std::size_t limit);
   // Every fetcher's counters as written by write_stats: fetcher id -> name -> value.

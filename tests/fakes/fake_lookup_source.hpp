@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -18,7 +19,7 @@ namespace mtasts::test {
 
 class FakeLookupSource final : public PolicySource {
  public:
-  std::optional<CacheEntry> get(const Domain& d) override {
+  SourceRead get(const Domain& d) override {
     std::lock_guard lk(mu_);
     ++gets_;
     if (fail_) throw std::runtime_error("fake source down");
@@ -26,9 +27,14 @@ class FakeLookupSource final : public PolicySource {
       entries_[d.str()] = fill_after_->second;
       fill_after_.reset();
     }
-    auto it = entries_.find(d.str());
-    if (it == entries_.end()) return std::nullopt;
-    return it->second;
+    SourceRead r;
+    if (auto m = marks_.find(d.str()); m != marks_.end()) r.drop_mark = m->second;
+    if (unreadable_.count(d.str())) {
+      r.unreadable = true;
+      return r;
+    }
+    if (auto it = entries_.find(d.str()); it != entries_.end()) r.entry = it->second;
+    return r;
   }
   void signal_miss(const Domain& d, SysTime) override {
     std::lock_guard lk(mu_);
@@ -50,6 +56,20 @@ class FakeLookupSource final : public PolicySource {
   void erase(const std::string& domain) {
     std::lock_guard lk(mu_);
     entries_.erase(domain);
+    unreadable_.erase(domain);
+  }
+  // The key holds a value this build cannot decode (a newer format, or garbage).
+  void set_unreadable(const std::string& domain) {
+    std::lock_guard lk(mu_);
+    entries_.erase(domain);
+    unreadable_.insert(domain);
+  }
+  // An operator dropped the domain: the entry goes and the drop mark changes.
+  void drop(const std::string& domain, const std::string& mark) {
+    std::lock_guard lk(mu_);
+    entries_.erase(domain);
+    unreadable_.erase(domain);
+    marks_[domain] = mark;
   }
   // The entry appears for whatever domain is read once the source was read `reads` times.
   void fill_after(int reads, CacheEntry e) {
@@ -85,6 +105,8 @@ class FakeLookupSource final : public PolicySource {
  private:
   mutable std::mutex mu_;
   std::map<std::string, CacheEntry> entries_;
+  std::set<std::string> unreadable_;
+  std::map<std::string, std::string> marks_;
   std::optional<std::pair<int, CacheEntry>> fill_after_;
   std::vector<std::string> misses_;
   std::map<std::string, SysTime> wanted_;

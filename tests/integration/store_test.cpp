@@ -399,6 +399,43 @@ TEST_F(StoreTest, DropRemovesEverything) {
   EXPECT_FALSE(store_.drop(d)) << "nothing left to drop";
 }
 
+// An operator's drop (issue 19 defect 3) beats a fetch in progress: the claim it took before
+// the drop is gone, so its fenced write of the dropped policy changes nothing; and the drop
+// leaves a mark that every host reads with the entry (one MGET), new at every drop.
+TEST_F(StoreTest, ADropRevokesTheClaimAndLeavesANewMark) {
+  const Domain d = dom("example.com");
+  store_.put(d, enforce_entry(T0, Seconds{86400}), T0, false);
+  EXPECT_EQ(store_.read(d).drop_mark, "");
+  ASSERT_TRUE(store_.claim(d, "fetcher-a", 30s));  // a refresh starts
+  ASSERT_TRUE(store_.drop(d));                      // the operator drops the domain
+  EXPECT_EQ(store_.put_claimed(d, enforce_entry(T0, Seconds{86400}), T0, true, "fetcher-a"),
+            PolicyStore::PutResult::claim_lost);
+  const PolicyStore::Read r = store_.read(d);
+  EXPECT_FALSE(r.present) << "the dropped policy stays dropped";
+  EXPECT_FALSE(r.entry);
+  EXPECT_FALSE(r.drop_mark.empty());
+  const auto ttl = std::stoll(cli1({"TTL", store_.drop_key(d)}));
+  EXPECT_GT(ttl, 31557600) << "the mark outlives any held copy";
+  // A fetch after the drop writes normally; a second drop leaves another mark.
+  ASSERT_TRUE(store_.claim(d, "fetcher-b", 30s));
+  EXPECT_EQ(store_.put_claimed(d, enforce_entry(T0, Seconds{86400}), T0, true, "fetcher-b"),
+            PolicyStore::PutResult::written);
+  EXPECT_TRUE(store_.read(d).entry);
+  EXPECT_EQ(store_.read(d).drop_mark, r.drop_mark);
+  EXPECT_TRUE(store_.drop(d));
+  EXPECT_NE(store_.read(d).drop_mark, r.drop_mark);
+}
+
+TEST_F(StoreTest, ReadTellsAnUnreadableValueFromNoKey) {
+  const Domain d = dom("example.com");
+  EXPECT_FALSE(store_.read(d).present);
+  cli1({"SET", store_.entry_key(d), "v=9\nreader=9\nsomething=new\n"});
+  const PolicyStore::Read r = store_.read(d);
+  EXPECT_TRUE(r.present);
+  EXPECT_FALSE(r.entry);
+  EXPECT_FALSE(r.decode_error.empty());
+}
+
 TEST_F(StoreTest, ListScansOnlyEntryKeysOfThePrefix) {
   std::set<std::string> expected;
   for (int i = 0; i < 150; ++i) {
@@ -563,6 +600,7 @@ TEST(StoreAcl, ShippedAclExampleWorks) {
   EXPECT_EQ(fetcher.misses_size(), 0u);
 
   ASSERT_TRUE(milter.get(d));
+  EXPECT_TRUE(milter.read(d).entry) << "the entry and its drop mark in one MGET";
   auto msg = sub.read(2s);
   ASSERT_TRUE(msg);
   EXPECT_EQ(msg->at(2).str(), "example.com");
@@ -574,6 +612,7 @@ TEST(StoreAcl, ShippedAclExampleWorks) {
   EXPECT_EQ(ctl.schedule_size(), 3u);
   EXPECT_EQ(ctl.misses_size(), 0u);
   EXPECT_TRUE(ctl.drop(d));
+  EXPECT_FALSE(milter.read(d).drop_mark.empty()) << "the milter reads the drop mark";
   EXPECT_THROW(ctl.put(d, CacheEntry{}, T0, false), RedisError) << "only the fetcher writes policies";
 }
 

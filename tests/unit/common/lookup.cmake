@@ -3,5 +3,6 @@
 mtasts_add_test(lookup_unit_tests unit
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/lookup_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/lookup_held_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/lookup_stats_test.cpp
   LIBS mtasts_daemon mtasts_dns)

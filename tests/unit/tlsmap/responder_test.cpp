@@ -34,7 +34,6 @@ class ResponderTest : public ::testing::Test {
   LookupOptions lookup_options() {
     LookupOptions o;
     o.local_ttl = Seconds{60};
-    o.stale_on_error = true;
     return o;
   }
 
