@@ -24,9 +24,8 @@ SourceRead RedisPolicySource::get(const Domain& d) {
     try {
       PolicyStore::Read r = store_.read(d);
       if (!r.decode_error.empty())
-        log::warning(r.writer_version > kCodecVersion ? "cache entry of a newer format, a held copy answers"
-                                                       : "undecodable cache entry, a held copy answers",
-                     {{"domain", d.str()}, {"error", r.decode_error}});
+        // As absent: a copy held locally answers for it (see fetch()).
+        log::warning("undecodable cache entry, treated as absent", {{"domain", d.str()}, {"error", r.decode_error}});
       SourceRead out;
       out.unreadable = r.present && !r.entry;
       out.entry = std::move(r.entry);

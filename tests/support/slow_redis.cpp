@@ -10,8 +10,8 @@
 
 namespace mtasts::test {
 
-SlowRedis::SlowRedis(const std::filesystem::path& path, std::chrono::milliseconds delay)
-    : path_(path), delay_(delay) {
+SlowRedis::SlowRedis(const std::filesystem::path& path, std::chrono::milliseconds delay, Mode mode)
+    : path_(path), delay_(delay), mode_(mode) {
   fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
@@ -58,7 +58,18 @@ void SlowRedis::serve(int c) {
       if (!parse(buf, &pos, &argv)) break;
       buf.erase(0, pos);
       const std::string cmd = argv.empty() ? "" : argv[0];
-      reply += cmd == "GET" ? "$-1\r\n" : cmd == "PING" ? "+PONG\r\n" : ":1\r\n";
+      if (cmd == "SUBSCRIBE" && argv.size() == 2) {
+        reply += "*3\r\n$9\r\nsubscribe\r\n$" + std::to_string(argv[1].size()) + "\r\n" + argv[1] + "\r\n:1\r\n";
+      } else if (mode_ == Mode::loading && cmd != "AUTH" && cmd != "SELECT") {  // as Redis: PING too
+        reply += "-LOADING Redis is loading the dataset in memory\r\n";
+      } else if (cmd == "MGET") {
+        reply += "*" + std::to_string(argv.size() - 1) + "\r\n";
+        for (std::size_t i = 1; i < argv.size(); ++i) reply += "$-1\r\n";
+      } else if (cmd == "AUTH" || cmd == "SELECT") {
+        reply += "+OK\r\n";
+      } else {
+        reply += cmd == "GET" ? "$-1\r\n" : cmd == "PING" ? "+PONG\r\n" : ":1\r\n";
+      }
     }
     if (reply.empty()) continue;
     std::this_thread::sleep_for(delay_);

@@ -1,6 +1,8 @@
 // Test support: a Redis that answers, but slowly. Every batch of commands is answered `delay`
-// after it arrives (GET: not found, PING: PONG, anything else: 1), one thread per connection,
-// on a unix socket. Each step of a lookup then stays under its own timeout while the lookup as
+// after it arrives (GET, MGET: not found, PING: PONG, AUTH, SELECT: OK, SUBSCRIBE: confirmed,
+// anything else: 1), one thread per connection, on a unix socket. As `loading`, it is a Redis
+// still loading its data set (after a restart or a full resync): as there, AUTH, SELECT and
+// SUBSCRIBE work and every other command (PING included) answers -LOADING. Each step of a lookup then stays under its own timeout while the lookup as
 // a whole (GET, then the miss signal) would not, unless one deadline covers all of it.
 #pragma once
 
@@ -15,7 +17,8 @@ namespace mtasts::test {
 
 class SlowRedis {
  public:
-  SlowRedis(const std::filesystem::path& path, std::chrono::milliseconds delay);
+  enum class Mode { slow, loading };
+  SlowRedis(const std::filesystem::path& path, std::chrono::milliseconds delay, Mode mode = Mode::slow);
   ~SlowRedis();
   SlowRedis(const SlowRedis&) = delete;
   SlowRedis& operator=(const SlowRedis&) = delete;
@@ -29,6 +32,7 @@ class SlowRedis {
 
   std::filesystem::path path_;
   std::chrono::milliseconds delay_;
+  Mode mode_;
   int fd_ = -1;
   std::atomic<bool> stop_{false};
   std::thread accepter_;
