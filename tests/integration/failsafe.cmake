@@ -12,3 +12,16 @@ add_dependencies(failsafe_integration_tests mta-sts-milter mta-sts-tlsmap)
 target_compile_definitions(failsafe_integration_tests PRIVATE
   MTASTS_MILTER_BIN="$<TARGET_FILE:mta-sts-milter>"
   MTASTS_MILTERTEST_DIR="${CMAKE_CURRENT_LIST_DIR}/miltertest")
+
+# An operator's drop (issue 19 defect 3) against the real mta-sts-cached and mta-sts-ctl: a
+# drop during a slow refresh (nginx sends the body slowly) stays dropped.
+mtasts_add_test(drop_integration_tests integration
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/failsafe/drop_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/milter/harness.cpp
+  LIBS mtasts_daemon mtasts_dns mtasts_test_support)
+add_dependencies(drop_integration_tests mta-sts-cached mta-sts-ctl)
+target_compile_definitions(drop_integration_tests PRIVATE
+  MTASTS_MILTER_BIN="$<TARGET_FILE:mta-sts-milter>"
+  MTASTS_MILTERTEST_DIR="${CMAKE_CURRENT_LIST_DIR}/miltertest"
+  MTASTS_CTL_BIN="$<TARGET_FILE:mta-sts-ctl>")

@@ -397,6 +397,9 @@ TEST_F(ConfigFile, ErrorsNameTheFileAndLine) {
       {"db out of range", "[redis]\ndb = 16\n", "must be between 0 and 15"},
       {"min-backoff under 5 minutes", "[cached]\nmin-backoff = 299\n", ":2: [cached] min-backoff: bad value '299': must be between 5m and 1d"},
       {"concurrency 0", "[cached]\nconcurrency = 0\n", "must be between 1 and 4096"},
+      // A cache of 0 entries would hold no policy for an outage (issue 18, defect 7).
+      {"milter local cache of 0", "[milter]\nlocal-cache-size = 0\n", "must be between 1 and 10000000"},
+      {"tlsmap local cache of 0", "[tlsmap]\nlocal-cache-size = 0\n", "must be between 1 and 10000000"},
       {"concurrency 4097", "[cached]\nconcurrency = 4097\n", "must be between 1 and 4096"},
       {"jitter 51", "[cached]\nrefresh-jitter = 51\n", "must be between 0 and 50"},
       {"refresh over a day", "[cached]\nrefresh-interval = 2d\n", "must be between 1m and 1d"},
