@@ -448,6 +448,7 @@ LookupResult PolicyLookup::lookup(const Domain& d) {
     r.source = how.held ? LookupSource::stale : LookupSource::redis;
   } catch (const std::exception& ex) {
     r.error = ex.what();
+    r.source_failed = true;
     EntryPtr e = cache_->get_stale(d.str(), now);
     if (e && verdict(*e, now) != Verdict::unknown) {
       r.entry = std::move(e);

@@ -231,6 +231,7 @@ struct LookupResult {
   EntryPtr entry;                       // null: the cache knows nothing of the domain
   LookupSource source = LookupSource::none;
   bool failed = false;                  // the source could not answer (entry is null)
+  bool source_failed = false;           // the source could not answer (failed, or stale answered)
   std::string error;                    // why, when failed
   bool miss_signalled = false;          // this lookup told the fetchers
   bool waited = false;                  // a miss-wait ran

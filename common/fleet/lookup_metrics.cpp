@@ -30,7 +30,9 @@ void LookupMetrics::record(const LookupResult& r) noexcept {
     local_.observe(r.latency);
   } else if (r.source == LookupSource::stale) {
     stale_.observe(r.latency);
-    redis_errors_.inc();  // a stale answer means Redis failed this lookup
+    // A held copy answers for a Redis failure, and also for a missing, unreadable or older
+    // entry (Redis answered): only the first is an error.
+    if (r.source_failed) redis_errors_.inc();
   } else {
     redis_.observe(r.latency);
   }

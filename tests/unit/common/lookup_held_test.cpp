@@ -51,6 +51,7 @@ TEST_F(HeldTest, AResyncKeepsHeldCopies) {
   source.fail(true);  // and Redis fails (-LOADING, slow) at the next read
   const LookupResult r = lookup->lookup(dom("example.com"));
   EXPECT_FALSE(r.failed);
+  EXPECT_TRUE(r.source_failed);  // counted as a Redis error
   EXPECT_EQ(r.source, LookupSource::stale);
   EXPECT_EQ(now_verdict(r), Verdict::enforce);
 }
@@ -68,6 +69,7 @@ TEST_F(HeldTest, AnAbsentKeyKeepsAHeldEnforcePolicyAndSignalsAMiss) {
   source.erase("example.com");  // evicted, FLUSHALL, restarted empty, a replica without it
   const LookupResult r = lookup->lookup(dom("example.com"));
   EXPECT_FALSE(r.failed);
+  EXPECT_FALSE(r.source_failed);  // Redis answered: not a Redis error
   EXPECT_EQ(r.source, LookupSource::stale);
   EXPECT_EQ(now_verdict(r), Verdict::enforce);
   EXPECT_TRUE(r.miss_signalled);  // the fleet must fetch it again before the copy expires
