@@ -1,6 +1,8 @@
 // End-to-end environment for delivery-time enforcement; see delivery_world.hpp.
 #include "tests/e2e/deliver/delivery_world.hpp"
 
+#include <csignal>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -266,6 +268,20 @@ void DeliveryWorld::start_tlsmap() {
   if (!wait_until([&] { return !tlsmap_->running() || accepts("127.0.0.1", tlsmap_port_); }, 15s) ||
       !tlsmap_->running())
     throw std::runtime_error("mta-sts-tlsmap did not start; its log:\n" + tlsmap_log());
+}
+
+void DeliveryWorld::reload_tlsmap() {
+  const auto reloads = [&] {
+    const std::string log = tlsmap_log();
+    std::size_t n = 0;
+    for (auto p = log.find("configuration reloaded"); p != std::string::npos; p = log.find("configuration reloaded", p + 1))
+      ++n;
+    return n;
+  };
+  const std::size_t before = reloads();
+  tlsmap_->signal(SIGHUP);
+  if (!wait_until([&] { return reloads() > before; }, 15s))
+    throw std::runtime_error("mta-sts-tlsmap did not reload; its log:\n" + tlsmap_log());
 }
 
 void DeliveryWorld::stop_tlsmap() {

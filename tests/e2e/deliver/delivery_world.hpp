@@ -93,6 +93,8 @@ class DeliveryWorld {
   // mta-sts-tlsmap down (SIGTERM) and up again on the same address.
   void stop_tlsmap();
   void start_tlsmap();
+  // SIGHUP to mta-sts-tlsmap; returns once it logged the reload (throws if it did not).
+  void reload_tlsmap();
 
   // mta-sts-tlsmap's address: "127.0.0.1:PORT".
   std::string tlsmap_host_port() const { return "127.0.0.1:" + std::to_string(tlsmap_port_); }

@@ -230,6 +230,21 @@ TEST_F(PostfixDelivery, PolicyServerDownDefersEveryDomainUntilItIsBack) {
   ASSERT_TRUE(dw->mx(dlv("mx.nopolicy")).wait_message("END-pf-down-nopolicy", 30s).has_value()) << diag();
 }
 
+// Fail safe (issue 18): mta-sts-tlsmap has read notls's enforce policy once; then Redis is
+// lost (killed) and the daemon reloaded (SIGHUP builds a new lookup runtime). The policy read
+// before still applies: mail to the domain, whose MX offers no STARTTLS, is deferred, never
+// delivered in clear (before: the reload started from an empty cache, Redis answered nothing,
+// and on-redis-error's default gave NOTFOUND).
+TEST_F(PostfixDelivery, AnEnforceDomainReadBeforeStaysEnforcedWhenRedisIsLostAcrossAReload) {
+  ASSERT_EQ(dw->socketmap("postfix", dlv("notls")).rfind("OK secure", 0), 0u) << diag();
+  dw->world().redis().kill();
+  dw->reload_tlsmap();
+  EXPECT_EQ(dw->socketmap("postfix", dlv("notls")).rfind("OK secure", 0), 0u) << diag();
+  const std::string qid = submit("pf-failsafe-notls", {"rcpt@" + dlv("notls")});
+  expect_deferred_and_queued("pf-failsafe-notls", qid, "TLS is required, but was not offered");
+  dw->world().redis().start();
+}
+
 // The same world and Postfix with mta-sts-milter on its smtpd (only here: the milter costs
 // seconds at start and stop).
 struct PostfixDeliveryWithMilter : PostfixDelivery {
