@@ -166,5 +166,16 @@ TEST_F(FailSafeTest, AnEntryOfANewerUnreadableFormat) {
   expect_still_enforced("an entry needing a newer reader");
 }
 
+// The one thing besides a newer policy that removes a held copy: an operator's drop. The
+// daemons held the policy; after the drop Redis has no entry (which alone would leave the
+// held copy answering), but the drop mark read with it says the copy is gone.
+TEST_F(FailSafeTest, AnOperatorsDropIsHonoured) {
+  ASSERT_TRUE(cache_->store().drop(*Domain::parse("enforce.example").domain));
+  std::this_thread::sleep_for(kLocalTtl + 200ms);
+  EXPECT_EQ(client_->query("postfix enforce.example"), "NOTFOUND ") << tlsmap_->log();
+  const RunResult r = run_miltertest("failsafe.lua", milter_->socket());  // no field expected
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << milter_->log();
+}
+
 }  // namespace
 }  // namespace mtasts::test
