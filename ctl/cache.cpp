@@ -101,11 +101,13 @@ Output cache_drop(PolicyStore& store, std::string_view domain, bool json) {
   DomainParse p = Domain::parse(domain);
   if (!p.domain) return bad_domain(domain, p);
   try {
+    // The drop mark moves either way: MTA hosts may hold a copy of a policy whose entry Redis
+    // has lost (evicted, FLUSHALL), and they forget it all the same.
     const bool dropped = store.drop(*p.domain);
     Output o;
     o.code = dropped ? kExitOk : kExitNo;
     if (json) o.out = json::Object().str("domain", p.domain->str()).boolean("dropped", dropped).done() + "\n";
-    else o.out = p.domain->str() + (dropped ? ": dropped\n" : ": not cached\n");
+    else o.out = p.domain->str() + (dropped ? ": dropped\n" : ": not cached (copies held by MTA hosts are dropped)\n");
     return o;
   } catch (const RedisError& e) {
     return redis_failure(e);

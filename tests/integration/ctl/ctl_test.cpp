@@ -487,8 +487,12 @@ TEST_F(CtlCache, Drop) {
   EXPECT_TRUE(v["dropped"].boolean);
   EXPECT_FALSE(store->get(dom("drop.example")).has_value());
   EXPECT_EQ(cache({"show", "drop.example"}).exit_code, 1);
+  const std::string mark = redis.cli({"GET", "ctltest:v1:dropped:drop.example"});
+  EXPECT_FALSE(mark.empty()) << "the drop mark every MTA host reads with the entry";
   r = cache({"drop", "drop.example"});
   EXPECT_EQ(r.exit_code, 1) << describe(r);
+  EXPECT_NE(r.out.find("not cached (copies held by MTA hosts are dropped)"), std::string::npos) << r.out;
+  EXPECT_NE(redis.cli({"GET", "ctltest:v1:dropped:drop.example"}), mark) << "moved again: held copies go";
   EXPECT_EQ(cache({"drop"}).exit_code, 2);
 }
 
