@@ -411,13 +411,11 @@ EntryPtr PolicyLookup::fetch(const Domain& d, SysTime now, Fetched* how) {
     if (EntryPtr h = answer_held()) return h;
   }
   const SysTime until = local_deadline(*p, now);
-  // Held as long as the entry itself says it is usable: the policy's expiry, or the end of
-  // the negative entry (local_deadline already refused max_age 0 and unknown).
+  // Held as long as the entry itself says it is usable, whatever local-cache-ttl says: the
+  // policy's expiry, or the end of the negative entry (`max_age: 0` allows no caching).
   std::optional<SysTime> keep;
-  if (until > now || verdict(*p, now) != Verdict::unknown) {
-    if (p->policy && policy_usable(*p, now) && p->policy->policy.max_age.count() > 0) keep = p->policy->expires_at;
-    else if (p->no_policy_until) keep = *p->no_policy_until;
-  }
+  if (p->policy && policy_usable(*p, now) && p->policy->policy.max_age.count() > 0) keep = p->policy->expires_at;
+  else if (p->no_policy_until) keep = *p->no_policy_until;
   if (until > now || (keep && *keep > now)) {
     cache_->put(d.str(), p, until, gen, keep, std::move(rd.drop_mark));
   } else if (held) {
