@@ -58,6 +58,34 @@ struct Runtime {
   }
 };
 
+// The resolver, and whether DANE may be used with it: `dane = yes`, every resolver on loopback
+// (or in dane-trusted-resolver), and the DNSSEC probe validated. Without all three no answer
+// is DANE: a forged or unvalidated AD bit must not turn an enforce domain into dane-only,
+// and a Postfix whose resolver does not validate would not do DANE either. Throws when no
+// resolver is configured.
+struct DaneSetup {
+  std::unique_ptr<dns::Resolver> resolver;
+  DaneResolverCheck check;
+};
+DaneSetup setup_dns(const TlsmapConfig& t) {
+  dns::ResolverOptions dro;
+  for (const auto& r : t.resolvers) dro.servers.push_back(dns::parse_server(r));
+  if (dro.servers.empty()) dro.servers = dns::servers_from_resolv_conf();
+  dro.timeout = t.dns_timeout;
+  dro.retries = t.dns_retries;
+  const std::vector<dns::Server> servers = dro.servers;
+  DaneSetup out;
+  out.resolver = dns::make_resolver(std::move(dro));
+  if (!t.dane) {
+    out.check.why = "dane = no";
+    return out;
+  }
+  std::vector<dns::Server> trusted;
+  for (const auto& r : t.dane_trusted_resolvers) trusted.push_back(dns::parse_server(r));
+  out.check = probe_dane_resolver(*out.resolver, servers, trusted, t.dane_probe_name);
+  return out;
+}
+
 std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock) {
   const TlsmapConfig& t = c.tlsmap;
   auto rt = std::make_shared<Runtime>();
@@ -79,26 +107,29 @@ std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock) {
   lo.stale_on_error = true;
   rt->lookup = std::make_unique<PolicyLookup>(*rt->source, clock, lo, &rt->stats);
 
+  bool dane = false;
   try {
-    dns::ResolverOptions dro;
-    for (const auto& r : t.resolvers) dro.servers.push_back(dns::parse_server(r));
-    dro.timeout = t.dns_timeout;
-    dro.retries = t.dns_retries;
-    rt->resolver = dns::make_resolver(std::move(dro));
+    DaneSetup ds = setup_dns(t);
+    rt->resolver = std::move(ds.resolver);
+    dane = ds.check.ok;
+    if (dane)
+      log::notice("DANE on: the resolver validates DNSSEC", {{"probe", t.dane_probe_name}});
+    else if (t.dane)
+      log::warning("DANE off: no dane-only answer will be given (MTA-STS answers only)", {{"reason", ds.check.why}});
     MxOptions mo;
     mo.max_ttl = t.mx_cache_ttl;
     mo.max_entries = t.mx_cache_size;
-    mo.dane = t.dane;
+    mo.dane = dane;
     rt->mx = std::make_unique<DnsMxSource>(*rt->resolver, clock, mo);
   } catch (const std::exception& e) {
-    log::warning("no DNS resolver: `*.` patterns will be sent as `.suffix` and DANE is not detected",
+    log::warning("no DNS resolver: `*.` patterns will be sent as `.suffix` and DANE is off",
                  {{"error", e.what()}});
   }
   ReplyOptions ro2;
   ro2.on_unknown = t.on_unknown;
   ro2.on_redis_error = t.on_redis_error;
   ro2.strict_testing = t.strict_testing;
-  ro2.dane = t.dane;
+  ro2.dane = dane;
   rt->responder = std::make_unique<Responder>(*rt->lookup, rt->mx.get(), clock, ro2, t.redis_budget);
 
   try {
@@ -314,6 +345,17 @@ int main(int argc, char** argv) {
   if (cl.check) {
     std::printf("mta-sts-tlsmap: configuration OK%s%s\n", cfg.path.empty() ? "" : " (",
                 cfg.path.empty() ? "" : (cfg.path + ")").c_str());
+    // Whether DANE answers will be given, and why not: asks the resolver (the DNSSEC probe).
+    try {
+      const DaneSetup ds = setup_dns(cfg.tlsmap);
+      if (ds.check.ok)
+        std::printf("mta-sts-tlsmap: DANE on (the resolver validated the probe for %s)\n",
+                    cfg.tlsmap.dane_probe_name.c_str());
+      else
+        std::printf("mta-sts-tlsmap: DANE off (%s): MTA-STS answers only\n", ds.check.why.c_str());
+    } catch (const std::exception& e) {
+      std::printf("mta-sts-tlsmap: DANE off (no DNS resolver: %s)\n", e.what());
+    }
     if (!cl.check_redis) return 0;
   }
   if (cl.check_redis) return run_check_redis(cfg, Program::tlsmap);

@@ -65,22 +65,22 @@ HostDane host_dane(const dns::AddressAnswer& a, const dns::AddressAnswer& aaaa, 
   return any ? HostDane::usable : HostDane::none;
 }
 
+std::string untrusted_resolver(const std::vector<dns::Server>& servers, const std::vector<dns::Server>& trusted) {
+  if (servers.empty()) return "no resolver";
+  for (const dns::Server& s : servers) {
+    const bool listed = std::find(trusted.begin(), trusted.end(), s) != trusted.end();
+    if (!dns::is_loopback(s) && !listed)
+      return "resolver " + s.address + " is not on loopback and not listed in dane-trusted-resolver: its AD bit "
+             "could be forged on the network path";
+  }
+  return {};
+}
+
 DaneResolverCheck dane_resolver_check(const std::vector<dns::Server>& servers, const std::vector<dns::Server>& trusted,
                                       const std::string& probe_name, const dns::MxAnswer& probe) {
   DaneResolverCheck c;
-  if (servers.empty()) {
-    c.why = "no resolver";
-    return c;
-  }
-  for (const dns::Server& s : servers) {
-    const bool listed = std::any_of(trusted.begin(), trusted.end(),
-                                    [&](const dns::Server& t) { return t.address == s.address && t.port == s.port; });
-    if (!dns::is_loopback(s) && !listed) {
-      c.why = "resolver " + s.address + " is not on loopback and not listed in dane-trusted-resolver: its AD bit "
-              "could be forged on the network path";
-      return c;
-    }
-  }
+  c.why = untrusted_resolver(servers, trusted);
+  if (!c.why.empty()) return c;
   if (dns::is_failure(probe.status)) {
     c.why = "DNSSEC probe for " + probe_name + " failed (" + dns::to_string(probe.status) +
             (probe.error.empty() ? "" : ": " + probe.error) + ")";
@@ -93,6 +93,13 @@ DaneResolverCheck dane_resolver_check(const std::vector<dns::Server>& servers, c
   }
   c.ok = true;
   return c;
+}
+
+DaneResolverCheck probe_dane_resolver(dns::Resolver& resolver, const std::vector<dns::Server>& servers,
+                                      const std::vector<dns::Server>& trusted, const std::string& probe_name) {
+  // Nothing is asked of a resolver whose answers could not be trusted anyway.
+  if (std::string why = untrusted_resolver(servers, trusted); !why.empty()) return DaneResolverCheck{false, why};
+  return dane_resolver_check(servers, trusted, probe_name, resolver.mx(probe_name));
 }
 
 DnsMxSource::DnsMxSource(dns::Resolver& resolver, const Clock& clock, MxOptions opts)

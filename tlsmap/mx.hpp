@@ -74,15 +74,22 @@ HostDane host_dane(const dns::AddressAnswer& a, const dns::AddressAnswer& aaaa, 
 // least one address; a failed lookup is not validated).
 bool addresses_secure(const dns::AddressAnswer& a, const dns::AddressAnswer& aaaa) noexcept;
 
-// Whether the resolvers may be trusted for DANE: each is on loopback or listed in `trusted`,
-// and `probe` (the answer to an MX query for a name in a signed zone, e.g. the root) carries
-// AD. Pure; `why` says why not.
+// Whether the resolvers may be trusted for DANE: each is on loopback or listed in `trusted`
+// (the AD bit of a resolver across a network means nothing: RFC 6840 section 5.7, glibc's
+// trust-ad), and `probe` (the answer to an MX query for a name in a signed zone, e.g. the
+// root) carries AD. Pure; `why` says why not.
 struct DaneResolverCheck {
   bool ok = false;
   std::string why;  // on failure: for the start-up warning and --check
 };
 DaneResolverCheck dane_resolver_check(const std::vector<dns::Server>& servers, const std::vector<dns::Server>& trusted,
                                       const std::string& probe_name, const dns::MxAnswer& probe);
+// Why the resolvers may not be trusted for DANE ("" when each is on loopback or listed).
+std::string untrusted_resolver(const std::vector<dns::Server>& servers, const std::vector<dns::Server>& trusted);
+// The start-up check: the trust rule, then (only for trusted resolvers) the probe, an MX query
+// for `probe_name` (the root "." by default: a validating resolver proves its NODATA).
+DaneResolverCheck probe_dane_resolver(dns::Resolver& resolver, const std::vector<dns::Server>& servers,
+                                      const std::vector<dns::Server>& trusted, const std::string& probe_name);
 
 class MxSource {
  public:

@@ -267,6 +267,22 @@ TEST(DaneResolver, TrustedOnlyOnLoopbackOrListedAndAfterAValidatedProbe) {
   EXPECT_FALSE(dane_resolver_check({}, {}, ".", validated).ok);
 }
 
+TEST(DaneResolver, ProbeAsksOnlyATrustedResolver) {
+  FakeResolver dns;
+  dns::MxAnswer root;
+  root.status = dns::Status::nodata;
+  root.authenticated = true;
+  dns.set_mx(".", root);
+  const std::vector<dns::Server> local{dns::parse_server("127.0.0.1")};
+  EXPECT_TRUE(probe_dane_resolver(dns, local, {}, ".").ok);
+  EXPECT_EQ(dns.mx_queries("."), 1);
+  EXPECT_FALSE(probe_dane_resolver(dns, {dns::parse_server("198.51.100.1")}, {}, ".").ok);
+  EXPECT_EQ(dns.mx_queries("."), 1) << "nothing asked of an untrusted resolver";
+  root.authenticated = false;
+  dns.set_mx(".", root);
+  EXPECT_FALSE(probe_dane_resolver(dns, local, {}, ".").ok);
+}
+
 TEST(DaneResolver, Loopback) {
   for (const char* s : {"127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"})
     EXPECT_TRUE(dns::is_loopback(dns::parse_server(s))) << s;
