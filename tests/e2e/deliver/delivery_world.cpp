@@ -47,6 +47,7 @@ const std::vector<DomainDef>& domains() {
       {"wcert", "enforce", {dlv("mx.wcert")}, {dlv("mx.wcert")}},
       {"wdeep", "enforce", {dlv("a.mx.wdeep")}, {dlv("a.mx.wdeep")}},
       {"nopolicy", "", {}, {dlv("mx.nopolicy")}},
+      {"keyword", "enforce", {"hostname"}, {dlv("mx.keyword")}},
   };
   return d;
 }
@@ -74,6 +75,7 @@ const std::vector<MxDef>& mx_hosts() {
       {dlv("mx.multi"), CertKind::valid, {dlv("mx.multi"), dlv("mx.testing")}},
       {dlv("mx.wcert"), CertKind::valid, {"*." + dlv("wcert")}},
       {dlv("a.mx.wdeep"), CertKind::valid, {"*." + dlv("wdeep")}},
+      {dlv("mx.keyword"), CertKind::valid},
   };
   return h;
 }

@@ -24,6 +24,8 @@
 //   wcert      enforce [mx.wcert]                  MX mx.wcert: valid, a wildcard *.wcert certificate
 //   wdeep      enforce [a.mx.wdeep]                MX a.mx.wdeep: valid, but its certificate is
 //                                                  *.wdeep, two labels above it
+//   keyword    enforce [hostname]                  MX mx.keyword: valid for its own name, but the
+//                                                  policy's one pattern is a Postfix keyword
 // (shared and multi make the Sendmail connection-cache trap: see sendmail_test.cpp.)
 #pragma once
 
