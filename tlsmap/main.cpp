@@ -120,6 +120,9 @@ std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock) {
     mo.max_ttl = t.mx_cache_ttl;
     mo.max_entries = t.mx_cache_size;
     mo.dane = dane;
+    // One domain's lookup holds at most a quarter of the workers (plus the one resolving):
+    // a domain whose DNS hangs cannot starve the others.
+    mo.max_waiting = std::max<std::size_t>(1, t.workers / 4);
     rt->mx = std::make_unique<DnsMxSource>(*rt->resolver, clock, mo);
   } catch (const std::exception& e) {
     log::warning("no DNS resolver: `*.` patterns will be sent as `.suffix` and DANE is off",

@@ -145,12 +145,23 @@ MxSetPtr DnsMxSource::get(const Domain& d) {
     std::unique_lock lk(mu_);
     if (MxSetPtr hit = cached_locked(key)) return hit;
     if (auto it = flights_.find(key); it != flights_.end()) {
-      // Another thread is resolving this domain: share its answer.
-      std::shared_future<MxSetPtr> f = it->second;
+      // Another thread is resolving this domain: share its answer, unless enough threads
+      // wait on it already.
+      if (it->second.waiting >= opts_.max_waiting) {
+        static const MxSetPtr busy = [] {
+          auto b = std::make_shared<MxSet>();
+          b->busy = true;
+          b->error = "MX lookup of this domain already in progress";
+          return b;
+        }();
+        return busy;
+      }
+      ++it->second.waiting;
+      std::shared_future<MxSetPtr> f = it->second.result;
       lk.unlock();
       return f.get();
     }
-    flights_.emplace(key, mine.get_future().share());
+    flights_.emplace(key, Flight{mine.get_future().share(), 0});
   }
   Seconds ttl{0};
   MxSetPtr set;

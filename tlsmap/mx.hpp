@@ -54,6 +54,8 @@ struct MxSet {
                                    // itself when it has no MX records (implicit MX)
   bool secure = false;             // the MX answer was DNSSEC-validated
   std::vector<HostDane> dane;      // per host (same order as hosts); empty: DANE not looked at
+  bool busy = false;               // not looked up: this domain's lookup is already in progress
+                                   // with enough threads waiting on it (the reply is TEMP)
   std::string error;               // why not available
 };
 using MxSetPtr = std::shared_ptr<const MxSet>;
@@ -106,12 +108,17 @@ struct MxOptions {
   std::size_t max_entries = 100000;
   bool dane = true;               // look up addresses and TLSA records of the MX hosts
   std::size_t parallel = 8;       // MX hosts of one domain looked at in parallel, at most
+  // Threads that may wait on one domain's lookup besides the one making it; further get()s
+  // of that domain return a `busy` set at once, so that one domain whose DNS hangs cannot hold
+  // every worker (Postfix's own lookups of such a domain hang too).
+  std::size_t max_waiting = 2;
 };
 
 // MX (and TLSA) through a dns::Resolver, cached in a bounded map. Thread-safe. Concurrent
 // get()s of a domain that is not cached share one resolution (single flight): a slow domain
 // costs one set of DNS queries, however many deliveries ask about it at once. The hosts of a
-// domain are looked at in parallel, so that a lookup takes about one host's time.
+// domain are looked at in parallel, so that a lookup takes about one host's time. At most
+// 1 + max_waiting threads are held by one domain's lookup.
 class DnsMxSource final : public MxSource {
  public:
   // `resolver` and `clock` must outlive this object.
@@ -136,7 +143,11 @@ class DnsMxSource final : public MxSource {
   MxOptions opts_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, Slot> cache_;
-  std::unordered_map<std::string, std::shared_future<MxSetPtr>> flights_;  // resolutions running
+  struct Flight {
+    std::shared_future<MxSetPtr> result;
+    std::size_t waiting = 0;
+  };
+  std::unordered_map<std::string, Flight> flights_;  // resolutions running, by domain
 };
 
 }  // namespace mtasts::tlsmap

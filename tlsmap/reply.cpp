@@ -108,6 +108,8 @@ DaneAnswer dane_answer(const MxSet& mx) noexcept {
 
 Reply enforce_reply(Dialect dialect, const Domain& d, const StoredPolicy& sp, const MxSet* mx) {
   Reply r;
+  // Not looked up (too many lookups of this domain in flight): nothing is known, defer.
+  if (mx != nullptr && mx->busy) return temp("MX lookup of this domain in progress");
   // RFC 8461 section 2: DANE takes precedence, for a sender that does DANE, and MTA-STS must
   // not override a failing DANE check. Postfix's dane-only authenticates every host by its
   // TLSA and fails closed: answered only when each host has usable TLSA (see dane_answer()).

@@ -8,6 +8,8 @@
 //                               host with DANE and defers any it cannot)
 //   DANE on some hosts only     the MTA-STS answer (never `dane`: Postfix gives the hosts
 //                               without usable TLSA `may`, clear text once STARTTLS is stripped)
+//   MX lookup already in flight TEMP (more lookups of this domain than may wait on its DNS:
+//   with enough threads waiting see mx.hpp, MxOptions::max_waiting)
 //   a host's TLSA lookup failed OK dane-only when every other host has usable TLSA (Postfix
 //   (bogus, SERVFAIL, timeout)  defers the failed host on its own "TLSA lookup error" and
 //                               delivers to the others over DANE), else TEMP: MTA-STS must not

@@ -323,6 +323,9 @@ class Gate {
 };
 
 TEST_F(MxTest, ConcurrentLookupsOfOneDomainShareOneResolution) {
+  MxOptions many;
+  many.max_waiting = 16;
+  DnsMxSource shared(dns, clock, many);
   Gate gate;
   dns.set_hook([&](const std::string& type, const std::string& name) {
     if (type == "MX" && name == "slow.example") gate.wait();
@@ -331,11 +334,11 @@ TEST_F(MxTest, ConcurrentLookupsOfOneDomainShareOneResolution) {
   dane_host(dns, "mx.slow.example", tlsa(true));
   std::vector<std::future<MxSetPtr>> asks;
   for (int i = 0; i < 8; ++i)
-    asks.push_back(std::async(std::launch::async, [&] { return source.get(dom("slow.example")); }));
+    asks.push_back(std::async(std::launch::async, [&] { return shared.get(dom("slow.example")); }));
   gate.until_waiting(1);
   // Another domain is not held up by the slow one.
   dns.set_mx("fast.example", mx_answer({{10, "mx.fast.example"}}));
-  EXPECT_TRUE(source.get(dom("fast.example"))->available);
+  EXPECT_TRUE(shared.get(dom("fast.example"))->available);
   gate.open();
   for (auto& a : asks) {
     const MxSetPtr m = a.get();
@@ -343,6 +346,53 @@ TEST_F(MxTest, ConcurrentLookupsOfOneDomainShareOneResolution) {
   }
   EXPECT_EQ(dns.mx_queries("slow.example"), 1) << "one MX query for eight concurrent lookups";
   EXPECT_EQ(dns.tlsa_queries("_25._tcp.mx.slow.example"), 1);
+}
+
+TEST_F(MxTest, ADomainWhoseDnsHangsHoldsABoundedNumberOfThreads) {
+  // max_waiting (2) threads wait on the one resolving; the next get()s return at once with
+  // a busy set (TEMP), so that the workers left serve the other domains.
+  Gate gate;
+  std::atomic<int> mx_asked{0};
+  dns.set_hook([&](const std::string& type, const std::string& name) {
+    if (type == "MX" && name == "hang.example") {
+      ++mx_asked;
+      gate.wait();
+    }
+  });
+  dns.set_mx("hang.example", mx_answer({{10, "mx.hang.example"}}));
+  auto first = std::async(std::launch::async, [&] { return source.get(dom("hang.example")); });
+  gate.until_waiting(1);
+  // max_waiting + 3 more lookups: exactly 3 come back (busy) while the DNS still hangs.
+  std::vector<std::future<MxSetPtr>> more;
+  for (std::size_t i = 0; i < opts.max_waiting + 3; ++i)
+    more.push_back(std::async(std::launch::async, [&] { return source.get(dom("hang.example")); }));
+  std::size_t busy = 0;
+  for (auto& f : more) {
+    // A waiter never becomes ready while the gate is closed; a busy one does at once.
+    if (f.wait_for(std::chrono::milliseconds(200)) == std::future_status::ready) {
+      EXPECT_TRUE(f.get()->busy);
+      ++busy;
+    }
+  }
+  // Any that were not ready yet within 200 ms are waiters or slow starters: give the slow
+  // ones their time (a busy answer needs no DNS).
+  for (int round = 0; busy < 3 && round < 50; ++round) {
+    for (auto& f : more)
+      if (f.valid() && f.wait_for(std::chrono::milliseconds(100)) == std::future_status::ready) {
+        EXPECT_TRUE(f.get()->busy);
+        ++busy;
+      }
+  }
+  EXPECT_EQ(busy, 3u) << "one domain holds at most 1 + max_waiting threads";
+  EXPECT_EQ(mx_asked.load(), 1);
+  gate.open();
+  EXPECT_TRUE(first.get()->available);
+  for (auto& f : more) {
+    if (f.valid()) {
+      EXPECT_TRUE(f.get()->available) << "the waiters share the answer";
+    }
+  }
+  EXPECT_FALSE(source.get(dom("hang.example"))->busy) << "cached once resolved";
 }
 
 TEST_F(MxTest, HostsOfADomainAreLookedAtInParallel) {

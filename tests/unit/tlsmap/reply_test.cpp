@@ -174,6 +174,14 @@ TEST(Reply, AFailingDaneCheckIsNeverOverriddenByMtaSts) {
   EXPECT_EQ(reply_for(r, {}, &mixed, Dialect::postfix_tlsrpt).rfind("TEMP ", 0), 0u);
 }
 
+TEST(Reply, BusyMxLookupDefers) {
+  const auto r = found(policy_entry(Mode::enforce, "id1", {"*.example.com"}, kNow));
+  MxSet busy;
+  busy.busy = true;
+  for (Dialect d : {Dialect::postfix, Dialect::postfix_tlsrpt, Dialect::sts})
+    EXPECT_EQ(reply_for(r, {}, &busy, d), "TEMP MX lookup of this domain in progress") << to_string(d);
+}
+
 TEST(Reply, DaneAnswerTable) {
   using H = HostDane;
   const auto ans = [](std::vector<H> d) {
