@@ -145,9 +145,12 @@ MxSetPtr DnsMxSource::get(const Domain& d) {
     std::unique_lock lk(mu_);
     if (MxSetPtr hit = cached_locked(key)) return hit;
     if (auto it = flights_.find(key); it != flights_.end()) {
-      // Another thread is resolving this domain: share its answer, unless enough threads
-      // wait on it already.
+      // Another thread is resolving this domain: share its answer; beyond max_waiting
+      // threads, only for join_wait.
+      std::shared_future<MxSetPtr> f = it->second.result;
       if (it->second.waiting >= opts_.max_waiting) {
+        lk.unlock();
+        if (f.wait_for(opts_.join_wait) == std::future_status::ready) return f.get();
         static const MxSetPtr busy = [] {
           auto b = std::make_shared<MxSet>();
           b->busy = true;
@@ -157,7 +160,6 @@ MxSetPtr DnsMxSource::get(const Domain& d) {
         return busy;
       }
       ++it->second.waiting;
-      std::shared_future<MxSetPtr> f = it->second.result;
       lk.unlock();
       return f.get();
     }

@@ -27,6 +27,7 @@
 // (dane_resolver_check()).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <future>
@@ -108,10 +109,12 @@ struct MxOptions {
   std::size_t max_entries = 100000;
   bool dane = true;               // look up addresses and TLSA records of the MX hosts
   std::size_t parallel = 8;       // MX hosts of one domain looked at in parallel, at most
-  // Threads that may wait on one domain's lookup besides the one making it; further get()s
-  // of that domain return a `busy` set at once, so that one domain whose DNS hangs cannot hold
-  // every worker (Postfix's own lookups of such a domain hang too).
+  // Threads that may wait on one domain's lookup besides the one making it. Further get()s of
+  // that domain wait at most `join_wait` for it (a burst of deliveries when a set expires
+  // still shares one quick lookup), then return a `busy` set: one domain whose DNS hangs
+  // holds 1 + max_waiting threads, not every worker (Postfix's own lookups of it hang too).
   std::size_t max_waiting = 2;
+  std::chrono::milliseconds join_wait{250};
 };
 
 // MX (and TLSA) through a dns::Resolver, cached in a bounded map. Thread-safe. Concurrent

@@ -349,8 +349,11 @@ TEST_F(MxTest, ConcurrentLookupsOfOneDomainShareOneResolution) {
 }
 
 TEST_F(MxTest, ADomainWhoseDnsHangsHoldsABoundedNumberOfThreads) {
-  // max_waiting (2) threads wait on the one resolving; the next get()s return at once with
-  // a busy set (TEMP), so that the workers left serve the other domains.
+  // max_waiting (2) threads wait on the one resolving; the next get()s wait join_wait at most
+  // and return a busy set (TEMP), so that the workers left serve the other domains.
+  MxOptions o;
+  o.join_wait = std::chrono::milliseconds(20);
+  DnsMxSource capped(dns, clock, o);
   Gate gate;
   std::atomic<int> mx_asked{0};
   dns.set_hook([&](const std::string& type, const std::string& name) {
@@ -360,15 +363,15 @@ TEST_F(MxTest, ADomainWhoseDnsHangsHoldsABoundedNumberOfThreads) {
     }
   });
   dns.set_mx("hang.example", mx_answer({{10, "mx.hang.example"}}));
-  auto first = std::async(std::launch::async, [&] { return source.get(dom("hang.example")); });
+  auto first = std::async(std::launch::async, [&] { return capped.get(dom("hang.example")); });
   gate.until_waiting(1);
   // max_waiting + 3 more lookups: exactly 3 come back (busy) while the DNS still hangs.
   std::vector<std::future<MxSetPtr>> more;
-  for (std::size_t i = 0; i < opts.max_waiting + 3; ++i)
-    more.push_back(std::async(std::launch::async, [&] { return source.get(dom("hang.example")); }));
+  for (std::size_t i = 0; i < o.max_waiting + 3; ++i)
+    more.push_back(std::async(std::launch::async, [&] { return capped.get(dom("hang.example")); }));
   std::size_t busy = 0;
   for (auto& f : more) {
-    // A waiter never becomes ready while the gate is closed; a busy one does at once.
+    // A waiter never becomes ready while the gate is closed; a busy one does after join_wait.
     if (f.wait_for(std::chrono::milliseconds(200)) == std::future_status::ready) {
       EXPECT_TRUE(f.get()->busy);
       ++busy;
@@ -392,7 +395,26 @@ TEST_F(MxTest, ADomainWhoseDnsHangsHoldsABoundedNumberOfThreads) {
       EXPECT_TRUE(f.get()->available) << "the waiters share the answer";
     }
   }
-  EXPECT_FALSE(source.get(dom("hang.example"))->busy) << "cached once resolved";
+  EXPECT_FALSE(capped.get(dom("hang.example"))->busy) << "cached once resolved";
+}
+
+TEST_F(MxTest, ABurstBeyondTheWaitersStillSharesAQuickLookup) {
+  // More lookups than max_waiting while the resolution is in flight: those beyond wait up to
+  // join_wait and, when it ends in time, get the answer (not busy).
+  MxOptions o;
+  o.max_waiting = 1;
+  o.join_wait = std::chrono::seconds(30);
+  DnsMxSource burst(dns, clock, o);
+  Gate gate;
+  dns.set_hook([&](const std::string& type, const std::string&) {
+    if (type == "MX") gate.wait();
+  });
+  dns.set_mx("example.com", mx_answer({{10, "mx.example.com"}}, false, 0));
+  std::vector<std::future<MxSetPtr>> asks;
+  for (int i = 0; i < 6; ++i) asks.push_back(std::async(std::launch::async, [&] { return burst.get(dom("example.com")); }));
+  gate.until_waiting(1);
+  gate.open();
+  for (auto& a : asks) EXPECT_TRUE(a.get()->available);
 }
 
 TEST_F(MxTest, HostsOfADomainAreLookedAtInParallel) {
