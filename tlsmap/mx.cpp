@@ -236,7 +236,18 @@ void DnsMxSource::resolve_dane(const Domain& d, MxSet* set, std::uint32_t* ttl) 
     std::optional<dns::TlsaAnswer> t;
     // Like Postfix, no TLSA lookup for a host whose address is not validated (and so no
     // wait on a zone whose servers mishandle TLSA queries).
-    if (addresses_secure(a, aaaa)) t = resolver_.tlsa("_25._tcp." + h);
+    if (addresses_secure(a, aaaa)) {
+      // A host name that is a CNAME: Postfix (tls_dane_resolve()) asks at the end of the
+      // chain first and takes what is there; only when nothing (validated) is there does it
+      // ask at the MX host name itself.
+      const std::vector<std::string>& chain = a.cname_chain.empty() ? aaaa.cname_chain : a.cname_chain;
+      if (!chain.empty() && chain.back() != h) {
+        dns::TlsaAnswer at_end = resolver_.tlsa("_25._tcp." + chain.back());
+        if (dns::is_failure(at_end.status) || (at_end.status == dns::Status::ok && at_end.authenticated))
+          t = std::move(at_end);
+      }
+      if (!t) t = resolver_.tlsa("_25._tcp." + h);
+    }
     HostResult& r = results[i];
     r.dane = host_dane(a, aaaa, t ? &*t : nullptr);
     if (t) {

@@ -14,7 +14,9 @@
 //   usable   the MX RRset is DNSSEC-validated (AD), the host's A/AAAA answers are validated,
 //            and its `_25._tcp.<host>` TLSA RRset is validated and holds at least one record
 //            Postfix can use (usage 2 or 3, selector 0 or 1, matching type 0, 1 or 2 with
-//            the right digest length): Postfix authenticates the host with it.
+//            the right digest length): Postfix authenticates the host with it. For a host
+//            name that is a CNAME, the TLSA RRset Postfix uses: the one at the end of the
+//            chain when there is one (validated), else the one at the host name.
 //   none     no TLSA, TLSA not validated, only unusable records (usage 0/1, matching 255...),
 //            or an address that is not validated: Postfix does not do DANE with this host
 //            (`dane` gives it `may` or `encrypt`, unauthenticated; `dane-only` defers it).

@@ -183,6 +183,32 @@ TEST_F(MxTest, InsecureAddressIsNotDane) {
   EXPECT_EQ(dane_of(source.get(dom("fail.example"))), std::vector<HostDane>{HostDane::none});
 }
 
+TEST_F(MxTest, ACnameHostIsJudgedByTheTlsaPostfixUses) {
+  // mx.example.com is a CNAME to host.provider.example (validated). Postfix asks for TLSA at
+  // the end of the chain first and uses what it finds there; only when nothing is there does
+  // it use the MX host name's own TLSA.
+  const auto cname_host = [&](const std::string& host, const std::string& target) {
+    dns.set_address(host, dns::AddressFamily::v4, {dns::Status::ok, {"192.0.2.1"}, {target}, {}, true});
+    dns.set_address(host, dns::AddressFamily::v6, {dns::Status::nodata, {}, {target}, {}, true});
+  };
+  dns.set_mx("a.example", mx_answer({{10, "mx.a.example"}}, true));
+  cname_host("mx.a.example", "host.a-provider.example");
+  dns.set_tlsa("_25._tcp.mx.a.example", tlsa(true));
+  dns.set_tlsa("_25._tcp.host.a-provider.example", tlsa(true, {{1, 1, 1, 32}}));  // found there: only unusable
+  EXPECT_EQ(dane_of(source.get(dom("a.example"))), std::vector<HostDane>{HostDane::none});
+
+  dns.set_mx("b.example", mx_answer({{10, "mx.b.example"}}, true));
+  cname_host("mx.b.example", "host.b-provider.example");
+  dns.set_tlsa("_25._tcp.mx.b.example", tlsa(true));  // nothing at the end of the chain: this one
+  EXPECT_EQ(dane_of(source.get(dom("b.example"))), std::vector<HostDane>{HostDane::usable});
+
+  dns.set_mx("c.example", mx_answer({{10, "mx.c.example"}}, true));
+  cname_host("mx.c.example", "host.c-provider.example");
+  dns.set_tlsa("_25._tcp.mx.c.example", tlsa(true));
+  dns.set_tlsa("_25._tcp.host.c-provider.example", tlsa_failure(dns::Status::servfail));
+  EXPECT_EQ(dane_of(source.get(dom("c.example"))), std::vector<HostDane>{HostDane::failed});
+}
+
 TEST(Tlsa, UsableForSmtpAsPostfixAndOpenSsl) {
   struct Row {
     dns::TlsaRecord r;
