@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <system_error>
 #include <thread>
 
 #include "common/util/log.hpp"
@@ -229,7 +230,7 @@ void DnsMxSource::resolve_dane(const Domain& d, MxSet* set, std::uint32_t* ttl) 
     std::string error;
   };
   std::vector<HostResult> results(set->hosts.size());
-  const auto look = [&](std::size_t i) {
+  const auto look_one = [&](std::size_t i) {
     const std::string& h = set->hosts[i];
     const dns::AddressAnswer a = resolver_.address(h, dns::AddressFamily::v4);
     const dns::AddressAnswer aaaa = resolver_.address(h, dns::AddressFamily::v6);
@@ -255,6 +256,14 @@ void DnsMxSource::resolve_dane(const Domain& d, MxSet* set, std::uint32_t* ttl) 
       r.error = t->error;
     }
   };
+  const auto look = [&](std::size_t i) noexcept {
+    try {
+      look_one(i);
+    } catch (const std::exception& e) {  // nothing known about this host: a failed check
+      results[i].dane = HostDane::failed;
+      results[i].error = e.what();
+    }
+  };
   // The hosts in parallel (bounded): one slow host costs one host's time, not the sum.
   const std::size_t n = set->hosts.size();
   const std::size_t threads = std::min(n, std::max<std::size_t>(opts_.parallel, 1));
@@ -267,7 +276,11 @@ void DnsMxSource::resolve_dane(const Domain& d, MxSet* set, std::uint32_t* ttl) 
     };
     std::vector<std::jthread> pool;
     pool.reserve(threads - 1);
-    for (std::size_t k = 1; k < threads; ++k) pool.emplace_back(work);
+    try {
+      for (std::size_t k = 1; k < threads; ++k) pool.emplace_back(work);
+    } catch (const std::system_error& e) {  // no more threads now: fewer do the work
+      log::warning("cannot start a DNS thread", {{"error", e.what()}});
+    }
     work();
   }
   set->dane.reserve(n);
