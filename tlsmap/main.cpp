@@ -13,10 +13,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <thread>
 
 #include "common/daemon/config.hpp"
@@ -53,6 +55,7 @@ struct Runtime {
   std::unique_ptr<DnsMxSource> mx;
   std::unique_ptr<Responder> responder;
   std::unique_ptr<ChangeSubscriber> subscriber;
+  std::jthread dane_retry;  // probes again while DANE is off for want of a validated answer
   ~Runtime() {
     if (subscriber) subscriber->stop();
   }
@@ -66,6 +69,10 @@ struct Runtime {
 struct DaneSetup {
   std::unique_ptr<dns::Resolver> resolver;
   DaneResolverCheck check;
+  // DANE wanted, the resolvers trusted, but the probe not validated (yet): worth asking again
+  // (a local resolver still starting, or priming its trust anchor).
+  bool retry = false;
+  std::vector<dns::Server> servers, trusted;
 };
 DaneSetup setup_dns(const TlsmapConfig& t) {
   dns::ResolverOptions dro;
@@ -73,17 +80,40 @@ DaneSetup setup_dns(const TlsmapConfig& t) {
   if (dro.servers.empty()) dro.servers = dns::servers_from_resolv_conf();
   dro.timeout = t.dns_timeout;
   dro.retries = t.dns_retries;
-  const std::vector<dns::Server> servers = dro.servers;
   DaneSetup out;
+  out.servers = dro.servers;
   out.resolver = dns::make_resolver(std::move(dro));
   if (!t.dane) {
     out.check.why = "dane = no";
     return out;
   }
-  std::vector<dns::Server> trusted;
-  for (const auto& r : t.dane_trusted_resolvers) trusted.push_back(dns::parse_server(r));
-  out.check = probe_dane_resolver(*out.resolver, servers, trusted, t.dane_probe_name);
+  for (const auto& r : t.dane_trusted_resolvers) out.trusted.push_back(dns::parse_server(r));
+  out.check = probe_dane_resolver(*out.resolver, out.servers, out.trusted, t.dane_probe_name);
+  out.retry = !out.check.ok && untrusted_resolver(out.servers, out.trusted).empty();
   return out;
+}
+
+// While DANE is off only because the probe was not validated, probe again every minute and
+// switch DANE on in `mx` once it is (a resolver that trust cannot be given waits for a
+// reload). Stops with the runtime.
+std::jthread retry_dane_probe(dns::Resolver* resolver, const DaneSetup& ds, DnsMxSource* mx, std::string probe_name) {
+  return std::jthread([resolver, servers = ds.servers, trusted = ds.trusted, mx,
+                       name = std::move(probe_name)](std::stop_token stop) {
+    std::mutex m;
+    std::condition_variable_any cv;
+    while (!stop.stop_requested()) {
+      {
+        std::unique_lock lk(m);
+        cv.wait_for(lk, stop, std::chrono::minutes(1), [] { return false; });
+      }
+      if (stop.stop_requested()) return;
+      if (probe_dane_resolver(*resolver, servers, trusted, name).ok) {
+        mx->set_dane(true);
+        log::notice("DANE on: the resolver now validates DNSSEC", {{"probe", name}});
+        return;
+      }
+    }
+  });
 }
 
 std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock) {
@@ -107,15 +137,18 @@ std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock) {
   lo.stale_on_error = true;
   rt->lookup = std::make_unique<PolicyLookup>(*rt->source, clock, lo, &rt->stats);
 
-  bool dane = false;
+  bool dane = false, retry = false;
   try {
     DaneSetup ds = setup_dns(t);
-    rt->resolver = std::move(ds.resolver);
     dane = ds.check.ok;
+    retry = ds.retry;
     if (dane)
       log::notice("DANE on: the resolver validates DNSSEC", {{"probe", t.dane_probe_name}});
     else if (t.dane)
-      log::warning("DANE off: no dane-only answer will be given (MTA-STS answers only)", {{"reason", ds.check.why}});
+      log::warning(retry ? "DANE off: no dane-only answer will be given (MTA-STS answers only) until the probe "
+                           "validates (asked again every minute)"
+                         : "DANE off: no dane-only answer will be given (MTA-STS answers only)",
+                   {{"reason", ds.check.why}});
     MxOptions mo;
     mo.max_ttl = t.mx_cache_ttl;
     mo.max_entries = t.mx_cache_size;
@@ -123,7 +156,9 @@ std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock) {
     // One domain's lookup holds at most a quarter of the workers (plus the one resolving):
     // a domain whose DNS hangs cannot starve the others.
     mo.max_waiting = std::max<std::size_t>(1, t.workers / 4);
+    rt->resolver = std::move(ds.resolver);
     rt->mx = std::make_unique<DnsMxSource>(*rt->resolver, clock, mo);
+    if (retry) rt->dane_retry = retry_dane_probe(rt->resolver.get(), ds, rt->mx.get(), t.dane_probe_name);
   } catch (const std::exception& e) {
     log::warning("no DNS resolver: `*.` patterns will be sent as `.suffix` and DANE is off",
                  {{"error", e.what()}});
@@ -132,7 +167,7 @@ std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock) {
   ro2.on_unknown = t.on_unknown;
   ro2.on_redis_error = t.on_redis_error;
   ro2.strict_testing = t.strict_testing;
-  ro2.dane = dane;
+  ro2.dane = dane || retry;  // the MX set is looked up for every enforce domain then
   rt->responder = std::make_unique<Responder>(*rt->lookup, rt->mx.get(), clock, ro2, t.redis_budget);
 
   try {

@@ -104,7 +104,9 @@ DaneResolverCheck probe_dane_resolver(dns::Resolver& resolver, const std::vector
 }
 
 DnsMxSource::DnsMxSource(dns::Resolver& resolver, const Clock& clock, MxOptions opts)
-    : resolver_(resolver), clock_(clock), opts_(opts) {}
+    : resolver_(resolver), clock_(clock), opts_(opts), dane_(opts.dane) {}
+
+void DnsMxSource::set_dane(bool on) { dane_.store(on); }
 
 MxSetPtr DnsMxSource::cached_locked(const std::string& key) {
   auto it = cache_.find(key);
@@ -216,7 +218,7 @@ MxSetPtr DnsMxSource::resolve(const Domain& d, Seconds* ttl) {
   }
 
   // Postfix does DANE only under a validated MX RRset (smtp_tls_policy.c, dane_init()).
-  if (opts_.dane && set->secure && !set->hosts.empty()) resolve_dane(d, set.get(), &min_ttl);
+  if (dane_.load() && set->secure && !set->hosts.empty()) resolve_dane(d, set.get(), &min_ttl);
   *ttl = std::min(Seconds{min_ttl}, opts_.max_ttl);
   if (std::find(set->dane.begin(), set->dane.end(), HostDane::failed) != set->dane.end())
     *ttl = std::min(*ttl, opts_.failure_ttl);  // ask again soon

@@ -29,6 +29,7 @@
 // (dane_resolver_check()).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -131,6 +132,9 @@ class DnsMxSource final : public MxSource {
   MxSetPtr cached(const Domain& d) override;
   MxSetPtr get(const Domain& d) override;
   std::size_t size() const;
+  // DANE on or off from now on (MxOptions::dane at start): lookups made after the call look
+  // at the hosts' TLSA, or not; sets already cached keep what they found until they expire.
+  void set_dane(bool on);
 
  private:
   struct Slot {
@@ -146,6 +150,7 @@ class DnsMxSource final : public MxSource {
   dns::Resolver& resolver_;
   const Clock& clock_;
   MxOptions opts_;
+  std::atomic<bool> dane_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, Slot> cache_;
   struct Flight {

@@ -266,6 +266,19 @@ TEST_F(MxTest, DaneCanBeTurnedOff) {
   EXPECT_EQ(dns.tlsa_queries("_25._tcp.mx.example.com"), 0);
 }
 
+TEST_F(MxTest, DaneComesOnWhenTheProbeLaterSucceeds) {
+  MxOptions off;
+  off.dane = false;
+  DnsMxSource s(dns, clock, off);
+  dns.set_mx("example.com", mx_answer({{10, "mx.example.com"}}, true, 0));  // TTL 0: never cached
+  dane_host(dns, "mx.example.com", tlsa(true));
+  EXPECT_EQ(dane_coverage(*s.get(dom("example.com"))), DaneCoverage::none);
+  s.set_dane(true);
+  EXPECT_EQ(dane_coverage(*s.get(dom("example.com"))), DaneCoverage::all);
+  s.set_dane(false);
+  EXPECT_EQ(dane_coverage(*s.get(dom("example.com"))), DaneCoverage::none);
+}
+
 TEST(DaneResolver, TrustedOnlyOnLoopbackOrListedAndAfterAValidatedProbe) {
   const auto srv = [](const char* s) { return dns::parse_server(s); };
   dns::MxAnswer validated;
