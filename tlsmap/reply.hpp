@@ -66,7 +66,7 @@ PolicyDecision decide(const LookupResult& r, SysTime now, const ReplyOptions& o)
 
 struct Reply {
   std::string text;     // the socketmap payload ("OK ...", "NOTFOUND ", "TEMP ...", "PERM ...")
-  std::string outcome;  // log token: secure, dane, dane-only, notfound, temp, perm
+  std::string outcome;  // log token: secure, dane-only, notfound, temp, perm
   bool suffix_fallback = false;  // `.suffix` was used because the MX set could not be had
 };
 
