@@ -13,8 +13,10 @@ jobs=$(nproc)
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 # The tests that run threads against each other: the fetcher's worker (reload, tasks), the
 # milter's lookup and local cache, the Redis pool and the change subscriber, the claim keeper
-# and the fleet clock.
-TSAN_TESTS=(cached_worker_tests cached_claims_tests fleet_clock_test lookup_unit_tests redis_test store_test)
+# and the fleet clock; mta-sts-tlsmap's server and its MX source (single flight, hosts in
+# parallel).
+TSAN_TESTS=(cached_worker_tests cached_claims_tests fleet_clock_test lookup_unit_tests redis_test store_test
+            tlsmap_unit_tests)
 
 step() { printf '\n==== %s (%s)\n' "$*" "$(date +%T)"; }
 

@@ -13,10 +13,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <thread>
 
 #include "common/daemon/config.hpp"
@@ -53,10 +55,66 @@ struct Runtime {
   std::unique_ptr<DnsMxSource> mx;
   std::unique_ptr<Responder> responder;
   std::unique_ptr<ChangeSubscriber> subscriber;
+  std::jthread dane_retry;  // probes again while DANE is off for want of a validated answer
   ~Runtime() {
     if (subscriber) subscriber->stop();
   }
 };
+
+// The resolver, and whether DANE may be used with it: `dane = yes`, every resolver on loopback
+// (or in dane-trusted-resolver), and the DNSSEC probe validated. Without all three no answer
+// is DANE: a forged or unvalidated AD bit must not turn an enforce domain into dane-only,
+// and a Postfix whose resolver does not validate would not do DANE either. Throws when no
+// resolver is configured.
+struct DaneSetup {
+  std::unique_ptr<dns::Resolver> resolver;
+  DaneResolverCheck check;
+  // DANE wanted, the resolvers trusted, but the probe not validated (yet): worth asking again
+  // (a local resolver still starting, or priming its trust anchor).
+  bool retry = false;
+  std::vector<dns::Server> servers, trusted;
+};
+DaneSetup setup_dns(const TlsmapConfig& t) {
+  dns::ResolverOptions dro;
+  for (const auto& r : t.resolvers) dro.servers.push_back(dns::parse_server(r));
+  if (dro.servers.empty()) dro.servers = dns::servers_from_resolv_conf();
+  dro.timeout = t.dns_timeout;
+  dro.retries = t.dns_retries;
+  DaneSetup out;
+  out.servers = dro.servers;
+  out.resolver = dns::make_resolver(std::move(dro));
+  if (!t.dane) {
+    out.check.why = "dane = no";
+    return out;
+  }
+  for (const auto& r : t.dane_trusted_resolvers) out.trusted.push_back(dns::parse_server(r));
+  out.check = probe_dane_resolver(*out.resolver, out.servers, out.trusted, t.dane_probe_name);
+  out.retry = !out.check.ok && untrusted_resolver(out.servers, out.trusted).empty();
+  return out;
+}
+
+// While DANE is off only because the probe was not validated, probe again every minute and
+// switch DANE on in `mx` once it is (a resolver that trust cannot be given waits for a
+// reload). Stops with the runtime.
+std::jthread retry_dane_probe(dns::Resolver* resolver, const DaneSetup& ds, DnsMxSource* mx, std::string probe_name) {
+  return std::jthread([resolver, servers = ds.servers, trusted = ds.trusted, mx,
+                       name = std::move(probe_name)](std::stop_token stop) {
+    std::mutex m;
+    std::condition_variable_any cv;
+    while (!stop.stop_requested()) {
+      {
+        std::unique_lock lk(m);
+        cv.wait_for(lk, stop, std::chrono::minutes(1), [] { return false; });
+      }
+      if (stop.stop_requested()) return;
+      if (probe_dane_resolver(*resolver, servers, trusted, name).ok) {
+        mx->set_dane(true);
+        log::notice("DANE on: the resolver now validates DNSSEC", {{"probe", name}});
+        return;
+      }
+    }
+  });
+}
 
 // `held`: what the runtime this one replaces has read (a reload keeps it: a policy read once
 // is applied until it expires, Redis down during the reload or not).
@@ -80,26 +138,37 @@ std::shared_ptr<Runtime> build_runtime(const Config& c, const Clock& clock, std:
   lo.miss_wait = t.miss_wait;
   rt->lookup = std::make_unique<PolicyLookup>(*rt->source, clock, lo, &rt->stats, SleepFn{}, std::move(held));
 
+  bool dane = false, retry = false;
   try {
-    dns::ResolverOptions dro;
-    for (const auto& r : t.resolvers) dro.servers.push_back(dns::parse_server(r));
-    dro.timeout = t.dns_timeout;
-    dro.retries = t.dns_retries;
-    rt->resolver = dns::make_resolver(std::move(dro));
+    DaneSetup ds = setup_dns(t);
+    dane = ds.check.ok;
+    retry = ds.retry;
+    if (dane)
+      log::notice("DANE on: the resolver validates DNSSEC", {{"probe", t.dane_probe_name}});
+    else if (t.dane)
+      log::warning(retry ? "DANE off: no dane-only answer will be given (MTA-STS answers only) until the probe "
+                           "validates (asked again every minute)"
+                         : "DANE off: no dane-only answer will be given (MTA-STS answers only)",
+                   {{"reason", ds.check.why}});
     MxOptions mo;
     mo.max_ttl = t.mx_cache_ttl;
     mo.max_entries = t.mx_cache_size;
-    mo.dane = t.dane;
+    mo.dane = dane;
+    // One domain's lookup holds at most a quarter of the workers (plus the one resolving):
+    // a domain whose DNS hangs cannot starve the others.
+    mo.max_waiting = std::max<std::size_t>(1, t.workers / 4);
+    rt->resolver = std::move(ds.resolver);
     rt->mx = std::make_unique<DnsMxSource>(*rt->resolver, clock, mo);
+    if (retry) rt->dane_retry = retry_dane_probe(rt->resolver.get(), ds, rt->mx.get(), t.dane_probe_name);
   } catch (const std::exception& e) {
-    log::warning("no DNS resolver: `*.` patterns will be sent as `.suffix` and DANE is not detected",
+    log::warning("no DNS resolver: `*.` patterns will be sent as `.suffix` and DANE is off",
                  {{"error", e.what()}});
   }
   ReplyOptions ro2;
   ro2.on_unknown = t.on_unknown;
   ro2.on_redis_error = t.on_redis_error;
   ro2.strict_testing = t.strict_testing;
-  ro2.dane = t.dane;
+  ro2.dane = dane || retry;  // the MX set is looked up for every enforce domain then
   rt->responder = std::make_unique<Responder>(*rt->lookup, rt->mx.get(), clock, ro2, t.redis_budget);
 
   try {
@@ -315,6 +384,17 @@ int main(int argc, char** argv) {
   if (cl.check) {
     std::printf("mta-sts-tlsmap: configuration OK%s%s\n", cfg.path.empty() ? "" : " (",
                 cfg.path.empty() ? "" : (cfg.path + ")").c_str());
+    // Whether DANE answers will be given, and why not: asks the resolver (the DNSSEC probe).
+    try {
+      const DaneSetup ds = setup_dns(cfg.tlsmap);
+      if (ds.check.ok)
+        std::printf("mta-sts-tlsmap: DANE on (the resolver validated the probe for %s)\n",
+                    cfg.tlsmap.dane_probe_name.c_str());
+      else
+        std::printf("mta-sts-tlsmap: DANE off (%s): MTA-STS answers only\n", ds.check.why.c_str());
+    } catch (const std::exception& e) {
+      std::printf("mta-sts-tlsmap: DANE off (no DNS resolver: %s)\n", e.what());
+    }
     if (!cl.check_redis) return 0;
   }
   if (cl.check_redis) return run_check_redis(cfg, Program::tlsmap);

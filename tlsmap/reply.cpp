@@ -56,7 +56,9 @@ std::vector<std::string> match_list(const Policy& p, const MxSet* mx, bool* fall
   for (const MxPattern& pat : p.mx) {
     const std::string text = pat.str();  // canonical: lowercase, "*." kept for wildcards
     if (!pat.wildcard()) {
-      add(text);
+      // A one-label name could be a Postfix keyword (hostname, nexthop, dot-nexthop): never
+      // pass it on (a valid host name in a policy has a dot).
+      if (text.find('.') != std::string::npos) add(text);
       continue;
     }
     if (!have_mx) {
@@ -95,17 +97,39 @@ std::vector<std::string> policy_lines(const Policy& p) {
 
 }  // namespace
 
+DaneAnswer dane_answer(const MxSet& mx) noexcept {
+  if (!mx.available || mx.hosts.empty() || mx.dane.size() != mx.hosts.size()) return DaneAnswer::none;
+  const auto count = [&](HostDane h) { return static_cast<std::size_t>(std::count(mx.dane.begin(), mx.dane.end(), h)); };
+  const std::size_t usable = count(HostDane::usable);
+  const std::size_t failed = count(HostDane::failed);
+  if (failed > 0) return usable + failed == mx.hosts.size() && usable > 0 ? DaneAnswer::dane_only : DaneAnswer::defer;
+  return usable == mx.hosts.size() ? DaneAnswer::dane_only : DaneAnswer::none;
+}
+
 Reply enforce_reply(Dialect dialect, const Domain& d, const StoredPolicy& sp, const MxSet* mx) {
   Reply r;
-  // RFC 8461 section 2: DANE takes precedence, for a sender that does DANE. Postfix does:
-  // its dane-only uses TLSA and fails closed, dane uses TLSA where present. Sendmail's `sts'
-  // map reads anything but "secure" as "no STS check" and Debian's Sendmail has no DANE, so
-  // a DANE reply there would send an enforce domain's mail in clear once STARTTLS is
-  // stripped: the sts dialect always gets the MTA-STS answer.
-  if (dialect != Dialect::sts && mx != nullptr && mx->available && mx->dane != DaneCoverage::none) {
-    r.outcome = mx->dane == DaneCoverage::all ? "dane-only" : "dane";
-    r.text = "OK " + r.outcome;
-    return r;
+  // Not looked up (too many lookups of this domain in flight): nothing is known, defer.
+  if (mx != nullptr && mx->busy) return temp("MX lookup of this domain in progress");
+  // RFC 8461 section 2: DANE takes precedence, for a sender that does DANE, and MTA-STS must
+  // not override a failing DANE check. Postfix's dane-only authenticates every host by its
+  // TLSA and fails closed: answered only when each host has usable TLSA (see dane_answer()).
+  // Sendmail's `sts' map reads anything but "secure" as "no STS check" and Debian's Sendmail
+  // has no DANE, so a DANE reply there would send an enforce domain's mail in clear once
+  // STARTTLS is stripped: the sts dialect always gets the MTA-STS answer.
+  if (dialect != Dialect::sts && mx != nullptr) {
+    switch (dane_answer(*mx)) {
+      case DaneAnswer::dane_only:
+        r.outcome = "dane-only";
+        r.text = "OK dane-only";
+        return r;
+      case DaneAnswer::defer: {
+        std::string host;
+        for (std::size_t i = 0; i < mx->hosts.size() && host.empty(); ++i)
+          if (mx->dane[i] == HostDane::failed) host = mx->hosts[i];
+        return temp("DANE TLSA lookup failed for MX host " + host);
+      }
+      case DaneAnswer::none: break;
+    }
   }
   const std::vector<std::string> match = match_list(sp.policy, mx, &r.suffix_fallback);
   std::string text = "OK secure match=" + join(match, ':') + " servername=hostname";

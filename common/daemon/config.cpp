@@ -215,6 +215,26 @@ std::string resolver(std::string_view v) {
   return std::string(v);
 }
 
+// A DNS name to query: "." (the root) or LDH labels separated by dots, a trailing dot allowed.
+std::string dns_name(std::string_view v) {
+  if (v == ".") return ".";
+  std::string_view n = v;
+  if (!n.empty() && n.back() == '.') n.remove_suffix(1);
+  if (n.empty() || n.size() > 253) throw BadValue{"expected \".\" or a domain name"};
+  std::size_t label = 0;
+  for (char c : n) {
+    if (c == '.') {
+      if (label == 0) throw BadValue{"empty label"};
+      label = 0;
+      continue;
+    }
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    if (!ok || ++label > 63) throw BadValue{"not a domain name"};
+  }
+  if (label == 0) throw BadValue{"empty label"};
+  return std::string(n);
+}
+
 std::string redis_address(std::string_view v) {
   std::string why;
   if (!parse_redis_address(v, &why)) throw BadValue{why};
@@ -269,6 +289,7 @@ std::vector<std::string>& resolvers_of(Config& c, std::string_view section) {
 std::vector<std::string>& list_of(Config& c, std::string_view section, std::string_view key) {
   if (section == "redis" && key == "sentinel") return c.redis.redis.sentinels;
   if (section == "tlsmap" && key == "listen") return c.tlsmap.listen;
+  if (section == "tlsmap" && key == "dane-trusted-resolver") return c.tlsmap.dane_trusted_resolvers;
   return resolvers_of(c, section);
 }
 
@@ -539,8 +560,13 @@ const std::vector<Option>& table() {
        [](Config& c, S, S v) { c.tlsmap.mx_cache_ttl = secs(v, 0, kDay); }},
       {"tlsmap", "mx-cache-size", "100000", "N", "domains whose MX set is cached",
        [](Config& c, S, S v) { c.tlsmap.mx_cache_size = number(v, 0, 10'000'000); }},
-      {"tlsmap", "dane", "yes", "BOOL", "answer dane/dane-only for domains with DNSSEC-validated TLSA records",
-       [](Config& c, S, S v) { c.tlsmap.dane = boolean(v); }, false, true}
+      {"tlsmap", "dane", "yes", "BOOL", "answer dane-only for domains whose every MX host has usable DNSSEC-validated TLSA records",
+       [](Config& c, S, S v) { c.tlsmap.dane = boolean(v); }, false, true},
+      {"tlsmap", "dane-trusted-resolver", "", "ADDR[:PORT]",
+       "a resolver not on loopback whose AD bit DANE may trust (repeatable; the path to it must be protected)",
+       [](Config& c, S, S v) { c.tlsmap.dane_trusted_resolvers.push_back(resolver(v)); }, true},
+      {"tlsmap", "dane-probe-name", ".", "NAME", "name in a signed zone the resolver must validate at start for DANE to be used",
+       [](Config& c, S, S v) { c.tlsmap.dane_probe_name = dns_name(v); }}
     });
     add({
       // [ctl]

@@ -148,6 +148,8 @@ struct TlsmapConfig {
   std::chrono::seconds mx_cache_ttl{300};            // upper bound on the life of a cached MX set
   std::size_t mx_cache_size = 100000;                // domains
   bool dane = true;                                  // look for DNSSEC-validated TLSA records
+  std::vector<std::string> dane_trusted_resolvers;   // resolvers off loopback whose AD bit is trusted
+  std::string dane_probe_name = ".";                 // must validate (AD) at start for DANE
 
   std::vector<std::string> listen_or_default() const {
     return listen.empty() ? std::vector<std::string>{kDefaultTlsmapListen} : listen;

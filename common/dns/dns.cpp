@@ -92,6 +92,15 @@ Server parse_server(const std::string& text) {
   return s;
 }
 
+bool is_loopback(const Server& s) noexcept {
+  in_addr v4{};
+  if (inet_pton(AF_INET, s.address.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, s.address.c_str(), &v6) != 1) return false;
+  if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+  return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+}
+
 std::vector<Server> servers_from_resolv_conf(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot read " + path);
@@ -429,8 +438,22 @@ class LdnsResolver final : public Resolver {
     TlsaAnswer out;
     Meta meta;
     std::vector<std::string> chain;
-    resolve(name, LDNS_RR_TYPE_TLSA, &out.status, &chain, &out.error, [&](const ldns_rr*) { ++out.records; }, true,
-            &meta);
+    resolve(name, LDNS_RR_TYPE_TLSA, &out.status, &chain, &out.error,
+            [&](const ldns_rr* rr) {
+              // usage, selector, matching type, data (RFC 6698 section 2.1); ldns gives the
+              // first three as 8-bit fields and the data as hex.
+              if (ldns_rr_rd_count(rr) != 4) return;
+              TlsaRecord t;
+              std::uint8_t* fields[] = {&t.usage, &t.selector, &t.mtype};
+              for (std::size_t i = 0; i < 3; ++i) {
+                const ldns_rdf* rd = ldns_rr_rdf(rr, i);
+                if (ldns_rdf_size(rd) != 1) return;
+                *fields[i] = ldns_rdf_data(rd)[0];
+              }
+              t.data_length = ldns_rdf_size(ldns_rr_rdf(rr, 3));
+              out.records.push_back(t);
+            },
+            true, &meta);
     out.authenticated = meta.ad;
     out.ttl = meta.ttl;
     return out;
@@ -438,6 +461,7 @@ class LdnsResolver final : public Resolver {
 
   AddressAnswer address(const std::string& name, AddressFamily family) override {
     AddressAnswer out;
+    Meta meta;
     const bool v4 = family == AddressFamily::v4;
     resolve(name, v4 ? LDNS_RR_TYPE_A : LDNS_RR_TYPE_AAAA, &out.status, &out.cname_chain, &out.error,
             [&](const ldns_rr* rr) {
@@ -449,7 +473,9 @@ class LdnsResolver final : public Resolver {
               else if (!v4 && ldns_rdf_size(rd) == 16)
                 inet_ntop(AF_INET6, ldns_rdf_data(rd), text, sizeof text);
               if (text[0] != '\0') out.addresses.emplace_back(text);
-            });
+            },
+            true, &meta);
+    out.authenticated = meta.ad;
     return out;
   }
 
@@ -473,6 +499,9 @@ class LdnsResolver final : public Resolver {
       *error = "not a valid DNS name";
       return;
     }
+    // AD of every answer of the lookup: a chain re-queried in parts is validated only if
+    // each part was.
+    bool all_ad = true;
     for (int round = 0; round < kMaxChain; ++round) {
       Outcome o = ask(qname.get(), type, want_ad);
       if (o.status != Status::ok) {
@@ -487,6 +516,7 @@ class LdnsResolver final : public Resolver {
         *error = x.error;
         return;
       }
+      all_ad = all_ad && ldns_pkt_ad(o.pkt.get());
       // The chain ended at a name whose records the server did not include: ask for it.
       if (x.status == Status::nodata && !x.chain.empty()) {
         qname = std::move(x.end);
@@ -496,7 +526,7 @@ class LdnsResolver final : public Resolver {
       *error = x.error;
       for (const ldns_rr* rr : x.rrs) take(rr);
       if (meta != nullptr) {
-        meta->ad = ldns_pkt_ad(o.pkt.get());
+        meta->ad = all_ad;
         bool first = true;
         for (const ldns_rr* rr : x.rrs) {
           const std::uint32_t t = ldns_rr_ttl(rr);

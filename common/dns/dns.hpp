@@ -48,6 +48,9 @@ struct AddressAnswer {
   std::vector<std::string> addresses;  // textual IPv4/IPv6 addresses
   std::vector<std::string> cname_chain;
   std::string error;
+  // The resolver set AD on every answer of the lookup (CNAMEs included): DNSSEC-validated.
+  // Postfix uses an MX host's TLSA records only when its address records are validated.
+  bool authenticated = false;
 };
 
 struct MxRecord {
@@ -64,10 +67,19 @@ struct MxAnswer {
   std::string error;
 };
 
+// One TLSA record's fields (RFC 6698 section 2.1): what decides whether an MTA can use it.
+struct TlsaRecord {
+  std::uint8_t usage = 0;       // 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE
+  std::uint8_t selector = 0;    // 0 full certificate, 1 SubjectPublicKeyInfo
+  std::uint8_t mtype = 0;       // 0 exact, 1 SHA-256, 2 SHA-512, 255 private use
+  std::size_t data_length = 0;  // octets of certificate association data
+  friend bool operator==(const TlsaRecord&, const TlsaRecord&) = default;
+};
+
 struct TlsaAnswer {
   Status status = Status::error;
-  std::size_t records = 0;     // TLSA records at the name (their content is the MTA's business)
-  bool authenticated = false;  // AD bit
+  std::vector<TlsaRecord> records;  // the TLSA records at the name (malformed ones left out)
+  bool authenticated = false;       // AD bit (on every answer of the lookup)
   std::uint32_t ttl = 0;
   std::string error;
 };
@@ -79,9 +91,11 @@ class Resolver {
  public:
   virtual ~Resolver() = default;
   virtual TxtAnswer txt(const std::string& name) = 0;
+  // address(), mx() and tlsa() ask with the AD bit set (RFC 6840 section 5.7) so that a
+  // validating resolver says whether the answer is DNSSEC-validated. The AD bit means
+  // something only from a resolver reached over a path nobody can tamper with (loopback):
+  // see is_loopback() and mta-sts-tlsmap's DNSSEC probe.
   virtual AddressAnswer address(const std::string& name, AddressFamily family) = 0;
-  // These two ask with the AD bit set (RFC 6840 section 5.7) so that a validating resolver
-  // says whether the answer is DNSSEC-validated.
   virtual MxAnswer mx(const std::string& name) = 0;
   virtual TlsaAnswer tlsa(const std::string& name) = 0;
 };
@@ -91,6 +105,10 @@ struct Server {
   unsigned short port = 53;
   friend bool operator==(const Server&, const Server&) = default;
 };
+
+// True for 127.0.0.0/8 and ::1 (also ::ffff:127.x.y.z): a resolver on this host, whose
+// answers (and AD bit) cannot be forged on the network path.
+bool is_loopback(const Server& s) noexcept;
 
 // Parses "ADDR", "ADDR:PORT", "[V6]" or "[V6]:PORT" (a bare IPv6 address has port 53).
 // Throws std::invalid_argument with the reason.

@@ -1,7 +1,10 @@
 // A Resolver for unit tests: answers come from a table the test fills; unknown names are
 // NXDOMAIN. Counts queries so that tests can assert what discovery did (and did not) ask.
+// A hook, called before each answer outside the lock, lets a test hold a query (a hanging
+// server) or count queries in flight.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -35,10 +38,15 @@ class FakeResolver final : public dns::Resolver {
     std::lock_guard lock(mu_);
     addr_[{name, f}] = std::move(a);
   }
-  // Convenience: an A record (and NODATA for AAAA).
-  void set_a(const std::string& name, const std::string& ip) {
-    set_address(name, dns::AddressFamily::v4, {dns::Status::ok, {ip}, {}, {}});
-    set_address(name, dns::AddressFamily::v6, {dns::Status::nodata, {}, {}, {}});
+  // Convenience: an A record (and NODATA for AAAA); `ad`: both answers DNSSEC-validated.
+  void set_a(const std::string& name, const std::string& ip, bool ad = false) {
+    set_address(name, dns::AddressFamily::v4, {dns::Status::ok, {ip}, {}, {}, ad});
+    set_address(name, dns::AddressFamily::v6, {dns::Status::nodata, {}, {}, {}, ad});
+  }
+  // Called with (type, name) before every query is answered, outside the lock.
+  void set_hook(std::function<void(const std::string& type, const std::string& name)> hook) {
+    std::lock_guard lock(mu_);
+    hook_ = std::move(hook);
   }
   void erase(const std::string& name) {
     std::lock_guard lock(mu_);
@@ -48,6 +56,7 @@ class FakeResolver final : public dns::Resolver {
   }
 
   dns::TxtAnswer txt(const std::string& name) override {
+    call_hook("TXT", name);
     std::lock_guard lock(mu_);
     ++txt_queries_[name];
     auto it = txt_.find(name);
@@ -55,6 +64,7 @@ class FakeResolver final : public dns::Resolver {
     return it->second;
   }
   dns::AddressAnswer address(const std::string& name, dns::AddressFamily f) override {
+    call_hook(f == dns::AddressFamily::v4 ? "A" : "AAAA", name);
     std::lock_guard lock(mu_);
     ++addr_queries_[name];
     auto it = addr_.find({name, f});
@@ -71,6 +81,7 @@ class FakeResolver final : public dns::Resolver {
     tlsa_[name] = std::move(a);
   }
   dns::MxAnswer mx(const std::string& name) override {
+    call_hook("MX", name);
     std::lock_guard lock(mu_);
     ++mx_queries_[name];
     auto it = mx_.find(name);
@@ -78,10 +89,11 @@ class FakeResolver final : public dns::Resolver {
     return it->second;
   }
   dns::TlsaAnswer tlsa(const std::string& name) override {
+    call_hook("TLSA", name);
     std::lock_guard lock(mu_);
     ++tlsa_queries_[name];
     auto it = tlsa_.find(name);
-    if (it == tlsa_.end()) return {dns::Status::nxdomain, 0, false, 0, {}};
+    if (it == tlsa_.end()) return {dns::Status::nxdomain, {}, false, 0, {}};
     return it->second;
   }
   int mx_queries(const std::string& name) const {
@@ -107,7 +119,17 @@ class FakeResolver final : public dns::Resolver {
   }
 
  private:
+  void call_hook(const char* type, const std::string& name) {
+    std::function<void(const std::string&, const std::string&)> h;
+    {
+      std::lock_guard lock(mu_);
+      h = hook_;
+    }
+    if (h) h(type, name);
+  }
+
   mutable std::mutex mu_;
+  std::function<void(const std::string&, const std::string&)> hook_;
   std::map<std::string, dns::TxtAnswer> txt_;
   std::map<std::pair<std::string, dns::AddressFamily>, dns::AddressAnswer> addr_;
   std::map<std::string, int> txt_queries_;

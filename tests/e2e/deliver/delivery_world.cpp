@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <sstream>
 #include <stdexcept>
@@ -48,6 +49,7 @@ const std::vector<DomainDef>& domains() {
       {"wcert", "enforce", {dlv("mx.wcert")}, {dlv("mx.wcert")}},
       {"wdeep", "enforce", {dlv("a.mx.wdeep")}, {dlv("a.mx.wdeep")}},
       {"nopolicy", "", {}, {dlv("mx.nopolicy")}},
+      {"keyword", "enforce", {"hostname"}, {dlv("mx.keyword")}},
   };
   return d;
 }
@@ -75,6 +77,7 @@ const std::vector<MxDef>& mx_hosts() {
       {dlv("mx.multi"), CertKind::valid, {dlv("mx.multi"), dlv("mx.testing")}},
       {dlv("mx.wcert"), CertKind::valid, {"*." + dlv("wcert")}},
       {dlv("a.mx.wdeep"), CertKind::valid, {"*." + dlv("wdeep")}},
+      {dlv("mx.keyword"), CertKind::valid},
   };
   return h;
 }
@@ -84,8 +87,12 @@ constexpr const char* kNsdIp = "127.0.2.53";
 struct DaneMx {
   std::string host;
   std::string ip;
-  enum { matching, other_key, none } tlsa;
+  // matching: TLSA 3 1 1 of its key; other_key: 3 1 1 of another key; pkix: only 1 1 1 of its
+  // key (PKIX-EE, unusable for SMTP); bogus: 3 1 1 of its key, altered after signing (the
+  // validating resolver answers SERVFAIL).
+  enum { matching, other_key, none, pkix, bogus } tlsa;
   bool starttls = true;
+  std::string cname_to{};  // the name is a (signed) CNAME to this name in the unsigned dlv.test
 };
 const std::vector<DaneMx>& dane_mx() {
   static const std::vector<DaneMx> h = {
@@ -94,6 +101,14 @@ const std::vector<DaneMx>& dane_mx() {
       {"mx1.some.dane.test", "127.25.1.12", DaneMx::matching},
       {"mx2.some.dane.test", "127.25.1.13", DaneMx::none},
       {"mx.plain.dane.test", "127.25.1.14", DaneMx::matching, false},
+      {"mx1.partial.dane.test", "127.25.1.15", DaneMx::none, false},
+      {"mx2.partial.dane.test", "127.25.1.16", DaneMx::matching},
+      {"mx.pkix.dane.test", "127.25.1.17", DaneMx::pkix},
+      {"mx.insecure.dane.test", "127.25.1.18", DaneMx::matching, true, "mxhost.insecure.dlv.test"},
+      {"mx1.bogus.dane.test", "127.25.1.19", DaneMx::bogus},
+      {"mx2.bogus.dane.test", "127.25.1.20", DaneMx::none},
+      {"mx1.bogusdane.dane.test", "127.25.1.21", DaneMx::bogus},
+      {"mx2.bogusdane.dane.test", "127.25.1.22", DaneMx::matching},
   };
   return h;
 }
@@ -157,7 +172,12 @@ std::vector<std::pair<std::string, std::vector<std::string>>> DeliveryWorld::dan
   return {{"full.dane.test", {"mx.full.dane.test"}},
           {"bad.dane.test", {"mx.bad.dane.test"}},
           {"some.dane.test", {"mx1.some.dane.test", "mx2.some.dane.test"}},
-          {"plain.dane.test", {"mx.plain.dane.test"}}};
+          {"plain.dane.test", {"mx.plain.dane.test"}},
+          {"partial.dane.test", {"mx1.partial.dane.test", "mx2.partial.dane.test"}},
+          {"pkix.dane.test", {"mx.pkix.dane.test"}},
+          {"insecure.dane.test", {"mx.insecure.dane.test"}},
+          {"bogus.dane.test", {"mx1.bogus.dane.test", "mx2.bogus.dane.test"}},
+          {"bogusdane.dane.test", {"mx1.bogusdane.dane.test", "mx2.bogusdane.dane.test"}}};
 }
 
 DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip()) {
@@ -214,6 +234,9 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
       }
     }
     for (const auto& [host, ip] : mx_ip_) world_->dns().add_host(host, ip);
+    if (o.dane)
+      for (const auto& m : dane_mx())
+        if (!m.cname_to.empty()) world_->dns().add_host(m.cname_to, m.ip);
   }
   world_->start();
   for (auto& [host, mx] : mx_) mx->wait_ready();
@@ -256,6 +279,8 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
                      "\n[tlsmap]\nlisten = inet:" + tlsmap_host_port() +
                      "\nlog = stderr\nlog-level = debug\nresolver = " + (o.dane ? "127.0.0.1" : world_->resolver()) +
                      "\ndns-timeout = 1000ms\n";
+  // The world's only trust anchor is dane.test's (the root is not signed here).
+  if (o.dane) conf += "dane-probe-name = dane.test\n";
   for (const auto& l : o.tlsmap_lines) conf += l + "\n";
   write_file(dir() / "tlsmap.conf", conf);
   start_tlsmap();
@@ -290,6 +315,7 @@ void DeliveryWorld::stop_tlsmap() {
 
 DeliveryWorld::~DeliveryWorld() {
   stop_tlsmap();
+  extra_.clear();
   if (fetcher_) fetcher_->stop(20s);
   if (unbound_) unbound_->stop(10s);
   if (nsd_) nsd_->stop(10s);
@@ -331,13 +357,18 @@ void DeliveryWorld::start_dnssec() {
     zone += "_mta-sts." + label + " IN TXT \"v=STSv1; id=dane" + label + "1;\"\n";
     zone += "mta-sts." + label + " IN A " + ip_ + "\n";
   }
+  std::vector<std::pair<std::string, std::string>> to_break;  // TLSA owner, digest: made bogus
   for (const auto& m : dane_mx()) {
     const std::string rel = m.host.substr(0, m.host.size() - std::string(".dane.test").size());
-    zone += rel + " IN A " + m.ip + "\n";
+    if (m.cname_to.empty())
+      zone += rel + " IN A " + m.ip + "\n";
+    else
+      zone += rel + " IN CNAME " + m.cname_to + ".\n";
     if (m.tlsa == DaneMx::none) continue;
     const std::string digest =
-        m.tlsa == DaneMx::matching ? spki_sha256(world_->ca().leaf(m.host, CertKind::valid).cert) : other_key;
-    zone += "_25._tcp." + rel + " IN TLSA 3 1 1 " + digest + "\n";
+        m.tlsa == DaneMx::other_key ? other_key : spki_sha256(world_->ca().leaf(m.host, CertKind::valid).cert);
+    zone += "_25._tcp." + rel + " IN TLSA " + (m.tlsa == DaneMx::pkix ? "1 1 1 " : "3 1 1 ") + digest + "\n";
+    if (m.tlsa == DaneMx::bogus) to_break.emplace_back("_25._tcp." + m.host + ".", digest);
   }
   write_file(d / "dane.test.zone", zone);
   // Keys and signatures made now: signatures last four weeks from signing.
@@ -349,6 +380,24 @@ void DeliveryWorld::start_dnssec() {
   const std::string ksk = sh("ldns-keygen -a ECDSAP256SHA256 -k dane.test");
   const std::string zsk = sh("ldns-keygen -a ECDSAP256SHA256 dane.test");
   sh("ldns-signzone dane.test.zone " + ksk + " " + zsk);
+  // Bogus TLSA: the record changed after signing, its signature kept.
+  if (!to_break.empty()) {
+    std::string signed_zone = read_file(d / "dane.test.zone.signed");
+    std::string out;
+    std::istringstream lines(signed_zone);
+    for (std::string l; std::getline(lines, l);) {
+      for (const auto& [owner, digest] : to_break)
+        if (l.rfind(owner, 0) == 0 && l.find("TLSA") != std::string::npos) {
+          std::string lower = l;  // ldns may print the hex in either case
+          for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          const auto at = lower.find(digest);
+          if (at != std::string::npos) l.replace(at, digest.size(), other_key);
+        }
+      out += l + "\n";
+    }
+    if (out == signed_zone) throw std::runtime_error("DNSSEC set-up: no TLSA record to make bogus");
+    write_file(d / "dane.test.zone.signed", out);
+  }
 
   const std::string ds = d.string();
   write_file(d / "nsd.conf", "server:\n  ip-address: " + std::string(kNsdIp) + "\n  port: 53\n  do-ip6: no\n"
@@ -399,14 +448,51 @@ void DeliveryWorld::restore() {
   dns.apply();
 }
 
-std::string DeliveryWorld::socketmap(const std::string& map, const std::string& key) const {
+unsigned DeliveryWorld::start_extra_tlsmap(const std::string& name, const std::vector<std::string>& tlsmap_lines) {
+  const unsigned port = free_tcp_port();
+  std::string conf = "[redis]\naddress = " + world_->redis().address() + "\n[tlsmap]\nlisten = inet:127.0.0.1:" +
+                     std::to_string(port) + "\nlog = stderr\nlog-level = debug\ndns-timeout = 1000ms\n";
+  for (const auto& l : tlsmap_lines) conf += l + "\n";
+  const fs::path cf = dir() / ("tlsmap-" + name + ".conf");
+  write_file(cf, conf);
+  auto& p = extra_.emplace_back(std::make_unique<Process>(
+      std::vector<std::string>{tlsmap_binary(), "--config=" + cf.string()}, dir() / ("tlsmap-" + name + ".log")));
+  if (!wait_until([&] { return !p->running() || accepts("127.0.0.1", port); }, 15s) || !p->running())
+    throw std::runtime_error("mta-sts-tlsmap " + name + " did not start; its log:\n" + extra_tlsmap_log(name));
+  return port;
+}
+
+std::string DeliveryWorld::start_ad_forwarder() {
+  const std::string ip = "10.253.0.1";
+  RunResult r = run({"ip", "addr", "replace", ip + "/32", "dev", "lo"}, 10s);
+  if (r.exit_code != 0) throw std::runtime_error("ip addr: " + r.err);
+  const fs::path d = dir() / "forwarder";
+  fs::create_directories(d);
+  extra_.push_back(std::make_unique<Process>(
+      std::vector<std::string>{"setpriv", "--pdeathsig", "TERM", "dnsmasq", "--keep-in-foreground", "--no-resolv",
+                               "--no-hosts", "--bind-interfaces", "--listen-address=" + ip, "--port=53",
+                               "--server=127.0.0.1#53", "--proxy-dnssec", "--cache-size=0", "--user=root",
+                               "--pid-file=" + (d / "dnsmasq.pid").string(), "--log-facility=-"},
+      d / "dnsmasq.log"));
+  RunResult last;
+  const bool ok = wait_until(
+      [&] {
+        last = run({"drill", "-D", "@" + ip, "_25._tcp.mx.full.dane.test", "TLSA"}, 5s);
+        return last.out.find(" ad ") != std::string::npos || last.out.find(" ad;") != std::string::npos;
+      },
+      15s);
+  if (!ok) throw std::runtime_error("the AD forwarder does not pass AD on:\n" + last.out + last.err + read_file(d / "dnsmasq.log"));
+  return ip;
+}
+
+std::string DeliveryWorld::socketmap(const std::string& map, const std::string& key, unsigned port) const {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return "";
   timeval tv{10, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(tlsmap_port_));
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::string reply;
   const std::string payload = map + " " + key;

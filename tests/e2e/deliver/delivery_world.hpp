@@ -24,6 +24,8 @@
 //   wcert      enforce [mx.wcert]                  MX mx.wcert: valid, a wildcard *.wcert certificate
 //   wdeep      enforce [a.mx.wdeep]                MX a.mx.wdeep: valid, but its certificate is
 //                                                  *.wdeep, two labels above it
+//   keyword    enforce [hostname]                  MX mx.keyword: valid for its own name, but the
+//                                                  policy's one pattern is a Postfix keyword
 // (shared and multi make the Sendmail connection-cache trap: see sendmail_test.cpp.)
 #pragma once
 
@@ -55,6 +57,12 @@ struct DeliveryOptions {
   //   bad.dane.test    MX mx.bad (TLSA 3 1 1 of another key: DANE fails, MTA-STS would pass)
   //   some.dane.test   MX mx1.some (matching TLSA), mx2.some (no TLSA)
   //   plain.dane.test  MX mx.plain (TLSA published, but no STARTTLS offered: stripped)
+  //   partial.dane.test  MX mx1.partial (no TLSA, no STARTTLS), mx2.partial (matching TLSA)
+  //   pkix.dane.test   MX mx.pkix (only TLSA 1 1 1, PKIX-EE: unusable for SMTP)
+  //   insecure.dane.test MX mx.insecure (matching TLSA, but the name is a CNAME to an
+  //                    address in the unsigned dlv.test: the address is not validated)
+  //   bogus.dane.test  MX mx1.bogus (bogus TLSA: SERVFAIL), mx2.bogus (no TLSA)
+  //   bogusdane.dane.test MX mx1.bogusdane (bogus TLSA), mx2.bogusdane (matching TLSA)
   bool dane = false;
 };
 
@@ -102,7 +110,19 @@ class DeliveryWorld {
   std::string postfix_policy_map() const { return "socketmap:inet:" + tlsmap_host_port() + ":postfix"; }
   // One socketmap request over a fresh connection; returns the reply's payload ("OK ...",
   // "NOTFOUND ", ...), or "" when the connection failed. For diagnostics and checks.
-  std::string socketmap(const std::string& map, const std::string& key) const;
+  std::string socketmap(const std::string& map, const std::string& key) const { return socketmap(map, key, tlsmap_port_); }
+  std::string socketmap(const std::string& map, const std::string& key, unsigned port) const;
+
+  // Another mta-sts-tlsmap on the same Redis, with its own [tlsmap] lines (a resolver...),
+  // started and answering on the returned port; stopped with the world. Its log:
+  // extra_tlsmap_log(name).
+  unsigned start_extra_tlsmap(const std::string& name, const std::vector<std::string>& tlsmap_lines);
+  std::string extra_tlsmap_log(const std::string& name) const { return read_file(dir() / ("tlsmap-" + name + ".log")); }
+  // DNSSEC world: a resolver that does not validate but passes on the AD bit of the validating
+  // one (dnsmasq, proxy-dnssec), on an address of the namespace that is not loopback
+  // (10.253.0.1 added to lo): what an on-path attacker or a remote forwarder looks like.
+  // Returns its address.
+  std::string start_ad_forwarder();
 
   // The DANE domains (DeliveryOptions::dane) with their MX hosts.
   static std::vector<std::pair<std::string, std::vector<std::string>>> dane_domains();
@@ -124,6 +144,7 @@ class DeliveryWorld {
   std::unique_ptr<Process> fetcher_;
   unsigned tlsmap_port_ = 0;
   std::unique_ptr<Process> tlsmap_;
+  std::vector<std::unique_ptr<Process>> extra_;  // start_extra_tlsmap(), start_ad_forwarder()
 };
 
 // The shipped etc/sendmail-tlsmap.mc, pointed at the world's test CA and mta-sts-tlsmap:

@@ -247,6 +247,20 @@ TEST_F(PostfixDelivery, AnEnforceDomainReadBeforeStaysEnforcedWhenRedisIsLostAcr
 
 // The same world and Postfix with mta-sts-milter on its smtpd (only here: the milter costs
 // seconds at start and stop).
+// A policy whose one pattern is `hostname' (valid MTA-STS syntax: a one-label name). Passed
+// on as `match=hostname', Postfix would read its keyword and accept any MX host with a
+// certificate for its own name, a spoofed MX included; the reply carries the `.invalid'
+// placeholder instead, and Postfix defers the mail, as the policy (which names no real host)
+// asks.
+TEST_F(PostfixDelivery, OneLabelPatternNeverReachesPostfixAsAKeyword) {
+  const std::string reply = dw->socketmap("postfix", dlv("keyword"));
+  EXPECT_EQ(reply, "OK secure match=no-mx-host-matches-the-policy.invalid servername=hostname") << reply;
+  const std::string qid = submit("pf-keyword", {"rcpt@" + dlv("keyword")});
+  const std::string line = postfix->wait_log_line(qid + ": to=<rcpt@" + dlv("keyword") + ">", "deferred", 30s);
+  EXPECT_NE(line.find("dsn=4.7.5"), std::string::npos) << line << "\n" << diag();
+  EXPECT_TRUE(dw->hosts_that_received("END-pf-keyword").empty()) << diag();
+}
+
 struct PostfixDeliveryWithMilter : PostfixDelivery {
   static void SetUpTestSuite() { set_up(true); }
 };

@@ -69,6 +69,9 @@ dns-retries = 3
 mx-cache-ttl = 1m
 mx-cache-size = 12
 dane = no
+dane-trusted-resolver = 192.0.2.53
+dane-trusted-resolver = [2001:db8::53]:5353
+dane-probe-name = signed.example.
 )";
 
 void expect_every(const TlsmapConfig& t) {
@@ -98,6 +101,8 @@ void expect_every(const TlsmapConfig& t) {
   EXPECT_EQ(t.mx_cache_ttl, seconds(60));
   EXPECT_EQ(t.mx_cache_size, 12u);
   EXPECT_FALSE(t.dane);
+  EXPECT_EQ(t.dane_trusted_resolvers, (std::vector<std::string>{"192.0.2.53", "[2001:db8::53]:5353"}));
+  EXPECT_EQ(t.dane_probe_name, "signed.example");
 }
 
 TEST_F(TlsmapConfig_, Defaults) {
@@ -110,6 +115,8 @@ TEST_F(TlsmapConfig_, Defaults) {
   EXPECT_FALSE(t.strict_testing);
   EXPECT_EQ(t.miss_wait, milliseconds(0));
   EXPECT_TRUE(t.dane);
+  EXPECT_TRUE(t.dane_trusted_resolvers.empty()) << "only loopback resolvers are trusted for DANE by default";
+  EXPECT_EQ(t.dane_probe_name, ".");
   EXPECT_EQ(t.daemon.log, "syslog");
   // The table's defaults are config.hpp's.
   const TlsmapConfig d;
@@ -155,6 +162,10 @@ TEST_F(TlsmapConfig_, BadValues) {
   }
   EXPECT_NE(error_of({"-c", empty, "--on-unknown", "tempfail"}).find("expected one of: accept, defer"), std::string::npos);
   EXPECT_NE(error_of({"-c", empty, "--workers", "0"}).find("between 1 and 256"), std::string::npos);
+  for (const char* bad : {"a..b", "has space.example", "", ".."})
+    EXPECT_NE(error_of({"-c", empty, "--dane-probe-name", bad}).find("--dane-probe-name: bad value"), std::string::npos)
+        << bad;
+  EXPECT_NE(error_of({"-c", empty, "--dane-trusted-resolver", "resolver.example"}).find("bad value"), std::string::npos);
   const std::string p = file("[tlsmap]\n\non-redis-error = maybe\n");
   EXPECT_NE(error_of({"-c", p}).find(p + ":3: [tlsmap] on-redis-error: bad value 'maybe'"), std::string::npos)
       << error_of({"-c", p});
@@ -167,7 +178,7 @@ TEST_F(TlsmapConfig_, OptionNamesAndUsage) {
   const std::string u = usage(Program::tlsmap);
   EXPECT_NE(u.find("Usage: mta-sts-tlsmap"), std::string::npos);
   for (const auto& n : names) EXPECT_NE(u.find(n), std::string::npos) << n;
-  EXPECT_EQ(names.size(), 5u + 29u + 17u);  // common (with --check-redis), [tlsmap], [redis]
+  EXPECT_EQ(names.size(), 5u + 31u + 17u);  // common (with --check-redis), [tlsmap], [redis]
 }
 
 }  // namespace

@@ -35,11 +35,11 @@ LookupResult redis_failed() {
   return r;
 }
 
-MxSet mx_set(std::vector<std::string> hosts, DaneCoverage dane = DaneCoverage::none) {
+MxSet mx_set(std::vector<std::string> hosts, std::vector<HostDane> dane = {}) {
   MxSet m;
   m.available = true;
   m.hosts = std::move(hosts);
-  m.dane = dane;
+  m.dane = std::move(dane);
   return m;
 }
 
@@ -138,28 +138,90 @@ TEST(Reply, LocallyHeldEntryAnswersDuringAnOutage) {
             "OK secure match=mx.example.com servername=hostname");
 }
 
-TEST(Reply, DanePrecedence) {
+TEST(Reply, DaneOnlyWhenEveryHostHasUsableTlsa) {
+  using H = HostDane;
   const auto r = found(policy_entry(Mode::enforce, "id1", {"*.example.com"}, kNow));
-  const MxSet all = mx_set({"mx1.example.com", "mx2.example.com"}, DaneCoverage::all);
-  const MxSet some = mx_set({"mx1.example.com", "mx2.example.com"}, DaneCoverage::some);
-  const MxSet none = mx_set({"mx1.example.com", "mx2.example.com"}, DaneCoverage::none);
+  const std::vector<std::string> hosts{"mx1.example.com", "mx2.example.com"};
+  const std::string secure = "OK secure match=mx1.example.com:mx2.example.com servername=hostname";
+  const MxSet all = mx_set(hosts, {H::usable, H::usable});
+  // Postfix's `dane' gives a host without usable TLSA the `may' level: clear text once
+  // STARTTLS is stripped. A partial set is never a DANE answer.
+  const MxSet some = mx_set(hosts, {H::usable, H::none});
+  const MxSet none = mx_set(hosts, {H::none, H::none});
+  const MxSet not_looked = mx_set(hosts);
   for (Dialect d : {Dialect::postfix, Dialect::postfix_tlsrpt}) {
     EXPECT_EQ(reply_for(r, {}, &all, d), "OK dane-only") << to_string(d);
-    EXPECT_EQ(reply_for(r, {}, &some, d), "OK dane") << to_string(d);
-    EXPECT_EQ(reply_for(r, {}, &none, d).rfind("OK secure ", 0), 0u) << to_string(d);
+    for (const MxSet* m : {&some, &none, &not_looked}) EXPECT_EQ(reply_for(r, {}, m, d).rfind(secure, 0), 0u) << to_string(d);
   }
   // Sendmail reads a DANE reply as "no STS check" and Debian's has no DANE of its own: the
   // sts map always gets the MTA-STS answer, so that the domain stays protected.
-  for (const MxSet* m : {&all, &some, &none})
-    EXPECT_EQ(reply_for(r, {}, m, Dialect::sts), "OK secure match=mx1.example.com:mx2.example.com servername=hostname");
+  for (const MxSet* m : {&all, &some, &none}) EXPECT_EQ(reply_for(r, {}, m, Dialect::sts), secure);
 }
 
-TEST(DaneCoverage, Decision) {
-  EXPECT_EQ(dane_coverage(0, 0), DaneCoverage::none);
-  EXPECT_EQ(dane_coverage(2, 0), DaneCoverage::none);
-  EXPECT_EQ(dane_coverage(2, 1), DaneCoverage::some);
-  EXPECT_EQ(dane_coverage(2, 2), DaneCoverage::all);
-  EXPECT_EQ(dane_coverage(1, 1), DaneCoverage::all);
+TEST(Reply, AFailingDaneCheckIsNeverOverriddenByMtaSts) {
+  using H = HostDane;
+  const auto r = found(policy_entry(Mode::enforce, "id1", {"*.example.com"}, kNow));
+  const std::vector<std::string> hosts{"mx1.example.com", "mx2.example.com", "mx3.example.com"};
+  // The others all have usable TLSA: dane-only (Postfix defers the failed host on its own
+  // TLSA lookup error and delivers to the others over DANE).
+  const MxSet rest_dane = mx_set(hosts, {H::usable, H::failed, H::usable});
+  EXPECT_EQ(reply_for(r, {}, &rest_dane), "OK dane-only");
+  // Otherwise TEMP: `secure' would let the failed host through on its WebPKI certificate.
+  const MxSet mixed = mx_set(hosts, {H::usable, H::failed, H::none});
+  EXPECT_EQ(reply_for(r, {}, &mixed), "TEMP DANE TLSA lookup failed for MX host mx2.example.com");
+  const MxSet only_failed = mx_set(hosts, {H::failed, H::failed, H::failed});
+  EXPECT_EQ(reply_for(r, {}, &only_failed), "TEMP DANE TLSA lookup failed for MX host mx1.example.com");
+  EXPECT_EQ(reply_for(r, {}, &mixed, Dialect::postfix_tlsrpt).rfind("TEMP ", 0), 0u);
+}
+
+TEST(Reply, BusyMxLookupDefers) {
+  const auto r = found(policy_entry(Mode::enforce, "id1", {"*.example.com"}, kNow));
+  MxSet busy;
+  busy.busy = true;
+  for (Dialect d : {Dialect::postfix, Dialect::postfix_tlsrpt, Dialect::sts})
+    EXPECT_EQ(reply_for(r, {}, &busy, d), "TEMP MX lookup of this domain in progress") << to_string(d);
+}
+
+TEST(Reply, DaneAnswerTable) {
+  using H = HostDane;
+  const auto ans = [](std::vector<H> d) {
+    std::vector<std::string> hosts;
+    for (std::size_t i = 0; i < d.size(); ++i) hosts.push_back("mx" + std::to_string(i) + ".example.com");
+    return dane_answer(mx_set(hosts, std::move(d)));
+  };
+  EXPECT_EQ(ans({}), DaneAnswer::none);
+  EXPECT_EQ(ans({H::usable}), DaneAnswer::dane_only);
+  EXPECT_EQ(ans({H::none}), DaneAnswer::none);
+  EXPECT_EQ(ans({H::failed}), DaneAnswer::defer);
+  EXPECT_EQ(ans({H::usable, H::none}), DaneAnswer::none);
+  EXPECT_EQ(ans({H::usable, H::failed}), DaneAnswer::dane_only);
+  EXPECT_EQ(ans({H::none, H::failed}), DaneAnswer::defer);
+  MxSet down = mx_set({"mx.example.com"}, {H::usable});
+  down.available = false;
+  EXPECT_EQ(dane_answer(down), DaneAnswer::none);
+  EXPECT_EQ(dane_answer(mx_set({"a.example.com", "b.example.com"}, {H::usable})), DaneAnswer::none)
+      << "a per-host list that does not fit the hosts is not DANE";
+}
+
+TEST(Reply, OneLabelPatternsNeverReachPostfixAsKeywords) {
+  // `hostname', `nexthop' and `dot-nexthop' are keywords of Postfix's match list: any MX with
+  // a certificate for its own name would pass. A one-label pattern stands for no Internet host.
+  const MxSet mx = mx_set({"mx.example.com"});
+  for (const char* kw : {"hostname", "nexthop", "dot-nexthop", "HOSTNAME", "localhost"}) {
+    const auto r = found(policy_entry(Mode::enforce, "id1", {kw}, kNow));
+    EXPECT_EQ(reply_for(r, {}, &mx), std::string("OK secure match=") + kNoMatch + " servername=hostname") << kw;
+    const auto with_other = found(policy_entry(Mode::enforce, "id1", {kw, "mx.example.com"}, kNow));
+    EXPECT_EQ(reply_for(with_other, {}, &mx), "OK secure match=mx.example.com servername=hostname") << kw;
+    for (Dialect d : {Dialect::postfix, Dialect::postfix_tlsrpt, Dialect::sts}) {
+      const std::string text = reply_for(r, {}, &mx, d);
+      const std::string match = text.substr(0, text.find(' ', std::string("OK secure ").size()));
+      EXPECT_EQ(match.find("hostname"), std::string::npos) << text;
+      EXPECT_EQ(match.find("nexthop"), std::string::npos) << text;
+    }
+  }
+  // A one-label wildcard gives a `.suffix' or MX hosts, never a bare keyword.
+  const auto w = found(policy_entry(Mode::enforce, "id1", {"*.nexthop"}, kNow));
+  EXPECT_EQ(reply_for(w, {}, nullptr), "OK secure match=.nexthop servername=hostname");
 }
 
 TEST(Reply, TlsrptDialectAddsPolicyAttributes) {
