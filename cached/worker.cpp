@@ -226,6 +226,17 @@ bool Worker::launch(const std::shared_ptr<const Services>& s, const Task& t, Pas
     return false;
   }
   const Domain d = std::move(*p.domain);
+  if (d.str() != t.name) {
+    // A name no milter writes (they write the normalised form): anyone with an MTA host's
+    // Redis user may add one. Taking it as its normalised domain would never remove it (the
+    // write clears the normalised name): dropped, like an invalid one. A real lookup of the
+    // domain signals its own miss.
+    log::warning("dropping a name that is not in canonical form from the queue",
+                 {{"name", t.name}, {"domain", d.str()}});
+    count("names_dropped");
+    s->store->forget_invalid(t.name);
+    return false;
+  }
   {
     std::lock_guard lock(mu_);
     if (stopping_ || in_flight_.count(d.str())) return false;
@@ -492,16 +503,21 @@ Worker::Housekeeping Worker::housekeep() {
   constexpr std::size_t kBatch = 1000;
   Housekeeping h;
   const SysTime now = clock_.now();
+  // Scores first: a forged far-future miss must not survive the trim (it keeps the newest).
+  h.scores_bounded = s->store->bound_scores(now, kBatch);
   h.misses_trimmed = s->store->trim_misses();
-  h.forgotten = s->store->forget_unwanted(now - s->options.forget_after, kBatch);
+  h.forgotten = s->store->forget_unwanted(now - s->options.forget_after, kBatch, now);
   const std::size_t scheduled = s->store->schedule_size();
   if (scheduled > so.max_domains) {
     const std::size_t excess = std::min(scheduled - so.max_domains, kBatch);
-    const auto victims =
-        sched::choose_evictions(s->store->eviction_candidates(2 * excess), excess, now, s->options.forget_after);
-    s->store->unschedule(victims);
-    h.evicted = victims.size();
+    auto candidates = s->store->eviction_candidates(2 * excess);
+    const auto chosen = sched::choose_evictions(candidates, excess, now, s->options.forget_after);
+    std::vector<PolicyStore::Candidate> victims;
+    for (auto& c : candidates)
+      if (std::find(chosen.begin(), chosen.end(), c.name) != chosen.end()) victims.push_back(std::move(c));
+    h.evicted = s->store->unschedule_unwanted(victims);
   }
+  if (h.scores_bounded) count("scores_bounded", static_cast<long long>(h.scores_bounded));
   if (h.misses_trimmed) count("misses_trimmed", static_cast<long long>(h.misses_trimmed));
   if (h.forgotten) count("domains_forgotten", static_cast<long long>(h.forgotten));
   if (h.evicted) count("domains_evicted", static_cast<long long>(h.evicted));
@@ -509,8 +525,9 @@ Worker::Housekeeping Worker::housekeep() {
   m.misses_trimmed.inc(h.misses_trimmed);
   m.domains_forgotten.inc(h.forgotten);
   m.domains_evicted.inc(h.evicted);
-  if (h.misses_trimmed || h.forgotten || h.evicted)
-    log::info("housekeeping", {{"misses_trimmed", std::to_string(h.misses_trimmed)},
+  if (h.misses_trimmed || h.forgotten || h.evicted || h.scores_bounded)
+    log::info("housekeeping", {{"scores_bounded", std::to_string(h.scores_bounded)},
+                               {"misses_trimmed", std::to_string(h.misses_trimmed)},
                                {"forgotten", std::to_string(h.forgotten)},
                                {"evicted", std::to_string(h.evicted)}});
   return h;
@@ -584,7 +601,7 @@ void Worker::run() {
           }
         }
         if (free > 0) {
-          for (const auto& name : s->store->pending_misses(window)) {
+          for (const auto& name : s->store->pending_misses(clock_.now(), window)) {
             if (free == 0) break;
             if (launch(s, Task{name, true}, nullptr)) --free;
           }
@@ -642,9 +659,11 @@ Worker::PassResult Worker::run_once() {
   std::set<std::string> attempted;
   try {
     load_warm_list(*s);
+    // Misses scored far from now are taken too (pending_misses reads only those near now).
+    s->store->bound_scores(clock_.now(), 100000);
     for (;;) {
       std::vector<Task> tasks;
-      for (const auto& n : s->store->pending_misses(100000))
+      for (const auto& n : s->store->pending_misses(clock_.now(), 100000))
         if (!attempted.count(n)) tasks.push_back({n, true});
       for (const auto& n : s->store->due(clock_.now(), 100000))
         if (!attempted.count(n)) tasks.push_back({n, false});

@@ -98,6 +98,7 @@ class Worker {
   PassResult run_once();
 
   struct Housekeeping {
+    std::size_t scores_bounded = 0;  // misses/wanted scored far from now, moved to now
     std::size_t misses_trimmed = 0;
     std::size_t forgotten = 0;  // not looked up for forget_after (or beyond the bound of wanted)
     std::size_t evicted = 0;    // the schedule over max-domains

@@ -61,29 +61,50 @@ constexpr std::string_view kFencedPutScript =
     "if ARGV[6] == '1' then redis.call('PUBLISH', ARGV[7], ARGV[5]) end "
     "return 1";
 
-// Housekeeping: forgets the domains nobody looked up since ARGV[1] (at most ARGV[2]): each
-// leaves wanted and schedule together, so that no scheduled domain is left without a wanted
-// record (which would read as "from before the upgrade" and earn it a new grace period).
-// Then, beyond the bound ARGV[3] of wanted, it drops names that are NOT scheduled (lookups of
-// domains never fetched: a flood of made-up names whose misses were trimmed), found by a
-// random sample: a scheduled domain keeps its record, so that a flood of lookups can never
-// push a wanted enforce policy out of the schedule (the schedule has its own bound, with
-// eviction that protects those; see sched::choose_evictions). KEYS: wanted, schedule.
+// Housekeeping: beyond the bound ARGV[2] of wanted, drops up to ARGV[1] names that are NOT
+// scheduled (lookups of domains never fetched: a flood of made-up names whose misses were
+// trimmed), found by a random sample: a scheduled domain keeps its record, so that a flood of
+// lookups can never push a wanted enforce policy out of the schedule (the schedule has its own
+// bound, with eviction that protects those; see sched::choose_evictions). KEYS: wanted,
+// schedule.
 constexpr std::string_view kForgetScript =
-    "local limit = tonumber(ARGV[2]) "
-    "local names = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit) "
-    "for _, n in ipairs(names) do redis.call('ZREM', KEYS[2], n) redis.call('ZREM', KEYS[1], n) end "
-    "local gone = #names "
-    "local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3]) "
-    "if over > 0 and gone < limit then "
-    "local want = math.min(over, limit - gone) "
+    "local want = math.min(redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2]), tonumber(ARGV[1])) "
+    "local gone = 0 "
+    "if want <= 0 then return 0 end "
     "local sample = redis.call('ZRANDMEMBER', KEYS[1], want * 4) "
     "local scores = redis.call('ZMSCORE', KEYS[2], unpack(sample)) "
     "for i, n in ipairs(sample) do "
-    "if want <= 0 then break end "
-    "if not scores[i] then redis.call('ZREM', KEYS[1], n) gone = gone + 1 want = want - 1 end "
-    "end end "
+    "if gone >= want then break end "
+    "if not scores[i] then gone = gone + redis.call('ZREM', KEYS[1], n) end "
+    "end "
     "return gone";
+
+// Compare-and-unschedule (forgetting and eviction): removes each name ARGV[2i-1] from schedule
+// and wanted only if its wanted time is still what the fetcher read, ARGV[2i] ("" for no
+// record): absent then and now, or not later now. A domain looked up between the fetcher's
+// choice and this script keeps its place. Scripts run atomically: nothing interleaves. (The
+// shipped fetcher ACL has ZMSCORE, not ZSCORE.) KEYS: wanted, schedule.
+constexpr std::string_view kUnscheduleScript =
+    "local gone = 0 "
+    "for i = 1, #ARGV - 1, 2 do "
+    "local cur = redis.call('ZMSCORE', KEYS[1], ARGV[i])[1] "
+    "local same "
+    "if ARGV[i + 1] == '' then same = not cur else same = cur and tonumber(cur) <= tonumber(ARGV[i + 1]) end "
+    "if same then redis.call('ZREM', KEYS[2], ARGV[i]) redis.call('ZREM', KEYS[1], ARGV[i]) gone = gone + 1 end "
+    "end "
+    "return gone";
+
+// Bounds the scores of a zset that MTA hosts write (misses, wanted) to about "now": at most
+// ARGV[4] members scored before ARGV[1] (when it is not "") and at most ARGV[4] scored after
+// ARGV[2] are set to ARGV[3]. KEYS: the set.
+constexpr std::string_view kBoundScoresScript =
+    "local moved = 0 "
+    "local function bound(lo, hi) "
+    "for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], lo, hi, 'LIMIT', 0, tonumber(ARGV[4]))) do "
+    "redis.call('ZADD', KEYS[1], ARGV[3], m) moved = moved + 1 end end "
+    "if ARGV[1] ~= '' then bound('-inf', '(' .. ARGV[1]) end "
+    "bound('(' .. ARGV[2], '+inf') "
+    "return moved";
 
 }  // namespace
 
@@ -210,6 +231,15 @@ std::vector<std::string> PolicyStore::pending_misses(std::size_t limit) {
   return strings_of(pool_.lease()->command({"ZRANGE", k.misses, "0", stop}));
 }
 
+std::vector<std::string> PolicyStore::pending_misses(SysTime now, std::size_t limit) {
+  if (limit == 0) return {};
+  const Keys k(opts_.prefix);
+  const std::string min = unix_text(now - kMissPast);
+  const std::string max = unix_text(now + kScoreSlack);
+  const std::string count = std::to_string(limit);
+  return strings_of(pool_.lease()->command({"ZRANGEBYSCORE", k.misses, min, max, "LIMIT", "0", count}));
+}
+
 std::vector<std::string> PolicyStore::due(SysTime now, std::size_t limit) {
   if (limit == 0) return {};
   const Keys k(opts_.prefix);
@@ -332,15 +362,69 @@ std::size_t PolicyStore::trim_misses() {
   return static_cast<std::size_t>(pool_.lease()->command({"ZREMRANGEBYRANK", k.misses, "0", stop}).integer());
 }
 
-std::size_t PolicyStore::forget_unwanted(SysTime cutoff, std::size_t limit) {
+namespace {
+// A wanted time as the compare-and-unschedule script compares it ("" for none).
+std::string seen_text(const std::optional<SysTime>& t) { return t ? unix_text(*t) : std::string(); }
+}  // namespace
+
+std::size_t PolicyStore::forget_unwanted(SysTime cutoff, std::size_t limit, SysTime now) {
   if (limit == 0) return 0;
   const Keys k(opts_.prefix);
   // Strictly before the cutoff: "(" makes the bound exclusive.
   const std::string before = "(" + unix_text(cutoff);
   const std::string max = std::to_string(limit);
-  const std::string bound = std::to_string(opts_.max_domains + opts_.max_misses);
-  const Reply r = pool_.lease()->command({"EVAL", kForgetScript, "2", k.wanted, k.schedule, before, max, bound});
-  return static_cast<std::size_t>(std::max<std::int64_t>(r.integer(), 0));
+  auto conn = pool_.lease();
+  const Reply stale = conn->command({"ZRANGEBYSCORE", k.wanted, "-inf", before, "LIMIT", "0", max, "WITHSCORES"});
+  std::vector<std::string> names;
+  std::vector<std::string> seen;
+  for (std::size_t i = 0; i + 1 < stale.size(); i += 2) {
+    names.emplace_back(stale.at(i).str());
+    seen.emplace_back(stale.at(i + 1).str());
+  }
+  std::size_t gone = 0;
+  if (!names.empty()) {
+    // The wanted set is anyone's to write on an MTA host: its time alone never unschedules a
+    // usable enforce policy (it would expire, and mail to the domain with it). Such a record
+    // is moved to now (checked again after forget-after); the others go if still unwanted.
+    const auto entries = entries_of(*conn, *this, names);
+    const std::string at = unix_text(now);
+    std::vector<std::string_view> keep{"ZADD", k.wanted, "XX", "GT"};
+    std::vector<std::string_view> drop{"EVAL", kUnscheduleScript, "2", k.wanted, k.schedule};
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (entries[i] && verdict(*entries[i], now) == Verdict::enforce) {
+        keep.push_back(at);
+        keep.push_back(names[i]);
+      } else {
+        drop.push_back(names[i]);
+        drop.push_back(seen[i]);
+      }
+    }
+    if (keep.size() > 4) conn->command(keep);
+    if (drop.size() > 5) gone = static_cast<std::size_t>(std::max<std::int64_t>(conn->command(drop).integer(), 0));
+  }
+  if (gone < limit) {
+    const std::string rest = std::to_string(limit - gone);
+    const std::string bound = std::to_string(opts_.max_domains + opts_.max_misses);
+    const Reply r = conn->command({"EVAL", kForgetScript, "2", k.wanted, k.schedule, rest, bound});
+    gone += static_cast<std::size_t>(std::max<std::int64_t>(r.integer(), 0));
+  }
+  return gone;
+}
+
+std::size_t PolicyStore::bound_scores(SysTime now, std::size_t limit) {
+  if (limit == 0) return 0;
+  const Keys k(opts_.prefix);
+  const std::string past = unix_text(now - kMissPast);
+  const std::string ahead = unix_text(now + kScoreSlack);
+  const std::string at = unix_text(now);
+  const std::string max = std::to_string(limit);
+  // A wanted time long past is what forget-after works with: only misses have a lower bound.
+  const auto replies = pool_.lease()->pipeline(
+      {{"EVAL", kBoundScoresScript, "1", k.misses, past, ahead, at, max},
+       {"EVAL", kBoundScoresScript, "1", k.wanted, "", ahead, at, max}});
+  std::size_t moved = 0;
+  for (const Reply& r : replies) moved += static_cast<std::size_t>(std::max<std::int64_t>(r.integer(), 0));
+  return moved;
 }
 
 std::vector<PolicyStore::Candidate> PolicyStore::eviction_candidates(std::size_t n) {
@@ -390,6 +474,20 @@ std::vector<PolicyStore::Candidate> PolicyStore::eviction_candidates(std::size_t
   for (std::size_t i = 0; i < names.size(); ++i)
     if (scheduled[i]) out.push_back({std::move(names[i]), wanted[i], std::move(entries[i])});
   return out;
+}
+
+std::size_t PolicyStore::unschedule_unwanted(const std::vector<Candidate>& victims) {
+  if (victims.empty()) return 0;
+  const Keys k(opts_.prefix);
+  std::vector<std::string> seen;
+  seen.reserve(victims.size());
+  for (const auto& v : victims) seen.push_back(seen_text(v.wanted));
+  std::vector<std::string_view> argv{"EVAL", kUnscheduleScript, "2", k.wanted, k.schedule};
+  for (std::size_t i = 0; i < victims.size(); ++i) {
+    argv.push_back(victims[i].name);
+    argv.push_back(seen[i]);
+  }
+  return static_cast<std::size_t>(std::max<std::int64_t>(pool_.lease()->command(argv).integer(), 0));
 }
 
 void PolicyStore::unschedule(const std::vector<std::string>& names) {
@@ -559,8 +657,11 @@ std::vector<RedisProbe> PolicyStore::probes(RedisNeed need, const StoreOptions& 
       // 1 0: an empty rank range; the forget script with a limit of 0 and no bound reads
       // nothing and removes nothing; the eviction reads change nothing.
       return {{M::direct, {"ZREMRANGEBYRANK", k.misses, "1", "0"}},
-              {M::direct, {"EVAL", std::string(kForgetScript), "2", k.wanted, k.schedule, "-inf", "0",
-                           "1000000000000"}},
+              {M::direct, {"EVAL", std::string(kForgetScript), "2", k.wanted, k.schedule, "0", "1000000000000"}},
+              {M::direct, {"EVAL", std::string(kUnscheduleScript), "2", k.wanted, k.schedule, probe, "0"}},
+              {M::direct, {"EVAL", std::string(kBoundScoresScript), "1", k.misses, "", "+inf", "0", "0"}},
+              {M::direct, {"ZRANGEBYSCORE", k.wanted, "-inf", "-inf", "LIMIT", "0", "0", "WITHSCORES"}},
+              {M::direct, {"ZADD", k.wanted, "XX", "GT", "0", probe}},
               {M::direct, {"ZRANGEBYSCORE", k.wanted, "-inf", "-inf", "LIMIT", "0", "0"}},
               {M::direct, {"ZRANGE", k.wanted, "1", "0"}},
               {M::direct, {"ZCARD", k.wanted}},
