@@ -480,6 +480,7 @@ void Worker::write_stats(const Services& s) {
   }
   c["claims_renewed"] = claims_.renewals();
   c["claims_lost_in_work"] = claims_.losses();
+  c["claims_renewal_failures"] = claims_.failures();
   c["queue_misses"] = static_cast<long long>(misses);
   c["queue_scheduled"] = static_cast<long long>(scheduled);
   c["concurrency"] = s.options.concurrency;
