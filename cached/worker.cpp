@@ -240,6 +240,15 @@ bool Worker::launch(const std::shared_ptr<const Services>& s, const Task& t, Pas
   {
     std::lock_guard lock(mu_);
     if (stopping_ || in_flight_.count(d.str())) return false;
+    // A refresh this fetcher leaves to newer fetchers for a while (misses are still taken:
+    // clearing one is cheap, and the milters wait on it).
+    if (!t.miss) {
+      const auto it = deferred_.find(d.str());
+      if (it != deferred_.end()) {
+        if (Steady::now() < it->second) return false;
+        deferred_.erase(it);
+      }
+    }
   }
   std::string token = random_token();
   if (!s->store->claim(d, token, s->options.lock_ttl)) {
@@ -307,7 +316,9 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
     std::string decode_error;
     int writer_version = 0;
     std::optional<CacheEntry> entry = sv.store->get(d, &decode_error, &writer_version);
-    const bool newer_format = !entry && writer_version > kCodecVersion;
+    // Written by a newer codec version, readable here or not: whatever this fetcher fetched
+    // would be discarded by the fenced write, so it fetches nothing (issue 19).
+    const bool newer_format = writer_version > kCodecVersion;
     if (!decode_error.empty() && !newer_format)
       log::warning("undecodable cache entry will be replaced", {{"domain", d.str()}, {"error", decode_error}});
     refresh::Action action = newer_format ? refresh::Action::newer_format : refresh::plan(entry, now, miss);
@@ -323,14 +334,17 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
     }
     switch (action) {
       case refresh::Action::newer_format:
-        // Written by a newer fetcher in a format this one cannot read (a fleet half upgraded):
-        // newer fetchers keep it fresh, and what this one fetched could not be written over it
-        // (the fenced write keeps it). So no fetch: the miss is cleared, and the domain looked
-        // at again after the shortest backoff (if no newer fetcher is left, the entry ages out
-        // with its own TTL and is fetched anew).
+        // Written by a newer fetcher (a fleet half upgraded): newer fetchers keep it fresh, and
+        // what this one fetched could not be written over it (the fenced write keeps it). So no
+        // fetch: the miss is cleared, and the schedule moved later by the shortest backoff but
+        // never past the entry's own next refresh (the newer fetchers must find it due before
+        // it expires); this fetcher itself leaves it alone for that backoff (deferred_), so
+        // that an overdue one is not taken again at every poll. If no newer fetcher is left,
+        // the entry ages out with its own TTL and is fetched anew.
         count("newer_format_kept");
         fetcher_metrics().newer_format_kept.inc();
         sv.store->defer(d, now + kMinFailureBackoff);
+        if (!miss) leave_alone(d.str(), kMinFailureBackoff);
         log::info("entry of a newer format kept, not fetched",
                   {{"domain", d.str()}, {"version", std::to_string(writer_version)}});
         break;
@@ -422,6 +436,18 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
   if (!miss) --refreshing_;
   done_.push_back(task);
   cv_.notify_all();
+}
+
+void Worker::leave_alone(const std::string& name, std::chrono::seconds how_long) {
+  std::lock_guard lock(mu_);
+  const auto now = Steady::now();
+  // Bounded: past deadlines go first; beyond the bound, the oldest deadline is forgotten (at
+  // worst that domain is looked at once more).
+  if (deferred_.size() >= kMaxDeferred) std::erase_if(deferred_, [&](const auto& kv) { return kv.second <= now; });
+  if (deferred_.size() >= kMaxDeferred)
+    deferred_.erase(std::min_element(deferred_.begin(), deferred_.end(),
+                                     [](const auto& a, const auto& b) { return a.second < b.second; }));
+  deferred_[name] = now + how_long;
 }
 
 void Worker::load_warm_list(const Services& s) {

@@ -41,7 +41,10 @@ constexpr std::string_view kRenewScript =
 // during a long discovery cannot overwrite the entry of the fetcher that took over (a lost
 // update, or an old policy brought back). Redis runs a script atomically, so no other write
 // interleaves. An entry whose first line "v=N" names a newer codec version than ARGV[8] is
-// not replaced (return 2): this fetcher could not write back what it does not know.
+// not replaced (return 2): this fetcher could not write back what it does not know; the miss
+// is cleared, and the schedule moved later only up to the entry's own next refresh (its
+// "next=" line; not at all without one), never past it: the newer fetchers must find it due
+// in time, or the policy expires (a rolling upgrade, issue 19).
 // The schedule is not trimmed here (trimming by rank dropped the farthest refreshes, i.e. the
 // long-lived policies): the fetchers' housekeeping evicts the least recently wanted. A write
 // that answers a miss marks the domain wanted now; any other write gives a domain without a
@@ -52,7 +55,9 @@ constexpr std::string_view kFencedPutScript =
     "local cur = redis.call('GET', KEYS[2]) "
     "if cur then local v = tonumber(string.match(cur, '^v=(%d+)\\n')) "
     "if v and v > tonumber(ARGV[8]) then "
-    "redis.call('ZREM', KEYS[4], ARGV[5]) redis.call('ZADD', KEYS[3], 'XX', 'GT', ARGV[4], ARGV[5]) "
+    "redis.call('ZREM', KEYS[4], ARGV[5]) "
+    "local own = tonumber(string.match(cur, '\\nnext=(%d+)\\n')) "
+    "if own then redis.call('ZADD', KEYS[3], 'XX', 'GT', math.min(tonumber(ARGV[4]), own), ARGV[5]) end "
     "return 2 end end "
     "redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) "
     "redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5]) "
@@ -78,6 +83,17 @@ constexpr std::string_view kForgetScript =
     "if not scores[i] then gone = gone + redis.call('ZREM', KEYS[1], n) end "
     "end "
     "return gone";
+
+// Leaves a newer fetcher's entry to it (PolicyStore::defer): clears the miss and moves the
+// schedule later, to ARGV[1] at most and never past the entry's own next refresh (its "next="
+// line; no move without one, or without an entry). KEYS: entry, schedule, misses. ARGV: when,
+// domain.
+constexpr std::string_view kDeferScript =
+    "redis.call('ZREM', KEYS[3], ARGV[2]) "
+    "local cur = redis.call('GET', KEYS[1]) "
+    "local own = cur and tonumber(string.match(cur, '\\nnext=(%d+)\\n')) "
+    "if own then redis.call('ZADD', KEYS[2], 'XX', 'GT', math.min(tonumber(ARGV[1]), own), ARGV[2]) end "
+    "return 1";
 
 // Compare-and-unschedule (forgetting and eviction): removes each name ARGV[2i-1] from schedule
 // and wanted only if its wanted time is still what the fetcher read, ARGV[2i] ("" for no
@@ -306,8 +322,9 @@ void PolicyStore::clear_miss(const Domain& d) {
 
 void PolicyStore::defer(const Domain& d, SysTime when) {
   const Keys k(opts_.prefix);
+  const std::string key = entry_key(d);
   const std::string score = unix_text(when);
-  pool_.lease()->pipeline({{"ZREM", k.misses, d.str()}, {"ZADD", k.schedule, "XX", "GT", score, d.str()}});
+  pool_.lease()->command({"EVAL", kDeferScript, "3", key, k.schedule, k.misses, score, d.str()});
 }
 
 bool PolicyStore::claim(const Domain& d, const std::string& token, std::chrono::milliseconds ttl) {

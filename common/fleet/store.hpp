@@ -115,7 +115,8 @@ class PolicyStore {
   // announcement), atomically. claim_lost, with nothing written, when the claim was lost (it
   // expired, and another fetcher may have taken the domain and written a newer entry).
   // newer_format_kept when the stored entry was written by a newer codec version (a fleet
-  // half upgraded): it is kept, the miss is cleared and the schedule only moved later.
+  // half upgraded): it is kept, the miss is cleared and the schedule only moved later, never
+  // past the entry's own next refresh.
   enum class PutResult { written, claim_lost, newer_format_kept };
   PutResult put_claimed(const Domain& d, const CacheEntry& e, SysTime now, bool announce, const std::string& token);
   // Up to `limit` domains from misses (oldest first), then due from the schedule (score <= now).
@@ -139,8 +140,9 @@ class PolicyStore {
   // Removes a miss without writing the entry (the fetcher found nothing to do for it).
   void clear_miss(const Domain& d);
   // Clears the miss and moves the domain's schedule to `when` unless it is already later
-  // (only a domain still scheduled): for an entry of a newer format that this fetcher
-  // leaves to newer fetchers. One round trip.
+  // (only a domain still scheduled), and never past the stored entry's own next refresh: for
+  // an entry of a newer format that this fetcher leaves to newer fetchers, which must find it
+  // due in time. One round trip (a script).
   void defer(const Domain& d, SysTime when);
   // Claim: SET lock NX PX. True when this fetcher holds the domain now.
   bool claim(const Domain& d, const std::string& token, std::chrono::milliseconds ttl);
