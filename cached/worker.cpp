@@ -182,6 +182,23 @@ void Worker::count(const std::string& name, long long n) {
 }
 
 void Worker::redis_state(bool up, const std::string& why) {
+  // A full Redis (maxmemory with noeviction) refuses writes with OOM and still answers reads,
+  // so passes alternate between failing and working: logged as what it is, at most once a
+  // minute, without the up/down lines an outage gets (it is not one, and not a misdiagnosis
+  // for the operator to chase).
+  if (!up && why.find("OOM") != std::string::npos) {
+    const auto now = Steady::now();
+    {
+      std::lock_guard lock(mu_);
+      if (oom_logged_ != Steady::time_point{} && now - oom_logged_ < std::chrono::minutes(1)) return;
+      oom_logged_ = now;
+    }
+    log::error("redis is out of memory (OOM): it refuses the fetcher's writes, no policy is refreshed; raise "
+               "maxmemory or free memory (keep maxmemory-policy noeviction); the MTA hosts go on reading what "
+               "is cached",
+               {{"problem", "OOM"}, {"error", why}});
+    return;
+  }
   // A refused password or a missing ACL permission is not an outage: it needs the operator,
   // and the log says which, so that nobody waits for Redis to "come back".
   const int now_state = up ? 1 : static_cast<int>(classify_text(why)) + 2;

@@ -149,6 +149,7 @@ class Worker {
   bool stopping_ = false;
   static constexpr std::size_t kMaxDeferred = 100000;
   std::map<std::string, std::chrono::steady_clock::time_point> deferred_;  // see leave_alone
+  std::chrono::steady_clock::time_point oom_logged_{};  // last "out of memory" line (mu_)
   int redis_up_ = -1;  // -1 unknown, 1 up, 2 + RedisTrouble when down (logged on change)
   std::chrono::steady_clock::time_point next_warm_{};  // guarded by mu_ (reload() resets it)
   std::chrono::steady_clock::time_point next_stats_{};

@@ -618,6 +618,7 @@ const char* to_string(RedisNeed n) noexcept {
     case RedisNeed::list_entries: return "list policy entries";
     case RedisNeed::drop_entries: return "drop policy entries";
     case RedisNeed::read_clock: return "read the fleet clock (TIME)";
+    case RedisNeed::server_info: return "read the server's memory and persistence settings (INFO)";
   }
   return "?";
 }
@@ -668,6 +669,8 @@ std::vector<RedisProbe> PolicyStore::probes(RedisNeed need, const StoreOptions& 
               {M::direct, {"EVAL", std::string(kReleaseScript), "1", lock, "check-redis"}}};
     case RedisNeed::read_clock:
       return {{M::direct, {"TIME"}}};
+    case RedisNeed::server_info:
+      return {{M::direct, {"INFO", "memory"}}, {M::direct, {"INFO", "persistence"}}};
     case RedisNeed::schedule:
       return {{M::direct, {"ZADD", k.schedule, "XX", "LT", "0", probe}}};
     case RedisNeed::housekeeping:

@@ -70,6 +70,7 @@ enum class RedisNeed {
   list_entries,    // SCAN over entry keys (ctl cache list)
   drop_entries,    // MULTI DEL/ZREM/ZREM/PUBLISH EXEC (ctl cache drop)
   read_clock,      // TIME: the fleet clock (every daemon)
+  server_info,     // INFO memory and persistence: the server's settings, for warnings (fetcher)
 };
 const char* to_string(RedisNeed n) noexcept;
 
