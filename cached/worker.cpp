@@ -7,6 +7,7 @@
 #include <fstream>
 #include <random>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "cached/metrics.hpp"
@@ -543,23 +544,39 @@ void Worker::write_stats(const Services& s) {
 Worker::Housekeeping Worker::housekeep() {
   auto s = current();
   const StoreOptions& so = s->store->options();
-  // Bounded work per round: a backlog is worked off over a few rounds, never in one O(n) pass.
+  // Bounded work per step (one script or command of at most kBatch names, a few ms of
+  // Redis), repeated while a set is over its bound, for at most kBudget per round: the work
+  // scales with the overflow, so that a flood of made-up domains (any rate the MTA hosts can
+  // send) does not grow wanted and the schedule past their bounds, and Redis is never blocked
+  // by one long step.
   constexpr std::size_t kBatch = 1000;
+  constexpr auto kBudget = std::chrono::seconds(1);
+  const auto deadline = Steady::now() + kBudget;
+  const auto more_time = [&] { return Steady::now() < deadline; };
   Housekeeping h;
   const SysTime now = clock_.now();
+  const std::size_t wanted_bound = so.max_domains + so.max_misses;
   // Scores first: a forged far-future miss must not survive the trim (it keeps the newest).
   h.scores_bounded = s->store->bound_scores(now, kBatch);
   h.misses_trimmed = s->store->trim_misses();
-  h.forgotten = s->store->forget_unwanted(now - s->options.forget_after, kBatch, now);
-  const std::size_t scheduled = s->store->schedule_size();
-  if (scheduled > so.max_domains) {
+  for (;;) {
+    const std::size_t gone = s->store->forget_unwanted(now - s->options.forget_after, kBatch, now);
+    h.forgotten += gone;
+    if (gone == 0 || !more_time()) break;
+    if (gone < kBatch && s->store->wanted_size() <= wanted_bound) break;
+  }
+  for (std::size_t scheduled = s->store->schedule_size(); scheduled > so.max_domains && more_time();
+       scheduled = s->store->schedule_size()) {
     const std::size_t excess = std::min(scheduled - so.max_domains, kBatch);
     auto candidates = s->store->eviction_candidates(2 * excess);
     const auto chosen = sched::choose_evictions(candidates, excess, now, s->options.forget_after);
+    const std::unordered_set<std::string> pick(chosen.begin(), chosen.end());
     std::vector<PolicyStore::Candidate> victims;
     for (auto& c : candidates)
-      if (std::find(chosen.begin(), chosen.end(), c.name) != chosen.end()) victims.push_back(std::move(c));
-    h.evicted = s->store->unschedule_unwanted(victims);
+      if (pick.count(c.name)) victims.push_back(std::move(c));
+    const std::size_t evicted = s->store->unschedule_unwanted(victims);
+    h.evicted += evicted;
+    if (evicted == 0) break;  // only protected ones left in reach: the bound is soft
   }
   if (h.scores_bounded) count("scores_bounded", static_cast<long long>(h.scores_bounded));
   if (h.misses_trimmed) count("misses_trimmed", static_cast<long long>(h.misses_trimmed));

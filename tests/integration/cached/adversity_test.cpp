@@ -135,9 +135,10 @@ class FetcherUnderGarbage : public QueueAdversity {
     world.start();
     write_file(dir.path() / "cached.password", "pw-cached\n");
   }
-  std::unique_ptr<Process> start() {
+  std::unique_ptr<Process> start(std::vector<std::string> redis_lines = {}) {
+    redis_lines.push_back("address = " + redis.address());
     return start_fetcher(dir.path(), "garbage",
-                         fetcher_config(world, {"address = " + redis.address()}, "garbage",
+                         fetcher_config(world, redis_lines, "garbage",
                                         "concurrency = 2\nredis-acl-user = mta-sts-cached\n"
                                         "redis-acl-password-file = " + (dir.path() / "cached.password").string()));
   }
@@ -184,6 +185,44 @@ TEST_F(FetcherUnderGarbage, AGenuineMissIsFetchedAndNoUsableEnforcePolicyIsForgo
   std::this_thread::sleep_for(5s);
   EXPECT_NE(score("schedule", "victim.example"), "") << "forgotten for a forged wanted time\n" << log();
   EXPECT_EQ(log().find("forgotten=1"), std::string::npos) << log();
+  EXPECT_TRUE(proc->running());
+}
+
+// Issue 19, defect 10: housekeeping removed at most 1000 names per set every 5 s (200/s), so a
+// flood of made-up recipient domains above that rate grew wanted and the schedule past their
+// bounds. Now each round works in batches for as long as a set is over its bound (within a
+// time budget): one round brings both back.
+TEST_F(FetcherUnderGarbage, AFloodOfMadeUpDomainsDoesNotOutgrowTheBounds) {
+  // Bounds: schedule 1000, wanted 1000 + 1000.
+  auto proc = start({"max-domains = 1000", "max-misses = 1000"});
+  const SysTime now = SystemClock().now();
+  const std::string later = unix_text(now + Seconds{86400});
+  RedisOptions admin;
+  admin.address = redis.address();
+  admin.command_timeout = 10s;
+  Pool harness(admin);  // the default user: the schedule as fetchers would have filled it
+  for (int batch = 0; batch < 60; ++batch) {
+    std::vector<std::string> names;
+    for (int i = 0; i < 1000; ++i) names.push_back("flood" + std::to_string(batch * 1000 + i) + ".example");
+    std::vector<std::pair<std::string, SysTime>> wanted;
+    for (const auto& n : names) wanted.emplace_back(n, now);
+    milter.note_wanted(wanted);  // as the MTA hosts' user
+    if (batch < 30) {
+      std::vector<std::string_view> zadd{"ZADD", "mta-sts:v1:schedule"};
+      for (const auto& n : names) {
+        zadd.push_back(later);
+        zadd.push_back(n);
+      }
+      harness.lease()->command(zadd);
+    }
+  }
+  ASSERT_GT(fetcher.wanted_size(), 50000u);
+  // Within three housekeeping rounds (every 5 s; before: about 1,000 names per set each).
+  EXPECT_TRUE(wait_until([&] { return fetcher.wanted_size() <= 2000 && fetcher.schedule_size() <= 1000; }, 17s))
+      << "wanted " << fetcher.wanted_size() << ", schedule " << fetcher.schedule_size() << "\n" << log().substr(0, 4000);
+  const std::string l = log();  // the figures, for the test's log
+  for (auto p = l.find("housekeeping "); p != std::string::npos; p = l.find("housekeeping ", p + 1))
+    std::cout << l.substr(p, l.find('\n', p) - p) << "\n";
   EXPECT_TRUE(proc->running());
 }
 
