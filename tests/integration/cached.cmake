@@ -23,3 +23,9 @@ mtasts_add_test(cached_adversity_tests integration
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/cached/adversity_test.cpp
   LIBS mtasts_fetch mtasts_test_support)
 add_dependencies(cached_adversity_tests mta-sts-cached)
+# The real fetcher with Redis stopped during a long discovery (issue 19): the claim keeper's
+# retries back off.
+mtasts_add_test(cached_outage_tests integration
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/cached/outage_test.cpp
+  LIBS mtasts_fetch mtasts_test_support)
+add_dependencies(cached_outage_tests mta-sts-cached)
