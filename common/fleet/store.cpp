@@ -95,17 +95,21 @@ constexpr std::string_view kDeferScript =
     "if own then redis.call('ZADD', KEYS[2], 'XX', 'GT', math.min(tonumber(ARGV[1]), own), ARGV[2]) end "
     "return 1";
 
-// Compare-and-unschedule (forgetting and eviction): removes each name ARGV[2i-1] from schedule
-// and wanted only if its wanted time is still what the fetcher read, ARGV[2i] ("" for no
-// record): absent then and now, or not later now. A domain looked up between the fetcher's
-// choice and this script keeps its place. Scripts run atomically: nothing interleaves. (The
-// shipped fetcher ACL has ZMSCORE, not ZSCORE.) KEYS: wanted, schedule.
+// Compare-and-unschedule (forgetting and eviction), for triples ARGV[i] name, ARGV[i+1] its
+// wanted time as the fetcher read it ("" for no record), ARGV[i+2] its schedule score as read
+// (""  for none): the name leaves schedule and wanted only if its wanted time is absent then
+// and now, or not later now, and its schedule score is the same (a write, which moves it, did
+// not happen since). A domain looked up or refreshed between the fetcher's choice and this
+// script keeps its place. Scripts run atomically: nothing interleaves. (The shipped fetcher ACL
+// has ZMSCORE, not ZSCORE.) KEYS: wanted, schedule.
 constexpr std::string_view kUnscheduleScript =
     "local gone = 0 "
-    "for i = 1, #ARGV - 1, 2 do "
-    "local cur = redis.call('ZMSCORE', KEYS[1], ARGV[i])[1] "
+    "for i = 1, #ARGV - 2, 3 do "
+    "local w = redis.call('ZMSCORE', KEYS[1], ARGV[i])[1] "
+    "local s = redis.call('ZMSCORE', KEYS[2], ARGV[i])[1] "
     "local same "
-    "if ARGV[i + 1] == '' then same = not cur else same = cur and tonumber(cur) <= tonumber(ARGV[i + 1]) end "
+    "if ARGV[i + 1] == '' then same = not w else same = w and tonumber(w) <= tonumber(ARGV[i + 1]) end "
+    "if ARGV[i + 2] == '' then same = same and not s else same = same and s and tonumber(s) == tonumber(ARGV[i + 2]) end "
     "if same then redis.call('ZREM', KEYS[2], ARGV[i]) redis.call('ZREM', KEYS[1], ARGV[i]) gone = gone + 1 end "
     "end "
     "return gone";
@@ -402,7 +406,14 @@ std::size_t PolicyStore::forget_unwanted(SysTime cutoff, std::size_t limit, SysT
   if (!names.empty()) {
     // The wanted set is anyone's to write on an MTA host: its time alone never unschedules a
     // usable enforce policy (it would expire, and mail to the domain with it). Such a record
-    // is moved to now (checked again after forget-after); the others go if still unwanted.
+    // is moved to now (checked again after forget-after); the others go if still unwanted
+    // and not written since.
+    std::vector<std::string_view> zmscore{"ZMSCORE", k.schedule};
+    for (const auto& n : names) zmscore.push_back(n);
+    const Reply sched = conn->command(zmscore);
+    std::vector<std::string> scheduled(names.size());
+    for (std::size_t i = 0; i < names.size() && i < sched.size(); ++i)
+      if (!sched.at(i).is_nil()) scheduled[i] = std::string(sched.at(i).str());
     const auto entries = entries_of(*conn, *this, names);
     const std::string at = unix_text(now);
     std::vector<std::string_view> keep{"ZADD", k.wanted, "XX", "GT"};
@@ -414,6 +425,7 @@ std::size_t PolicyStore::forget_unwanted(SysTime cutoff, std::size_t limit, SysT
       } else {
         drop.push_back(names[i]);
         drop.push_back(seen[i]);
+        drop.push_back(scheduled[i]);
       }
     }
     if (keep.size() > 4) conn->command(keep);
@@ -451,9 +463,11 @@ std::vector<PolicyStore::Candidate> PolicyStore::eviction_candidates(std::size_t
   const std::string last = std::to_string(n - 1);
   const std::string count = std::to_string(n);
   auto conn = pool_.lease();
-  auto first = conn->pipeline({{"ZRANGE", k.wanted, "0", last, "WITHSCORES"}, {"ZRANDMEMBER", k.schedule, count}});
+  auto first = conn->pipeline(
+      {{"ZRANGE", k.wanted, "0", last, "WITHSCORES"}, {"ZRANDMEMBER", k.schedule, count, "WITHSCORES"}});
   std::vector<std::string> names;
   std::vector<std::optional<SysTime>> wanted;
+  std::vector<std::string> schedule_scores;  // as read, for unschedule_unwanted's compare
   std::unordered_set<std::string> seen;
   for (std::size_t i = 0; i + 1 < first[0].size(); i += 2) {
     std::string name(first[0].at(i).str());
@@ -462,9 +476,12 @@ std::vector<PolicyStore::Candidate> PolicyStore::eviction_candidates(std::size_t
     wanted.push_back(score_time(first[0].at(i + 1).str()));
   }
   const std::size_t lru = names.size();
-  for (std::size_t i = 0; i < first[1].size(); ++i) {
+  schedule_scores.resize(lru);
+  for (std::size_t i = 0; i + 1 < first[1].size(); i += 2) {
     std::string name(first[1].at(i).str());
-    if (seen.insert(name).second) names.push_back(std::move(name));
+    if (!seen.insert(name).second) continue;
+    names.push_back(std::move(name));
+    schedule_scores.emplace_back(first[1].at(i + 1).str());
   }
   if (names.empty()) return out;
   // Which of the least recently wanted are scheduled, and when the sampled ones were wanted.
@@ -481,6 +498,7 @@ std::vector<PolicyStore::Candidate> PolicyStore::eviction_candidates(std::size_t
   for (std::size_t i = 0; i < names.size(); ++i) {
     if (i < lru) {
       scheduled[i] = sched && i < sched->size() && !sched->at(i).is_nil();
+      if (scheduled[i]) schedule_scores[i] = std::string(sched->at(i).str());
     } else if (want && i - lru < want->size() && !want->at(i - lru).is_nil()) {
       wanted.push_back(score_time(want->at(i - lru).str()));
     } else {
@@ -489,7 +507,7 @@ std::vector<PolicyStore::Candidate> PolicyStore::eviction_candidates(std::size_t
   }
   auto entries = entries_of(*conn, *this, names);
   for (std::size_t i = 0; i < names.size(); ++i)
-    if (scheduled[i]) out.push_back({std::move(names[i]), wanted[i], std::move(entries[i])});
+    if (scheduled[i]) out.push_back({std::move(names[i]), wanted[i], std::move(entries[i]), std::move(schedule_scores[i])});
   return out;
 }
 
@@ -503,6 +521,7 @@ std::size_t PolicyStore::unschedule_unwanted(const std::vector<Candidate>& victi
   for (std::size_t i = 0; i < victims.size(); ++i) {
     argv.push_back(victims[i].name);
     argv.push_back(seen[i]);
+    argv.push_back(victims[i].scheduled);
   }
   return static_cast<std::size_t>(std::max<std::int64_t>(pool_.lease()->command(argv).integer(), 0));
 }
@@ -678,7 +697,7 @@ std::vector<RedisProbe> PolicyStore::probes(RedisNeed need, const StoreOptions& 
       // nothing and removes nothing; the eviction reads change nothing.
       return {{M::direct, {"ZREMRANGEBYRANK", k.misses, "1", "0"}},
               {M::direct, {"EVAL", std::string(kForgetScript), "2", k.wanted, k.schedule, "0", "1000000000000"}},
-              {M::direct, {"EVAL", std::string(kUnscheduleScript), "2", k.wanted, k.schedule, probe, "0"}},
+              {M::direct, {"EVAL", std::string(kUnscheduleScript), "2", k.wanted, k.schedule, probe, "0", "0"}},
               {M::direct, {"EVAL", std::string(kBoundScoresScript), "1", k.misses, "", "+inf", "0", "0"}},
               {M::direct, {"ZRANGEBYSCORE", k.wanted, "-inf", "-inf", "LIMIT", "0", "0", "WITHSCORES"}},
               {M::direct, {"ZADD", k.wanted, "XX", "GT", "0", probe}},
@@ -686,7 +705,7 @@ std::vector<RedisProbe> PolicyStore::probes(RedisNeed need, const StoreOptions& 
               {M::direct, {"ZRANGE", k.wanted, "1", "0"}},
               {M::direct, {"ZCARD", k.wanted}},
               {M::direct, {"ZREM", k.wanted, probe}},
-              {M::direct, {"ZRANDMEMBER", k.schedule, "1"}},
+              {M::direct, {"ZRANDMEMBER", k.schedule, "1", "WITHSCORES"}},
               {M::direct, {"ZMSCORE", k.schedule, probe}},
               {M::direct, {"ZMSCORE", k.wanted, probe}}};
     case RedisNeed::write_stats:

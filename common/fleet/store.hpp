@@ -179,13 +179,15 @@ class PolicyStore {
     std::string name;
     std::optional<SysTime> wanted;
     std::optional<CacheEntry> entry;
+    std::string scheduled = {};  // its schedule score as read ("": not known), for the compare
   };
   std::vector<Candidate> eviction_candidates(std::size_t n);
   // Removes these names from schedule and wanted (their entries age out).
   void unschedule(const std::vector<std::string>& names);
   // Evicts: removes each candidate from schedule and wanted in one script, only if its wanted
-  // time is still what eviction_candidates read (absent, or not later): a domain looked up
-  // between the choice and the removal is not evicted. Returns how many were removed.
+  // time is still what eviction_candidates read (absent, or not later) and its schedule score
+  // is unchanged (no write since): a domain looked up or refreshed between the choice and the
+  // removal is not evicted. Returns how many were removed.
   std::size_t unschedule_unwanted(const std::vector<Candidate>& victims);
   // The lowest score of the schedule (the next or most overdue refresh) and of the misses (the
   // oldest waiting miss); nullopt when empty. For the fetcher's metrics (ZRANGE ... WITHSCORES).

@@ -116,10 +116,14 @@ TEST_F(QueueAdversity, EvictionSparesADomainLookedUpBetweenTheChoiceAndTheRemova
   EXPECT_EQ(fetcher.unschedule_unwanted(candidates), 0u);
   EXPECT_NE(score("schedule", "a.example"), "");
   EXPECT_NE(score("schedule", "b.example"), "");
-  // Not looked up again: evicted.
+  // a.example refreshed (a fetcher found an enforce policy) after the choice: kept too.
   candidates = fetcher.eviction_candidates(10);
-  EXPECT_EQ(fetcher.unschedule_unwanted(candidates), 2u);
-  EXPECT_EQ(fetcher.schedule_size(), 0u);
+  ASSERT_EQ(candidates.size(), 2u);
+  fetcher.put(dom("a.example"), policy_entry(Mode::enforce, "a1", {"mx.a.example"}, now + Seconds{1}), now + Seconds{1},
+              false);
+  EXPECT_EQ(fetcher.unschedule_unwanted(candidates), 1u);
+  EXPECT_NE(score("schedule", "a.example"), "");
+  EXPECT_EQ(score("schedule", "b.example"), "") << "nothing happened to it since: evicted";
 }
 
 // The whole fetcher as its user, the milter's user writing garbage beside genuine lookups.
