@@ -151,6 +151,21 @@ RedisCheckResult check_redis(const RedisOptions& opts, const StoreOptions& store
   }
 
   for (RedisNeed need : redis_needs(program)) {
+    if (need == RedisNeed::server_info) {
+      // Only for warnings: an ACL from before INFO was asked for (no +info) loses the
+      // warnings, not the check.
+      try {
+        const std::string info =
+            std::string(conn->command({"INFO", "memory"}).str()) + std::string(conn->command({"INFO", "persistence"}).str());
+        r.checked.push_back("INFO");
+        r.warnings = server_warnings(info);
+      } catch (const RedisError& e) {
+        if (classify(e) != RedisTrouble::noperm) return fail(failed(e, opts, "INFO", need));
+        r.warnings.push_back("server settings not checked: Redis does not allow " + who(opts) +
+                             " to run INFO; add +info to its ACL (see redis-acl.conf)");
+      }
+      continue;
+    }
     const auto probes = PolicyStore::probes(need, store);
     // Direct probes and subscriptions first, then one transaction for the queued ones.
     bool any_queued = false;
@@ -208,16 +223,6 @@ RedisCheckResult check_redis(const RedisOptions& opts, const StoreOptions& store
         return fail(failed(e, opts, "EXEC", need));
     }
     r.checked.push_back("EXEC");
-  }
-  const auto& needs = redis_needs(program);
-  if (std::find(needs.begin(), needs.end(), RedisNeed::server_info) != needs.end()) {
-    try {
-      const std::string info =
-          std::string(conn->command({"INFO", "memory"}).str()) + std::string(conn->command({"INFO", "persistence"}).str());
-      r.warnings = server_warnings(info);
-    } catch (const RedisError& e) {
-      return fail(failed(e, opts, "INFO", RedisNeed::server_info));
-    }
   }
   r.ok = true;
   r.message = "Redis at " + opts.address + " allows " + (opts.user.empty() ? "the default user" : "user " + opts.user) +

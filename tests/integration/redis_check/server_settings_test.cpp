@@ -68,6 +68,25 @@ TEST(RedisServerSettings, CheckRedisWarnsAboutNoPersistenceAndIsQuietOnASafeServ
   EXPECT_EQ(safe.err.find("warning"), std::string::npos) << safe.err;
 }
 
+// A fetcher user from an ACL written before INFO was asked for: the check still passes, and
+// says what it could not check.
+TEST(RedisServerSettings, AnAclWithoutInfoLosesTheWarningsNotTheCheck) {
+  std::string acl = acl_conf();
+  const auto p = acl.find(" +info");
+  ASSERT_NE(p, std::string::npos);
+  acl.erase(p, 6);
+  RedisServer redis{acl + "maxmemory-policy allkeys-lru\n"};
+  TempDir dir{"mtasts-settings"};
+  write_file(dir.path() / "cached.password", "pw-cached\n");
+  const fs::path conf = dir.path() / "mta-sts.conf";
+  write_file(conf, "[redis]\naddress = " + redis.address() +
+                       "\n[cached]\nredis-acl-user = mta-sts-cached\nredis-acl-password-file = " +
+                       (dir.path() / "cached.password").string() + "\n");
+  const RunResult r = run({fetcher_binary().string(), "-c", conf.string(), "--check-redis"}, 30s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("server settings not checked"), std::string::npos) << r.err;
+}
+
 TEST(RedisServerWarnings, ParsedFromInfoText) {
   EXPECT_TRUE(server_warnings("# Memory\r\nmaxmemory_policy:noeviction\r\n# Persistence\r\naof_enabled:1\r\n").empty());
   EXPECT_EQ(server_warnings("maxmemory_policy:allkeys-lru\r\naof_enabled:1\r\n").size(), 1u);
