@@ -16,6 +16,14 @@ using Steady = std::chrono::steady_clock;
 std::chrono::milliseconds period(std::chrono::milliseconds ttl) {
   return std::max(ttl / 3, std::chrono::milliseconds(1));
 }
+
+// After a failed renewal: the first retry soon (a tenth of the period, 10 ms to 1 s), each
+// next one twice as late, never later than the period itself, so that the lock still gets
+// its renewal in time when Redis comes back, and a dead Redis (or the sentinels that fail it
+// over) is not flooded with connection attempts.
+std::chrono::milliseconds first_retry(std::chrono::milliseconds ttl) {
+  return std::clamp(period(ttl) / 10, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+}
 }  // namespace
 
 ClaimKeeper::ClaimKeeper() : thread_([this] { run(); }) {}
@@ -33,7 +41,8 @@ void ClaimKeeper::hold(const Domain& d, const std::string& token, std::shared_pt
                        std::chrono::milliseconds ttl) {
   {
     std::lock_guard lock(mu_);
-    claims_.insert_or_assign(d.str(), Claim{d, token, std::move(store), ttl, Steady::now() + period(ttl), false});
+    claims_.insert_or_assign(d.str(),
+                             Claim{d, token, std::move(store), ttl, Steady::now() + period(ttl), false, first_retry(ttl)});
   }
   cv_.notify_all();
 }
@@ -64,6 +73,11 @@ long long ClaimKeeper::losses() const {
   return losses_;
 }
 
+long long ClaimKeeper::failures() const {
+  std::lock_guard lock(mu_);
+  return failures_;
+}
+
 void ClaimKeeper::renew_due(Steady::time_point now) {
   // One batch per store (a reload may leave claims in two), taken out of the lock: the round
   // trips happen without holding it, so hold() and drop() never wait on Redis.
@@ -92,6 +106,14 @@ void ClaimKeeper::renew_due(Steady::time_point now) {
     } catch (const std::exception& e) {
       // Retried at the next round; the fence catches a claim that ran out meanwhile.
       log::debug("claims not renewed", {{"claims", std::to_string(b.claims.size())}, {"error", e.what()}});
+      std::lock_guard lock(mu_);
+      for (const auto& [d, token] : b.claims) {
+        const auto it = claims_.find(d.str());
+        if (it == claims_.end() || it->second.token != token) continue;
+        ++failures_;
+        it->second.next = now + it->second.retry;
+        it->second.retry = std::min(it->second.retry * 2, period(it->second.ttl));
+      }
       continue;
     }
     std::vector<std::string> newly_lost;
@@ -104,6 +126,7 @@ void ClaimKeeper::renew_due(Steady::time_point now) {
         if (held[i]) {
           ++renewals_;
           it->second.next = now + period(it->second.ttl);
+          it->second.retry = first_retry(it->second.ttl);
         } else if (!it->second.lost) {
           it->second.lost = true;
           ++losses_;

@@ -10,8 +10,9 @@
 //   lock-ttl, or was taken over) is marked lost and logged once; it is never taken back. The
 //   write that ends the work is fenced by the claim anyway (PolicyStore::put_claimed): a lost
 //   claim loses its write cleanly, with nothing written.
-// - A renewal that fails for a Redis error is retried at the next round; the claim is only
-//   called lost when Redis says so.
+// - A renewal that fails for a Redis error is retried with backoff (a tenth of the renewal
+//   period at first, doubling, at most the period): never a busy loop against a dead Redis
+//   or its sentinels. The claim is only called lost when Redis says so.
 #pragma once
 
 #include <chrono>
@@ -45,6 +46,8 @@ class ClaimKeeper {
   // Renewals done and claims found lost since start (for the fetcher's counters).
   long long renewals() const;
   long long losses() const;
+  // Renewal rounds of one claim that failed for a Redis error (connection, timeout, OOM).
+  long long failures() const;
 
   // One round now for every claim due (what the thread does); for tests.
   void renew_due(std::chrono::steady_clock::time_point now);
@@ -57,6 +60,7 @@ class ClaimKeeper {
     std::chrono::milliseconds ttl;
     std::chrono::steady_clock::time_point next;
     bool lost = false;
+    std::chrono::milliseconds retry;  // wait before the next try after a failed renewal
   };
   void run();
 
@@ -65,6 +69,7 @@ class ClaimKeeper {
   std::map<std::string, Claim> claims_;  // by domain name
   long long renewals_ = 0;
   long long losses_ = 0;
+  long long failures_ = 0;
   bool stopping_ = false;
   std::thread thread_;
 };

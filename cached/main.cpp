@@ -42,6 +42,7 @@ void point_clock_at(FleetClock& clock, const Config& cfg) {
   RedisOptions o = cfg.redis.redis;
   o.pool_size = 1;
   clock.set_warn_skew(cfg.redis.clock_skew_warning);
+  clock.set_skew_limit(cfg.redis.clock_skew_limit);
   clock.set_source(redis_time_source(std::make_shared<Pool>(o)));
 }
 

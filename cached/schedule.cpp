@@ -43,8 +43,8 @@ void order_due(std::vector<PolicyStore::Scheduled>& due, SysTime now) {
   due = std::move(out);
 }
 
-bool protected_from_eviction(const PolicyStore::Candidate& c, SysTime now, Seconds forget_after) {
-  if (!c.wanted || *c.wanted < now - forget_after) return false;
+bool protected_from_eviction(const PolicyStore::Candidate& c, SysTime now, Seconds /*forget_after*/) {
+  // Not the wanted time: every MTA host's Redis user may set it to anything (issue 19).
   return c.entry && verdict(*c.entry, now) == Verdict::enforce;
 }
 

@@ -12,7 +12,8 @@
 //   first (losing them turns a protected domain into "unknown"); the rest keep the schedule's
 //   order (most overdue first).
 // - Eviction: scheduled domains with no wanted record go first, then the least recently
-//   wanted; a usable enforce policy still wanted (within forget-after) is never evicted.
+//   wanted; a usable enforce policy is never evicted, whatever its wanted time says (any MTA
+//   host's Redis user can write that time: it alone never unschedules an enforce policy).
 #pragma once
 
 #include <cstddef>
@@ -36,7 +37,7 @@ std::size_t refreshes_first(std::size_t reserve, std::size_t refreshing, std::si
 // Sorts a window of due domains into the order they are taken (stable).
 void order_due(std::vector<PolicyStore::Scheduled>& due, SysTime now);
 
-// A usable enforce policy that someone still wants: never evicted.
+// A usable enforce policy: never evicted (`forget_after` is no longer used).
 bool protected_from_eviction(const PolicyStore::Candidate& c, SysTime now, Seconds forget_after);
 
 // Up to `excess` names to evict from `candidates`, in eviction order.

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <random>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "cached/metrics.hpp"
@@ -182,6 +183,23 @@ void Worker::count(const std::string& name, long long n) {
 }
 
 void Worker::redis_state(bool up, const std::string& why) {
+  // A full Redis (maxmemory with noeviction) refuses writes with OOM and still answers reads,
+  // so passes alternate between failing and working: logged as what it is, at most once a
+  // minute, without the up/down lines an outage gets (it is not one, and not a misdiagnosis
+  // for the operator to chase).
+  if (!up && why.find("OOM") != std::string::npos) {
+    const auto now = Steady::now();
+    {
+      std::lock_guard lock(mu_);
+      if (oom_logged_ != Steady::time_point{} && now - oom_logged_ < std::chrono::minutes(1)) return;
+      oom_logged_ = now;
+    }
+    log::error("redis is out of memory (OOM): it refuses the fetcher's writes, no policy is refreshed; raise "
+               "maxmemory or free memory (keep maxmemory-policy noeviction); the MTA hosts go on reading what "
+               "is cached",
+               {{"problem", "OOM"}, {"error", why}});
+    return;
+  }
   // A refused password or a missing ACL permission is not an outage: it needs the operator,
   // and the log says which, so that nobody waits for Redis to "come back".
   const int now_state = up ? 1 : static_cast<int>(classify_text(why)) + 2;
@@ -226,9 +244,29 @@ bool Worker::launch(const std::shared_ptr<const Services>& s, const Task& t, Pas
     return false;
   }
   const Domain d = std::move(*p.domain);
+  if (d.str() != t.name) {
+    // A name no milter writes (they write the normalised form): anyone with an MTA host's
+    // Redis user may add one. Taking it as its normalised domain would never remove it (the
+    // write clears the normalised name): dropped, like an invalid one. A real lookup of the
+    // domain signals its own miss.
+    log::warning("dropping a name that is not in canonical form from the queue",
+                 {{"name", t.name}, {"domain", d.str()}});
+    count("names_dropped");
+    s->store->forget_invalid(t.name);
+    return false;
+  }
   {
     std::lock_guard lock(mu_);
     if (stopping_ || in_flight_.count(d.str())) return false;
+    // A refresh this fetcher leaves to newer fetchers for a while (misses are still taken:
+    // clearing one is cheap, and the milters wait on it).
+    if (!t.miss) {
+      const auto it = deferred_.find(d.str());
+      if (it != deferred_.end()) {
+        if (Steady::now() < it->second) return false;
+        deferred_.erase(it);
+      }
+    }
   }
   std::string token = random_token();
   if (!s->store->claim(d, token, s->options.lock_ttl)) {
@@ -296,7 +334,9 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
     std::string decode_error;
     int writer_version = 0;
     std::optional<CacheEntry> entry = sv.store->get(d, &decode_error, &writer_version);
-    const bool newer_format = !entry && writer_version > kCodecVersion;
+    // Written by a newer codec version, readable here or not: whatever this fetcher fetched
+    // would be discarded by the fenced write, so it fetches nothing (issue 19).
+    const bool newer_format = writer_version > kCodecVersion;
     if (!decode_error.empty() && !newer_format)
       log::warning("undecodable cache entry will be replaced", {{"domain", d.str()}, {"error", decode_error}});
     refresh::Action action = newer_format ? refresh::Action::newer_format : refresh::plan(entry, now, miss);
@@ -312,14 +352,17 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
     }
     switch (action) {
       case refresh::Action::newer_format:
-        // Written by a newer fetcher in a format this one cannot read (a fleet half upgraded):
-        // newer fetchers keep it fresh, and what this one fetched could not be written over it
-        // (the fenced write keeps it). So no fetch: the miss is cleared, and the domain looked
-        // at again after the shortest backoff (if no newer fetcher is left, the entry ages out
-        // with its own TTL and is fetched anew).
+        // Written by a newer fetcher (a fleet half upgraded): newer fetchers keep it fresh, and
+        // what this one fetched could not be written over it (the fenced write keeps it). So no
+        // fetch: the miss is cleared, and the schedule moved later by the shortest backoff but
+        // never past the entry's own next refresh (the newer fetchers must find it due before
+        // it expires); this fetcher itself leaves it alone for that backoff (deferred_), so
+        // that an overdue one is not taken again at every poll. If no newer fetcher is left,
+        // the entry ages out with its own TTL and is fetched anew.
         count("newer_format_kept");
         fetcher_metrics().newer_format_kept.inc();
         sv.store->defer(d, now + kMinFailureBackoff);
+        if (!miss) leave_alone(d.str(), kMinFailureBackoff);
         log::info("entry of a newer format kept, not fetched",
                   {{"domain", d.str()}, {"version", std::to_string(writer_version)}});
         break;
@@ -413,6 +456,18 @@ void Worker::handle(std::uint64_t task, std::shared_ptr<const Services> s, Domai
   cv_.notify_all();
 }
 
+void Worker::leave_alone(const std::string& name, std::chrono::seconds how_long) {
+  std::lock_guard lock(mu_);
+  const auto now = Steady::now();
+  // Bounded: past deadlines go first; beyond the bound, the oldest deadline is forgotten (at
+  // worst that domain is looked at once more).
+  if (deferred_.size() >= kMaxDeferred) std::erase_if(deferred_, [&](const auto& kv) { return kv.second <= now; });
+  if (deferred_.size() >= kMaxDeferred)
+    deferred_.erase(std::min_element(deferred_.begin(), deferred_.end(),
+                                     [](const auto& a, const auto& b) { return a.second < b.second; }));
+  deferred_[name] = now + how_long;
+}
+
 void Worker::load_warm_list(const Services& s) {
   if (s.options.warm_list.empty()) return;
   std::ifstream in(s.options.warm_list);
@@ -469,6 +524,7 @@ void Worker::write_stats(const Services& s) {
   }
   c["claims_renewed"] = claims_.renewals();
   c["claims_lost_in_work"] = claims_.losses();
+  c["claims_renewal_failures"] = claims_.failures();
   c["queue_misses"] = static_cast<long long>(misses);
   c["queue_scheduled"] = static_cast<long long>(scheduled);
   c["concurrency"] = s.options.concurrency;
@@ -488,20 +544,41 @@ void Worker::write_stats(const Services& s) {
 Worker::Housekeeping Worker::housekeep() {
   auto s = current();
   const StoreOptions& so = s->store->options();
-  // Bounded work per round: a backlog is worked off over a few rounds, never in one O(n) pass.
+  // Bounded work per step (one script or command of at most kBatch names, a few ms of
+  // Redis), repeated while a set is over its bound, for at most kBudget per round: the work
+  // scales with the overflow, so that a flood of made-up domains (any rate the MTA hosts can
+  // send) does not grow wanted and the schedule past their bounds, and Redis is never blocked
+  // by one long step.
   constexpr std::size_t kBatch = 1000;
+  constexpr auto kBudget = std::chrono::seconds(1);
+  const auto deadline = Steady::now() + kBudget;
+  const auto more_time = [&] { return Steady::now() < deadline; };
   Housekeeping h;
   const SysTime now = clock_.now();
+  const std::size_t wanted_bound = so.max_domains + so.max_misses;
+  // Scores first: a forged far-future miss must not survive the trim (it keeps the newest).
+  h.scores_bounded = s->store->bound_scores(now, kBatch);
   h.misses_trimmed = s->store->trim_misses();
-  h.forgotten = s->store->forget_unwanted(now - s->options.forget_after, kBatch);
-  const std::size_t scheduled = s->store->schedule_size();
-  if (scheduled > so.max_domains) {
-    const std::size_t excess = std::min(scheduled - so.max_domains, kBatch);
-    const auto victims =
-        sched::choose_evictions(s->store->eviction_candidates(2 * excess), excess, now, s->options.forget_after);
-    s->store->unschedule(victims);
-    h.evicted = victims.size();
+  for (;;) {
+    const std::size_t gone = s->store->forget_unwanted(now - s->options.forget_after, kBatch, now);
+    h.forgotten += gone;
+    if (gone == 0 || !more_time()) break;
+    if (gone < kBatch && s->store->wanted_size() <= wanted_bound) break;
   }
+  for (std::size_t scheduled = s->store->schedule_size(); scheduled > so.max_domains && more_time();
+       scheduled = s->store->schedule_size()) {
+    const std::size_t excess = std::min(scheduled - so.max_domains, kBatch);
+    auto candidates = s->store->eviction_candidates(2 * excess);
+    const auto chosen = sched::choose_evictions(candidates, excess, now, s->options.forget_after);
+    const std::unordered_set<std::string> pick(chosen.begin(), chosen.end());
+    std::vector<PolicyStore::Candidate> victims;
+    for (auto& c : candidates)
+      if (pick.count(c.name)) victims.push_back(std::move(c));
+    const std::size_t evicted = s->store->unschedule_unwanted(victims);
+    h.evicted += evicted;
+    if (evicted == 0) break;  // only protected ones left in reach: the bound is soft
+  }
+  if (h.scores_bounded) count("scores_bounded", static_cast<long long>(h.scores_bounded));
   if (h.misses_trimmed) count("misses_trimmed", static_cast<long long>(h.misses_trimmed));
   if (h.forgotten) count("domains_forgotten", static_cast<long long>(h.forgotten));
   if (h.evicted) count("domains_evicted", static_cast<long long>(h.evicted));
@@ -509,8 +586,9 @@ Worker::Housekeeping Worker::housekeep() {
   m.misses_trimmed.inc(h.misses_trimmed);
   m.domains_forgotten.inc(h.forgotten);
   m.domains_evicted.inc(h.evicted);
-  if (h.misses_trimmed || h.forgotten || h.evicted)
-    log::info("housekeeping", {{"misses_trimmed", std::to_string(h.misses_trimmed)},
+  if (h.misses_trimmed || h.forgotten || h.evicted || h.scores_bounded)
+    log::info("housekeeping", {{"scores_bounded", std::to_string(h.scores_bounded)},
+                               {"misses_trimmed", std::to_string(h.misses_trimmed)},
                                {"forgotten", std::to_string(h.forgotten)},
                                {"evicted", std::to_string(h.evicted)}});
   return h;
@@ -584,7 +662,7 @@ void Worker::run() {
           }
         }
         if (free > 0) {
-          for (const auto& name : s->store->pending_misses(window)) {
+          for (const auto& name : s->store->pending_misses(clock_.now(), window)) {
             if (free == 0) break;
             if (launch(s, Task{name, true}, nullptr)) --free;
           }
@@ -642,9 +720,11 @@ Worker::PassResult Worker::run_once() {
   std::set<std::string> attempted;
   try {
     load_warm_list(*s);
+    // Misses scored far from now are taken too (pending_misses reads only those near now).
+    s->store->bound_scores(clock_.now(), 100000);
     for (;;) {
       std::vector<Task> tasks;
-      for (const auto& n : s->store->pending_misses(100000))
+      for (const auto& n : s->store->pending_misses(clock_.now(), 100000))
         if (!attempted.count(n)) tasks.push_back({n, true});
       for (const auto& n : s->store->due(clock_.now(), 100000))
         if (!attempted.count(n)) tasks.push_back({n, false});

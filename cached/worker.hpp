@@ -98,6 +98,7 @@ class Worker {
   PassResult run_once();
 
   struct Housekeeping {
+    std::size_t scores_bounded = 0;  // misses/wanted scored far from now, moved to now
     std::size_t misses_trimmed = 0;
     std::size_t forgotten = 0;  // not looked up for forget_after (or beyond the bound of wanted)
     std::size_t evicted = 0;    // the schedule over max-domains
@@ -130,6 +131,8 @@ class Worker {
   void update_gauges(const Services& s);  // metrics (cached/metrics.hpp)
   void wait_for_slot(const Services& s);
   void redis_state(bool up, const std::string& why);
+  // Skips `name` when it is due in the schedule for `how_long` (an entry of a newer format).
+  void leave_alone(const std::string& name, std::chrono::seconds how_long);
   void count(const std::string& name, long long n = 1);
 
   const Clock& clock_;
@@ -144,6 +147,9 @@ class Worker {
   std::map<std::string, long long> counters_;
   ClaimKeeper claims_;  // keeps the claims of tasks in flight alive (its own lock and thread)
   bool stopping_ = false;
+  static constexpr std::size_t kMaxDeferred = 100000;
+  std::map<std::string, std::chrono::steady_clock::time_point> deferred_;  // see leave_alone
+  std::chrono::steady_clock::time_point oom_logged_{};  // last "out of memory" line (mu_)
   int redis_up_ = -1;  // -1 unknown, 1 up, 2 + RedisTrouble when down (logged on change)
   std::chrono::steady_clock::time_point next_warm_{};  // guarded by mu_ (reload() resets it)
   std::chrono::steady_clock::time_point next_stats_{};

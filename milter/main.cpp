@@ -170,6 +170,7 @@ Generation start_generation(const Config& c, std::shared_ptr<LocalCache> held = 
   Generation g;
   g.rt = build_runtime(c, fleet_clock(), std::move(held));
   fleet_clock().set_warn_skew(c.redis.clock_skew_warning);
+  fleet_clock().set_skew_limit(c.redis.clock_skew_limit);
   fleet_clock().set_source(redis_time_source(std::shared_ptr<Pool>(g.rt, g.rt->pool.get())));
   log_redis_check(c, Program::milter);
   PolicyLookup* lookup = g.rt->lookup.get();

@@ -276,6 +276,7 @@ int run(const Config& c, int argc, char** argv) {
   FleetClock clock({});  // point_clock sets its source and warning bound
   const auto point_clock = [&clock](const std::shared_ptr<Runtime>& rt, const Config& cfg) {
     clock.set_warn_skew(cfg.redis.clock_skew_warning);
+    clock.set_skew_limit(cfg.redis.clock_skew_limit);
     clock.set_source(redis_time_source(std::shared_ptr<Pool>(rt, rt->pool.get())));
   };
   CurrentRuntime current(build_runtime(c, clock));

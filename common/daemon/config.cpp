@@ -433,7 +433,10 @@ const std::vector<Option>& table() {
       {"redis", "retention", "1d", "DURATION", "how long an entry outlives its expiry in Redis (plain number: s)",
        [](Config& c, S, S v) { c.redis.store.retention = secs(v, 0, 365 * kDay); }},
       {"redis", "clock-skew-warning", "10s", "DURATION", "warn when this host's clock is off the Redis clock by more (plain number: s)",
-       [](Config& c, S, S v) { c.redis.clock_skew_warning = secs(v, 1, kDay); }}
+       [](Config& c, S, S v) { c.redis.clock_skew_warning = secs(v, 1, kDay); }},
+      {"redis", "clock-skew-limit", "1h", "DURATION",
+       "refuse the Redis clock when it is off this host's clock by more (plain number: s)",
+       [](Config& c, S, S v) { c.redis.clock_skew_limit = secs(v, 1, 30 * kDay); }}
     };
     const auto add = [&rows](std::vector<Option> more) { rows.insert(rows.end(), more.begin(), more.end()); };
     add(daemon_options("milter", "drop privileges to USER after opening the socket"));

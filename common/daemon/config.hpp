@@ -65,6 +65,8 @@ struct RedisConfig {
   bool read_from_replica = false;
   // Every daemon takes its time from Redis (TIME) and warns when its own clock is off by more.
   Seconds clock_skew_warning{10};
+  // ... and refuses the Redis clock when it is off by more than this (issue 19).
+  Seconds clock_skew_limit{3600};
 };
 
 // A program's own Redis ACL user (`redis-acl-user`, `redis-acl-password-file` in its

@@ -57,13 +57,49 @@ Failed failed(const RedisError& e, const RedisOptions& o, const std::string& com
 
 }  // namespace
 
+namespace {
+// The value of `field` in INFO text ("field:value" lines), or "" when absent.
+std::string info_field(std::string_view info, std::string_view field) {
+  std::size_t pos = 0;
+  while (pos < info.size()) {
+    std::size_t end = info.find('\n', pos);
+    if (end == std::string_view::npos) end = info.size();
+    std::string_view line = info.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.size() > field.size() && line.starts_with(field) && line[field.size()] == ':')
+      return std::string(line.substr(field.size() + 1));
+    pos = end + 1;
+  }
+  return {};
+}
+}  // namespace
+
+std::vector<std::string> server_warnings(std::string_view info) {
+  std::vector<std::string> out;
+  const std::string policy = info_field(info, "maxmemory_policy");
+  if (!policy.empty() && policy != "noeviction")
+    out.push_back("maxmemory-policy is " + policy + ": Redis may evict " +
+                  (policy.starts_with("volatile") ? std::string("policy entries and refresh claims (keys with a TTL)")
+                                                  : std::string("any key, the schedule and the looked-up set included")) +
+                  " when memory runs short; set maxmemory-policy noeviction (see mta-sts.conf(5), FLEET)");
+  const std::string aof = info_field(info, "aof_enabled");
+  const std::string saves = info_field(info, "rdb_saves");
+  const std::string last_save_ok = info_field(info, "rdb_last_bgsave_status");
+  if (aof == "0" && saves == "0")
+    out.push_back("no persistence seen (appendonly off, no RDB snapshot since the server started): a primary that "
+                  "restarts empty wipes its replicas and the fleet's cache; turn on appendonly or save");
+  else if (aof == "0" && last_save_ok == "err")
+    out.push_back("the last RDB snapshot failed (rdb_last_bgsave_status:err): persistence is not working");
+  return out;
+}
+
 const std::vector<RedisNeed>& redis_needs(Program program) {
   using N = RedisNeed;
   static const std::vector<N> milter{N::read_entries, N::signal_misses, N::note_demand, N::watch_changes,
                                      N::read_held,    N::read_clock};
   static const std::vector<N> cached{N::read_entries, N::write_entries, N::read_queues,   N::count_queues,
                                      N::claim_locks,  N::schedule,      N::note_demand,   N::housekeeping,
-                                     N::write_stats,  N::read_clock};
+                                     N::write_stats,  N::read_clock,    N::server_info};
   static const std::vector<N> ctl{N::read_entries, N::list_entries, N::drop_entries, N::schedule,
                                   N::count_queues, N::read_stats};
   switch (program) {
@@ -115,6 +151,21 @@ RedisCheckResult check_redis(const RedisOptions& opts, const StoreOptions& store
   }
 
   for (RedisNeed need : redis_needs(program)) {
+    if (need == RedisNeed::server_info) {
+      // Only for warnings: an ACL from before INFO was asked for (no +info) loses the
+      // warnings, not the check.
+      try {
+        const std::string info =
+            std::string(conn->command({"INFO", "memory"}).str()) + std::string(conn->command({"INFO", "persistence"}).str());
+        r.checked.push_back("INFO");
+        r.warnings = server_warnings(info);
+      } catch (const RedisError& e) {
+        if (classify(e) != RedisTrouble::noperm) return fail(failed(e, opts, "INFO", need));
+        r.warnings.push_back("server settings not checked: Redis does not allow " + who(opts) +
+                             " to run INFO; add +info to its ACL (see redis-acl.conf)");
+      }
+      continue;
+    }
     const auto probes = PolicyStore::probes(need, store);
     // Direct probes and subscriptions first, then one transaction for the queued ones.
     bool any_queued = false;
@@ -190,6 +241,7 @@ int run_check_redis(const Config& cfg, Program program) {
   for (const auto& c : r.checked)
     if (seen.insert(c).second) list += (list.empty() ? "" : " ") + c;
   std::printf("%s: redis OK: %s (%s)\n", program_name(program), r.message.c_str(), list.c_str());
+  for (const auto& w : r.warnings) std::fprintf(stderr, "%s: redis warning: %s\n", program_name(program), w.c_str());
   return exit_status::ok;
 }
 
@@ -197,6 +249,8 @@ void log_redis_check(const Config& cfg, Program program) {
   const RedisCheckResult r = check_redis(cfg.redis.redis, cfg.redis.store, program);
   if (r.ok) {
     log::info("redis reachable", {{"address", cfg.redis.redis.address}, {"user", cfg.redis.redis.user}});
+    for (const auto& w : r.warnings)
+      log::warning("unsafe redis server setting", {{"address", cfg.redis.redis.address}, {"warning", w}});
   } else if (r.trouble == RedisTrouble::unreachable) {
     log::warning("redis not reachable at start-up", {{"address", cfg.redis.redis.address}, {"error", r.message}});
   } else {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/daemon/config.hpp"
@@ -25,7 +26,14 @@ struct RedisCheckResult {
   RedisTrouble trouble = RedisTrouble::other;  // when !ok
   std::string message;   // one line for the operator: what failed and what to do
   std::vector<std::string> checked;  // commands tried successfully, in order
+  // Server settings that put the fleet's data at risk (programs that read INFO): not failures.
+  std::vector<std::string> warnings;
 };
+
+// What is unsafe in a server's INFO text (the memory and persistence sections): a
+// maxmemory-policy other than noeviction (Redis would evict entries, claims or the sets),
+// and no persistence at all (a primary restarting empty wipes its replicas). Pure.
+std::vector<std::string> server_warnings(std::string_view info);
 
 RedisCheckResult check_redis(const RedisOptions& opts, const StoreOptions& store, Program program);
 

@@ -36,6 +36,14 @@ metrics::Gauge& skew_gauge() {
   return g;
 }
 
+metrics::Gauge& refused_gauge() {
+  static metrics::Gauge& g = metrics::registry().gauge(
+      "mta_sts_clock_skew_refused",
+      "1 while the Redis clock is off this host's clock by more than clock-skew-limit: its time is refused and the "
+      "last accepted offset stays in use; 0 otherwise.");
+  return g;
+}
+
 }  // namespace
 
 Micros redis_time(Connection& conn) {
@@ -56,7 +64,8 @@ std::string skew_text(Micros skew) {
 }
 
 FleetClock::FleetClock(Options opts, LocalTime local) : opts_(opts), local_(std::move(local)) {
-  (void)skew_gauge();  // the series exists (0) before the first measurement
+  (void)skew_gauge();  // the series exist (0) before the first measurement
+  (void)refused_gauge();
 }
 
 FleetClock::~FleetClock() { stop(); }
@@ -87,6 +96,16 @@ void FleetClock::set_warn_skew(Seconds bound) {
   opts_.warn_skew = bound;
 }
 
+void FleetClock::set_skew_limit(Seconds limit) {
+  std::lock_guard lock(mu_);
+  opts_.limit_skew = limit;
+}
+
+bool FleetClock::refusing() const {
+  std::lock_guard lock(mu_);
+  return refusing_;
+}
+
 bool FleetClock::sync() {
   Micros remote{}, before{}, after{};
   {
@@ -113,11 +132,28 @@ bool FleetClock::sync() {
     return false;
   }
   const Micros skew = remote - (before + rtt / 2);
+  skew_gauge().set(static_cast<double>(skew.count()) / 1e6);
+  const Micros mag = skew < Micros{0} ? -skew : skew;
+  {
+    std::lock_guard lock(mu_);
+    const bool beyond_limit = mag > opts_.limit_skew;
+    if (beyond_limit != refusing_) {
+      refusing_ = beyond_limit;
+      refused_gauge().set(beyond_limit ? 1 : 0);
+      const std::string limit = std::to_string(opts_.limit_skew.count()) + "s";
+      const std::string kept = synced_.load() ? skew_text(Micros{offset_us_.load()}) : std::string("none");
+      if (beyond_limit)
+        log::error("redis clock refused: off this host's clock by more than clock-skew-limit; the last accepted "
+                   "offset stays in use (check the clocks of the Redis primary and of this host)",
+                   {{"skew", skew_text(skew)}, {"limit", limit}, {"offset_in_use", kept}, {"source", "redis TIME"}});
+      else
+        log::notice("redis clock within clock-skew-limit again", {{"skew", skew_text(skew)}, {"limit", limit}});
+    }
+    if (beyond_limit) return false;
+  }
   offset_us_.store(skew.count());
   const bool first = !synced_.exchange(true);
-  skew_gauge().set(static_cast<double>(skew.count()) / 1e6);
 
-  const Micros mag = skew < Micros{0} ? -skew : skew;
   std::lock_guard lock(mu_);
   const bool beyond = mag > opts_.warn_skew;
   const std::string bound = std::to_string(opts_.warn_skew.count()) + "s";

@@ -13,6 +13,11 @@
 // - The skew is logged at the first measurement (notice; warning when beyond the bound), then
 //   once each time it crosses the bound (warning) or comes back within it (notice). The
 //   gauge mta_sts_clock_skew_seconds shows it (see metrics).
+// - An offset beyond the limit (Options::limit_skew, [redis] clock-skew-limit) is refused:
+//   a Redis clock that far off this host's (after a failover to a host with a bad clock, say)
+//   is broken, not a correction; the last accepted offset stays (0 before any), an error is
+//   logged each time the measurements cross the limit, and the gauge
+//   mta_sts_clock_skew_refused is 1 while they are beyond it.
 // - Thread-safe: now() from any thread; set_source() from any thread, also while running.
 #pragma once
 
@@ -48,6 +53,7 @@ class FleetClock final : public Clock {
 
   struct Options {
     Seconds warn_skew{10};                        // [redis] clock-skew-warning
+    Seconds limit_skew{3600};                     // [redis] clock-skew-limit
     std::chrono::milliseconds interval{60'000};   // between measurements
     std::chrono::milliseconds retry{5'000};       // after a failed one, until the first success
   };
@@ -68,11 +74,15 @@ class FleetClock final : public Clock {
   // old one used.
   void set_source(Source source);
   void set_warn_skew(Seconds bound);
+  void set_skew_limit(Seconds limit);
   // One measurement now (also what the background thread does). False when there is no
-  // source, it failed, or its round trip was too slow; the offset then stays as it was.
+  // source, it failed, its round trip was too slow, or the offset is beyond the limit; the
+  // offset then stays as it was.
   bool sync();
-  // The last measured skew (remote minus local); nullopt before the first success.
+  // The offset in use (remote minus local, as last accepted); nullopt before the first success.
   std::optional<Micros> skew() const;
+  // True while the latest measurement was beyond the limit (and refused).
+  bool refusing() const;
 
   // Measures now, then every `interval` on a thread of its own, until stop() or destruction.
   // Start it after the process has blocked its signals (the thread inherits the mask).
@@ -89,10 +99,11 @@ class FleetClock final : public Clock {
   std::atomic<bool> synced_{false};
   std::mutex source_mu_;  // held during a measurement: set_source waits for it
   Source source_;
-  std::mutex mu_;  // the thread's state and the skew log state
+  mutable std::mutex mu_;  // the thread's state and the skew log state
   std::condition_variable cv_;
   bool stopping_ = false;
   bool beyond_bound_ = false;
+  bool refusing_ = false;
   bool warned_unmeasured_ = false;
   std::thread thread_;
 };

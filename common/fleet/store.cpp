@@ -43,7 +43,10 @@ constexpr std::string_view kRenewScript =
 // during a long discovery cannot overwrite the entry of the fetcher that took over (a lost
 // update, or an old policy brought back). Redis runs a script atomically, so no other write
 // interleaves. An entry whose first line "v=N" names a newer codec version than ARGV[8] is
-// not replaced (return 2): this fetcher could not write back what it does not know.
+// not replaced (return 2): this fetcher could not write back what it does not know; the miss
+// is cleared, and the schedule moved later only up to the entry's own next refresh (its
+// "next=" line; not at all without one), never past it: the newer fetchers must find it due
+// in time, or the policy expires (a rolling upgrade, issue 19).
 // The schedule is not trimmed here (trimming by rank dropped the farthest refreshes, i.e. the
 // long-lived policies): the fetchers' housekeeping evicts the least recently wanted. A write
 // that answers a miss marks the domain wanted now; any other write gives a domain without a
@@ -54,7 +57,9 @@ constexpr std::string_view kFencedPutScript =
     "local cur = redis.call('GET', KEYS[2]) "
     "if cur then local v = tonumber(string.match(cur, '^v=(%d+)\\n')) "
     "if v and v > tonumber(ARGV[8]) then "
-    "redis.call('ZREM', KEYS[4], ARGV[5]) redis.call('ZADD', KEYS[3], 'XX', 'GT', ARGV[4], ARGV[5]) "
+    "redis.call('ZREM', KEYS[4], ARGV[5]) "
+    "local own = tonumber(string.match(cur, '\\nnext=(%d+)\\n')) "
+    "if own then redis.call('ZADD', KEYS[3], 'XX', 'GT', math.min(tonumber(ARGV[4]), own), ARGV[5]) end "
     "return 2 end end "
     "redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) "
     "redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5]) "
@@ -63,29 +68,65 @@ constexpr std::string_view kFencedPutScript =
     "if ARGV[6] == '1' then redis.call('PUBLISH', ARGV[7], ARGV[5]) end "
     "return 1";
 
-// Housekeeping: forgets the domains nobody looked up since ARGV[1] (at most ARGV[2]): each
-// leaves wanted and schedule together, so that no scheduled domain is left without a wanted
-// record (which would read as "from before the upgrade" and earn it a new grace period).
-// Then, beyond the bound ARGV[3] of wanted, it drops names that are NOT scheduled (lookups of
-// domains never fetched: a flood of made-up names whose misses were trimmed), found by a
-// random sample: a scheduled domain keeps its record, so that a flood of lookups can never
-// push a wanted enforce policy out of the schedule (the schedule has its own bound, with
-// eviction that protects those; see sched::choose_evictions). KEYS: wanted, schedule.
+// Housekeeping: beyond the bound ARGV[2] of wanted, drops up to ARGV[1] names that are NOT
+// scheduled (lookups of domains never fetched: a flood of made-up names whose misses were
+// trimmed), found by a random sample: a scheduled domain keeps its record, so that a flood of
+// lookups can never push a wanted enforce policy out of the schedule (the schedule has its own
+// bound, with eviction that protects those; see sched::choose_evictions). KEYS: wanted,
+// schedule.
 constexpr std::string_view kForgetScript =
-    "local limit = tonumber(ARGV[2]) "
-    "local names = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit) "
-    "for _, n in ipairs(names) do redis.call('ZREM', KEYS[2], n) redis.call('ZREM', KEYS[1], n) end "
-    "local gone = #names "
-    "local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3]) "
-    "if over > 0 and gone < limit then "
-    "local want = math.min(over, limit - gone) "
+    "local want = math.min(redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2]), tonumber(ARGV[1])) "
+    "local gone = 0 "
+    "if want <= 0 then return 0 end "
     "local sample = redis.call('ZRANDMEMBER', KEYS[1], want * 4) "
     "local scores = redis.call('ZMSCORE', KEYS[2], unpack(sample)) "
     "for i, n in ipairs(sample) do "
-    "if want <= 0 then break end "
-    "if not scores[i] then redis.call('ZREM', KEYS[1], n) gone = gone + 1 want = want - 1 end "
-    "end end "
+    "if gone >= want then break end "
+    "if not scores[i] then gone = gone + redis.call('ZREM', KEYS[1], n) end "
+    "end "
     "return gone";
+
+// Leaves a newer fetcher's entry to it (PolicyStore::defer): clears the miss and moves the
+// schedule later, to ARGV[1] at most and never past the entry's own next refresh (its "next="
+// line; no move without one, or without an entry). KEYS: entry, schedule, misses. ARGV: when,
+// domain.
+constexpr std::string_view kDeferScript =
+    "redis.call('ZREM', KEYS[3], ARGV[2]) "
+    "local cur = redis.call('GET', KEYS[1]) "
+    "local own = cur and tonumber(string.match(cur, '\\nnext=(%d+)\\n')) "
+    "if own then redis.call('ZADD', KEYS[2], 'XX', 'GT', math.min(tonumber(ARGV[1]), own), ARGV[2]) end "
+    "return 1";
+
+// Compare-and-unschedule (forgetting and eviction), for triples ARGV[i] name, ARGV[i+1] its
+// wanted time as the fetcher read it ("" for no record), ARGV[i+2] its schedule score as read
+// (""  for none): the name leaves schedule and wanted only if its wanted time is absent then
+// and now, or not later now, and its schedule score is the same (a write, which moves it, did
+// not happen since). A domain looked up or refreshed between the fetcher's choice and this
+// script keeps its place. Scripts run atomically: nothing interleaves. (The shipped fetcher ACL
+// has ZMSCORE, not ZSCORE.) KEYS: wanted, schedule.
+constexpr std::string_view kUnscheduleScript =
+    "local gone = 0 "
+    "for i = 1, #ARGV - 2, 3 do "
+    "local w = redis.call('ZMSCORE', KEYS[1], ARGV[i])[1] "
+    "local s = redis.call('ZMSCORE', KEYS[2], ARGV[i])[1] "
+    "local same "
+    "if ARGV[i + 1] == '' then same = not w else same = w and tonumber(w) <= tonumber(ARGV[i + 1]) end "
+    "if ARGV[i + 2] == '' then same = same and not s else same = same and s and tonumber(s) == tonumber(ARGV[i + 2]) end "
+    "if same then redis.call('ZREM', KEYS[2], ARGV[i]) redis.call('ZREM', KEYS[1], ARGV[i]) gone = gone + 1 end "
+    "end "
+    "return gone";
+
+// Bounds the scores of a zset that MTA hosts write (misses, wanted) to about "now": at most
+// ARGV[4] members scored before ARGV[1] (when it is not "") and at most ARGV[4] scored after
+// ARGV[2] are set to ARGV[3]. KEYS: the set.
+constexpr std::string_view kBoundScoresScript =
+    "local moved = 0 "
+    "local function bound(lo, hi) "
+    "for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], lo, hi, 'LIMIT', 0, tonumber(ARGV[4]))) do "
+    "redis.call('ZADD', KEYS[1], ARGV[3], m) moved = moved + 1 end end "
+    "if ARGV[1] ~= '' then bound('-inf', '(' .. ARGV[1]) end "
+    "bound('(' .. ARGV[2], '+inf') "
+    "return moved";
 
 }  // namespace
 
@@ -232,6 +273,15 @@ std::vector<std::string> PolicyStore::pending_misses(std::size_t limit) {
   return strings_of(pool_.lease()->command({"ZRANGE", k.misses, "0", stop}));
 }
 
+std::vector<std::string> PolicyStore::pending_misses(SysTime now, std::size_t limit) {
+  if (limit == 0) return {};
+  const Keys k(opts_.prefix);
+  const std::string min = unix_text(now - kMissPast);
+  const std::string max = unix_text(now + kScoreSlack);
+  const std::string count = std::to_string(limit);
+  return strings_of(pool_.lease()->command({"ZRANGEBYSCORE", k.misses, min, max, "LIMIT", "0", count}));
+}
+
 std::vector<std::string> PolicyStore::due(SysTime now, std::size_t limit) {
   if (limit == 0) return {};
   const Keys k(opts_.prefix);
@@ -298,8 +348,9 @@ void PolicyStore::clear_miss(const Domain& d) {
 
 void PolicyStore::defer(const Domain& d, SysTime when) {
   const Keys k(opts_.prefix);
+  const std::string key = entry_key(d);
   const std::string score = unix_text(when);
-  pool_.lease()->pipeline({{"ZREM", k.misses, d.str()}, {"ZADD", k.schedule, "XX", "GT", score, d.str()}});
+  pool_.lease()->command({"EVAL", kDeferScript, "3", key, k.schedule, k.misses, score, d.str()});
 }
 
 bool PolicyStore::claim(const Domain& d, const std::string& token, std::chrono::milliseconds ttl) {
@@ -354,15 +405,77 @@ std::size_t PolicyStore::trim_misses() {
   return static_cast<std::size_t>(pool_.lease()->command({"ZREMRANGEBYRANK", k.misses, "0", stop}).integer());
 }
 
-std::size_t PolicyStore::forget_unwanted(SysTime cutoff, std::size_t limit) {
+namespace {
+// A wanted time as the compare-and-unschedule script compares it ("" for none).
+std::string seen_text(const std::optional<SysTime>& t) { return t ? unix_text(*t) : std::string(); }
+}  // namespace
+
+std::size_t PolicyStore::forget_unwanted(SysTime cutoff, std::size_t limit, SysTime now) {
   if (limit == 0) return 0;
   const Keys k(opts_.prefix);
   // Strictly before the cutoff: "(" makes the bound exclusive.
   const std::string before = "(" + unix_text(cutoff);
   const std::string max = std::to_string(limit);
-  const std::string bound = std::to_string(opts_.max_domains + opts_.max_misses);
-  const Reply r = pool_.lease()->command({"EVAL", kForgetScript, "2", k.wanted, k.schedule, before, max, bound});
-  return static_cast<std::size_t>(std::max<std::int64_t>(r.integer(), 0));
+  auto conn = pool_.lease();
+  const Reply stale = conn->command({"ZRANGEBYSCORE", k.wanted, "-inf", before, "LIMIT", "0", max, "WITHSCORES"});
+  std::vector<std::string> names;
+  std::vector<std::string> seen;
+  for (std::size_t i = 0; i + 1 < stale.size(); i += 2) {
+    names.emplace_back(stale.at(i).str());
+    seen.emplace_back(stale.at(i + 1).str());
+  }
+  std::size_t gone = 0;
+  if (!names.empty()) {
+    // The wanted set is anyone's to write on an MTA host: its time alone never unschedules a
+    // usable enforce policy (it would expire, and mail to the domain with it). Such a record
+    // is moved to now (checked again after forget-after); the others go if still unwanted
+    // and not written since.
+    std::vector<std::string_view> zmscore{"ZMSCORE", k.schedule};
+    for (const auto& n : names) zmscore.push_back(n);
+    const Reply sched = conn->command(zmscore);
+    std::vector<std::string> scheduled(names.size());
+    for (std::size_t i = 0; i < names.size() && i < sched.size(); ++i)
+      if (!sched.at(i).is_nil()) scheduled[i] = std::string(sched.at(i).str());
+    const auto entries = entries_of(*conn, *this, names);
+    const std::string at = unix_text(now);
+    std::vector<std::string_view> keep{"ZADD", k.wanted, "XX", "GT"};
+    std::vector<std::string_view> drop{"EVAL", kUnscheduleScript, "2", k.wanted, k.schedule};
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (entries[i] && verdict(*entries[i], now) == Verdict::enforce) {
+        keep.push_back(at);
+        keep.push_back(names[i]);
+      } else {
+        drop.push_back(names[i]);
+        drop.push_back(seen[i]);
+        drop.push_back(scheduled[i]);
+      }
+    }
+    if (keep.size() > 4) conn->command(keep);
+    if (drop.size() > 5) gone = static_cast<std::size_t>(std::max<std::int64_t>(conn->command(drop).integer(), 0));
+  }
+  if (gone < limit) {
+    const std::string rest = std::to_string(limit - gone);
+    const std::string bound = std::to_string(opts_.max_domains + opts_.max_misses);
+    const Reply r = conn->command({"EVAL", kForgetScript, "2", k.wanted, k.schedule, rest, bound});
+    gone += static_cast<std::size_t>(std::max<std::int64_t>(r.integer(), 0));
+  }
+  return gone;
+}
+
+std::size_t PolicyStore::bound_scores(SysTime now, std::size_t limit) {
+  if (limit == 0) return 0;
+  const Keys k(opts_.prefix);
+  const std::string past = unix_text(now - kMissPast);
+  const std::string ahead = unix_text(now + kScoreSlack);
+  const std::string at = unix_text(now);
+  const std::string max = std::to_string(limit);
+  // A wanted time long past is what forget-after works with: only misses have a lower bound.
+  const auto replies = pool_.lease()->pipeline(
+      {{"EVAL", kBoundScoresScript, "1", k.misses, past, ahead, at, max},
+       {"EVAL", kBoundScoresScript, "1", k.wanted, "", ahead, at, max}});
+  std::size_t moved = 0;
+  for (const Reply& r : replies) moved += static_cast<std::size_t>(std::max<std::int64_t>(r.integer(), 0));
+  return moved;
 }
 
 std::vector<PolicyStore::Candidate> PolicyStore::eviction_candidates(std::size_t n) {
@@ -372,9 +485,11 @@ std::vector<PolicyStore::Candidate> PolicyStore::eviction_candidates(std::size_t
   const std::string last = std::to_string(n - 1);
   const std::string count = std::to_string(n);
   auto conn = pool_.lease();
-  auto first = conn->pipeline({{"ZRANGE", k.wanted, "0", last, "WITHSCORES"}, {"ZRANDMEMBER", k.schedule, count}});
+  auto first = conn->pipeline(
+      {{"ZRANGE", k.wanted, "0", last, "WITHSCORES"}, {"ZRANDMEMBER", k.schedule, count, "WITHSCORES"}});
   std::vector<std::string> names;
   std::vector<std::optional<SysTime>> wanted;
+  std::vector<std::string> schedule_scores;  // as read, for unschedule_unwanted's compare
   std::unordered_set<std::string> seen;
   for (std::size_t i = 0; i + 1 < first[0].size(); i += 2) {
     std::string name(first[0].at(i).str());
@@ -383,9 +498,12 @@ std::vector<PolicyStore::Candidate> PolicyStore::eviction_candidates(std::size_t
     wanted.push_back(score_time(first[0].at(i + 1).str()));
   }
   const std::size_t lru = names.size();
-  for (std::size_t i = 0; i < first[1].size(); ++i) {
+  schedule_scores.resize(lru);
+  for (std::size_t i = 0; i + 1 < first[1].size(); i += 2) {
     std::string name(first[1].at(i).str());
-    if (seen.insert(name).second) names.push_back(std::move(name));
+    if (!seen.insert(name).second) continue;
+    names.push_back(std::move(name));
+    schedule_scores.emplace_back(first[1].at(i + 1).str());
   }
   if (names.empty()) return out;
   // Which of the least recently wanted are scheduled, and when the sampled ones were wanted.
@@ -402,6 +520,7 @@ std::vector<PolicyStore::Candidate> PolicyStore::eviction_candidates(std::size_t
   for (std::size_t i = 0; i < names.size(); ++i) {
     if (i < lru) {
       scheduled[i] = sched && i < sched->size() && !sched->at(i).is_nil();
+      if (scheduled[i]) schedule_scores[i] = std::string(sched->at(i).str());
     } else if (want && i - lru < want->size() && !want->at(i - lru).is_nil()) {
       wanted.push_back(score_time(want->at(i - lru).str()));
     } else {
@@ -410,8 +529,23 @@ std::vector<PolicyStore::Candidate> PolicyStore::eviction_candidates(std::size_t
   }
   auto entries = entries_of(*conn, *this, names);
   for (std::size_t i = 0; i < names.size(); ++i)
-    if (scheduled[i]) out.push_back({std::move(names[i]), wanted[i], std::move(entries[i])});
+    if (scheduled[i]) out.push_back({std::move(names[i]), wanted[i], std::move(entries[i]), std::move(schedule_scores[i])});
   return out;
+}
+
+std::size_t PolicyStore::unschedule_unwanted(const std::vector<Candidate>& victims) {
+  if (victims.empty()) return 0;
+  const Keys k(opts_.prefix);
+  std::vector<std::string> seen;
+  seen.reserve(victims.size());
+  for (const auto& v : victims) seen.push_back(seen_text(v.wanted));
+  std::vector<std::string_view> argv{"EVAL", kUnscheduleScript, "2", k.wanted, k.schedule};
+  for (std::size_t i = 0; i < victims.size(); ++i) {
+    argv.push_back(victims[i].name);
+    argv.push_back(seen[i]);
+    argv.push_back(victims[i].scheduled);
+  }
+  return static_cast<std::size_t>(std::max<std::int64_t>(pool_.lease()->command(argv).integer(), 0));
 }
 
 void PolicyStore::unschedule(const std::vector<std::string>& names) {
@@ -538,6 +672,7 @@ const char* to_string(RedisNeed n) noexcept {
     case RedisNeed::list_entries: return "list policy entries";
     case RedisNeed::drop_entries: return "drop policy entries";
     case RedisNeed::read_clock: return "read the fleet clock (TIME)";
+    case RedisNeed::server_info: return "read the server's memory and persistence settings (INFO)";
   }
   return "?";
 }
@@ -590,19 +725,24 @@ std::vector<RedisProbe> PolicyStore::probes(RedisNeed need, const StoreOptions& 
               {M::direct, {"EVAL", std::string(kReleaseScript), "1", lock, "check-redis"}}};
     case RedisNeed::read_clock:
       return {{M::direct, {"TIME"}}};
+    case RedisNeed::server_info:
+      return {{M::direct, {"INFO", "memory"}}, {M::direct, {"INFO", "persistence"}}};
     case RedisNeed::schedule:
       return {{M::direct, {"ZADD", k.schedule, "XX", "LT", "0", probe}}};
     case RedisNeed::housekeeping:
       // 1 0: an empty rank range; the forget script with a limit of 0 and no bound reads
       // nothing and removes nothing; the eviction reads change nothing.
       return {{M::direct, {"ZREMRANGEBYRANK", k.misses, "1", "0"}},
-              {M::direct, {"EVAL", std::string(kForgetScript), "2", k.wanted, k.schedule, "-inf", "0",
-                           "1000000000000"}},
+              {M::direct, {"EVAL", std::string(kForgetScript), "2", k.wanted, k.schedule, "0", "1000000000000"}},
+              {M::direct, {"EVAL", std::string(kUnscheduleScript), "2", k.wanted, k.schedule, probe, "0", "0"}},
+              {M::direct, {"EVAL", std::string(kBoundScoresScript), "1", k.misses, "", "+inf", "0", "0"}},
+              {M::direct, {"ZRANGEBYSCORE", k.wanted, "-inf", "-inf", "LIMIT", "0", "0", "WITHSCORES"}},
+              {M::direct, {"ZADD", k.wanted, "XX", "GT", "0", probe}},
               {M::direct, {"ZRANGEBYSCORE", k.wanted, "-inf", "-inf", "LIMIT", "0", "0"}},
               {M::direct, {"ZRANGE", k.wanted, "1", "0"}},
               {M::direct, {"ZCARD", k.wanted}},
               {M::direct, {"ZREM", k.wanted, probe}},
-              {M::direct, {"ZRANDMEMBER", k.schedule, "1"}},
+              {M::direct, {"ZRANDMEMBER", k.schedule, "1", "WITHSCORES"}},
               {M::direct, {"ZMSCORE", k.schedule, probe}},
               {M::direct, {"ZMSCORE", k.wanted, probe}}};
     case RedisNeed::write_stats:

@@ -42,6 +42,11 @@
 
 namespace mtasts {
 
+// How far a score in misses or wanted may stray from "now" before housekeeping moves it back
+// (see PolicyStore::bound_scores): the members are written by every MTA host's user.
+inline constexpr Seconds kScoreSlack{600};
+inline constexpr Seconds kMissPast{86400};
+
 struct StoreOptions {
   std::string prefix = "mta-sts:";
   std::size_t max_misses = 100000;
@@ -70,6 +75,7 @@ enum class RedisNeed {
   list_entries,    // SCAN over entry keys (ctl cache list)
   drop_entries,    // MULTI DEL/ZREM/ZREM/PUBLISH EXEC (ctl cache drop)
   read_clock,      // TIME: the fleet clock (every daemon)
+  server_info,     // INFO memory and persistence: the server's settings, for warnings (fetcher)
 };
 const char* to_string(RedisNeed n) noexcept;
 
@@ -128,11 +134,16 @@ class PolicyStore {
   // announcement), atomically. claim_lost, with nothing written, when the claim was lost (it
   // expired, and another fetcher may have taken the domain and written a newer entry).
   // newer_format_kept when the stored entry was written by a newer codec version (a fleet
-  // half upgraded): it is kept, the miss is cleared and the schedule only moved later.
+  // half upgraded): it is kept, the miss is cleared and the schedule only moved later, never
+  // past the entry's own next refresh.
   enum class PutResult { written, claim_lost, newer_format_kept };
   PutResult put_claimed(const Domain& d, const CacheEntry& e, SysTime now, bool announce, const std::string& token);
   // Up to `limit` domains from misses (oldest first), then due from the schedule (score <= now).
   std::vector<std::string> pending_misses(std::size_t limit);
+  // The same within the scores a miss signalled about `now` can have (kMissPast before it to
+  // kScoreSlack after it): a member a milter's user added far in the past or the future
+  // neither jumps the queue nor hides at its end; housekeeping (bound_scores) brings it back.
+  std::vector<std::string> pending_misses(SysTime now, std::size_t limit);
   std::vector<std::string> due(SysTime now, std::size_t limit);
   // due() with each domain's entry (nullopt: none or undecodable), in two round trips.
   struct Scheduled {
@@ -148,8 +159,9 @@ class PolicyStore {
   // Removes a miss without writing the entry (the fetcher found nothing to do for it).
   void clear_miss(const Domain& d);
   // Clears the miss and moves the domain's schedule to `when` unless it is already later
-  // (only a domain still scheduled): for an entry of a newer format that this fetcher
-  // leaves to newer fetchers. One round trip.
+  // (only a domain still scheduled), and never past the stored entry's own next refresh: for
+  // an entry of a newer format that this fetcher leaves to newer fetchers, which must find it
+  // due in time. One round trip (a script).
   void defer(const Domain& d, SysTime when);
   // Claim: SET lock NX PX. True when this fetcher holds the domain now.
   bool claim(const Domain& d, const std::string& token, std::chrono::milliseconds ttl);
@@ -165,11 +177,18 @@ class PolicyStore {
   // ---- fetcher housekeeping (bounded work per call) ----
   // Drops the oldest misses beyond max_misses; returns how many.
   std::size_t trim_misses();
-  // Forgets (removes from wanted and schedule, atomically) up to `limit` domains wanted last
-  // before `cutoff`; then, beyond max_domains + max_misses names in wanted, drops names that
-  // are not scheduled (a scheduled domain keeps its record). Entries stay until their own
-  // TTL. Returns how many names left wanted.
-  std::size_t forget_unwanted(SysTime cutoff, std::size_t limit);
+  // Forgets (removes from wanted and schedule) up to `limit` domains wanted last before
+  // `cutoff`; then, beyond max_domains + max_misses names in wanted, drops names that are not
+  // scheduled (a scheduled domain keeps its record). Entries stay until their own TTL.
+  // Returns how many names left wanted. The wanted set is written by every MTA host's user
+  // (any score): a domain whose entry is a usable enforce policy at `now` is never forgotten
+  // for its wanted time alone (its record is moved to `now` instead), and a name is removed
+  // only if its wanted time did not move since it was read (a compare-and-remove script).
+  std::size_t forget_unwanted(SysTime cutoff, std::size_t limit, SysTime now);
+  // Brings the scores of misses and wanted back to about `now` (at most `limit` members per
+  // set and direction): a miss signalled more than kMissPast ago or any score more than
+  // kScoreSlack ahead of `now` is set to `now`. Returns how many were moved.
+  std::size_t bound_scores(SysTime now, std::size_t limit);
   // Scheduled domains that may be evicted, for choose_evictions: the `n` least recently
   // wanted that are scheduled, and a random sample of `n` scheduled ones (which finds those
   // with no wanted record), each with its wanted time and entry. A wanted time that is not a
@@ -178,10 +197,16 @@ class PolicyStore {
     std::string name;
     std::optional<SysTime> wanted;
     std::optional<CacheEntry> entry;
+    std::string scheduled = {};  // its schedule score as read ("": not known), for the compare
   };
   std::vector<Candidate> eviction_candidates(std::size_t n);
   // Removes these names from schedule and wanted (their entries age out).
   void unschedule(const std::vector<std::string>& names);
+  // Evicts: removes each candidate from schedule and wanted in one script, only if its wanted
+  // time is still what eviction_candidates read (absent, or not later) and its schedule score
+  // is unchanged (no write since): a domain looked up or refreshed between the choice and the
+  // removal is not evicted. Returns how many were removed.
+  std::size_t unschedule_unwanted(const std::vector<Candidate>& victims);
   // The lowest score of the schedule (the next or most overdue refresh) and of the misses (the
   // oldest waiting miss); nullopt when empty. For the fetcher's metrics (ZRANGE ... WITHSCORES).
   std::optional<SysTime> earliest_scheduled();

@@ -17,3 +17,15 @@ add_dependencies(cached_daemon_tests mta-sts-cached)
 mtasts_add_test(cached_claims_tests integration
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/cached/claims_test.cpp
   LIBS mtasts_fetch mtasts_test_support)
+# The queues under a compromised MTA host (issue 19): the shipped ACL users on a real Redis, the
+# milter's user writing garbage members and scores, the real fetcher and its store.
+mtasts_add_test(cached_adversity_tests integration
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/cached/adversity_test.cpp
+  LIBS mtasts_fetch mtasts_test_support)
+add_dependencies(cached_adversity_tests mta-sts-cached)
+# The real fetcher with Redis stopped during a long discovery (issue 19): the claim keeper's
+# retries back off.
+mtasts_add_test(cached_outage_tests integration
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/cached/outage_test.cpp
+  LIBS mtasts_fetch mtasts_test_support)
+add_dependencies(cached_outage_tests mta-sts-cached)

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <iostream>
+
 #include "tests/support/process.hpp"
 #include "tests/support/redis_server.hpp"
 
@@ -70,6 +72,27 @@ TEST_F(ClaimKeeperTest, RedisDownIsNotALoss) {
   server_.kill();
   std::this_thread::sleep_for(500ms);
   EXPECT_FALSE(keeper.lost(d)) << "a failed renewal is retried, not taken for a loss";
+}
+
+// Redis stopped during a long discovery (issue 19): each failed renewal used to be retried at
+// once (100,000 in 4 s, each a new connection: with Sentinel, a new sentinel connection too).
+// Retries back off, doubling up to the renewal period, so a few a second at most.
+TEST_F(ClaimKeeperTest, RenewalsBackOffWhileRedisIsDown) {
+  const Domain d = dom("outage.example");
+  ClaimKeeper keeper;
+  ASSERT_TRUE(store_->claim(d, "mine", 3s));
+  keeper.hold(d, "mine", store_, 300ms);  // renewals every 100 ms
+  server_.kill();
+  std::this_thread::sleep_for(2s);
+  const long long failed = keeper.failures();
+  std::cout << "failed renewals in 2 s with Redis down: " << failed << "\n";
+  EXPECT_GE(failed, 2) << "still retried";
+  EXPECT_LE(failed, 25) << "at most the renewal rate (every 100 ms), backing off";
+  EXPECT_FALSE(keeper.lost(d));
+  // Back up (empty: the lock is gone): the keeper, its backoff capped at the renewal period,
+  // asks again soon and finds the claim lost.
+  server_.start();
+  EXPECT_TRUE(test::wait_until([&] { return keeper.lost(d); }, 1s));
 }
 
 }  // namespace

@@ -410,11 +410,14 @@ TEST_F(RedisAcl, FetcherCanDoAllItsWork) {
   std::size_t trimmed = 0, forgotten = 0;
   EXPECT_NO_THROW(trimmed = bounded.trim_misses());
   EXPECT_EQ(trimmed, 2u);
-  EXPECT_NO_THROW(forgotten = bounded.forget_unwanted(now - Seconds{3600}, 100));
+  EXPECT_NO_THROW(bounded.bound_scores(now, 100));
+  EXPECT_NO_THROW(bounded.pending_misses(now, 10));
+  EXPECT_NO_THROW(forgotten = bounded.forget_unwanted(now - Seconds{3600}, 100, now));
   EXPECT_GE(forgotten, 1u) << "unscheduled names beyond the bound of wanted";
   std::vector<PolicyStore::Candidate> candidates;
   EXPECT_NO_THROW(candidates = bounded.eviction_candidates(4));
   EXPECT_FALSE(candidates.empty());
+  EXPECT_NO_THROW(bounded.unschedule_unwanted(candidates));
   EXPECT_NO_THROW(bounded.unschedule({"s2.example"}));
   // Nothing outside its prefix.
   auto lease = pool.lease();

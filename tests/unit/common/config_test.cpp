@@ -574,7 +574,7 @@ TEST(ConfigNames, OptionNamesPerProgram) {
   EXPECT_FALSE(c.count("--socket"));
 
   const auto ctl = option_names(Program::ctl);
-  EXPECT_EQ(ctl.size(), 5u + 4u + 17u + 2u);  // general, [ctl], [redis], redis-acl-*
+  EXPECT_EQ(ctl.size(), 5u + 4u + 18u + 2u);  // general, [ctl], [redis], redis-acl-*
   for (const char* n : {"--check-redis", "--redis-acl-user", "--redis-acl-password-file"})
     EXPECT_TRUE(std::find(ctl.begin(), ctl.end(), n) != ctl.end()) << n;
 }
@@ -583,7 +583,7 @@ TEST(ConfigNames, FileOptionsListEveryKeyOnce) {
   const auto opts = file_options();
   std::set<std::string> keys;
   for (const auto& [k, def] : opts) EXPECT_TRUE(keys.insert(k).second) << k;
-  EXPECT_EQ(opts.size(), 17u + 21u + 35u + 6u + 31u);  // [redis], [milter], [cached], [ctl], [tlsmap]
+  EXPECT_EQ(opts.size(), 18u + 21u + 35u + 6u + 31u);  // [redis], [milter], [cached], [ctl], [tlsmap]
   for (const char* k : {"redis.address", "redis.retention", "milter.milter-timeout", "cached.fetcher-id", "ctl.dns-timeout"})
     EXPECT_TRUE(keys.count(k)) << k;
   for (const auto& [k, def] : opts)

@@ -100,6 +100,37 @@ TEST(FleetClock, BackgroundThreadMeasuresAtStart) {
   EXPECT_GE(calls, 3);
 }
 
+// Issue 19: after a failover to a host whose clock is days off, every MTA would judge expiry
+// by it. An offset beyond the limit is refused: the last accepted one stays, and it is said.
+TEST(FleetClock, AnOffsetBeyondTheLimitIsRefusedAndTheLastAcceptedOneStays) {
+  Fixture f;
+  f.clock.set_skew_limit(3600s);
+  f.clock.set_source(f.remote_at(600s));  // ten minutes: a host clock to correct
+  ASSERT_TRUE(f.clock.sync());
+  EXPECT_FALSE(f.clock.refusing());
+  f.clock.set_source(f.remote_at(Micros(3 * 86400s)));  // the new primary is three days fast
+  EXPECT_FALSE(f.clock.sync());
+  EXPECT_TRUE(f.clock.refusing());
+  EXPECT_EQ(*f.clock.skew(), Micros(600s));
+  EXPECT_EQ(f.clock.now(), at(kLocal + 600s));
+  f.clock.set_source(f.remote_at(-2h));  // or two hours slow
+  EXPECT_FALSE(f.clock.sync());
+  EXPECT_EQ(f.clock.now(), at(kLocal + 600s));
+  f.clock.set_source(f.remote_at(5s));  // fixed
+  EXPECT_TRUE(f.clock.sync());
+  EXPECT_FALSE(f.clock.refusing());
+  EXPECT_EQ(f.clock.now(), at(kLocal + 5s));
+}
+
+TEST(FleetClock, BeyondTheLimitBeforeAnyMeasurementIsTheLocalClock) {
+  Fixture f;  // the default limit: one hour
+  f.clock.set_source(f.remote_at(Micros(-30 * 86400s)));
+  EXPECT_FALSE(f.clock.sync());
+  EXPECT_TRUE(f.clock.refusing());
+  EXPECT_FALSE(f.clock.skew());
+  EXPECT_EQ(f.clock.now(), at(kLocal));
+}
+
 TEST(FleetClock, SkewText) {
   EXPECT_EQ(skew_text(Micros(600'004'000)), "+600.004s");
   EXPECT_EQ(skew_text(Micros(-12'000)), "-0.012s");

@@ -178,7 +178,7 @@ TEST_F(TlsmapConfig_, OptionNamesAndUsage) {
   const std::string u = usage(Program::tlsmap);
   EXPECT_NE(u.find("Usage: mta-sts-tlsmap"), std::string::npos);
   for (const auto& n : names) EXPECT_NE(u.find(n), std::string::npos) << n;
-  EXPECT_EQ(names.size(), 5u + 31u + 17u);  // common (with --check-redis), [tlsmap], [redis]
+  EXPECT_EQ(names.size(), 5u + 31u + 18u);  // common (with --check-redis), [tlsmap], [redis]
 }
 
 }  // namespace
