@@ -9,6 +9,8 @@
 // where that matters (the milter).
 #include "common/fleet/redis.hpp"
 
+#include "common/util/log.hpp"
+
 #include <hiredis/hiredis.h>
 
 #include <cerrno>
@@ -16,6 +18,8 @@
 #include <climits>
 #include <csignal>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <poll.h>
 #include <pthread.h>
 #include <random>
@@ -70,18 +74,59 @@ const redisReply* find_error(const redisReply* r) noexcept {
   return nullptr;
 }
 
+bool error_says(const redisReply* x, std::string_view what) noexcept {
+  return x && x->type == REDIS_REPLY_ERROR && x->str && std::string_view(x->str, x->len).starts_with(what);
+}
+
+bool any_error_says(const redisReply* r, std::string_view what) noexcept {
+  if (error_says(r, what)) return true;
+  if (r->type == REDIS_REPLY_ARRAY)
+    for (std::size_t i = 0; i < r->elements; ++i)
+      if (error_says(r->element[i], what)) return true;
+  return false;
+}
+
 // -READONLY (a write reached a replica: after a failover the server this connection reaches
 // was demoted), alone or inside EXEC's answer, or EXECABORT caused by it.
 bool readonly(const redisReply* r) noexcept {
-  const auto is = [](const redisReply* x) {
-    return x && x->type == REDIS_REPLY_ERROR && x->str &&
-           std::string_view(x->str, x->len).find("READONLY") != std::string_view::npos;
-  };
-  if (is(r)) return true;
-  if (r->type == REDIS_REPLY_ARRAY)
-    for (std::size_t i = 0; i < r->elements; ++i)
-      if (is(r->element[i])) return true;
-  return false;
+  if (any_error_says(r, "READONLY")) return true;
+  return error_says(r, "EXECABORT") && r->str &&
+         std::string_view(r->str, r->len).find("READONLY") != std::string_view::npos;
+}
+
+// -LOADING (a replica loading its data after a full resync, a server loading at start) or
+// -MASTERDOWN (a replica cut from its primary, replica-serve-stale-data no): this server
+// cannot answer for a while.
+bool unavailable(const redisReply* r) noexcept {
+  return any_error_says(r, "LOADING") || any_error_says(r, "MASTERDOWN");
+}
+
+// Servers that answered -LOADING or -MASTERDOWN, or a fixed replica that could not be
+// reached: new connections that would read from them go elsewhere for a while.
+constexpr milliseconds kAvoidFor{5000};
+class AvoidedServers {
+ public:
+  void add(const std::string& address) {
+    std::lock_guard lk(mu_);
+    if (until_.size() > 1000) until_.clear();  // bounded; these are a handful of servers
+    until_[address] = steady_clock::now() + kAvoidFor;
+  }
+  bool has(const std::string& address) {
+    std::lock_guard lk(mu_);
+    const auto it = until_.find(address);
+    if (it == until_.end()) return false;
+    if (steady_clock::now() < it->second) return true;
+    until_.erase(it);
+    return false;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, steady_clock::time_point> until_;
+};
+AvoidedServers& avoided() {
+  static AvoidedServers a;
+  return a;
 }
 
 int remaining_ms(steady_clock::time_point deadline) noexcept {
@@ -393,7 +438,7 @@ std::string ask_sentinels(const RedisOptions& opts, bool want_replica) {
               flags.find("disconnected") != std::string_view::npos || field(kv, "master-link-status") != "ok")
             continue;
           std::string a = address_from(field(kv, "ip"), field(kv, "port"));
-          if (!a.empty()) healthy.push_back(std::move(a));
+          if (!a.empty() && !avoided().has(a)) healthy.push_back(std::move(a));
         }
         if (!healthy.empty()) {
           // Spread the fleet's readers over the replicas.
@@ -420,16 +465,30 @@ std::string ask_sentinels(const RedisOptions& opts, bool want_replica) {
 
 std::string resolve_redis_address(const RedisOptions& opts) {
   const bool replica = opts.role == RedisOptions::Role::replica;
-  if (replica && !opts.replica_address.empty()) return opts.replica_address;
+  // A fixed replica that is down or cannot answer: the sentinels' replicas, else the primary.
+  if (replica && !opts.replica_address.empty() && !avoided().has(opts.replica_address)) return opts.replica_address;
   if (opts.sentinels.empty()) return opts.address;
   return ask_sentinels(opts, replica);
 }
 
 Connection Connection::open(const RedisOptions& opts) {
-  if (opts.sentinels.empty() && (opts.role == RedisOptions::Role::primary || opts.replica_address.empty()))
-    return open_at(opts, opts.address);
+  const bool fixed_replica = opts.role == RedisOptions::Role::replica && !opts.replica_address.empty();
+  if (opts.sentinels.empty() && !fixed_replica) return open_at(opts, opts.address);
   // The look-up and the connect share one connect-timeout.
   RedisDeadline whole(opts.connect_timeout);
+  if (fixed_replica && !avoided().has(opts.replica_address)) {
+    // Half the time for the fixed replica, so that the fallback has the rest.
+    RedisOptions first = opts;
+    first.connect_timeout = std::max(milliseconds{1}, opts.connect_timeout / 2);
+    try {
+      return open_at(first, opts.replica_address);
+    } catch (const RedisError& e) {
+      if (e.kind() == RedisError::Kind::auth) throw;  // a configuration error: say so
+      avoided().add(opts.replica_address);
+      log::warning("redis replica unusable, reading from the primary meanwhile",
+                   {{"replica", opts.replica_address}, {"error", e.what()}});
+    }
+  }
   const std::string address = resolve_redis_address(opts);
   return open_at(opts, address);
 }
@@ -468,6 +527,7 @@ Connection Connection::open_at(const RedisOptions& opts, const std::string& addr
     if (r->type == REDIS_REPLY_ERROR) {
       RedisError e = reply_error({r->str, r->len});
       c.broken_ = true;
+      if (unavailable(r.get())) avoided().add(address);
       throw RedisError(std::string_view(what) == "AUTH" ? RedisError::Kind::auth : e.kind(),
                        std::string(e.what()) + where);
     }
@@ -493,7 +553,12 @@ Reply Connection::command(const std::vector<std::string_view>& argv) {
   Reply r(next_reply(deadline));
   if (!r.raw()) fail(REDIS_ERR_IO, ETIMEDOUT, "no reply within " + ms_text(command_timeout_));
   if (const redisReply* e = find_error(r.raw())) {
+    // The next connection looks the server up again (and avoids one that cannot answer).
     if (readonly(r.raw())) broken_ = true;
+    if (unavailable(r.raw())) {
+      broken_ = true;
+      avoided().add(address_);
+    }
     throw reply_error({e->str, e->len});
   }
   return r;
@@ -514,6 +579,10 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
       fail(REDIS_ERR_IO, ETIMEDOUT, "pipeline: no reply within " + ms_text(command_timeout_));
     if (const redisReply* e = find_error(r.raw()); e && !first_error) first_error = reply_error({e->str, e->len});
     if (readonly(r.raw())) broken_ = true;
+    if (unavailable(r.raw())) {
+      broken_ = true;
+      avoided().add(address_);
+    }
     out.push_back(std::move(r));
   }
   if (first_error) throw *first_error;
