@@ -17,6 +17,8 @@
 #include <charconv>
 #include <climits>
 #include <csignal>
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -415,17 +417,26 @@ std::string_view field(const Reply::View& kv, std::string_view key) {
   return {};
 }
 
-// One question to each sentinel in turn until one gives an address. Each sentinel gets an
-// equal share of the connect timeout, so that one that is down (or wedged) leaves time for
-// the others; the caller's RedisDeadline bounds the whole.
-std::string ask_sentinels(const RedisOptions& opts, bool want_replica) {
+// Where the sentinels say the server of `want_replica`'s role is, best first. Sentinels are
+// asked in an order that starts at a random one (so that one stale or wedged sentinel does
+// not steer every connection of the fleet); for the primary, answers are collected until a
+// majority of the configured sentinels agree (or all were asked), and the addresses are
+// ranked by how many named them. Each sentinel gets an equal share of the connect timeout;
+// the caller's RedisDeadline bounds the whole.
+std::vector<std::string> ask_sentinels_ranked(const RedisOptions& opts, bool want_replica) {
   if (opts.master_name.empty())
     throw RedisError(RedisError::Kind::io, "redis: sentinel given without master-name");
   RedisOptions so;
   so.connect_timeout = std::max(milliseconds{1}, opts.connect_timeout / static_cast<int>(opts.sentinels.size()));
   so.command_timeout = so.connect_timeout;
+  thread_local std::minstd_rand pick{std::random_device{}()};
+  const std::size_t n = opts.sentinels.size();
+  const std::size_t first = std::uniform_int_distribution<std::size_t>(0, n - 1)(pick);
+  const std::size_t majority = n / 2 + 1;
+  std::vector<std::pair<std::string, std::size_t>> votes;  // in the order first named
   std::string errors;
-  for (const std::string& sentinel : opts.sentinels) {
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::string& sentinel = opts.sentinels[(first + k) % n];
     try {
       Connection c = Connection::open_at(so, sentinel);
       if (want_replica) {
@@ -440,25 +451,54 @@ std::string ask_sentinels(const RedisOptions& opts, bool want_replica) {
           std::string a = address_from(field(kv, "ip"), field(kv, "port"));
           if (!a.empty() && !avoided().has(a)) healthy.push_back(std::move(a));
         }
-        if (!healthy.empty()) {
-          // Spread the fleet's readers over the replicas.
-          thread_local std::minstd_rand pick{std::random_device{}()};
-          return healthy[std::uniform_int_distribution<std::size_t>(0, healthy.size() - 1)(pick)];
-        }
+        // Spread the fleet's readers over the replicas (a read needs no agreement).
+        if (!healthy.empty()) return {healthy[std::uniform_int_distribution<std::size_t>(0, healthy.size() - 1)(pick)]};
         // No usable replica: read from the primary rather than not at all.
       }
       Reply r = c.command({"SENTINEL", "get-master-addr-by-name", opts.master_name});
-      if (r.is_array() && r.size() == 2 && r.at(0).is_string() && r.at(1).is_string()) {
-        std::string a = address_from(r.at(0).str(), r.at(1).str());
-        if (!a.empty()) return a;
+      std::string a;
+      if (r.is_array() && r.size() == 2 && r.at(0).is_string() && r.at(1).is_string())
+        a = address_from(r.at(0).str(), r.at(1).str());
+      if (a.empty()) {
+        errors += (errors.empty() ? "" : "; ") + sentinel + ": no usable address for '" + opts.master_name + "'";
+        continue;
       }
-      errors += (errors.empty() ? "" : "; ") + sentinel + ": no usable address for '" + opts.master_name + "'";
+      if (want_replica) return {a};
+      auto it = std::find_if(votes.begin(), votes.end(), [&](const auto& v) { return v.first == a; });
+      if (it == votes.end()) it = votes.insert(votes.end(), {a, 0});
+      if (++it->second >= majority) break;
     } catch (const RedisError& e) {
       errors += (errors.empty() ? "" : "; ") + sentinel + ": " + e.what();
     }
   }
-  throw RedisError(RedisError::Kind::io, "redis: no sentinel named the " +
-                                             std::string(want_replica ? "replica" : "primary") + " (" + errors + ")");
+  if (votes.empty())
+    throw RedisError(RedisError::Kind::io, "redis: no sentinel named the " +
+                                               std::string(want_replica ? "replica" : "primary") + " (" + errors + ")");
+  std::stable_sort(votes.begin(), votes.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
+  std::vector<std::string> ranked;
+  for (auto& v : votes) ranked.push_back(std::move(v.first));
+  return ranked;
+}
+
+std::string ask_sentinels(const RedisOptions& opts, bool want_replica) {
+  return ask_sentinels_ranked(opts, want_replica).front();
+}
+
+// A server a sentinel named as the primary must say so itself (ROLE): a stale or lying
+// sentinel, or one on the wrong side of a partition, must not send writes to a replica.
+// An ACL without ROLE (a file older than this check) cannot be asked: logged once, accepted.
+bool says_primary(Connection& c) {
+  try {
+    Reply r = c.command({"ROLE"});
+    return r.is_array() && r.size() >= 1 && r.at(0).is_string() && r.at(0).str() == "master";
+  } catch (const RedisError& e) {
+    if (classify(e) != RedisTrouble::noperm) throw;
+    static std::atomic<bool> logged{false};
+    if (!logged.exchange(true))
+      log::warning("redis ACL user may not run ROLE: the primary the sentinels name is not checked; add +role",
+                   {{"error", e.what()}});
+    return true;
+  }
 }
 
 }  // namespace
@@ -489,8 +529,21 @@ Connection Connection::open(const RedisOptions& opts) {
                    {{"replica", opts.replica_address}, {"error", e.what()}});
     }
   }
-  const std::string address = resolve_redis_address(opts);
-  return open_at(opts, address);
+  const bool primary = opts.role == RedisOptions::Role::primary;
+  if (opts.sentinels.empty() || !primary) return open_at(opts, resolve_redis_address(opts));
+  // The primary: the address most sentinels agree on that says it is the primary.
+  std::string errors;
+  for (const std::string& address : ask_sentinels_ranked(opts, false)) {
+    try {
+      Connection c = open_at(opts, address);
+      if (says_primary(c)) return c;
+      errors += (errors.empty() ? "" : "; ") + address + ": not the primary (ROLE)";
+    } catch (const RedisError& e) {
+      if (e.kind() == RedisError::Kind::auth) throw;
+      errors += (errors.empty() ? "" : "; ") + address + ": " + e.what();
+    }
+  }
+  throw RedisError(RedisError::Kind::io, "redis: no primary where the sentinels said (" + errors + ")");
 }
 
 Connection Connection::open_at(const RedisOptions& opts, const std::string& address) {

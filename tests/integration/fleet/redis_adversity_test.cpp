@@ -14,6 +14,7 @@
 #include "tests/fakes/cache_entries.hpp"
 #include "tests/integration/tlsmap/harness.hpp"
 #include "tests/support/freezable_proxy.hpp"
+#include "tests/support/redis_fleet.hpp"
 #include "tests/support/redis_server.hpp"
 
 namespace mtasts::test {
@@ -132,6 +133,53 @@ TEST_F(RedisAdversityTest, ASubscriberWhoseHostVanishesSubscribesAnewWithinABoun
   std::printf("new policy seen %lld ms after the subscriber's host vanished\n", static_cast<long long>(took.count()));
   EXPECT_TRUE(seen) << d->log();
   EXPECT_LT(took, 20s);
+}
+
+// Issue 19, defect 6: a fleet whose configuration lists, first, a sentinel that names the
+// replica as the primary (stale, or on the wrong side of a partition). The client asks the
+// sentinels in a varying order, prefers what most of them say, and checks ROLE: every miss
+// signal (a write) reaches the real primary.
+TEST_F(RedisAdversityTest, AStaleSentinelCannotSendWritesToAReplica) {
+  RedisFleet fleet;
+  // A lone sentinel (quorum 1) watching the replica under the fleet's master name: it keeps
+  // naming it (a primary that reports itself a replica is only "unreachable" to Sentinel).
+  TempDir sdir("stale-sentinel");
+  const int port = static_cast<int>(free_tcp_port());
+  const auto conf = sdir.path() / "sentinel.conf";
+  write_file(conf, "bind 127.0.0.1\nport " + std::to_string(port) + "\ndir " + sdir.path().string() +
+                       "\nsentinel monitor " + RedisFleet::kMasterName + " 127.0.0.1 " +
+                       std::to_string(fleet.replica_port()) + " 1\nsentinel down-after-milliseconds " +
+                       RedisFleet::kMasterName + " 60000\nsentinel auth-user " + RedisFleet::kMasterName +
+                       " mta-sts-sentinel\nsentinel auth-pass " + RedisFleet::kMasterName + " " +
+                       RedisFleet::password_of("mta-sts-sentinel") + "\n");
+  Process stale({"redis-sentinel", conf.string()}, sdir.path() / "sentinel.log");
+  const std::string stale_addr = "127.0.0.1:" + std::to_string(port);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return run({"redis-cli", "-p", std::to_string(port), "SENTINEL", "get-master-addr-by-name",
+                    RedisFleet::kMasterName},
+                   5s)
+                   .out.find(std::to_string(fleet.replica_port())) != std::string::npos;
+      },
+      10s));
+  std::vector<std::string> lines{"sentinel = " + stale_addr};
+  for (const auto& l : fleet.redis_lines("mta-sts-tlsmap")) lines.push_back(l);
+  TlsmapOptions o;
+  o.redis_address = "127.0.0.1:1";  // unused with sentinels
+  o.redis_lines = lines;
+  o.tlsmap_lines = {"dane = no"};
+  TlsmapDaemon d(dir_.path(), o);
+  constexpr int kLookups = 12;
+  for (int i = 0; i < kLookups; ++i) {
+    SocketmapClient c(d.listen());
+    c.query("postfix new" + std::to_string(i) + ".test");  // unknown: a miss signal (ZADD) to the primary
+  }
+  int signalled = 0;
+  for (int i = 0; i < kLookups; ++i)
+    if (!fleet.cli(fleet.primary_port(), {"ZSCORE", "mta-sts:v1:misses", "new" + std::to_string(i) + ".test"}).empty())
+      ++signalled;
+  std::printf("%d of %d miss signals reached the primary\n", signalled, kLookups);
+  EXPECT_EQ(signalled, kLookups) << d.log();
 }
 
 }  // namespace
