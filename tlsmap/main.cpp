@@ -196,6 +196,13 @@ class CurrentRuntime final : public Handler {
   explicit CurrentRuntime(std::shared_ptr<Runtime> rt) : rt_(std::move(rt)) {}
   std::optional<std::string> answer_fast(std::string_view request) override { return get()->responder->answer_fast(request); }
   std::string answer(std::string_view request) override { return get()->responder->answer(request); }
+  // The DNS part runs later on another thread: it keeps the runtime it started with.
+  StagedAnswer answer_staged(std::string_view request) override {
+    std::shared_ptr<Runtime> rt = get();
+    StagedAnswer a = rt->responder->answer_staged(request);
+    if (a.dns) a.dns = [rt = std::move(rt), rest = std::move(a.dns)] { return rest(); };
+    return a;
+  }
   std::shared_ptr<Runtime> get() {
     std::lock_guard lk(mu_);
     return rt_;
@@ -218,6 +225,8 @@ Config keep_startup_settings(const Config& running, Config next) {
   daemon::keep_setting("listen", b.listen, a.listen);
   daemon::keep_setting("socket-mode", b.socket_mode, a.socket_mode);
   daemon::keep_setting("workers", b.workers, a.workers);
+  daemon::keep_setting("dns-workers", b.dns_workers, a.dns_workers);
+  daemon::keep_setting("request-timeout", b.request_timeout, a.request_timeout);
   daemon::keep_setting("queue-size", b.queue_size, a.queue_size);
   daemon::keep_setting("max-connections", b.max_connections, a.max_connections);
   daemon::keep_setting("idle-timeout", b.idle_timeout, a.idle_timeout);
@@ -285,6 +294,8 @@ int run(const Config& c, int argc, char** argv) {
   ServerOptions so;
   so.idle_timeout = t.idle_timeout;
   so.workers = t.workers;
+  so.dns_workers = t.dns_workers;
+  so.request_timeout = t.request_timeout;
   so.queue_size = t.queue_size;
   so.max_connections = t.max_connections;
   Server server(current, so);
@@ -305,6 +316,12 @@ int run(const Config& c, int argc, char** argv) {
                  [&sc] { return static_cast<double>(sc.open.load()); });
     reg.counter_fn("mta_sts_tlsmap_requests_total", "Socketmap requests received.", {},
                    [&sc] { return sc.requests.load(); });
+    reg.counter_fn("mta_sts_tlsmap_connections_evicted_total",
+                   "Connections closed to make room for a new one (slots or descriptors full).", {},
+                   [&sc] { return sc.evicted.load(); });
+    reg.counter_fn("mta_sts_tlsmap_connections_timed_out_total",
+                   "Connections closed because a request or the reading of a reply took past request-timeout.", {},
+                   [&sc] { return sc.timed_out.load(); });
     reg.counter_fn("mta_sts_tlsmap_queue_full_total",
                    "Requests answered TEMP because every worker was busy and the queue full.", {},
                    [&sc] { return sc.busy.load(); });
@@ -334,6 +351,11 @@ int run(const Config& c, int argc, char** argv) {
           auto old = current.swap(std::move(fresh));
           log::notice("configuration reloaded", {{"config", next.path}, {"previous_stats", old->stats.summary()}});
           metrics::count_reload(true);
+          // The old runtime's end (subscriber join, last demand flush) may wait on Redis: it
+          // runs here, never on the event loop or a worker that happened to hold it last.
+          // Nobody can take a new reference to it now; requests in flight release theirs.
+          while (old.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          old.reset();
         } catch (const std::exception& e) {
           log::error("reload failed; configuration unchanged", {{"error", e.what()}});
           metrics::count_reload(false);

@@ -85,20 +85,30 @@ std::optional<std::string> Responder::answer_fast(std::string_view payload) {
   return finish(req, *r, mx.get()).text;
 }
 
-std::string Responder::answer(std::string_view payload) {
-  const Request req = parse_request(payload);
-  if (auto r = without_lookup(req)) return std::move(r->text);
+StagedAnswer Responder::answer_staged(std::string_view payload) {
+  Request req = parse_request(payload);
+  if (auto r = without_lookup(req)) return {std::move(r->text), {}};
   // One deadline for all of the lookup's Redis steps (pool wait, connect, GET, retry, miss
-  // signal), so that redis-budget bounds the lookup and not each step; the MX lookup after
-  // it is DNS, bounded by dns-timeout.
-  const LookupResult r = [&] {
+  // signal), so that redis-budget bounds the lookup and not each step.
+  LookupResult r = [&] {
     const RedisDeadline deadline(redis_budget_ + lookup_.options().miss_wait);
     return lookup_.lookup(*req.domain);
   }();
   const PolicyDecision pd = decide(r, clock_.now(), opts_);
-  MxSetPtr mx;
-  if (pd.outcome == PolicyOutcome::enforce && needs_mx(*pd.policy)) mx = mx_->get(*req.domain);
-  return finish(req, r, mx.get()).text;
+  if (pd.outcome == PolicyOutcome::enforce && needs_mx(*pd.policy)) {
+    if (const MxSetPtr mx = mx_->cached(*req.domain)) return {finish(req, r, mx.get()).text, {}};
+    // The MX set is DNS, bounded by dns-timeout: on a DNS worker, not this one.
+    return {{}, [this, req = std::move(req), r = std::move(r)] {
+              const MxSetPtr mx = mx_->get(*req.domain);
+              return finish(req, r, mx.get()).text;
+            }};
+  }
+  return {finish(req, r, nullptr).text, {}};
+}
+
+std::string Responder::answer(std::string_view payload) {
+  StagedAnswer a = answer_staged(payload);
+  return a.dns ? a.dns() : std::move(a.reply);
 }
 
 }  // namespace mtasts::tlsmap

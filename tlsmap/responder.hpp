@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,12 +19,23 @@
 
 namespace mtasts::tlsmap {
 
+// A lookup worker's result: the reply, or (`dns` set) the rest of the work, which waits on
+// DNS and runs on a DNS worker; its result is the reply.
+struct StagedAnswer {
+  std::string reply;
+  std::function<std::string()> dns;
+};
+
 // What the server needs from whoever answers (fakes in the server's tests).
 class Handler {
  public:
   virtual ~Handler() = default;
+  // On the event-loop thread: never blocks.
   virtual std::optional<std::string> answer_fast(std::string_view request) = 0;
+  // The whole answer, waiting on whatever it needs.
   virtual std::string answer(std::string_view request) = 0;
+  // On a lookup worker: may wait on Redis, never on DNS (that part is returned as `dns`).
+  virtual StagedAnswer answer_staged(std::string_view request) { return {answer(request), {}}; }
 };
 
 class Responder final : public Handler {
@@ -36,6 +48,7 @@ class Responder final : public Handler {
             std::chrono::milliseconds redis_budget = std::chrono::milliseconds{100});
   std::optional<std::string> answer_fast(std::string_view request) override;
   std::string answer(std::string_view request) override;
+  StagedAnswer answer_staged(std::string_view request) override;
 
  private:
   // Replies that need no lookup (bad request, unknown NAME, not a policy domain).

@@ -141,7 +141,9 @@ struct TlsmapConfig {
   TlsmapAction on_redis_error = TlsmapAction::accept;  // Redis unreachable, nothing usable held locally
   bool strict_testing = false;                       // treat mode testing like enforce
   std::chrono::seconds idle_timeout{300};            // close a client connection idle this long
-  unsigned workers = 8;                              // threads for lookups that may block
+  std::chrono::seconds request_timeout{10};          // a request's arrival, a reply's reading
+  unsigned workers = 8;                              // threads for lookups that may wait on Redis
+  unsigned dns_workers = 8;                          // threads for the DNS part of lookups
   std::size_t queue_size = 4096;                     // lookups waiting for a worker, at most
   std::size_t max_connections = 4096;                // client connections at once
   std::vector<std::string> resolvers;                // for MX and TLSA; empty: /etc/resolv.conf

@@ -567,9 +567,25 @@ void ChangeSubscriber::run() {
       if (down_logged) log::notice("change subscription restored", {{"channel", channel_}});
       down_logged = false;
       backoff = milliseconds{100};
+      // Keepalive: a host that vanished without a FIN (crash, partition) would leave this
+      // connection "subscribed" forever while every announcement is lost. A PING after
+      // kSubscriberKeepalive of silence must be answered within the confirm wait; else the
+      // connection is given up and the subscription made anew.
+      auto heard = std::chrono::steady_clock::now();
+      bool pinged = false;
       while (!stopping()) {
         // Short reads so that stop() is honoured promptly.
         auto m = c.read(milliseconds{200});
+        const auto now = std::chrono::steady_clock::now();
+        if (m) {
+          heard = now;
+          pinged = false;
+        } else if (pinged && now - heard >= kSubscriberKeepalive + confirm_wait) {
+          throw RedisError(RedisError::Kind::timeout, "no answer to PING on the subscribed connection");
+        } else if (!pinged && now - heard >= kSubscriberKeepalive) {
+          c.send({"PING"});
+          pinged = true;
+        }
         if (!m || !m->is_array() || m->size() < 3) continue;
         if (m->at(0).is_string() && m->at(0).str() == "message" && m->at(2).is_string())
           on_change_(m->at(2).str());

@@ -298,6 +298,10 @@ class PolicyLookup {
 // calls `on_resync()` after every (re)subscription, since announcements sent while it was
 // away are lost (not when the connection drops: during an outage the local entries are all
 // there is). Logs once per state change.
+// The subscribed connection is PINGed after this much silence; no answer within the
+// confirm wait (max(command timeout, 1 s)) makes it resubscribe on a new connection.
+inline constexpr std::chrono::milliseconds kSubscriberKeepalive{5000};
+
 class ChangeSubscriber {
  public:
   using ChangeFn = std::function<void(std::string_view domain)>;

@@ -9,13 +9,19 @@
 // where that matters (the milter).
 #include "common/fleet/redis.hpp"
 
+#include "common/util/log.hpp"
+
 #include <hiredis/hiredis.h>
 
 #include <cerrno>
 #include <charconv>
 #include <climits>
 #include <csignal>
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <poll.h>
 #include <pthread.h>
 #include <random>
@@ -70,18 +76,59 @@ const redisReply* find_error(const redisReply* r) noexcept {
   return nullptr;
 }
 
+bool error_says(const redisReply* x, std::string_view what) noexcept {
+  return x && x->type == REDIS_REPLY_ERROR && x->str && std::string_view(x->str, x->len).starts_with(what);
+}
+
+bool any_error_says(const redisReply* r, std::string_view what) noexcept {
+  if (error_says(r, what)) return true;
+  if (r->type == REDIS_REPLY_ARRAY)
+    for (std::size_t i = 0; i < r->elements; ++i)
+      if (error_says(r->element[i], what)) return true;
+  return false;
+}
+
 // -READONLY (a write reached a replica: after a failover the server this connection reaches
 // was demoted), alone or inside EXEC's answer, or EXECABORT caused by it.
 bool readonly(const redisReply* r) noexcept {
-  const auto is = [](const redisReply* x) {
-    return x && x->type == REDIS_REPLY_ERROR && x->str &&
-           std::string_view(x->str, x->len).find("READONLY") != std::string_view::npos;
-  };
-  if (is(r)) return true;
-  if (r->type == REDIS_REPLY_ARRAY)
-    for (std::size_t i = 0; i < r->elements; ++i)
-      if (is(r->element[i])) return true;
-  return false;
+  if (any_error_says(r, "READONLY")) return true;
+  return error_says(r, "EXECABORT") && r->str &&
+         std::string_view(r->str, r->len).find("READONLY") != std::string_view::npos;
+}
+
+// -LOADING (a replica loading its data after a full resync, a server loading at start) or
+// -MASTERDOWN (a replica cut from its primary, replica-serve-stale-data no): this server
+// cannot answer for a while.
+bool unavailable(const redisReply* r) noexcept {
+  return any_error_says(r, "LOADING") || any_error_says(r, "MASTERDOWN");
+}
+
+// Servers that answered -LOADING or -MASTERDOWN, or a fixed replica that could not be
+// reached: new connections that would read from them go elsewhere for a while.
+constexpr milliseconds kAvoidFor{5000};
+class AvoidedServers {
+ public:
+  void add(const std::string& address) {
+    std::lock_guard lk(mu_);
+    if (until_.size() > 1000) until_.clear();  // bounded; these are a handful of servers
+    until_[address] = steady_clock::now() + kAvoidFor;
+  }
+  bool has(const std::string& address) {
+    std::lock_guard lk(mu_);
+    const auto it = until_.find(address);
+    if (it == until_.end()) return false;
+    if (steady_clock::now() < it->second) return true;
+    until_.erase(it);
+    return false;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, steady_clock::time_point> until_;
+};
+AvoidedServers& avoided() {
+  static AvoidedServers a;
+  return a;
 }
 
 int remaining_ms(steady_clock::time_point deadline) noexcept {
@@ -370,17 +417,26 @@ std::string_view field(const Reply::View& kv, std::string_view key) {
   return {};
 }
 
-// One question to each sentinel in turn until one gives an address. Each sentinel gets an
-// equal share of the connect timeout, so that one that is down (or wedged) leaves time for
-// the others; the caller's RedisDeadline bounds the whole.
-std::string ask_sentinels(const RedisOptions& opts, bool want_replica) {
+// Where the sentinels say the server of `want_replica`'s role is, best first. Sentinels are
+// asked in an order that starts at a random one (so that one stale or wedged sentinel does
+// not steer every connection of the fleet); for the primary, answers are collected until a
+// majority of the configured sentinels agree (or all were asked), and the addresses are
+// ranked by how many named them. Each sentinel gets an equal share of the connect timeout;
+// the caller's RedisDeadline bounds the whole.
+std::vector<std::string> ask_sentinels_ranked(const RedisOptions& opts, bool want_replica) {
   if (opts.master_name.empty())
     throw RedisError(RedisError::Kind::io, "redis: sentinel given without master-name");
   RedisOptions so;
   so.connect_timeout = std::max(milliseconds{1}, opts.connect_timeout / static_cast<int>(opts.sentinels.size()));
   so.command_timeout = so.connect_timeout;
+  thread_local std::minstd_rand pick{std::random_device{}()};
+  const std::size_t n = opts.sentinels.size();
+  const std::size_t first = std::uniform_int_distribution<std::size_t>(0, n - 1)(pick);
+  const std::size_t majority = n / 2 + 1;
+  std::vector<std::pair<std::string, std::size_t>> votes;  // in the order first named
   std::string errors;
-  for (const std::string& sentinel : opts.sentinels) {
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::string& sentinel = opts.sentinels[(first + k) % n];
     try {
       Connection c = Connection::open_at(so, sentinel);
       if (want_replica) {
@@ -393,45 +449,101 @@ std::string ask_sentinels(const RedisOptions& opts, bool want_replica) {
               flags.find("disconnected") != std::string_view::npos || field(kv, "master-link-status") != "ok")
             continue;
           std::string a = address_from(field(kv, "ip"), field(kv, "port"));
-          if (!a.empty()) healthy.push_back(std::move(a));
+          if (!a.empty() && !avoided().has(a)) healthy.push_back(std::move(a));
         }
-        if (!healthy.empty()) {
-          // Spread the fleet's readers over the replicas.
-          thread_local std::minstd_rand pick{std::random_device{}()};
-          return healthy[std::uniform_int_distribution<std::size_t>(0, healthy.size() - 1)(pick)];
-        }
+        // Spread the fleet's readers over the replicas (a read needs no agreement).
+        if (!healthy.empty()) return {healthy[std::uniform_int_distribution<std::size_t>(0, healthy.size() - 1)(pick)]};
         // No usable replica: read from the primary rather than not at all.
       }
       Reply r = c.command({"SENTINEL", "get-master-addr-by-name", opts.master_name});
-      if (r.is_array() && r.size() == 2 && r.at(0).is_string() && r.at(1).is_string()) {
-        std::string a = address_from(r.at(0).str(), r.at(1).str());
-        if (!a.empty()) return a;
+      std::string a;
+      if (r.is_array() && r.size() == 2 && r.at(0).is_string() && r.at(1).is_string())
+        a = address_from(r.at(0).str(), r.at(1).str());
+      if (a.empty()) {
+        errors += (errors.empty() ? "" : "; ") + sentinel + ": no usable address for '" + opts.master_name + "'";
+        continue;
       }
-      errors += (errors.empty() ? "" : "; ") + sentinel + ": no usable address for '" + opts.master_name + "'";
+      if (want_replica) return {a};
+      auto it = std::find_if(votes.begin(), votes.end(), [&](const auto& v) { return v.first == a; });
+      if (it == votes.end()) it = votes.insert(votes.end(), {a, 0});
+      if (++it->second >= majority) break;
     } catch (const RedisError& e) {
       errors += (errors.empty() ? "" : "; ") + sentinel + ": " + e.what();
     }
   }
-  throw RedisError(RedisError::Kind::io, "redis: no sentinel named the " +
-                                             std::string(want_replica ? "replica" : "primary") + " (" + errors + ")");
+  if (votes.empty())
+    throw RedisError(RedisError::Kind::io, "redis: no sentinel named the " +
+                                               std::string(want_replica ? "replica" : "primary") + " (" + errors + ")");
+  std::stable_sort(votes.begin(), votes.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
+  std::vector<std::string> ranked;
+  for (auto& v : votes) ranked.push_back(std::move(v.first));
+  return ranked;
+}
+
+std::string ask_sentinels(const RedisOptions& opts, bool want_replica) {
+  return ask_sentinels_ranked(opts, want_replica).front();
+}
+
+// A server a sentinel named as the primary must say so itself (ROLE): a stale or lying
+// sentinel, or one on the wrong side of a partition, must not send writes to a replica.
+// An ACL without ROLE (a file older than this check) cannot be asked: logged once, accepted.
+bool says_primary(Connection& c) {
+  try {
+    Reply r = c.command({"ROLE"});
+    return r.is_array() && r.size() >= 1 && r.at(0).is_string() && r.at(0).str() == "master";
+  } catch (const RedisError& e) {
+    if (classify(e) != RedisTrouble::noperm) throw;
+    static std::atomic<bool> logged{false};
+    if (!logged.exchange(true))
+      log::warning("redis ACL user may not run ROLE: the primary the sentinels name is not checked; add +role",
+                   {{"error", e.what()}});
+    return true;
+  }
 }
 
 }  // namespace
 
 std::string resolve_redis_address(const RedisOptions& opts) {
   const bool replica = opts.role == RedisOptions::Role::replica;
-  if (replica && !opts.replica_address.empty()) return opts.replica_address;
+  // A fixed replica that is down or cannot answer: the sentinels' replicas, else the primary.
+  if (replica && !opts.replica_address.empty() && !avoided().has(opts.replica_address)) return opts.replica_address;
   if (opts.sentinels.empty()) return opts.address;
   return ask_sentinels(opts, replica);
 }
 
 Connection Connection::open(const RedisOptions& opts) {
-  if (opts.sentinels.empty() && (opts.role == RedisOptions::Role::primary || opts.replica_address.empty()))
-    return open_at(opts, opts.address);
+  const bool fixed_replica = opts.role == RedisOptions::Role::replica && !opts.replica_address.empty();
+  if (opts.sentinels.empty() && !fixed_replica) return open_at(opts, opts.address);
   // The look-up and the connect share one connect-timeout.
   RedisDeadline whole(opts.connect_timeout);
-  const std::string address = resolve_redis_address(opts);
-  return open_at(opts, address);
+  if (fixed_replica && !avoided().has(opts.replica_address)) {
+    // Half the time for the fixed replica, so that the fallback has the rest.
+    RedisOptions first = opts;
+    first.connect_timeout = std::max(milliseconds{1}, opts.connect_timeout / 2);
+    try {
+      return open_at(first, opts.replica_address);
+    } catch (const RedisError& e) {
+      if (e.kind() == RedisError::Kind::auth) throw;  // a configuration error: say so
+      avoided().add(opts.replica_address);
+      log::warning("redis replica unusable, reading from the primary meanwhile",
+                   {{"replica", opts.replica_address}, {"error", e.what()}});
+    }
+  }
+  const bool primary = opts.role == RedisOptions::Role::primary;
+  if (opts.sentinels.empty() || !primary) return open_at(opts, resolve_redis_address(opts));
+  // The primary: the address most sentinels agree on that says it is the primary.
+  std::string errors;
+  for (const std::string& address : ask_sentinels_ranked(opts, false)) {
+    try {
+      Connection c = open_at(opts, address);
+      if (says_primary(c)) return c;
+      errors += (errors.empty() ? "" : "; ") + address + ": not the primary (ROLE)";
+    } catch (const RedisError& e) {
+      if (e.kind() == RedisError::Kind::auth) throw;
+      errors += (errors.empty() ? "" : "; ") + address + ": " + e.what();
+    }
+  }
+  throw RedisError(RedisError::Kind::io, "redis: no primary where the sentinels said (" + errors + ")");
 }
 
 Connection Connection::open_at(const RedisOptions& opts, const std::string& address) {
@@ -468,6 +580,7 @@ Connection Connection::open_at(const RedisOptions& opts, const std::string& addr
     if (r->type == REDIS_REPLY_ERROR) {
       RedisError e = reply_error({r->str, r->len});
       c.broken_ = true;
+      if (unavailable(r.get())) avoided().add(address);
       throw RedisError(std::string_view(what) == "AUTH" ? RedisError::Kind::auth : e.kind(),
                        std::string(e.what()) + where);
     }
@@ -493,7 +606,12 @@ Reply Connection::command(const std::vector<std::string_view>& argv) {
   Reply r(next_reply(deadline));
   if (!r.raw()) fail(REDIS_ERR_IO, ETIMEDOUT, "no reply within " + ms_text(command_timeout_));
   if (const redisReply* e = find_error(r.raw())) {
+    // The next connection looks the server up again (and avoids one that cannot answer).
     if (readonly(r.raw())) broken_ = true;
+    if (unavailable(r.raw())) {
+      broken_ = true;
+      avoided().add(address_);
+    }
     throw reply_error({e->str, e->len});
   }
   return r;
@@ -514,6 +632,10 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
       fail(REDIS_ERR_IO, ETIMEDOUT, "pipeline: no reply within " + ms_text(command_timeout_));
     if (const redisReply* e = find_error(r.raw()); e && !first_error) first_error = reply_error({e->str, e->len});
     if (readonly(r.raw())) broken_ = true;
+    if (unavailable(r.raw())) {
+      broken_ = true;
+      avoided().add(address_);
+    }
     out.push_back(std::move(r));
   }
   if (first_error) throw *first_error;

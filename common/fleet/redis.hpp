@@ -31,9 +31,11 @@ struct RedisOptions {
   std::chrono::milliseconds command_timeout{250};
   std::size_t pool_size = 8;
   // Redis Sentinel: when `sentinels` (HOST:PORT each) is not empty, `address` is not used and
-  // every new connection asks the sentinels, in order, where the server of `role` is now, so
-  // that a connection opened after a failover reaches the promoted primary. Asking costs one
-  // short connection to a sentinel per new Redis connection; pooled connections are reused.
+  // every new connection asks the sentinels, from a random one on, where the server of `role`
+  // is now, so that a connection opened after a failover reaches the promoted primary. For
+  // the primary, answers are gathered until a majority agrees, and the server must say
+  // `master` to ROLE. Asking costs a short connection to one or a few sentinels per new Redis
+  // connection; pooled connections are reused.
   std::vector<std::string> sentinels;
   std::string master_name;
   // Which server this pool talks to. `replica`: a healthy replica of master_name (SENTINEL

@@ -15,3 +15,9 @@ mtasts_add_test(fleet_clock_tests integration
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/fleet/clock_test.cpp
   LIBS mtasts_daemon mtasts_dns mtasts_test_support)
 add_dependencies(fleet_clock_tests mta-sts-cached)
+# The Redis client when a server goes away or cannot answer: a fixed replica down or loading,
+# a subscriber's host vanishing without a FIN, with the real mta-sts-tlsmap (issue 19, defect 5).
+mtasts_add_test(fleet_adversity_tests integration
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/fleet/redis_adversity_test.cpp
+  LIBS mtasts_tlsmap_harness mtasts_daemon mtasts_dns mtasts_test_support)
+add_dependencies(fleet_adversity_tests mta-sts-tlsmap)

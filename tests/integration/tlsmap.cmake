@@ -9,3 +9,8 @@ add_dependencies(mtasts_tlsmap_harness mta-sts-tlsmap)
 mtasts_add_test(tlsmap_integration_tests integration
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/tlsmap/tlsmap_test.cpp
   LIBS mtasts_tlsmap_harness mtasts_daemon mtasts_dns mtasts_test_support)
+# Clients that misbehave (slowloris, unread pipelines) and DNS that hangs, against the real
+# mta-sts-tlsmap (issue 18, defects 9 and 10).
+mtasts_add_test(tlsmap_abuse_tests integration
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/tlsmap/abuse_test.cpp
+  LIBS mtasts_tlsmap_harness mtasts_daemon mtasts_dns mtasts_test_support)

@@ -165,7 +165,7 @@ TEST_F(RedisCheck, ShippedAclsAllowExactlyWhatEachProgramNeeds) {
     }
     std::set<std::string> needed;
     for (const auto& c : redis_commands(program(who))) needed.insert(c);
-    needed.insert({"PING", "AUTH", "SELECT"});  // reachability, authentication, `db`
+    needed.insert({"PING", "AUTH", "SELECT", "ROLE"});  // reachability, authentication, `db`, the primary check
     EXPECT_EQ(allowed, needed) << who;
   }
 }

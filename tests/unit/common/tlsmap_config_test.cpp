@@ -59,7 +59,9 @@ on-unknown = defer
 on-redis-error = defer
 strict-testing = yes
 idle-timeout = 90
+request-timeout = 7
 workers = 3
+dns-workers = 5
 queue-size = 99
 max-connections = 5000
 resolver = 127.0.0.53
@@ -92,7 +94,9 @@ void expect_every(const TlsmapConfig& t) {
   EXPECT_EQ(t.on_redis_error, TlsmapAction::defer);
   EXPECT_TRUE(t.strict_testing);
   EXPECT_EQ(t.idle_timeout, seconds(90));
+  EXPECT_EQ(t.request_timeout, seconds(7));
   EXPECT_EQ(t.workers, 3u);
+  EXPECT_EQ(t.dns_workers, 5u);
   EXPECT_EQ(t.queue_size, 99u);
   EXPECT_EQ(t.max_connections, 5000u);
   EXPECT_EQ(t.resolvers, (std::vector<std::string>{"127.0.0.53", "[::1]:5353"}));
@@ -123,7 +127,9 @@ TEST_F(TlsmapConfig_, Defaults) {
   EXPECT_EQ(t.redis_budget, d.redis_budget);
   EXPECT_EQ(t.local_cache_ttl, d.local_cache_ttl);
   EXPECT_EQ(t.idle_timeout, d.idle_timeout);
+  EXPECT_EQ(t.request_timeout, d.request_timeout);
   EXPECT_EQ(t.workers, d.workers);
+  EXPECT_EQ(t.dns_workers, d.dns_workers);
   EXPECT_EQ(t.queue_size, d.queue_size);
   EXPECT_EQ(t.max_connections, d.max_connections);
   EXPECT_EQ(t.dns_timeout, d.dns_timeout);
@@ -178,7 +184,7 @@ TEST_F(TlsmapConfig_, OptionNamesAndUsage) {
   const std::string u = usage(Program::tlsmap);
   EXPECT_NE(u.find("Usage: mta-sts-tlsmap"), std::string::npos);
   for (const auto& n : names) EXPECT_NE(u.find(n), std::string::npos) << n;
-  EXPECT_EQ(names.size(), 5u + 31u + 18u);  // common (with --check-redis), [tlsmap], [redis]
+  EXPECT_EQ(names.size(), 5u + 33u + 18u);  // common (with --check-redis), [tlsmap], [redis]
 }
 
 }  // namespace

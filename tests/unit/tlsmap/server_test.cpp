@@ -8,8 +8,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <ctime>
 
 #include <gtest/gtest.h>
 
@@ -39,6 +43,12 @@ class ScriptedHandler final : public Handler {
     cv_.wait(lk, [&] { return released_.count(name) > 0; });
     return "OK " + name;
   }
+  // "dns X": a lookup worker hands the rest to a DNS worker, which waits until X is released.
+  StagedAnswer answer_staged(std::string_view req) override {
+    if (!req.starts_with("dns ")) return {answer(req), {}};
+    const std::string name(req.substr(4));
+    return {{}, [this, name] { return answer("slow " + name); }};
+  }
   void release(const std::string& name) {
     std::lock_guard lk(mu_);
     released_.insert(name);
@@ -47,6 +57,15 @@ class ScriptedHandler final : public Handler {
   void wait_started(const std::string& name) {
     std::unique_lock lk(mu_);
     cv_.wait(lk, [&] { return started_.count(name) > 0; });
+  }
+  // Waits until `n` of `names` have started (in whatever order workers took them).
+  void wait_started_some(const std::set<std::string>& names, std::size_t n) {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] {
+      std::size_t k = 0;
+      for (const auto& x : names) k += started_.count(x);
+      return k >= n;
+    });
   }
   void release_all() {
     std::lock_guard lk(mu_);
@@ -211,18 +230,147 @@ TEST_F(ServerTest, RepliesBeforeAProtocolErrorAreSent) {
   EXPECT_TRUE(c.closed_by_server());
 }
 
-TEST_F(ServerTest, MaxConnectionsRefusesTheExtraOnes) {
+TEST_F(ServerTest, MaxConnectionsGivesUpTheLeastActiveForANewOne) {
+  // Slots full of connections that do nothing (or dribble a request): a new client still gets
+  // a slot, and the one that made progress least recently is the one closed.
   ServerOptions o;
   o.max_connections = 2;
   start(o);
   Client a(port_), b(port_);
-  a.send("fast a");
-  EXPECT_EQ(a.recv(), "OK a");
+  a.send_raw("6:fast");  // a request begun, never finished: no progress since it connected
   b.send("fast b");
   EXPECT_EQ(b.recv(), "OK b");
   Client extra(port_);
   extra.send("fast c");
-  EXPECT_TRUE(extra.closed_by_server());
+  EXPECT_EQ(extra.recv(), "OK c");
+  EXPECT_TRUE(a.closed_by_server());
+  b.send("fast b2");
+  EXPECT_EQ(b.recv(), "OK b2") << "the more recently active one stays";
+  EXPECT_EQ(server_->counters().evicted.load(), 1u);
+}
+
+TEST_F(ServerTest, MaxConnectionsRefusesOnlyWhenEveryConnectionIsBusy) {
+  ServerOptions o;
+  o.max_connections = 2;
+  start(o);
+  Client a(port_), b(port_);
+  a.send("slow s1");
+  b.send("slow s2");
+  handler_.wait_started("s1");
+  handler_.wait_started("s2");
+  Client extra(port_);
+  extra.send("fast c");
+  EXPECT_TRUE(extra.closed_by_server()) << "requests at workers are never given up";
+  handler_.release("s1");
+  handler_.release("s2");
+  EXPECT_EQ(a.recv(), "OK s1");
+  EXPECT_EQ(b.recv(), "OK s2");
+}
+
+TEST_F(ServerTest, LookupsNeverWaitBehindTheDnsPart) {
+  // Every DNS worker waits on DNS that does not answer, with more DNS work queued behind: a
+  // lookup that needs no DNS is answered by a lookup worker meanwhile.
+  ServerOptions o;
+  o.workers = 2;
+  o.dns_workers = 2;
+  start(o);
+  Client stuck(port_);
+  stuck.send_raw(netstring("dns s1") + netstring("dns s2") + netstring("dns s3") + netstring("dns s4"));
+  handler_.wait_started_some({"s1", "s2", "s3", "s4"}, 2);  // both DNS workers busy, two queued
+  Client other(port_);
+  other.send("slow s5");
+  handler_.release("s5");
+  EXPECT_EQ(other.recv(), "OK s5");
+  for (const char* n : {"s1", "s2", "s3", "s4"}) handler_.release(n);
+  for (const char* r : {"OK s1", "OK s2", "OK s3", "OK s4"}) EXPECT_EQ(stuck.recv(), r);
+}
+
+// Out of descriptors: accept() fails with EMFILE while the listener stays readable.
+class OutOfDescriptors {
+ public:
+  OutOfDescriptors() {
+    for (int fd; (fd = ::dup(0)) >= 0;) fds_.push_back(fd);
+  }
+  ~OutOfDescriptors() { give_back(); }
+  void free_one() {
+    ::close(fds_.back());
+    fds_.pop_back();
+  }
+  void give_back() {
+    for (int fd : fds_) ::close(fd);
+    fds_.clear();
+  }
+
+ private:
+  std::vector<int> fds_;
+};
+
+class LowDescriptorLimit {
+ public:
+  LowDescriptorLimit() {
+    getrlimit(RLIMIT_NOFILE, &old_);
+    rlimit low = old_;
+    low.rlim_cur = 256;
+    setrlimit(RLIMIT_NOFILE, &low);
+  }
+  ~LowDescriptorLimit() { setrlimit(RLIMIT_NOFILE, &old_); }
+
+ private:
+  rlimit old_{};
+};
+
+std::chrono::nanoseconds cpu_time(std::thread& t) {
+  clockid_t id{};
+  pthread_getcpuclockid(t.native_handle(), &id);
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+TEST_F(ServerTest, OutOfDescriptorsAnIdleConnectionMakesRoom) {
+  LowDescriptorLimit limit;
+  start();
+  Client idle(port_);
+  idle.send("fast a");
+  EXPECT_EQ(idle.recv(), "OK a");
+  OutOfDescriptors none;
+  none.free_one();  // for the new client's own socket
+  Client extra(port_);
+  extra.send("fast b");
+  EXPECT_EQ(extra.recv(), "OK b") << server_->counters().summary();
+  EXPECT_TRUE(idle.closed_by_server());
+}
+
+TEST_F(ServerTest, OutOfDescriptorsWithEveryConnectionBusyNeverSpins) {
+  // No connection can be given up (each has a lookup under way) and accept() has no
+  // descriptor: the event loop waits instead of retrying at once, forever.
+  LowDescriptorLimit limit;
+  ServerOptions o;
+  o.workers = 2;
+  start(o);
+  Client a(port_), b(port_);
+  a.send("slow s1");
+  b.send("slow s2");
+  handler_.wait_started("s1");
+  handler_.wait_started("s2");
+  std::optional<Client> extra;
+  {
+    OutOfDescriptors none;
+    none.free_one();
+    extra.emplace(port_);  // the kernel completes the connection; accept() cannot take it
+    const auto cpu0 = cpu_time(thread_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const auto used = std::chrono::duration_cast<std::chrono::milliseconds>(cpu_time(thread_) - cpu0);
+    std::printf("event loop CPU while out of descriptors: %lld ms in 500 ms\n", static_cast<long long>(used.count()));
+    EXPECT_LT(used.count(), 200);
+  }
+  // Descriptors back: the waiting connection is taken and served.
+  handler_.release("s1");
+  handler_.release("s2");
+  EXPECT_EQ(a.recv(), "OK s1");
+  EXPECT_EQ(b.recv(), "OK s2");
+  extra->send("fast c");
+  EXPECT_EQ(extra->recv(), "OK c");
 }
 
 TEST_F(ServerTest, ClientClosingWithRequestsInFlightIsHarmless) {
