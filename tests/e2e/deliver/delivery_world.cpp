@@ -436,7 +436,16 @@ void DeliveryWorld::start_dnssec() {
                              read_file(d / "nsd.log") + read_file(d / "unbound.out") + read_file(d / "unbound.log"));
 }
 
+void DeliveryWorld::pause_fetcher() {
+  if (fetcher_) fetcher_->signal(SIGSTOP);
+}
+
+void DeliveryWorld::resume_fetcher() {
+  if (fetcher_) fetcher_->signal(SIGCONT);
+}
+
 void DeliveryWorld::restore() {
+  resume_fetcher();
   start_tlsmap();
   for (const auto& m : mx_hosts())
     if (mx_.at(m.host)->cert() != m.cert) mx_.at(m.host)->restart(m.cert);

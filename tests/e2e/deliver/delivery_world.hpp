@@ -103,6 +103,11 @@ class DeliveryWorld {
   void start_tlsmap();
   // SIGHUP to mta-sts-tlsmap; returns once it logged the reload (throws if it did not).
   void reload_tlsmap();
+  // The fetcher frozen (SIGSTOP) and thawed (SIGCONT; restore() thaws it too): while it is
+  // frozen, what the cache loses is not fetched again, so a test sees mta-sts-tlsmap's own
+  // fallback and not the fetcher refilling the entry.
+  void pause_fetcher();
+  void resume_fetcher();
 
   // mta-sts-tlsmap's address: "127.0.0.1:PORT".
   std::string tlsmap_host_port() const { return "127.0.0.1:" + std::to_string(tlsmap_port_); }

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
+#include <thread>
 #include <map>
 
 #include "tests/e2e/deliver/delivery_world.hpp"
@@ -28,12 +30,12 @@ struct PostfixDelivery : ::testing::Test {
   static inline std::string setup_error;  // the world or the MTA failed to start
 
   static void SetUpTestSuite() { set_up(false); }
-  static void set_up(bool with_milter) {
+  static void set_up(bool with_milter, DeliveryOptions options = {}) {
     skip_reason.clear();
     setup_error.clear();
     if (!DeliveryWorld::available(skip_reason)) return;
     try {
-      dw = std::make_unique<DeliveryWorld>();
+      dw = std::make_unique<DeliveryWorld>(std::move(options));
       if (with_milter) {
         // The milter tags mail from the same cache, so that tag and delivery can be compared.
         std::filesystem::create_directories(dw->dir() / "milter");
@@ -259,6 +261,54 @@ TEST_F(PostfixDelivery, OneLabelPatternNeverReachesPostfixAsAKeyword) {
   const std::string line = postfix->wait_log_line(qid + ": to=<rcpt@" + dlv("keyword") + ">", "deferred", 30s);
   EXPECT_NE(line.find("dsn=4.7.5"), std::string::npos) << line << "\n" << diag();
   EXPECT_TRUE(dw->hosts_that_received("END-pf-keyword").empty()) << diag();
+}
+
+// Issue 18's fault matrix at delivery: mta-sts-tlsmap has read notls.dlv.test's enforce
+// policy (its MX offers no STARTTLS); then the cache loses it in one way or another while the
+// fetcher is frozen (so that nothing refills it), and local-cache-ttl (1 s here) runs out.
+// Under the default on-unknown and on-redis-error (accept), the held copy must still make
+// Postfix defer the mail; with a tlsmap that forgets it, the answer is NOTFOUND and the mail
+// goes out in clear.
+struct PostfixDeliveryFailSafe : PostfixDelivery {
+  static void SetUpTestSuite() { set_up(false, DeliveryOptions{.tlsmap_lines = {"local-cache-ttl = 1s"}}); }
+
+  void expect_still_enforced(const std::string& token, const std::function<void()>& fault) {
+    const std::string domain = dlv("notls");
+    ASSERT_EQ(dw->socketmap("postfix", domain).rfind("OK secure", 0), 0u) << diag();
+    dw->pause_fetcher();
+    fault();
+    std::this_thread::sleep_for(1500ms);  // past local-cache-ttl: the next lookup reads Redis
+    const std::string reply = dw->socketmap("postfix", domain);
+    EXPECT_EQ(reply.rfind("OK secure", 0), 0u) << reply << "\n" << diag();
+    const std::string qid = submit(token, {"rcpt@" + domain});
+    expect_deferred_and_queued(token, qid, "TLS is required, but was not offered");
+  }
+};
+
+TEST_F(PostfixDeliveryFailSafe, KeyDeleted) {
+  expect_still_enforced("pf-fs-del", [] { dw->world().redis().cli({"DEL", "mta-sts:v1:e:" + dlv("notls")}); });
+}
+
+TEST_F(PostfixDeliveryFailSafe, Flushall) {
+  expect_still_enforced("pf-fs-flush", [] { dw->world().redis().cli({"FLUSHALL"}); });
+}
+
+TEST_F(PostfixDeliveryFailSafe, RedisRestartedEmpty) {
+  expect_still_enforced("pf-fs-empty", [] {
+    dw->world().redis().kill();
+    dw->world().redis().start();
+  });
+}
+
+TEST_F(PostfixDeliveryFailSafe, RedisKilled) {
+  expect_still_enforced("pf-fs-killed", [] { dw->world().redis().kill(); });
+  dw->world().redis().start();
+}
+
+TEST_F(PostfixDeliveryFailSafe, AnEntryOfANewerUnreadableFormat) {
+  expect_still_enforced("pf-fs-newer", [] {
+    dw->world().redis().cli({"SET", "mta-sts:v1:e:" + dlv("notls"), "v=2\nreader=2\nchecked=1\nend=\n"});
+  });
 }
 
 struct PostfixDeliveryWithMilter : PostfixDelivery {
