@@ -410,12 +410,14 @@ EntryPtr PolicyLookup::fetch(const Domain& d, SysTime now, Fetched* how) {
   if (held && held->entry && !replaces(*p, *held->entry, now)) {
     if (EntryPtr h = answer_held()) return h;
   }
-  const SysTime until = local_deadline(*p, now);
+  SysTime until = local_deadline(*p, now);
   // Held as long as the entry itself says it is usable, whatever local-cache-ttl says: the
   // policy's expiry, or the end of the negative entry (`max_age: 0` allows no caching).
   std::optional<SysTime> keep;
   if (p->policy && policy_usable(*p, now) && p->policy->policy.max_age.count() > 0) keep = p->policy->expires_at;
   else if (p->no_policy_until) keep = *p->no_policy_until;
+  // Older than announced: answered (and held) but re-read at the next lookup.
+  if (behind_announced(d.str(), p.get(), now)) until = now;
   if (until > now || (keep && *keep > now)) {
     cache_->put(d.str(), p, until, gen, keep, std::move(rd.drop_mark));
   } else if (held) {
@@ -505,8 +507,33 @@ std::optional<LookupResult> PolicyLookup::lookup_local(const Domain& d) {
   return r;
 }
 
-void PolicyLookup::invalidate(std::string_view domain) {
-  cache_->expire(std::string(domain));
+bool PolicyLookup::behind_announced(const std::string& domain, const CacheEntry* read, SysTime now) {
+  std::lock_guard lk(announced_mu_);
+  auto it = announced_.find(domain);
+  if (it == announced_.end()) return false;
+  if (now >= it->second.until || (read && read->checked_at >= it->second.checked_at)) {
+    announced_.erase(it);
+    return false;
+  }
+  return true;
+}
+
+void PolicyLookup::invalidate(std::string_view text) {
+  Announcement a = parse_announcement(text);
+  if (a.checked_at) {
+    const SysTime now = clock_.now();
+    const std::size_t bound = std::max<std::size_t>(opts_.local_cache_size, 1024);
+    std::lock_guard lk(announced_mu_);
+    if (announced_.size() >= bound && !announced_.count(a.domain)) {
+      std::erase_if(announced_, [&](const auto& kv) { return now >= kv.second.until; });
+      // Still full: forgotten expectations only cost the old behaviour (local-cache-ttl).
+      if (announced_.size() >= bound) announced_.clear();
+    }
+    Announced& slot = announced_[a.domain];
+    slot.checked_at = std::max(slot.checked_at, *a.checked_at);
+    slot.until = now + std::max(opts_.local_ttl, Seconds{1});
+  }
+  cache_->expire(a.domain);
   if (stats_) stats_->invalidations.fetch_add(1, std::memory_order_relaxed);
 }
 

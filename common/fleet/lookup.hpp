@@ -254,9 +254,13 @@ class PolicyLookup {
   // when it holds nothing fresh. Lets a server answer cache hits without a worker thread.
   std::optional<LookupResult> lookup_local(const Domain& d);
 
-  // A fetcher announced a change for `domain` (raw text from Redis): re-read it at the next
-  // lookup (the held copy stays until that read says otherwise).
-  void invalidate(std::string_view domain);
+  // A fetcher announced a change (raw text from Redis: "<domain> <checked_at>", or a bare
+  // domain, see store.hpp): re-read it at the next lookup (the held copy stays until that
+  // read says otherwise). With a checked_at, a read of an older entry (a replica behind the
+  // one that delivered the announcement, issue 19) is answered but not cached as fresh: each
+  // lookup re-reads until the announced entry is read, or for local-cache-ttl at most
+  // (never a longer wait: each read is bounded by the budget as usual).
+  void invalidate(std::string_view announcement);
   // Announcements may have been lost (subscriber reconnected): re-read everything, again
   // without forgetting what is held.
   void resync();
@@ -279,6 +283,9 @@ class PolicyLookup {
     bool absent = false;  // the source had no key
   };
   EntryPtr fetch(const Domain& d, SysTime now, Fetched* how = nullptr);
+  // True when `read` is older than an announcement for the domain not yet read (`read` null:
+  // nothing read). A read at least as recent ends the expectation.
+  bool behind_announced(const std::string& domain, const CacheEntry* read, SysTime now);
   void note_demand(const Domain& d, SysTime now);
   SysTime local_deadline(const CacheEntry& e, SysTime now) const;
 
@@ -290,6 +297,12 @@ class PolicyLookup {
   std::shared_ptr<LocalCache> cache_;
   OncePer signalled_;  // misses signalled from this process
   OncePer noted_;      // lookups handed to demand_
+  struct Announced {
+    SysTime checked_at;  // the entry announced
+    SysTime until;       // expected until then at most
+  };
+  std::mutex announced_mu_;
+  std::unordered_map<std::string, Announced> announced_;  // bounded like the local cache
   DemandRecorder demand_;
 };
 

@@ -5,6 +5,8 @@
 
 #include "common/util/random.hpp"
 
+#include <charconv>
+#include <cstdint>
 #include <cstdlib>
 #include <string_view>
 #include <unordered_set>
@@ -38,7 +40,8 @@ constexpr std::string_view kRenewScript =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 
 // The fenced write (put_claimed). KEYS: lock, entry, schedule, misses, wanted. ARGV: token,
-// value, ttl, next refresh, domain, announce ("1"/"0"), channel, codec version, now. Nothing
+// value, ttl, next refresh, domain, announce ("1"/"0"), channel, codec version, now, the
+// announcement ("<domain> <checked_at>", see store.hpp). Nothing
 // is written unless the lock still holds the caller's token: a fetcher whose claim expired
 // during a long discovery cannot overwrite the entry of the fetcher that took over (a lost
 // update, or an old policy brought back). Redis runs a script atomically, so no other write
@@ -65,7 +68,7 @@ constexpr std::string_view kFencedPutScript =
     "redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5]) "
     "if redis.call('ZREM', KEYS[4], ARGV[5]) == 1 then redis.call('ZADD', KEYS[5], 'GT', ARGV[9], ARGV[5]) "
     "else redis.call('ZADD', KEYS[5], 'NX', ARGV[9], ARGV[5]) end "
-    "if ARGV[6] == '1' then redis.call('PUBLISH', ARGV[7], ARGV[5]) end "
+    "if ARGV[6] == '1' then redis.call('PUBLISH', ARGV[7], ARGV[10]) end "
     "return 1";
 
 // Housekeeping: beyond the bound ARGV[2] of wanted, drops up to ARGV[1] names that are NOT
@@ -129,6 +132,23 @@ constexpr std::string_view kBoundScoresScript =
     "return moved";
 
 }  // namespace
+
+std::string announcement_text(const Domain& d, const CacheEntry& written) {
+  return d.str() + " " + unix_text(written.checked_at);
+}
+
+Announcement parse_announcement(std::string_view text) {
+  Announcement a;
+  const std::size_t sp = text.find(' ');
+  a.domain = std::string(text.substr(0, sp));
+  if (sp == std::string_view::npos) return a;
+  const std::string_view v = text.substr(sp + 1);
+  std::int64_t n = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec == std::errc{} && end == v.data() + v.size() && n >= 0 && !v.empty())
+    a.checked_at = SysTime{Seconds{n}};
+  return a;
+}
 
 PolicyStore::PolicyStore(Pool& pool, StoreOptions opts, Pool* read_pool)
     : pool_(pool), opts_(std::move(opts)), read_pool_(read_pool) {}
@@ -225,6 +245,7 @@ void PolicyStore::put(const Domain& d, const CacheEntry& e, SysTime now, bool an
   const std::string when = unix_text(e.next_refresh);
   const std::string at = unix_text(now);
   const std::string channel = changed_channel();
+  const std::string news = announcement_text(d, e);
   std::vector<std::vector<std::string_view>> cmds{
       {"MULTI"},
       {"SET", key, value, "EX", ttl},
@@ -232,7 +253,7 @@ void PolicyStore::put(const Domain& d, const CacheEntry& e, SysTime now, bool an
       {"ZADD", k.wanted, "NX", at, d.str()},
       {"ZREM", k.misses, d.str()},
   };
-  if (announce) cmds.push_back({"PUBLISH", channel, d.str()});
+  if (announce) cmds.push_back({"PUBLISH", channel, news});
   cmds.push_back({"EXEC"});
   pool_.lease()->pipeline(cmds);
 }
@@ -248,8 +269,9 @@ PolicyStore::PutResult PolicyStore::put_claimed(const Domain& d, const CacheEntr
   const std::string at = unix_text(now);
   const std::string channel = changed_channel();
   const std::string version = std::to_string(kCodecVersion);
+  const std::string news = announcement_text(d, e);
   Reply r = pool_.lease()->command({"EVAL", kFencedPutScript, "5", lock, key, k.schedule, k.misses, k.wanted, token,
-                                    value, ttl, when, d.str(), announce ? "1" : "0", channel, version, at});
+                                    value, ttl, when, d.str(), announce ? "1" : "0", channel, version, at, news});
   switch (r.integer()) {
     case 1: return PutResult::written;
     case 2: return PutResult::newer_format_kept;

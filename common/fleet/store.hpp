@@ -22,7 +22,12 @@
 //                                   kDropMarkTtl (longer than any copy is held)  [milter: GET]
 //                                   read with the entry (MGET): a host forgets a copy read
 //                                   under another mark even when the announcement was lost
-//   <prefix>v1:changed      channel PUBLISH <domain> when a domain's verdict/policy changes
+//   <prefix>v1:changed      channel PUBLISH "<domain> <checked_at>" (unix seconds of the entry
+//                                   written) when a domain's verdict/policy changes, PUBLISH
+//                                   "<domain>" when an operator drops it; a reader that reads an
+//                                   entry checked before the announced time (a replica behind
+//                                   the one that delivered the announcement) re-reads it
+//                                   (issue 19). A bare domain (older fetchers) is still read.
 //   <prefix>v1:stats:<fetcher-id> hash counters of one fetcher; TTL 3 x stats interval
 // A miss survives a fetcher restart: it leaves `misses` only after its entry was written.
 // A fetcher killed mid-work leaves its lock to expire; the domain stays in misses/schedule.
@@ -33,6 +38,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -46,6 +52,15 @@ namespace mtasts {
 // (see PolicyStore::bound_scores): the members are written by every MTA host's user.
 inline constexpr Seconds kScoreSlack{600};
 inline constexpr Seconds kMissPast{86400};
+
+// An announcement on the changed channel (see the key schema above). Untrusted text: a
+// version that is not a plain unix time is ignored (the domain is still re-read).
+struct Announcement {
+  std::string domain;                 // as announced, not validated
+  std::optional<SysTime> checked_at;  // what the fetcher wrote; nullopt: a bare domain
+};
+std::string announcement_text(const Domain& d, const CacheEntry& written);
+Announcement parse_announcement(std::string_view text);
 
 struct StoreOptions {
   std::string prefix = "mta-sts:";

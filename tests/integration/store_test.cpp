@@ -313,7 +313,7 @@ TEST_F(StoreTest, AFetcherThatLostItsClaimCannotOverwriteTheEntry) {
   EXPECT_EQ(store_.put_claimed(d, newer, T0 + Seconds{600}, true, "fetcher-b"), PolicyStore::PutResult::written);
   auto msg = sub.read(2s);
   ASSERT_TRUE(msg);
-  EXPECT_EQ(msg->at(2).str(), "example.com");
+  EXPECT_EQ(msg->at(2).str(), announcement_text(d, newer)) << "the domain and what was written";
   EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:misses", "example.com"}), "") << "the write cleared the miss";
   const std::string schedule = cli1({"ZSCORE", "mta-sts:v1:schedule", "example.com"});
 
@@ -379,12 +379,16 @@ TEST_F(StoreTest, PutAnnouncesChangesToSubscribers) {
   ASSERT_TRUE(sub.read(2s));  // subscribe confirmation
   store_.put(dom("quiet.example"), enforce_entry(T0, Seconds{86400}), T0, false);
   EXPECT_FALSE(sub.read(100ms)) << "announce=false publishes nothing";
-  store_.put(dom("loud.example"), enforce_entry(T0, Seconds{86400}), T0, true);
+  const CacheEntry loud = enforce_entry(T0, Seconds{86400});
+  store_.put(dom("loud.example"), loud, T0, true);
   auto msg = sub.read(2s);
   ASSERT_TRUE(msg);
   EXPECT_EQ(msg->at(0).str(), "message");
   EXPECT_EQ(msg->at(1).str(), "mta-sts:v1:changed");
-  EXPECT_EQ(msg->at(2).str(), "loud.example");
+  // "<domain> <checked_at>": a reader of a replica behind knows its read is older (issue 19).
+  const Announcement a = parse_announcement(msg->at(2).str());
+  EXPECT_EQ(a.domain, "loud.example");
+  EXPECT_EQ(a.checked_at, loud.checked_at);
   EXPECT_TRUE(store_.drop(dom("loud.example")));
   msg = sub.read(2s);
   ASSERT_TRUE(msg);

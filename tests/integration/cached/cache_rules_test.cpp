@@ -184,7 +184,9 @@ TEST_F(CacheRulesTest, AnnouncesChangesOnTheChannel) {
   auto msg = sub.read(std::chrono::milliseconds(2000));
   ASSERT_TRUE(msg);
   ASSERT_EQ(msg->size(), 3u);
-  EXPECT_EQ(msg->at(2).str(), "example.com");
+  const Announcement a = parse_announcement(msg->at(2).str());
+  EXPECT_EQ(a.domain, "example.com");
+  EXPECT_TRUE(a.checked_at) << "what was written is announced (issue 19)";
 }
 
 }  // namespace

@@ -180,6 +180,62 @@ TEST_F(HeldTest, AnAnnouncementMarksForReReadingWithoutForgetting) {
   EXPECT_EQ(now_verdict(lookup->lookup(dom("example.com"))), Verdict::enforce);
 }
 
+// Issue 19 defect 7: the announcement can come from replica A before replica B, which this
+// process reads, applied the write. The announcement says what was written (its checked_at);
+// an older entry read after it is answered but not held as fresh for local-cache-ttl.
+TEST_F(HeldTest, AnOlderReadThanAnnouncedIsReReadAtTheNextLookup) {
+  source.set("example.com", test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, clock.now()));
+  ASSERT_EQ(lookup->lookup(dom("example.com")).entry->policy->id, "id1");
+  clock.advance(Seconds{5});
+  const CacheEntry newer = test::policy_entry(Mode::enforce, "id2", {"mx2.example.com"}, clock.now());
+  lookup->invalidate(announcement_text(dom("example.com"), newer));
+  // The replica read is behind: still id1. Answered (it is all there is), never forgotten.
+  const LookupResult behind = lookup->lookup(dom("example.com"));
+  ASSERT_TRUE(behind.entry);
+  EXPECT_EQ(behind.entry->policy->id, "id1");
+  EXPECT_EQ(source.gets(), 2);
+  source.set("example.com", newer);  // the replica caught up
+  const LookupResult r = lookup->lookup(dom("example.com"));
+  EXPECT_EQ(source.gets(), 3) << "the older entry was held as fresh for local-cache-ttl";
+  ASSERT_TRUE(r.entry);
+  EXPECT_EQ(r.entry->policy->id, "id2");
+  EXPECT_EQ(r.source, LookupSource::redis);
+  // Once what was announced is read, local-cache-ttl applies again.
+  EXPECT_EQ(lookup->lookup(dom("example.com")).source, LookupSource::local);
+  EXPECT_EQ(source.gets(), 3);
+}
+
+TEST_F(HeldTest, AnOlderReadThanAnnouncedKeepsTheHeldCopyWhenRedisFails) {
+  source.set("example.com", test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, clock.now()));
+  lookup->lookup(dom("example.com"));
+  const CacheEntry newer = test::policy_entry(Mode::enforce, "id2", {"mx2.example.com"}, clock.now() + Seconds{5});
+  lookup->invalidate(announcement_text(dom("example.com"), newer));
+  lookup->lookup(dom("example.com"));  // behind
+  source.fail(true);
+  const LookupResult r = lookup->lookup(dom("example.com"));
+  EXPECT_EQ(r.source, LookupSource::stale);
+  EXPECT_EQ(now_verdict(r), Verdict::enforce);
+}
+
+TEST(Announcement, ParsesTheDomainAndWhatWasWritten) {
+  const SysTime t = FakeClock::kStart;
+  const CacheEntry e = test::policy_entry(Mode::enforce, "i", {"mx.example.com"}, t);
+  const Announcement a = parse_announcement(announcement_text(dom("example.com"), e));
+  EXPECT_EQ(a.domain, "example.com");
+  ASSERT_TRUE(a.checked_at);
+  EXPECT_EQ(std::chrono::time_point_cast<Seconds>(*a.checked_at), std::chrono::time_point_cast<Seconds>(t));
+  // A fetcher of an older release announces the bare domain.
+  const Announcement bare = parse_announcement("example.com");
+  EXPECT_EQ(bare.domain, "example.com");
+  EXPECT_FALSE(bare.checked_at);
+  // Untrusted text: a bad version is ignored, the domain still re-read.
+  for (const char* bad : {"example.com x", "example.com -5", "example.com 99999999999999999999999", "example.com 12 13"}) {
+    const Announcement b = parse_announcement(bad);
+    EXPECT_EQ(b.domain, "example.com") << bad;
+    EXPECT_FALSE(b.checked_at) << bad;
+  }
+}
+
 TEST(LocalCacheHeld, EvictionSparesEnforcePoliciesAmongTheLeastRecentlyUsed) {
   LocalCache c(2);
   const SysTime now = FakeClock::kStart;
