@@ -41,7 +41,8 @@ constexpr std::string_view kRenewScript =
 
 // The fenced write (put_claimed). KEYS: lock, entry, schedule, misses, wanted. ARGV: token,
 // value, ttl, next refresh, domain, announce ("1"/"0"), channel, codec version, now, the
-// announcement ("<domain> <checked_at>", see store.hpp). Nothing
+// announcement ("<domain> <checked_at>", then the bare domain for MTA hosts of older
+// releases; see store.hpp). Nothing
 // is written unless the lock still holds the caller's token: a fetcher whose claim expired
 // during a long discovery cannot overwrite the entry of the fetcher that took over (a lost
 // update, or an old policy brought back). Redis runs a script atomically, so no other write
@@ -68,7 +69,7 @@ constexpr std::string_view kFencedPutScript =
     "redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5]) "
     "if redis.call('ZREM', KEYS[4], ARGV[5]) == 1 then redis.call('ZADD', KEYS[5], 'GT', ARGV[9], ARGV[5]) "
     "else redis.call('ZADD', KEYS[5], 'NX', ARGV[9], ARGV[5]) end "
-    "if ARGV[6] == '1' then redis.call('PUBLISH', ARGV[7], ARGV[10]) end "
+    "if ARGV[6] == '1' then redis.call('PUBLISH', ARGV[7], ARGV[10]) redis.call('PUBLISH', ARGV[7], ARGV[5]) end "
     "return 1";
 
 // Housekeeping: beyond the bound ARGV[2] of wanted, drops up to ARGV[1] names that are NOT
@@ -253,7 +254,10 @@ void PolicyStore::put(const Domain& d, const CacheEntry& e, SysTime now, bool an
       {"ZADD", k.wanted, "NX", at, d.str()},
       {"ZREM", k.misses, d.str()},
   };
-  if (announce) cmds.push_back({"PUBLISH", channel, news});
+  if (announce) {
+    cmds.push_back({"PUBLISH", channel, news});
+    cmds.push_back({"PUBLISH", channel, d.str()});  // for MTA hosts of older releases
+  }
   cmds.push_back({"EXEC"});
   pool_.lease()->pipeline(cmds);
 }

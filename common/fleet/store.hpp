@@ -23,11 +23,13 @@
 //                                   read with the entry (MGET): a host forgets a copy read
 //                                   under another mark even when the announcement was lost
 //   <prefix>v1:changed      channel PUBLISH "<domain> <checked_at>" (unix seconds of the entry
-//                                   written) when a domain's verdict/policy changes, PUBLISH
-//                                   "<domain>" when an operator drops it; a reader that reads an
-//                                   entry checked before the announced time (a replica behind
-//                                   the one that delivered the announcement) re-reads it
-//                                   (issue 19). A bare domain (older fetchers) is still read.
+//                                   written), then "<domain>" (for MTA hosts of older releases,
+//                                   which take the whole text for a domain), when a domain's
+//                                   verdict/policy changes; "<domain>" alone when an operator
+//                                   drops it. A reader that then reads an entry checked before
+//                                   the announced time (a replica behind the one that delivered
+//                                   the announcement) re-reads it (issue 19). A bare domain
+//                                   (also all an older fetcher sends) just marks it for re-reading.
 //   <prefix>v1:stats:<fetcher-id> hash counters of one fetcher; TTL 3 x stats interval
 // A miss survives a fetcher restart: it leaves `misses` only after its entry was written.
 // A fetcher killed mid-work leaves its lock to expire; the domain stays in misses/schedule.

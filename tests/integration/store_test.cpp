@@ -314,6 +314,9 @@ TEST_F(StoreTest, AFetcherThatLostItsClaimCannotOverwriteTheEntry) {
   auto msg = sub.read(2s);
   ASSERT_TRUE(msg);
   EXPECT_EQ(msg->at(2).str(), announcement_text(d, newer)) << "the domain and what was written";
+  msg = sub.read(2s);
+  ASSERT_TRUE(msg);
+  EXPECT_EQ(msg->at(2).str(), "example.com") << "the bare domain, for MTA hosts of older releases";
   EXPECT_EQ(cli1({"ZSCORE", "mta-sts:v1:misses", "example.com"}), "") << "the write cleared the miss";
   const std::string schedule = cli1({"ZSCORE", "mta-sts:v1:schedule", "example.com"});
 
@@ -389,6 +392,9 @@ TEST_F(StoreTest, PutAnnouncesChangesToSubscribers) {
   const Announcement a = parse_announcement(msg->at(2).str());
   EXPECT_EQ(a.domain, "loud.example");
   EXPECT_EQ(a.checked_at, loud.checked_at);
+  msg = sub.read(2s);
+  ASSERT_TRUE(msg);
+  EXPECT_EQ(msg->at(2).str(), "loud.example") << "the bare domain, for MTA hosts of older releases";
   EXPECT_TRUE(store_.drop(dom("loud.example")));
   msg = sub.read(2s);
   ASSERT_TRUE(msg);
