@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -14,6 +15,7 @@
 #include "common/fleet/fleet_clock.hpp"
 #include "common/fleet/lookup.hpp"
 #include "tests/fakes/fake_clock.hpp"
+#include "tests/support/redis_fleet.hpp"
 #include "tests/support/redis_server.hpp"
 
 namespace mtasts {
@@ -627,6 +629,77 @@ TEST(StoreAcl, ShippedAclExampleWorks) {
   EXPECT_TRUE(ctl.drop(d));
   EXPECT_FALSE(milter.read(d).drop_mark.empty()) << "the milter reads the drop mark";
   EXPECT_THROW(ctl.put(d, CacheEntry{}, T0, false), RedisError) << "only the fetcher writes policies";
+}
+
+// Issue 19 defect 7, with a real primary and replica: the announcement comes from the primary
+// while the replica the lookup reads from has not applied the write yet (its replication
+// stream held by CLIENT PAUSE WRITE, reads still answered). The older entry read then is
+// answered but not held as fresh for local-cache-ttl (an hour here): once the replica has
+// the write, the next lookup reads it.
+TEST(StoreReplicaTest, AnAnnouncementAheadOfTheReplicaIsReadAgain) {
+  test::RedisFleet fleet;
+  const auto as = [](const std::string& user, int port) {
+    RedisOptions o;
+    o.address = "127.0.0.1:" + std::to_string(port);
+    o.user = user;
+    o.password = test::RedisFleet::password_of(user);
+    o.connect_timeout = 1s;
+    o.command_timeout = 1s;
+    return o;
+  };
+  Pool fetcher_pool(as("mta-sts-cached", fleet.primary_port()));
+  PolicyStore fetcher(fetcher_pool, StoreOptions{});
+  Pool writes(as("mta-sts-milter", fleet.primary_port()));
+  RedisOptions ro = as("mta-sts-milter", fleet.primary_port());
+  ro.role = RedisOptions::Role::replica;
+  ro.replica_address = "127.0.0.1:" + std::to_string(fleet.replica_port());
+  Pool reads(ro);
+  RedisPolicySource source(writes, StoreOptions{}, &reads);
+  SystemClock clock;
+  LookupOptions lo;
+  lo.local_ttl = Seconds{3600};
+  lo.demand_interval = 0ms;
+  PolicyLookup lookup(source, clock, lo);
+  const Domain d = dom("example.com");
+  const auto replica_id = [&] {
+    const std::string v = fleet.cli(fleet.replica_port(), {"GET", "mta-sts:v1:e:example.com"});
+    return v.find("oldid") != std::string::npos ? "old" : v.find("newid") != std::string::npos ? "new" : "";
+  };
+  const auto id_read = [&] {
+    const LookupResult r = lookup.lookup(d);
+    return r.entry && r.entry->policy ? r.entry->policy->id : std::string("(none: ") + r.error + ")";
+  };
+
+  const SysTime now = clock.now();
+  CacheEntry old_entry = enforce_entry(now - Seconds{60}, Seconds{86400});
+  old_entry.policy->id = "oldid";
+  fetcher.put(d, old_entry, now, false);
+  ASSERT_TRUE(test::wait_until([&] { return std::string(replica_id()) == "old"; }, 10s));
+  ASSERT_EQ(id_read(), "oldid");
+
+  std::atomic<int> heard{0};
+  ChangeSubscriber sub(as("mta-sts-milter", fleet.primary_port()), fetcher.changed_channel(),
+                       [&](std::string_view text) {
+                         lookup.invalidate(text);
+                         heard.fetch_add(1);
+                       },
+                       [] {});
+  sub.start();
+  ASSERT_TRUE(test::wait_until([&] { return sub.subscribed(); }, 5s));
+
+  // The replica stops applying the replication stream; it still answers reads.
+  fleet.cli(fleet.replica_port(), {"CLIENT", "PAUSE", "30000", "WRITE"});
+  CacheEntry new_entry = enforce_entry(now, Seconds{86400});
+  new_entry.policy->id = "newid";
+  fetcher.put(d, new_entry, now, true);
+  ASSERT_TRUE(test::wait_until([&] { return heard.load() >= 2; }, 5s)) << "both announcements heard";
+  EXPECT_EQ(std::string(replica_id()), "old") << "the replica is behind";
+  EXPECT_EQ(id_read(), "oldid") << "what the replica has is answered";
+
+  fleet.cli(fleet.replica_port(), {"CLIENT", "UNPAUSE"});
+  ASSERT_TRUE(test::wait_until([&] { return std::string(replica_id()) == "new"; }, 10s));
+  EXPECT_EQ(id_read(), "newid") << "the older entry was held as fresh for local-cache-ttl";
+  sub.stop();
 }
 
 }  // namespace
