@@ -618,6 +618,9 @@ TEST(StoreAcl, ShippedAclExampleWorks) {
   EXPECT_TRUE(milter.read(d).entry) << "the entry and its drop mark in one MGET";
   auto msg = sub.read(2s);
   ASSERT_TRUE(msg);
+  EXPECT_EQ(msg->at(2).str(), announcement_text(d, enforce_entry(T0, Seconds{86400})));
+  msg = sub.read(2s);
+  ASSERT_TRUE(msg);
   EXPECT_EQ(msg->at(2).str(), "example.com");
   EXPECT_THROW(milter.put(d, CacheEntry{}, T0, false), RedisError);
 
