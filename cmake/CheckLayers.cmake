@@ -10,12 +10,13 @@ if(CMAKE_SCRIPT_MODE_FILE)
   cmake_minimum_required(VERSION 3.25)
 endif()
 
-set(_layers util sts dns fleet daemon)
+set(_layers util sts tlsrpt dns fleet daemon)
 set(_allow_util "")
 set(_allow_sts util)
+set(_allow_tlsrpt util sts)
 set(_allow_dns util)
-set(_allow_fleet util sts)
-set(_allow_daemon util sts fleet)
+set(_allow_fleet util sts tlsrpt)
+set(_allow_daemon util sts tlsrpt fleet)
 
 # System headers that belong to exactly one library (the C dependency it wraps).
 set(_owner_hiredis fleet)
