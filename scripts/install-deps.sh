@@ -11,7 +11,7 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 echo "postfix postfix/mailname string mta-sts.test" | debconf-set-selections
 
 BUILD_PKGS="build-essential cmake pkg-config g++ clang libclang-rt-14-dev \
-  libmilter-dev libhiredis-dev libldns-dev libcurl4-openssl-dev libssl-dev libidn2-dev \
+  libmilter-dev libhiredis-dev libldns-dev libcurl4-openssl-dev libssl-dev libidn2-dev zlib1g-dev \
   libboost-program-options-dev libgtest-dev libgmock-dev libmicrohttpd-dev"
 SERVER_PKGS="redis-server redis-tools redis-sentinel dnsmasq-base nginx-light postfix miltertest \
   swaks ldnsutils openssl ca-certificates mandoc valgrind iproute2 procps psmisc libwrap0 m4 \
