@@ -12,6 +12,7 @@ foreach(_mta postfix sendmail dane)
     SOURCES
       ${CMAKE_CURRENT_LIST_DIR}/deliver/delivery_world.cpp
       ${CMAKE_CURRENT_LIST_DIR}/deliver/${_mta}_test.cpp
+      ${CMAKE_CURRENT_LIST_DIR}/deliver/tls_cases.cpp
       ${CMAKE_CURRENT_LIST_DIR}/milter/mail_env.cpp
       ${PROJECT_SOURCE_DIR}/tests/integration/milter/harness.cpp
     LIBS mtasts_milter_core mtasts_test_support)
@@ -44,3 +45,24 @@ target_compile_definitions(mtasts-delivery-demo PRIVATE
   MTASTS_TLSMAP_BIN="${_dlv_tlsmap_bin}"
   MTASTS_MILTERTEST_DIR="${PROJECT_SOURCE_DIR}/tests/integration/miltertest")
 set_target_properties(mtasts-delivery-demo PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests/world)
+
+# The TLS-RPT fixtures (tests/fixtures/reportd/) regenerated from real Postfix and Sendmail
+# logs: not a test (its output differs at every run); run by hand as root.
+add_executable(mtasts-reportd-fixtures
+  ${CMAKE_CURRENT_LIST_DIR}/deliver/fixtures_main.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/deliver/delivery_world.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/deliver/tls_cases.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/milter/mail_env.cpp
+  ${PROJECT_SOURCE_DIR}/tests/integration/milter/harness.cpp)
+target_include_directories(mtasts-reportd-fixtures PRIVATE ${PROJECT_SOURCE_DIR})
+target_link_libraries(mtasts-reportd-fixtures PRIVATE mtasts_milter_core mtasts_test_support mtasts_flags)
+add_dependencies(mtasts-reportd-fixtures mta-sts-cached)
+if(TARGET mta-sts-tlsmap)
+  add_dependencies(mtasts-reportd-fixtures mta-sts-tlsmap)
+endif()
+target_compile_definitions(mtasts-reportd-fixtures PRIVATE
+  MTASTS_MILTER_BIN="$<TARGET_FILE:mta-sts-milter>"
+  MTASTS_CACHED_BIN="$<TARGET_FILE:mta-sts-cached>"
+  MTASTS_TLSMAP_BIN="${_dlv_tlsmap_bin}"
+  MTASTS_MILTERTEST_DIR="${PROJECT_SOURCE_DIR}/tests/integration/miltertest")
+set_target_properties(mtasts-reportd-fixtures PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests/world)

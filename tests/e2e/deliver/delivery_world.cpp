@@ -50,6 +50,9 @@ const std::vector<DomainDef>& domains() {
       {"wdeep", "enforce", {dlv("a.mx.wdeep")}, {dlv("a.mx.wdeep")}},
       {"nopolicy", "", {}, {dlv("mx.nopolicy")}},
       {"keyword", "enforce", {"hostname"}, {dlv("mx.keyword")}},
+      {"expired", "enforce", {dlv("mx.expired")}, {dlv("mx.expired")}},
+      {"selfsigned", "enforce", {dlv("mx.selfsigned")}, {dlv("mx.selfsigned")}},
+      {"nosts", "", {}, {dlv("mx.nosts")}},
   };
   return d;
 }
@@ -78,6 +81,9 @@ const std::vector<MxDef>& mx_hosts() {
       {dlv("mx.wcert"), CertKind::valid, {"*." + dlv("wcert")}},
       {dlv("a.mx.wdeep"), CertKind::valid, {"*." + dlv("wdeep")}},
       {dlv("mx.keyword"), CertKind::valid},
+      {dlv("mx.expired"), CertKind::expired},
+      {dlv("mx.selfsigned"), CertKind::self_signed},
+      {dlv("mx.nosts"), CertKind::valid},
   };
   return h;
 }

@@ -26,6 +26,9 @@
 //                                                  *.wdeep, two labels above it
 //   keyword    enforce [hostname]                  MX mx.keyword: valid for its own name, but the
 //                                                  policy's one pattern is a Postfix keyword
+//   expired    enforce [mx.expired]                MX mx.expired: test-CA certificate, expired
+//   selfsigned enforce [mx.selfsigned]             MX mx.selfsigned: self-signed certificate
+//   nosts      no MTA-STS at all                   MX mx.nosts: valid (opportunistic TLS)
 // (shared and multi make the Sendmail connection-cache trap: see sendmail_test.cpp.)
 #pragma once
 
