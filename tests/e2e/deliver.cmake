@@ -66,3 +66,9 @@ target_compile_definitions(mtasts-reportd-fixtures PRIVATE
   MTASTS_TLSMAP_BIN="${_dlv_tlsmap_bin}"
   MTASTS_MILTERTEST_DIR="${PROJECT_SOURCE_DIR}/tests/integration/miltertest")
 set_target_properties(mtasts-reportd-fixtures PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests/world)
+
+# The TLS-RPT report validator (tests/support/validate_tlsrpt.py, python3-jsonschema) and the
+# JSON Schema written from RFC 8460 (tests/fixtures/reportd/tlsrpt-report.schema.json).
+add_test(NAME TlsRptValidator.AcceptsValidRejectsMissingPolicyDomainAndBadMail
+  COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/tests/support/validate_tlsrpt_test.py)
+set_tests_properties(TlsRptValidator.AcceptsValidRejectsMissingPolicyDomainAndBadMail PROPERTIES LABELS integration)
