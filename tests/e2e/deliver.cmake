@@ -7,7 +7,7 @@ else()
   # Until the tlsmap/ directory exists the tests build and skip with a clear reason.
   set(_dlv_tlsmap_bin "${PROJECT_BINARY_DIR}/tlsmap/mta-sts-tlsmap")
 endif()
-foreach(_mta postfix sendmail dane)
+foreach(_mta postfix sendmail dane tlsrpt_world)
   mtasts_add_test(deliver_${_mta}_e2e e2e
     SOURCES
       ${CMAKE_CURRENT_LIST_DIR}/deliver/delivery_world.cpp
