@@ -33,6 +33,7 @@ using namespace std::chrono_literals;
 namespace {
 
 std::string tsv_rows(const std::string& mta, const std::vector<e2e::CaseOutcome>& outcomes, e2e::DeliveryWorld& dw) {
+  const e2e::Mta kind = mta.rfind("sendmail", 0) == 0 ? e2e::Mta::sendmail : e2e::Mta::postfix;
   std::string out;
   for (const auto& o : outcomes) {
     const auto& c = o.tls_case;
@@ -42,7 +43,8 @@ std::string tsv_rows(const std::string& mta, const std::vector<e2e::CaseOutcome>
       out += mta + "\t" + o.queue_id + "\t" + o.token + "\t" + c.domain + "\t" + c.policy_type + "\t" +
              (c.policy_mode.empty() ? "-" : c.policy_mode) + "\t" + std::to_string(i + 1) + "\t" + a.mx_host + "\t" +
              dw.mx(a.mx_host).ip() + "\t" + e2e::kSendingIp + "\t" + a.result + "\t" +
-             (last ? (c.delivered ? "delivered" : "deferred") : "next-mx") + "\n";
+             (last ? (c.delivered ? "delivered" : "deferred") : "next-mx") + "\t" +
+             (mta == "sendmail-loglevel14" ? a.result : e2e::log_result(a, kind)) + "\n";
     }
   }
   return out;
@@ -54,7 +56,7 @@ int generate(const fs::path& out) {
   std::cerr << "world up in " << dw.dir() << "\n";
   std::string tsv =
       "# mta\tqueue_id\ttoken\tpolicy_domain\tpolicy_type\tpolicy_mode\tattempt\tmx_host\tmx_ip\tsending_ip\t"
-      "result\toutcome\n";
+      "result\toutcome\tlog_result\n";
 
   {
     e2e::Postfix postfix(dw.dir() / "pf", e2e::PostfixOptions{.relay_port = 0,

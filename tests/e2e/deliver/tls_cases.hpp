@@ -21,7 +21,16 @@ namespace mtasts::test::e2e {
 struct TlsAttempt {
   std::string mx_host;
   std::string result;
+  // What a collector can tell from the MTA's log where that is less than `result` ("" : the
+  // same): a testing policy's certificate for another name shows as a plain TLS success
+  // (tlsmap answers nothing for testing policies, so the MTA does not check the name), and
+  // Sendmail at its default LogLevel 9 does not say why verification failed.
+  std::string postfix_log_result{};
+  std::string sendmail_log_result{};
 };
+enum class Mta { postfix, sendmail };
+// The result a collector reading `mta`'s log reports for the attempt.
+const std::string& log_result(const TlsAttempt& a, Mta mta);
 
 struct TlsCase {
   std::string label;  // e.g. "expired"; the message token is "<tag>-<label>"
@@ -40,8 +49,9 @@ struct TlsCase {
 //   selfsigned  sts enforce  mx.selfsigned  certificate-not-trusted        deferred
 //   untrusted   sts enforce  mx.untrusted   certificate-not-trusted        deferred (other CA)
 //   notls       sts enforce  mx.notls       starttls-not-supported         deferred
-//   offpolicy   sts enforce  mx.elsewhere   validation-failure             deferred (MX not in
-//                                                                          the policy)
+//   offpolicy   sts enforce  mx.elsewhere   certificate-host-mismatch      deferred (MX not in
+//                                             the policy: its certificate names mx.elsewhere,
+//                                             the MTA matched it against the policy's names)
 //   mixed       sts enforce  mx1.mixed      certificate-host-mismatch, then
 //                            mx2.mixed      success                        delivered
 //   testing     sts testing  mx.testing     certificate-host-mismatch      delivered
