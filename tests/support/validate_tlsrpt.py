@@ -16,6 +16,9 @@ Each INPUT (a path, or - for stdin) may be:
 Prints "OK <input>: <n> policies" per valid input, or one "validate_tlsrpt: <input>: <where>:
 <what is wrong>" line per error, and exits 1 if any input was invalid (2 on usage errors).
 --json prints each decoded report (one JSON document per line) instead of the OK lines.
+--summary prints, instead, one line per policy and one per failure detail (for tests to compare):
+  policy <policy-domain> <policy-type> success=<n> failure=<n>
+  failure <policy-domain> <result-type> mx=<receiving-mx-hostname> ip=<receiving-ip> from=<sending-mta-ip> count=<n>
 
 Uses python3-jsonschema (Debian 12: 4.10, draft 2020-12).
 """
@@ -146,6 +149,7 @@ def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--schema", default=DEFAULT_SCHEMA)
     ap.add_argument("--json", action="store_true", help="print each decoded report")
+    ap.add_argument("--summary", action="store_true", help="print the counts, one line per policy and failure detail")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("inputs", nargs="+")
     a = ap.parse_args(argv)
@@ -171,6 +175,16 @@ def main(argv):
             continue
         if a.json:
             print(json.dumps(report, sort_keys=True))
+        elif a.summary:
+            for p in report["policies"]:
+                pol, summ = p["policy"], p["summary"]
+                print("policy %s %s success=%d failure=%d" % (pol["policy-domain"], pol["policy-type"],
+                                                              summ["total-successful-session-count"],
+                                                              summ["total-failure-session-count"]))
+                for d in p.get("failure-details", []):
+                    print("failure %s %s mx=%s ip=%s from=%s count=%d" % (
+                        pol["policy-domain"], d["result-type"], d.get("receiving-mx-hostname", "-"),
+                        d.get("receiving-ip", "-"), d.get("sending-mta-ip", "-"), d["failed-session-count"]))
         elif not a.quiet:
             print("OK %s: %d policies" % (name, len(report["policies"])))
     return 1 if bad else 0

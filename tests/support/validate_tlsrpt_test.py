@@ -70,6 +70,19 @@ class Validator(unittest.TestCase):
         self.assert_valid(b"POST /tlsrpt HTTP/1.1\r\nContent-Type: application/tlsrpt+gzip\r\n\r\n" +
                           gzip.compress(self.raw), "post.http")
 
+    def test_summary_lists_the_counts(self):
+        path = os.path.join(self.tmp.name, "r.json")
+        with open(path, "wb") as f:
+            f.write(self.raw)
+        r = subprocess.run([sys.executable, VALIDATOR, "--summary", path], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.splitlines(), [
+            "policy mixed.dlv.test sts success=1 failure=1",
+            "failure mixed.dlv.test certificate-host-mismatch mx=mx1.mixed.dlv.test ip=127.25.0.18 from=127.0.0.1 count=1",
+            "policy nopolicy.dlv.test no-policy-found success=0 failure=1",
+            "failure nopolicy.dlv.test starttls-not-supported mx=mx.nopolicy.dlv.test ip=127.25.0.21 from=127.0.0.1 count=1",
+        ])
+
     def test_rejects_a_report_without_policy_domain(self):
         # The no-policy-found entry without policy-domain: what some reporters send and common
         # parsers reject.

@@ -1,0 +1,292 @@
+// mta-sts-reportd (issue 20) with the real thing: in the TLS-RPT delivery world
+// (DeliveryOptions::tlsrpt: every domain publishes `_smtp._tls' with a mailto: rua, the SMTP
+// sink, and an https: rua, the HTTPS sink) a real Postfix 3.7 asking mta-sts-tlsmap, with real
+// OpenDKIM on its submission path, delivers one message per TLS case (tls_cases.hpp: a good
+// certificate, another name's, an expired one, a self-signed one, another CA's, no STARTTLS, an
+// MX outside the policy, a failing preferred MX before a good one, a testing policy, no policy
+// with and without TLS). mta-sts-reportd follows Postfix's maillog_file into the world's Redis;
+// then `mta-sts-reportd -c CONF --send DAY' sends the day's reports. Each report must arrive
+// exactly once per domain and rua, validate against the RFC 8460 schema, carry exactly the
+// sessions the test caused, be DKIM-signed and verify; the report mail's own deliveries
+// (through the same Postfix, from sender-address) must never be counted.
+//
+// The day is today (UTC): `--send' of a day not over sends what was counted so far.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <ctime>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "tests/e2e/deliver/delivery_world.hpp"
+#include "tests/e2e/deliver/tls_cases.hpp"
+#include "tests/e2e/milter/mail_env.hpp"
+#include "tests/support/opendkim.hpp"
+
+namespace mtasts::test::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+const std::string kReportSender = "tlsrpt-noreply@" + dlv("sender");
+
+std::string utc_day() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
+// What the validator's --summary must print for `domain` after the cases were delivered
+// through an MTA of kind `mta`: the policy line, then one line per (result, MX, IP).
+std::vector<std::string> expected_summary(const std::string& domain, Mta mta, DeliveryWorld& dw) {
+  std::vector<std::string> out;
+  unsigned ok = 0, failed = 0;
+  std::map<std::string, unsigned> details;
+  std::string type;
+  for (const auto& c : tls_cases()) {
+    if (c.domain != domain) continue;
+    type = c.policy_type;
+    for (const auto& a : c.attempts) {
+      const std::string& r = log_result(a, mta);
+      if (r == "success") {
+        ++ok;
+      } else {
+        ++failed;
+        ++details["failure " + domain + " " + r + " mx=" + a.mx_host + " ip=" + dw.mx(a.mx_host).ip() +
+                  " from=" + kSendingIp];
+      }
+    }
+  }
+  out.push_back("policy " + domain + " " + type + " success=" + std::to_string(ok) + " failure=" + std::to_string(failed));
+  for (const auto& [line, n] : details) out.push_back(line + " count=" + std::to_string(n));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string header(const std::string& message, const std::string& name) {
+  const auto v = header_values(message, name);
+  return v.empty() ? std::string() : v.front();
+}
+
+struct ReportdPostfix : ::testing::Test {
+  static inline std::unique_ptr<DeliveryWorld> dw;
+  static inline std::unique_ptr<Postfix> postfix;
+  static inline std::unique_ptr<Process> reportd;
+  static inline std::string day;
+  static inline RunResult first_send;
+  static inline std::string skip_reason;
+  static inline std::string setup_error;
+
+  static fs::path conf() { return dw->dir() / "reportd.conf"; }
+  static fs::path maillog() { return dw->dir() / "postfix" / "maillog"; }
+  static std::string reportd_log() { return read_file(dw->dir() / "reportd.log"); }
+
+  static void SetUpTestSuite() {
+    if (!DeliveryWorld::available(skip_reason)) return;
+    if (!fs::exists(MTASTS_REPORTD_BIN)) {
+      skip_reason = std::string("mta-sts-reportd is not built yet: ") + MTASTS_REPORTD_BIN;
+      return;
+    }
+    try {
+      dw = std::make_unique<DeliveryWorld>(DeliveryOptions{.tlsrpt = true});
+      OpenDkim& dkim = dw->start_dkim();
+      postfix = std::make_unique<Postfix>(dw->dir(), PostfixOptions{.relay_port = 0,
+                                                                    .milter = dkim.milter_socket(),
+                                                                    .main_cf = postfix_report_main_cf(*dw),
+                                                                    .command_prefix = dw->exec_prefix()});
+      write_file(conf(),
+                 "[redis]\naddress = " + dw->world().redis().address() +
+                     "\n[reportd]\nlog = stderr\nlog-level = debug\n"
+                     "source = postfix-log:" + maillog().string() + "\n"
+                     "state-directory = " + (dw->dir() / "reportd-state").string() + "\n"
+                     "host-id = mta1\nsending-mta-ip = " + kSendingIp + "\nflush-interval = 1s\n"
+                     "send = yes\nsend-delay-max = 0\n"
+                     "organization-name = MTA-STS test fleet\ncontact-info = tlsrpt@" + dlv("sender") + "\n"
+                     "sender-address = " + kReportSender + "\n"
+                     "sendmail-command = /usr/sbin/sendmail -C " + postfix->config_dir().string() + " -i\n"
+                     "ca-file = " + dw->world().ca_file().string() + "\n"
+                     "resolver = " + dw->world().resolver() + "\ndns-timeout = 1000ms\n");
+      fs::create_directories(dw->dir() / "reportd-state");
+      start_reportd();
+      day = utc_day();
+      deliver_cases(*postfix, tls_cases(), "rd");
+      if (utc_day() != day) throw std::runtime_error("the UTC day changed during the deliveries: run again");
+      stop_reportd();  // SIGTERM: the counts flushed to Redis
+      first_send = reportd_command({"--send", day});
+    } catch (const std::exception& e) {
+      setup_error = e.what();
+      if (dw) setup_error += "\n--- reportd log:\n" + reportd_log();
+      TearDownTestSuite();
+    }
+  }
+  static void TearDownTestSuite() {
+    reportd.reset();
+    postfix.reset();
+    dw.reset();
+  }
+  static void start_reportd() {
+    reportd = std::make_unique<Process>(std::vector<std::string>{MTASTS_REPORTD_BIN, "-c", conf().string()},
+                                        dw->dir() / "reportd.log");
+  }
+  static void stop_reportd() {
+    if (!reportd) return;
+    const int status = reportd->stop(20s);
+    reportd.reset();
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      throw std::runtime_error("mta-sts-reportd did not stop cleanly (status " + std::to_string(status) + ")");
+  }
+  static RunResult reportd_command(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{MTASTS_REPORTD_BIN, "-c", conf().string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, 120s);
+  }
+  static RunResult ctl(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{MTASTS_CTL_BIN, "-c", conf().string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, 60s);
+  }
+
+  void SetUp() override {
+    if (!skip_reason.empty()) GTEST_SKIP() << skip_reason;
+    ASSERT_TRUE(setup_error.empty()) << setup_error;
+    ASSERT_EQ(first_send.exit_code, 0) << first_send.out << first_send.err << diag();
+  }
+  std::string diag() const {
+    return "--- reportd log (tail):\n" + tail(reportd_log()) + "--- maillog (tail):\n" + tail(postfix->maillog()) +
+           "--- https sink:\n" + dw->report_https().log();
+  }
+  static std::string tail(const std::string& s, std::size_t n = 8000) {
+    return s.size() > n ? s.substr(s.size() - n) : s;
+  }
+  // The domains the cases delivered to: one report each.
+  static std::set<std::string> case_domains() {
+    std::set<std::string> d;
+    for (const auto& c : tls_cases()) d.insert(c.domain);
+    return d;
+  }
+  // The report mails at the SMTP sink (each without the sink's first line), waiting for `n`.
+  std::vector<std::string> report_mails(std::size_t n) const {
+    std::vector<std::string> mails;
+    wait_until(
+        [&] {
+          mails.clear();
+          for (const auto& m : dw->report_mx().messages()) mails.push_back(m.substr(m.find('\n') + 1));
+          return mails.size() >= n;
+        },
+        60s);
+    return mails;
+  }
+  // The validator's --summary of a file, sorted; fails the test if it is not a valid report.
+  std::vector<std::string> summary(const fs::path& file) const {
+    const RunResult r = run({"/usr/bin/python3", (source_dir() / "tests/support/validate_tlsrpt.py").string(),
+                             "--summary", file.string()},
+                            60s);
+    EXPECT_EQ(r.exit_code, 0) << file << ": " << r.err << r.out;
+    auto lines = lines_of(r.out);
+    std::sort(lines.begin(), lines.end());
+    return lines;
+  }
+};
+
+TEST_F(ReportdPostfix, OneReportPerDomainAndRuaWithExactlyTheSessionsOfPostfixsLog) {
+  const auto domains = case_domains();
+  // mailto: one report mail per domain, each valid and exact.
+  const auto mails = report_mails(domains.size());
+  std::map<std::string, unsigned> mailed;
+  for (std::size_t i = 0; i < mails.size(); ++i) {
+    const std::string domain = header(mails[i], "TLS-Report-Domain");
+    SCOPED_TRACE("report mail for " + domain);
+    ++mailed[domain];
+    EXPECT_EQ(header(mails[i], "TLS-Report-Submitter"), dlv("sender"));
+    EXPECT_EQ(header(mails[i], "TLS-Required"), "No");
+    EXPECT_EQ(header(mails[i], "Auto-Submitted"), "auto-generated");
+    EXPECT_NE(mails[i].find("multipart/report"), std::string::npos);
+    const fs::path file = dw->dir() / ("report-mail-" + std::to_string(i) + ".eml");
+    write_file(file, mails[i]);
+    EXPECT_EQ(summary(file), expected_summary(domain, Mta::postfix, *dw));
+  }
+  for (const auto& d : domains) EXPECT_EQ(mailed[d], 1u) << d << "\n" << diag();
+  EXPECT_EQ(mails.size(), domains.size()) << diag();
+  // https: one POST per domain, each valid and exact.
+  const auto posts = dw->report_https().wait_requests(domains.size(), 60s);
+  std::map<std::string, unsigned> posted;
+  for (const auto& p : posts) {
+    EXPECT_EQ(p.method, "POST");
+    EXPECT_EQ(p.target, "/tlsrpt");
+    EXPECT_EQ(p.headers.count("content-type") ? p.headers.at("content-type") : "", "application/tlsrpt+gzip");
+    const auto lines = summary(p.file);
+    ASSERT_FALSE(lines.empty()) << p.file;
+    // "policy <domain> ..."
+    const std::string domain = lines[lines.size() - 1].substr(7, lines.back().find(' ', 7) - 7);
+    ++posted[domain];
+    EXPECT_EQ(lines, expected_summary(domain, Mta::postfix, *dw)) << p.file;
+  }
+  for (const auto& d : domains) EXPECT_EQ(posted[d], 1u) << d << "\n" << diag();
+  EXPECT_EQ(posts.size(), domains.size()) << diag();
+}
+
+// RFC 8460 section 3: report mail is DKIM-signed, here by OpenDKIM on Postfix's submission
+// path (the sendmail-command), and verifies against the world's DNS.
+TEST_F(ReportdPostfix, EveryReportMailIsDkimSignedAndVerifies) {
+  const auto mails = report_mails(case_domains().size());
+  ASSERT_EQ(mails.size(), case_domains().size()) << diag();
+  for (const auto& m : mails) {
+    SCOPED_TRACE(header(m, "TLS-Report-Domain"));
+    EXPECT_NE(header(m, "DKIM-Signature").find("d=" + dlv("sender")), std::string::npos) << m;
+    const RunResult v = dkim_verify(m, dw->exec_prefix());
+    EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  }
+}
+
+// The report mails went out through the same Postfix, from sender-address, to the report
+// domain's MX (reports.dlv.test publishes a TLSRPT record too): the collector reads those
+// deliveries and must not count them, or the next report would be about the reports (a loop).
+// Nothing is sent twice either.
+TEST_F(ReportdPostfix, ReportMailIsNotCountedAndNothingIsSentTwice) {
+  const std::size_t n = case_domains().size();
+  ASSERT_EQ(report_mails(n).size(), n) << diag();
+  // Every report mail's delivery is in the log.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::size_t sent = 0;
+        for (const auto& l : lines_of(postfix->maillog()))
+          if (l.find("to=<" + DeliveryWorld::report_mailbox() + ">") != std::string::npos &&
+              l.find("status=sent") != std::string::npos)
+            ++sent;
+        return sent >= n;
+      },
+      60s))
+      << diag();
+  // The collector follows on from where it stopped; one more message to good.dlv.test after
+  // the report mails shows when it has read past them.
+  start_reportd();
+  TlsCase again = tls_cases().front();
+  again.label = "after-reports";
+  deliver_cases(*postfix, {again}, "rd");
+  const bool counted = wait_until(
+      [&] {
+        const RunResult r = ctl({"report", "show", "--day", day, dlv("good")});
+        return r.exit_code == 0 && r.out.find(dlv("good") + ": 2 sessions, 2 successful") != std::string::npos;
+      },
+      60s);
+  stop_reportd();
+  const RunResult shown = ctl({"report", "show", "--day", day});
+  EXPECT_TRUE(counted) << shown.out << shown.err << diag();
+  EXPECT_NE(shown.out.find(dlv("good")), std::string::npos) << shown.out;
+  EXPECT_EQ(shown.out.find(dlv("reports")), std::string::npos) << "report mail counted:\n" << shown.out;
+  EXPECT_EQ(shown.out.find(dlv("sender")), std::string::npos) << shown.out;
+  // Sent again: every report of the day was claimed and sent already.
+  const RunResult again_sent = reportd_command({"--send", day});
+  EXPECT_EQ(again_sent.exit_code, 0) << again_sent.out << again_sent.err;
+  std::this_thread::sleep_for(3s);  // what a wrongly repeated send would have delivered by now
+  EXPECT_EQ(dw->report_mx().messages().size(), n) << diag();
+  EXPECT_EQ(dw->report_https().requests().size(), n) << diag();
+}
+
+}  // namespace
+}  // namespace mtasts::test::e2e
