@@ -16,6 +16,8 @@ BUILD_PKGS="build-essential cmake pkg-config g++ clang libclang-rt-14-dev \
 SERVER_PKGS="redis-server redis-tools redis-sentinel dnsmasq-base nginx-light postfix miltertest \
   swaks ldnsutils openssl ca-certificates mandoc valgrind iproute2 procps psmisc libwrap0 m4 \
   util-linux dpkg-dev man-db file curl python3-aiosmtpd nsd unbound prometheus faketime"
+# TLS-RPT reports are checked against a JSON Schema written from RFC 8460 (issue 20).
+SERVER_PKGS="$SERVER_PKGS python3-jsonschema"
 
 missing=""
 for p in $BUILD_PKGS $SERVER_PKGS; do

@@ -101,6 +101,37 @@ std::string report_id(std::string_view day, std::string_view domain, std::string
   return out;
 }
 
+std::string submitter_of(std::string_view contact) {
+  std::string_view host;
+  const auto at = contact.rfind('@');
+  if (at != std::string_view::npos) {
+    host = contact.substr(at + 1);
+    host = host.substr(0, host.find_first_of("?>; "));
+  } else {
+    for (std::string_view scheme : {"https://", "http://"}) {
+      if (contact.substr(0, scheme.size()) == scheme) {
+        host = contact.substr(scheme.size());
+        host = host.substr(0, host.find_first_of("/:?#"));
+      }
+    }
+  }
+  std::string out;
+  for (char c : host) out += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  while (!out.empty() && out.back() == '.') out.pop_back();
+  return out;
+}
+
+ReportMeta report_meta(const Reporter& who, std::string_view day, std::string_view policy_domain) {
+  ReportMeta m;
+  m.organization_name = who.organization_name;
+  m.contact_info = who.contact_info;
+  m.day = std::string(day);
+  m.policy_domain = std::string(policy_domain);
+  const std::string submitter = who.submitter.empty() ? submitter_of(who.contact_info) : who.submitter;
+  m.report_id = report_id(day, policy_domain, submitter);
+  return m;
+}
+
 std::string report_json(const ReportMeta& meta, const std::vector<PolicyCounts>& policies) {
   const auto range = report_range(meta.day);
   if (!range) throw std::invalid_argument("report_json: invalid day");

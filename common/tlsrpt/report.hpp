@@ -27,6 +27,19 @@ struct PolicyCounts {
   Counts counts;
 };
 
+// Who reports ([reportd] organization-name, contact-info, submitter): the same on every host
+// of the fleet, so that every host would write the same report.
+struct Reporter {
+  std::string organization_name;
+  std::string contact_info;  // an address ("tlsrpt@example.net") or a URI
+  std::string submitter;     // a domain; empty: submitter_of(contact_info)
+};
+// The domain of contact-info: what follows the last '@' of an address or a mailto: URI, else
+// the host of an http(s): URI, lower case; "" when there is none.
+std::string submitter_of(std::string_view contact_info);
+// The meta of the report of (day, policy domain) by `who`, with its report_id().
+ReportMeta report_meta(const Reporter& who, std::string_view day, std::string_view policy_domain);
+
 // The report's JSON text (UTF-8, no trailing newline). Policies in the given order; in each,
 // failure-details in FailureDetail order, empty optional fields left out; policy-domain is
 // always present (also for no-policy-found: common parsers reject a report without it).

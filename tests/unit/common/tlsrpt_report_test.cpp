@@ -125,6 +125,20 @@ TEST(TlsrptReport, RangeAndIds) {
   }
 }
 
+TEST(TlsrptReport, SubmitterAndMeta) {
+  EXPECT_EQ(submitter_of("tlsrpt@Sender.Example"), "sender.example");
+  EXPECT_EQ(submitter_of("mailto:tlsrpt@sender.example?subject=x"), "sender.example");
+  EXPECT_EQ(submitter_of("https://Reports.Sender.example:8443/tlsrpt"), "reports.sender.example");
+  EXPECT_EQ(submitter_of("Example Org NOC"), "");
+  Reporter who{"Example Org", "tlsrpt@sender.example", ""};
+  const ReportMeta m = report_meta(who, "2026-12-07", "example.com");
+  EXPECT_EQ(m.report_id, report_id("2026-12-07", "example.com", "sender.example"));
+  EXPECT_EQ(m.organization_name, "Example Org");
+  EXPECT_EQ(m.policy_domain, "example.com");
+  who.submitter = "other.example";
+  EXPECT_EQ(report_meta(who, "2026-12-07", "example.com").report_id, report_id("2026-12-07", "example.com", "other.example"));
+}
+
 // Issue 20: a report for 1,000,000 sessions and 10,000 distinct failure details is built in
 // bounded memory. Its size grows with the details, never with the session count; the peak
 // allocation while building it is a small multiple of the text it returns.
