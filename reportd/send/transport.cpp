@@ -14,6 +14,7 @@
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include "common/util/fd.hpp"
@@ -189,9 +190,16 @@ extern "C" std::size_t on_response(char*, std::size_t size, std::size_t n, void*
 }
 static_assert(noexcept(on_response(nullptr, 0, 0, nullptr)));
 
+bool is_ip_literal(const std::string& host) {
+  if (host.find(':') != std::string::npos) return true;
+  for (char c : host)
+    if (!((c >= '0' && c <= '9') || c == '.')) return false;
+  return true;
+}
+
 class CurlPoster final : public HttpsPoster {
  public:
-  explicit CurlPoster(PostOptions o) : opts_(std::move(o)) {
+  CurlPoster(PostOptions o, dns::Resolver& resolver) : opts_(std::move(o)), resolver_(resolver) {
     static std::once_flag once;
     std::call_once(once, [] {
       if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) throw std::runtime_error("curl_global_init failed");
@@ -199,6 +207,28 @@ class CurlPoster final : public HttpsPoster {
   }
 
   Delivery post(const std::string& url, const std::string& body) override {
+    std::string host;
+    unsigned port = 443;
+    if (!url_host_port(url, &host, &port)) return {false, "not an https: URL with a host"};
+    // Connect only to the addresses our resolver gives: "host:port:a,b,[v6]".
+    std::unique_ptr<curl_slist, SlistFree> pin;
+    if (!is_ip_literal(host)) {
+      std::vector<std::string> addresses;
+      std::string why;
+      for (auto family : {dns::AddressFamily::v4, dns::AddressFamily::v6}) {
+        const dns::AddressAnswer a = resolver_.address(host, family);
+        if (dns::is_failure(a.status)) why = std::string("address lookup failed: ") + dns::to_string(a.status);
+        for (const auto& ip : a.addresses) addresses.push_back(ip);
+      }
+      if (addresses.empty()) return {false, why.empty() ? "no address for " + host : why};
+      std::string entry = host + ":" + std::to_string(port) + ":";
+      for (std::size_t i = 0; i < addresses.size(); ++i) {
+        if (i) entry += ',';
+        entry += addresses[i].find(':') != std::string::npos ? "[" + addresses[i] + "]" : addresses[i];
+      }
+      pin.reset(curl_slist_append(nullptr, entry.c_str()));
+      if (!pin) return {false, "out of memory"};
+    }
     std::unique_ptr<CURL, EasyFree> curl(curl_easy_init());
     if (!curl) return {false, "curl_easy_init failed"};
     std::unique_ptr<curl_slist, SlistFree> headers(curl_slist_append(nullptr, "Content-Type: application/tlsrpt+gzip"));
@@ -215,6 +245,7 @@ class CurlPoster final : public HttpsPoster {
     set(curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https"));
     set(curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https"));
     set(curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L));
+    if (pin) set(curl_easy_setopt(c, CURLOPT_RESOLVE, pin.get()));
     set(curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2)));
     set(curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L));
     set(curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L));
@@ -247,13 +278,53 @@ class CurlPoster final : public HttpsPoster {
 
  private:
   PostOptions opts_;
+  dns::Resolver& resolver_;
 };
 
 }  // namespace
 
 std::unique_ptr<MailSubmitter> make_sendmail(SendmailOptions opts) { return std::make_unique<Sendmail>(std::move(opts)); }
-std::unique_ptr<HttpsPoster> make_https_poster(PostOptions opts) {
-  return std::make_unique<CurlPoster>(std::move(opts));
+std::unique_ptr<HttpsPoster> make_https_poster(PostOptions opts, dns::Resolver& resolver) {
+  return std::make_unique<CurlPoster>(std::move(opts), resolver);
+}
+
+bool url_host_port(const std::string& url, std::string* host, unsigned* port) {
+  constexpr std::string_view scheme = "https://";
+  if (url.size() <= scheme.size() || url.compare(0, scheme.size(), scheme) != 0) return false;
+  const std::string rest = url.substr(scheme.size());
+  const std::string authority = rest.substr(0, rest.find_first_of("/?#"));
+  if (authority.empty() || authority.find('@') != std::string::npos) return false;
+  std::string h;
+  std::string p;
+  if (authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string::npos) return false;
+    h = authority.substr(1, close - 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return false;
+      p = authority.substr(close + 2);
+    }
+  } else {
+    const auto colon = authority.find(':');
+    h = authority.substr(0, colon);
+    if (colon != std::string::npos) p = authority.substr(colon + 1);
+  }
+  if (h.empty()) return false;
+  *port = 443;
+  if (!p.empty()) {
+    if (p.size() > 5) return false;
+    unsigned v = 0;
+    for (char c : p) {
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (v == 0 || v > 65535) return false;
+    *port = v;
+  }
+  for (char& c : h)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  *host = h;
+  return true;
 }
 
 }  // namespace mtasts::reportd

@@ -9,13 +9,17 @@
 // - HTTPS: POST of the gzipped report as `application/tlsrpt+gzip` with libcurl: https only,
 //   TLS 1.2 or newer, certificate and host name verified (`ca-file` replaces the system store
 //   when set), redirects never followed, no proxy from the environment, a total timeout, the
-//   response body read at most 64 KiB; success is a 2xx status.
+//   response body read at most 64 KiB; success is a 2xx status. The URL's host is resolved
+//   through the daemon's own resolver (the `resolver` option, as for the TLSRPT record) and
+//   libcurl connects only to those addresses.
 #pragma once
 
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "common/dns/dns.hpp"
 
 namespace mtasts::reportd {
 
@@ -52,6 +56,11 @@ struct PostOptions {
   std::chrono::milliseconds connect_timeout{10000};
   std::string user_agent = "mta-sts-reportd";
 };
-std::unique_ptr<HttpsPoster> make_https_poster(PostOptions opts);
+// `resolver` must outlive the poster.
+std::unique_ptr<HttpsPoster> make_https_poster(PostOptions opts, dns::Resolver& resolver);
+
+// The host and port of an https: URL ("https://host[:port]/..."; "[v6]" literals unwrapped);
+// false when there is none.
+bool url_host_port(const std::string& url, std::string* host, unsigned* port);
 
 }  // namespace mtasts::reportd

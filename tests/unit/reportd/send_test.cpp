@@ -494,3 +494,26 @@ TEST(SendOptions, DefaultSubmitter) {
 
 }  // namespace
 }  // namespace mtasts::reportd
+
+namespace mtasts::reportd {
+namespace {
+
+TEST(HttpsTransport, UrlHostAndPort) {
+  std::string host;
+  unsigned port = 0;
+  ASSERT_TRUE(url_host_port("https://R.Example.com/v1/tlsrpt", &host, &port));
+  EXPECT_EQ(host, "r.example.com");
+  EXPECT_EQ(port, 443u);
+  ASSERT_TRUE(url_host_port("https://r.example.com:8443?x", &host, &port));
+  EXPECT_EQ(port, 8443u);
+  ASSERT_TRUE(url_host_port("https://[2001:db8::1]:444/", &host, &port));
+  EXPECT_EQ(host, "2001:db8::1");
+  EXPECT_EQ(port, 444u);
+  for (const char* bad : {"http://r.example.com/", "https://", "https:///x", "https://r.example.com:0/",
+                          "https://r.example.com:70000/", "https://r.example.com:8x/", "https://u@r.example.com/",
+                          "https://[2001:db8::1/"})
+    EXPECT_FALSE(url_host_port(bad, &host, &port)) << bad;
+}
+
+}  // namespace
+}  // namespace mtasts::reportd
