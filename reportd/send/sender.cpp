@@ -123,6 +123,45 @@ Sender::Sender(SendOptions opts, ReportSource& source, dns::Resolver& resolver, 
   if (opts_.submitter.empty()) opts_.submitter = default_submitter(opts_.contact_info);
 }
 
+void Sender::set_metrics(metrics::Registry& registry) {
+  auto c = std::make_unique<Counters>();
+  for (const bool https : {false, true}) {
+    for (const Outcome o : {Outcome::sent, Outcome::retry, Outcome::gave_up}) {
+      std::string outcome = to_string(o);
+      std::replace(outcome.begin(), outcome.end(), '-', '_');
+      c->deliveries[{https, o}] = &registry.counter(
+          "mtasts_reportd_report_deliveries_total", "Deliveries of TLS-RPT reports to report URIs, by scheme and outcome.",
+          {{"scheme", https ? "https" : "mailto"}, {"outcome", outcome}});
+    }
+  }
+  for (const char* reason : {"nowhere", "no_failures", "excluded", "dns_retry", "dns_gave_up", "busy", "error"})
+    c->not_sent[reason] = &registry.counter("mtasts_reportd_reports_not_sent_total",
+                                            "Reports of a day and policy domain not sent to any URI this round, by reason.",
+                                            {{"reason", reason}});
+  counters_ = std::move(c);
+}
+
+void Sender::count(const SendResult& r, bool https) {
+  if (!counters_) return;
+  if (!r.rua.empty()) {
+    auto it = counters_->deliveries.find({https, r.outcome});
+    if (it != counters_->deliveries.end()) it->second->inc();
+    return;
+  }
+  const char* reason = nullptr;
+  switch (r.outcome) {
+    case Outcome::nowhere: reason = "nowhere"; break;
+    case Outcome::no_failures: reason = "no_failures"; break;
+    case Outcome::excluded: reason = "excluded"; break;
+    case Outcome::retry: reason = "dns_retry"; break;
+    case Outcome::gave_up: reason = "dns_gave_up"; break;
+    case Outcome::busy: reason = "busy"; break;
+    case Outcome::error: reason = "error"; break;
+    default: return;
+  }
+  counters_->not_sent[reason]->inc();
+}
+
 std::chrono::seconds Sender::backoff(unsigned attempts) const {
   std::chrono::seconds b = opts_.first_retry;
   for (unsigned i = 1; i < attempts && b < opts_.max_retry; ++i) b *= 2;
@@ -135,7 +174,11 @@ bool Sender::excluded(std::string_view domain) const {
 
 std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_view domain, bool force) {
   const std::string d(day), dom(domain);
-  auto one = [&](Outcome o, std::string detail = {}) { return std::vector<SendResult>{{d, dom, "", o, std::move(detail)}}; };
+  auto one = [&](Outcome o, std::string detail = {}) {
+    std::vector<SendResult> r{{d, dom, "", o, std::move(detail)}};
+    count(r.front(), false);
+    return r;
+  };
   if (excluded(domain)) return one(Outcome::excluded);
   {
     DomainParse p = Domain::parse(domain);
@@ -277,6 +320,7 @@ std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_vi
         log::error("report delivered but not recorded (claim lost): another sender may send it again",
                    {{"day", d}, {"domain", dom}, {"rua", uri.uri}});
         out.push_back({d, dom, uri.uri, o, "not recorded: claim lost"});
+        count(out.back(), uri.scheme == tlsrpt::ReportUri::Scheme::https);
         out.push_back({d, dom, "", Outcome::busy, "claim lost: the other ruas are left to its holder"});
         return out;
       }
@@ -294,6 +338,7 @@ std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_vi
                         {"retry", iso_time(SysTime{Seconds{rs.next}})}});
       }
       out.push_back({d, dom, uri.uri, o, del.error});
+      count(out.back(), uri.scheme == tlsrpt::ReportUri::Scheme::https);
     }
     const bool wrote = all_done ? store_.write(day, domain, token, {{"status", "done"}})
                                 : store_.write(day, domain, token, {{"next", std::to_string(next_due)}});
@@ -329,16 +374,18 @@ SysTime Sender::due_at(std::string_view day) {
     std::lock_guard lock(mu_);
     auto it = delay_.find(std::string(day));
     if (it == delay_.end()) {
+      // Uniform in [min(settle, max), max]: never later than send-delay-max after midnight.
       std::uint64_t r = 0;
       kernel_random(&r, sizeof r);
-      const auto span = static_cast<std::uint64_t>(std::max<std::int64_t>(opts_.send_delay_max.count(), 0)) + 1;
-      delay = std::chrono::seconds(static_cast<std::int64_t>(r % span));
+      const std::int64_t hi = std::max<std::int64_t>(opts_.send_delay_max.count(), 0);
+      const std::int64_t lo = std::clamp<std::int64_t>(opts_.settle.count(), 0, hi);
+      delay = std::chrono::seconds(lo + static_cast<std::int64_t>(r % static_cast<std::uint64_t>(hi - lo + 1)));
       delay_.emplace(std::string(day), delay);
     } else {
       delay = it->second;
     }
   }
-  return SysTime{Seconds{*start + 86400}} + opts_.settle + delay;
+  return SysTime{Seconds{*start + 86400}} + delay;
 }
 
 SendSummary Sender::tick() {

@@ -11,10 +11,10 @@
 // (5 minutes, doubling, at most 2 hours) until 24 hours after the first attempt, then given
 // up (logged). A DNS failure of the record lookup is retried the same way.
 //
-// The schedule (tick): a day's reports are due after the next day's 00:00 UTC plus `settle`
-// (15 minutes: the hosts' last batches of the day reach the aggregates) plus a random delay
-// up to `send_delay_max`, drawn per host and day, so that the fleet's hosts and the world's
-// reporters do not all send at midnight. Yesterday and the day before are looked at, so that
+// The schedule (tick): a day's reports are due after the next day's 00:00 UTC plus a random
+// delay between `settle` (15 minutes: the hosts' last batches of the day reach the
+// aggregates; less when send_delay_max is shorter) and `send_delay_max`, drawn per host and
+// day, so that the fleet's hosts and the world's reporters do not all send at midnight. Yesterday and the day before are looked at, so that
 // retries run their 24 hours. `send = no`: tick() never sends (send_day() still does: it is
 // the operator's explicit order).
 #pragma once
@@ -24,6 +24,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -34,6 +35,7 @@
 
 #include "common/dns/dns.hpp"
 #include "common/util/clock.hpp"
+#include "common/util/metrics.hpp"
 #include "reportd/send/send_store.hpp"
 #include "reportd/send/transport.hpp"
 
@@ -51,8 +53,8 @@ struct SendOptions {
   std::string ca_file;         // for https: ruas; "" -> the system store
   std::chrono::milliseconds https_timeout{60000};
   std::chrono::milliseconds sendmail_timeout{120000};
-  std::chrono::seconds send_delay_max{3600};   // the random spread after settle
-  std::chrono::seconds settle{900};            // after 00:00 UTC before anything is sent
+  std::chrono::seconds send_delay_max{3600};   // the latest after 00:00 UTC
+  std::chrono::seconds settle{900};            // the earliest (capped at send_delay_max)
   std::chrono::seconds first_retry{300};       // backoff: 5 min, doubling...
   std::chrono::seconds max_retry{7200};        // ...to at most 2 h
   std::chrono::seconds give_up_after{86400};   // from the first attempt
@@ -121,12 +123,20 @@ class Sender {
   std::vector<SendResult> send_domain(std::string_view day, std::string_view domain, bool force);
   // The scheduler's round: what is due now. Returns what was done (not-due outcomes left out).
   SendSummary tick();
-  // When this host's sending of `day` starts (next day 00:00 + settle + its random delay).
+  // When this host's sending of `day` starts (next day 00:00 + its random delay).
   SysTime due_at(std::string_view day);
 
   const SendOptions& options() const noexcept { return opts_; }
 
+  // Counters (never a domain label), created now in `registry`, which must outlive the
+  // sender; call before the first round:
+  //   mtasts_reportd_report_deliveries_total{scheme="mailto|https",outcome="sent|retry|gave_up"}
+  //   mtasts_reportd_reports_not_sent_total{reason="nowhere|no_failures|excluded|dns_retry|
+  //                                                  dns_gave_up|busy|error"}
+  void set_metrics(metrics::Registry& registry);
+
  private:
+  void count(const SendResult& r, bool https);
   std::chrono::seconds backoff(unsigned attempts) const;
   bool excluded(std::string_view domain) const;
 
@@ -140,6 +150,11 @@ class Sender {
   std::mutex mu_;
   std::map<std::string, std::chrono::seconds> delay_;        // per day: this host's random delay
   std::map<std::string, std::set<std::string>> finished_;    // per day: domains with nothing left
+  struct Counters {
+    std::map<std::pair<bool, Outcome>, metrics::Counter*> deliveries;  // (https, outcome)
+    std::map<std::string, metrics::Counter*> not_sent;
+  };
+  std::unique_ptr<Counters> counters_;
 };
 
 // Runs Sender::tick() every `period` on a thread of its own until destroyed.

@@ -459,7 +459,7 @@ TEST_F(SenderTest, ScheduleWaitsForTheNextDayAndTheSpread) {
   EXPECT_TRUE(s->tick().results.empty());
   const SysTime due = s->due_at(kDay);
   EXPECT_GE(due, SysTime{Seconds{*mtasts::tlsrpt::day_start(kDay) + 86400 + 900}});
-  EXPECT_LE(due, SysTime{Seconds{*mtasts::tlsrpt::day_start(kDay) + 86400 + 900 + 3600}});
+  EXPECT_LE(due, SysTime{Seconds{*mtasts::tlsrpt::day_start(kDay) + 86400 + 3600}});
   clock.set(due - Seconds{1});
   EXPECT_TRUE(s->tick().results.empty());
   EXPECT_TRUE(mail.sent.empty());
@@ -467,6 +467,31 @@ TEST_F(SenderTest, ScheduleWaitsForTheNextDayAndTheSpread) {
   EXPECT_EQ(s->tick().results.size(), 2u);
   EXPECT_EQ(mail.sent.size(), 1u);
   EXPECT_TRUE(s->tick().results.empty()) << "finished domains are not looked at again";
+}
+
+TEST_F(SenderTest, ShortSpreadCapsTheSettleTime) {
+  opts.send_delay_max = 0s;
+  EXPECT_EQ(sender()->due_at(kDay), SysTime{Seconds{*mtasts::tlsrpt::day_start(kDay) + 86400}});
+  opts.send_delay_max = 600s;
+  const SysTime due = sender()->due_at(kDay);
+  EXPECT_GE(due, SysTime{Seconds{*mtasts::tlsrpt::day_start(kDay) + 86400}});
+  EXPECT_LE(due, SysTime{Seconds{*mtasts::tlsrpt::day_start(kDay) + 86400 + 600}});
+}
+
+TEST_F(SenderTest, CountersByOutcomeWithoutDomains) {
+  metrics::Registry registry;
+  mail.fail = true;
+  source.days[kDay]["norecord.example"] = {kJson, "n@sender.example", 1};
+  auto s = sender();
+  s->set_metrics(registry);
+  s->send_day(kDay);
+  const std::string text = registry.render();
+  EXPECT_NE(text.find(R"(mtasts_reportd_report_deliveries_total{scheme="https",outcome="sent"} 1)"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(mtasts_reportd_report_deliveries_total{scheme="mailto",outcome="retry"} 1)"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(mtasts_reportd_reports_not_sent_total{reason="nowhere"} 1)"), std::string::npos) << text;
+  EXPECT_EQ(text.find("example"), std::string::npos) << "no domain in a label";
 }
 
 TEST_F(SenderTest, SendNoNeverSendsOnSchedule) {
