@@ -147,4 +147,19 @@ bool SendStore::write(std::string_view day, std::string_view domain, const std::
   return pool_.lease()->command(argv).integer() == 1;
 }
 
+std::vector<RedisProbe> send_store_probes(std::string_view prefix) {
+  using M = RedisProbe::Mode;
+  const std::string claim = std::string(prefix) + "v1:rpt:sending:0000-00-00:check-redis.invalid";
+  const std::string state = std::string(prefix) + "v1:rpt:sent:0000-00-00:check-redis.invalid";
+  return {{M::direct, {"SET", claim, "check-redis", "NX", "PX", "1000"}},
+          {M::direct, {"EVAL", std::string(kRenewScript), "1", claim, "check-redis", "1000"}},
+          {M::direct, {"EVAL", std::string(kFencedWriteScript), "2", claim, state, "check-redis", "1", "status", "probe"}},
+          {M::direct, {"HGETALL", state}},
+          {M::direct, {"EVAL", std::string(kReleaseScript), "1", claim, "check-redis"}}};
+}
+
+std::vector<std::string> send_store_commands() {
+  return {"SET", "EVAL", "HGETALL", "GET", "PEXPIRE", "DEL", "HSET", "EXPIRE"};
+}
+
 }  // namespace mtasts::reportd

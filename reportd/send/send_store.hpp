@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "common/fleet/redis.hpp"
+#include "common/fleet/store.hpp"
 
 namespace mtasts::reportd {
 
@@ -76,5 +77,13 @@ class SendStore {
   std::string prefix_;
   std::chrono::seconds keep_;
 };
+
+// `--check-redis` of a sending host: every command the sender runs, on a probe (day, domain)
+// no real report has ("0000-00-00", "check-redis.invalid"): a claim of one second, its
+// renewal, a fenced write whose state key lives one second, the read, the release.
+std::vector<RedisProbe> send_store_probes(std::string_view prefix);
+// The commands those are (for the ACL's list): SET, EVAL, HGETALL; inside the scripts GET,
+// PEXPIRE, DEL, HSET, EXPIRE.
+std::vector<std::string> send_store_commands();
 
 }  // namespace mtasts::reportd

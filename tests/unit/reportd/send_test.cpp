@@ -510,6 +510,16 @@ TEST_F(SenderTest, UnreadableStateIsUntrusted) {
   EXPECT_TRUE(s.ok());
 }
 
+TEST_F(SenderTest, CheckRedisProbesRunAndLeaveNothing) {
+  for (const auto& p : send_store_probes("t:")) {
+    std::vector<std::string_view> argv(p.argv.begin(), p.argv.end());
+    EXPECT_NO_THROW(pool->lease()->command(argv)) << p.argv[0];
+  }
+  EXPECT_EQ(redis.cli({"EXISTS", store->claim_key("0000-00-00", "check-redis.invalid")}), "0");
+  EXPECT_EQ(redis.cli({"HGET", store->state_key("0000-00-00", "check-redis.invalid"), "status"}), "probe");
+  EXPECT_NE(redis.cli({"TTL", store->state_key("0000-00-00", "check-redis.invalid")}), "-1");
+}
+
 TEST(SendOptions, DefaultSubmitter) {
   EXPECT_EQ(default_submitter("tlsrpt@Sender.Example"), "sender.example");
   EXPECT_EQ(default_submitter("mailto:tlsrpt@sender.example"), "sender.example");
