@@ -263,6 +263,43 @@ void ReportMail::restore(std::string_view tag, std::string_view text) {
   }
 }
 
+std::string state_field(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '%' || c == '\t' || c == '\n' || c == '\r') {
+      static const char* hex = "0123456789abcdef";
+      out += '%';
+      out += hex[(static_cast<unsigned char>(c) >> 4) & 0xf];
+      out += hex[static_cast<unsigned char>(c) & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> state_fields(std::string_view line) {
+  std::vector<std::string> out(1);
+  const auto hexval = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (c == '\t') {
+      out.emplace_back();
+    } else if (c == '%' && i + 2 < line.size() + 0 && i + 2 <= line.size() - 1 && hexval(line[i + 1]) >= 0 &&
+               hexval(line[i + 2]) >= 0) {
+      out.back() += static_cast<char>(hexval(line[i + 1]) * 16 + hexval(line[i + 2]));
+      i += 2;
+    } else {
+      out.back() += c;
+    }
+  }
+  return out;
+}
+
 std::string clean_text(std::string_view text, std::size_t max) {
   std::string out;
   const std::size_t n = text.size() < max ? text.size() : max;

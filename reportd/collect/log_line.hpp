@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "common/util/clock.hpp"
 
@@ -78,6 +79,10 @@ class ReportMail {
   static constexpr std::int64_t kLife = 7 * 86400;
   std::unordered_map<std::string, std::int64_t> qids_;
 };
+
+// Fields of a saved parser state: tab-separated, each escaped (%XX for '%', tab, newline).
+std::string state_field(std::string_view s);
+std::vector<std::string> state_fields(std::string_view line);
 
 // Text from a log that goes into a report: printable ASCII only (others become '?'), cut.
 std::string clean_text(std::string_view text, std::size_t max);

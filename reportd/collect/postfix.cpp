@@ -399,8 +399,97 @@ void PostfixParser::status_line(std::int64_t time, Proc& p, std::string_view qid
   emit(std::move(*o), out);
 }
 
-std::string PostfixParser::save_state() const { return report_.save("postfix-state"); }
+std::string PostfixParser::save_state() const {
+  // The report queue ids, then what each smtp process is in the middle of: a restart between
+  // a TLS line and its status line must not turn a verified session into one in clear.
+  std::string out = report_.save("postfix-state");
+  for (const auto& [pid, p] : procs_) {
+    if (p.conn) {
+      const Conn& c = *p.conn;
+      std::string domains;
+      for (const auto& d : c.domains) domains += (domains.empty() ? "" : ",") + d;
+      out += "conn\t" + std::to_string(pid) + "\t" + state_field(c.host) + "\t" + state_field(c.ip) + "\t" +
+             std::to_string(static_cast<int>(c.tls)) + "\t" +
+             (c.verify ? std::to_string(static_cast<int>(*c.verify)) : std::string("-")) + "\t" +
+             state_field(c.verify_text) + "\t" + (c.reused ? "1" : "0") + "\t" + (c.bound ? "1" : "0") + "\t" +
+             state_field(c.qid) + "\t" + state_field(c.delays) + "\t" + state_field(domains) + "\n";
+    }
+    for (const auto& pend : p.pending) {
+      const tlsrpt::Session& s = pend.outcome.session;
+      out += "pend\t" + std::to_string(pid) + "\t" + state_field(pend.qid) + "\t" + std::to_string(s.time) + "\t" +
+             std::to_string(static_cast<int>(s.result)) + "\t" + state_field(s.receiving_mx_hostname) + "\t" +
+             state_field(s.receiving_ip) + "\t" + state_field(s.sending_mta_ip) + "\t" +
+             state_field(s.additional_information) + "\t" + state_field(s.failure_reason_code) + "\t" +
+             std::to_string(static_cast<int>(pend.outcome.tls)) + "\n";
+    }
+  }
+  return out;
+}
 
-void PostfixParser::restore_state(std::string_view text) { report_.restore("postfix-state", text); }
+namespace {
+
+bool small_int(const std::string& s, long max, long& out) {
+  if (s.empty() || s.size() > 19) return false;
+  long v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  if (v > max) return false;
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+void PostfixParser::restore_state(std::string_view text) {
+  report_.restore("postfix-state", text);
+  if (!starts_with(text, "postfix-state 1\n")) return;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    const std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    const bool conn = starts_with(line, "conn\t"), pend = starts_with(line, "pend\t");
+    if (!conn && !pend) continue;
+    const std::vector<std::string> f = state_fields(line);
+    long pid = 0, tls = 0, v = 0, res = 0;
+    if (!small_int(f.size() > 1 ? f[1] : "", 0xffffffffL, pid) || procs_.size() >= kMaxProcs) continue;
+    if (conn && f.size() == 12 && small_int(f[4], 5, tls)) {
+      Conn c;
+      c.host = normal_host(f[2]);
+      c.ip = clean_text(f[3], 45);
+      c.tls = static_cast<TlsSeen>(tls);
+      if (f[5] != "-" && small_int(f[5], static_cast<long>(tlsrpt::kResultCount) - 1, v)) c.verify = static_cast<Result>(v);
+      c.verify_text = clean_text(f[6], tlsrpt::kMaxAdditionalInformation);
+      c.reused = f[7] == "1";
+      c.bound = f[8] == "1";
+      c.qid = is_queue_id(f[9]) ? f[9] : std::string();
+      c.delays = clean_text(f[10], 64);
+      std::string_view ds = f[11];
+      while (!ds.empty() && c.domains.size() < 16) {
+        const auto comma = ds.find(',');
+        if (const std::string* d = domains_.normalize(ds.substr(0, comma))) c.domains.push_back(*d);
+        ds.remove_prefix(comma == std::string_view::npos ? ds.size() : comma + 1);
+      }
+      procs_[static_cast<std::uint32_t>(pid)].conn = std::move(c);
+    } else if (pend && f.size() == 11 && is_queue_id(f[2]) &&
+               small_int(f[4], static_cast<long>(tlsrpt::kResultCount) - 1, res) && small_int(f[10], 5, tls)) {
+      long t = 0;
+      if (!small_int(f[3], 0x7fffffffffffL, t)) continue;
+      Proc& p = procs_[static_cast<std::uint32_t>(pid)];
+      if (p.pending.size() >= kMaxPendingPerProc) continue;
+      Outcome o;
+      o.session.time = t;
+      o.session.result = static_cast<Result>(res);
+      o.session.receiving_mx_hostname = normal_host(f[5]);
+      o.session.receiving_ip = clean_text(f[6], 45);
+      o.session.sending_mta_ip = clean_text(f[7], 45);
+      o.session.additional_information = clean_text(f[8], tlsrpt::kMaxAdditionalInformation);
+      o.session.failure_reason_code = clean_text(f[9], tlsrpt::kMaxFailureReasonCode);
+      o.tls = static_cast<TlsSeen>(tls);
+      p.pending.push_back(Pending{f[2], std::move(o)});
+    }
+  }
+}
 
 }  // namespace mtasts::reportd
