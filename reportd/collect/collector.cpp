@@ -215,6 +215,7 @@ std::size_t Collector::poll() {
       const tlsrpt::AppliedPolicy p = classifier_.classify(o);
       current_.add(o.session, p, options_.max_details);
       ++stats_.sessions;
+      ++stats_.by_result[static_cast<std::size_t>(o.session.result)];
     }
   }
   return n;
