@@ -43,8 +43,8 @@ void SendmailParser::feed(std::string_view line, std::vector<Outcome>& out) {
   ++stats_.lines;
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (!contains(line, "STARTTLS=client") && !contains(line, "to=") && !contains(line, "from=<") &&
-      !contains(line, "ruleset=tls_server"))
+  if (!contains(line, "STARTTLS=client") && !contains(line, "to=") && !contains(line, "from=") &&
+      !contains(line, "ruleset=tls_server") && !contains(line, "ruleset=tls_rcpt"))
     return;
   const auto l = split_log_line(line, options_.clock, options_.utc_offset);
   if (!l) {
@@ -138,12 +138,32 @@ void SendmailParser::feed_record(std::int64_t time, std::string_view program, st
     a->info = a->verify_msg.empty() ? clean_text(reject, tlsrpt::kMaxAdditionalInformation) : a->verify_msg;
     return;
   }
+  if (starts_with(msg, "ruleset=tls_rcpt, ")) {
+    // The recipient's TLS requirement refused the server after a handshake that tls_server
+    // let through (the chain verified): etc/sendmail-tlsmap.mc's name check ("HOST is not
+    // among the certificate names") or FEATURE(`sts')'s MX check ("HOST not found in ...", an
+    // MX outside the policy). That attempt failed; its `to=' line says only stat=Deferred.
+    Proc& p = proc(pid);
+    const std::string host = normal_host(field(msg, "relay="));
+    if (!p.attempts.empty() && p.attempts.back().host == host && !p.attempts.back().failure) {
+      Attempt& a = p.attempts.back();
+      const std::string_view reject = field(msg, "reject=");
+      a.failure = contains(reject, "STS lookup temp fail") ? Result::validation_failure
+                                                          : Result::certificate_host_mismatch;
+      a.info = clean_text(reject, tlsrpt::kMaxAdditionalInformation);
+    }
+    return;
+  }
   if (qid.empty()) return;
-  if (starts_with(msg, "from=<")) {
+  if (starts_with(msg, "from=")) {
+    // "from=<a@b>" for mail received over SMTP, "from=a@b" (no brackets) for mail submitted
+    // on the command line, as the report mail is (sendmail-command).
     if (sender_.empty()) return;
-    std::string_view addr = msg.substr(6);
-    const auto gt = addr.find('>');
-    if (gt == std::string_view::npos || lower_ascii(addr.substr(0, gt)) != sender_) return;
+    std::string_view addr = msg.substr(5);
+    const bool bracket = starts_with(addr, "<");
+    if (bracket) addr.remove_prefix(1);
+    const auto end = addr.find(bracket ? '>' : ',');
+    if (end == std::string_view::npos || lower_ascii(addr.substr(0, end)) != sender_) return;
     report_.add(qid, time);
     return;
   }

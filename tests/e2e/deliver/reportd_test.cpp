@@ -23,6 +23,7 @@
 #include "tests/e2e/deliver/tls_cases.hpp"
 #include "tests/e2e/milter/mail_env.hpp"
 #include "tests/support/opendkim.hpp"
+#include "tests/support/syslog_sink.hpp"
 
 namespace mtasts::test::e2e {
 namespace {
@@ -73,6 +74,24 @@ std::string header(const std::string& message, const std::string& name) {
   return v.empty() ? std::string() : v.front();
 }
 
+// mta-sts-reportd's configuration in the world: `source' and `sendmail-command' as given, the
+// world's Redis, DNS and CA, sender-address kReportSender, send = yes without delay.
+void write_reportd_conf(const fs::path& file, DeliveryWorld& dw, const std::string& source,
+                        const std::string& sendmail_command, const fs::path& state) {
+  fs::create_directories(state);
+  write_file(file, "[redis]\naddress = " + dw.world().redis().address() +
+                       "\n[reportd]\nlog = stderr\nlog-level = debug\n"
+                       "source = " + source + "\n"
+                       "state-directory = " + state.string() + "\n"
+                       "host-id = mta1\nsending-mta-ip = " + kSendingIp + "\nflush-interval = 1s\n"
+                       "send = yes\nsend-delay-max = 0\n"
+                       "organization-name = MTA-STS test fleet\ncontact-info = tlsrpt@" + dlv("sender") + "\n"
+                       "sender-address = " + kReportSender + "\n"
+                       "sendmail-command = " + sendmail_command + "\n"
+                       "ca-file = " + dw.world().ca_file().string() + "\n"
+                       "resolver = " + dw.world().resolver() + "\ndns-timeout = 1000ms\n");
+}
+
 struct ReportdPostfix : ::testing::Test {
   static inline std::unique_ptr<DeliveryWorld> dw;
   static inline std::unique_ptr<Postfix> postfix;
@@ -99,19 +118,8 @@ struct ReportdPostfix : ::testing::Test {
                                                                     .milter = dkim.milter_socket(),
                                                                     .main_cf = postfix_report_main_cf(*dw),
                                                                     .command_prefix = dw->exec_prefix()});
-      write_file(conf(),
-                 "[redis]\naddress = " + dw->world().redis().address() +
-                     "\n[reportd]\nlog = stderr\nlog-level = debug\n"
-                     "source = postfix-log:" + maillog().string() + "\n"
-                     "state-directory = " + (dw->dir() / "reportd-state").string() + "\n"
-                     "host-id = mta1\nsending-mta-ip = " + kSendingIp + "\nflush-interval = 1s\n"
-                     "send = yes\nsend-delay-max = 0\n"
-                     "organization-name = MTA-STS test fleet\ncontact-info = tlsrpt@" + dlv("sender") + "\n"
-                     "sender-address = " + kReportSender + "\n"
-                     "sendmail-command = /usr/sbin/sendmail -C " + postfix->config_dir().string() + " -i\n"
-                     "ca-file = " + dw->world().ca_file().string() + "\n"
-                     "resolver = " + dw->world().resolver() + "\ndns-timeout = 1000ms\n");
-      fs::create_directories(dw->dir() / "reportd-state");
+      write_reportd_conf(conf(), *dw, "postfix-log:" + maillog().string(),
+                         "/usr/sbin/sendmail -C " + postfix->config_dir().string() + " -i", dw->dir() / "reportd-state");
       start_reportd();
       day = utc_day();
       deliver_cases(*postfix, tls_cases(), "rd");
@@ -286,6 +294,166 @@ TEST_F(ReportdPostfix, ReportMailIsNotCountedAndNothingIsSentTwice) {
   std::this_thread::sleep_for(3s);  // what a wrongly repeated send would have delivered by now
   EXPECT_EQ(dw->report_mx().messages().size(), n) << diag();
   EXPECT_EQ(dw->report_https().requests().size(), n) << diag();
+}
+
+// The same with a real Sendmail 8.17 (the shipped etc/sendmail-tlsmap.mc): mta-sts-reportd
+// follows its syslog lines (as rsyslog writes them to a mail log; here a SyslogSink bound as
+// Sendmail's /dev/log), and report mail is submitted through that Sendmail too
+// (sendmail-command runs its binary in the world's namespace), so that its deliveries of the
+// reports are in the log followed and must not be counted. Sendmail at LogLevel 9 does not
+// say why a certificate failed: expired shows as certificate-not-trusted (tls_cases.hpp).
+struct ReportdSendmail : ::testing::Test {
+  static inline std::unique_ptr<DeliveryWorld> dw;
+  static inline std::unique_ptr<SyslogSink> syslog;
+  static inline std::unique_ptr<Sendmail> sendmail;
+  static inline std::string day;
+  static inline RunResult sent;
+  static inline std::string skip_reason;
+  static inline std::string setup_error;
+
+  static fs::path conf() { return dw->dir() / "reportd.conf"; }
+  static std::string reportd_log() { return read_file(dw->dir() / "reportd.log"); }
+
+  static void SetUpTestSuite() {
+    if (!DeliveryWorld::available(skip_reason)) return;
+    if (!fs::exists(MTASTS_REPORTD_BIN)) {
+      skip_reason = std::string("mta-sts-reportd is not built yet: ") + MTASTS_REPORTD_BIN;
+      return;
+    }
+    try {
+      if (!Sendmail::available())
+        throw std::runtime_error("Sendmail not unpacked at " + Sendmail::root().string() + " (scripts/install-deps.sh)");
+      dw = std::make_unique<DeliveryWorld>(DeliveryOptions{.tlsrpt = true});
+      syslog = std::make_unique<SyslogSink>(dw->dir() / "syslog", "mta");
+      const SendmailMc mc = shipped_sendmail_mc(*dw);
+      sendmail = std::make_unique<Sendmail>(dw->dir(), SendmailOptions{.relay_port = 0,
+                                                                       .mc_lines = mc.before,
+                                                                       .mc_tail_lines = mc.after,
+                                                                       .command_prefix = syslog->exec_prefix(dw->exec_prefix())});
+      // Report mail submitted to this Sendmail: its binary with its .cf, in the namespace,
+      // logging to the same sink (what /usr/sbin/sendmail -i is on a Sendmail host).
+      std::string submit = "#!/bin/sh\nexec";
+      for (const auto& a : syslog->exec_prefix(dw->exec_prefix())) submit += " '" + a + "'";
+      submit += " unshare --uts sh -c 'hostname mta.e2e.test && exec \"$0\" \"$@\"' '" +
+                (Sendmail::root() / "usr/libexec/sendmail/sendmail").string() + "' -C '" +
+                sendmail->cf_file().string() + "' \"$@\"\n";
+      write_file(dw->dir() / "submit.sh", submit);
+      fs::permissions(dw->dir() / "submit.sh", fs::perms::owner_all);
+      write_reportd_conf(conf(), *dw, "sendmail-log:" + syslog->log_file().string(),
+                         (dw->dir() / "submit.sh").string() + " -i", dw->dir() / "reportd-state");
+      reportd = std::make_unique<Process>(std::vector<std::string>{MTASTS_REPORTD_BIN, "-c", conf().string()},
+                                          dw->dir() / "reportd.log");
+      day = utc_day();
+      deliver_cases(*sendmail, *syslog, tls_cases(), "rs");
+      if (utc_day() != day) throw std::runtime_error("the UTC day changed during the deliveries: run again");
+      // Counts flush in log order: once the last case's domain is counted, all are.
+      const std::string last = tls_cases().back().domain + ": 1 session";
+      RunResult shown;
+      if (!wait_until(
+              [&] {
+                shown = run({MTASTS_CTL_BIN, "-c", conf().string(), "report", "show", "--day", day}, 60s);
+                return shown.out.find(last) != std::string::npos;
+              },
+              60s))
+        throw std::runtime_error("the collector did not count " + last + ":\n" + shown.out + shown.err);
+      sent = run({MTASTS_REPORTD_BIN, "-c", conf().string(), "--send", day}, 120s);
+    } catch (const std::exception& e) {
+      setup_error = e.what();
+      if (dw) setup_error += "\n--- reportd log:\n" + reportd_log();
+      TearDownTestSuite();
+    }
+  }
+  static inline std::unique_ptr<Process> reportd;
+  static void TearDownTestSuite() {
+    reportd.reset();
+    sendmail.reset();
+    syslog.reset();
+    dw.reset();
+  }
+  void SetUp() override {
+    if (!skip_reason.empty()) GTEST_SKIP() << skip_reason;
+    ASSERT_TRUE(setup_error.empty()) << setup_error;
+    ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err << diag();
+  }
+  std::string diag() const {
+    const auto tail = [](const std::string& s) { return s.size() > 8000 ? s.substr(s.size() - 8000) : s; };
+    return "--- reportd log (tail):\n" + tail(reportd_log()) + "--- sendmail syslog (tail):\n" + tail(syslog->log());
+  }
+};
+
+TEST_F(ReportdSendmail, OneReportPerDomainAndRuaWithExactlyTheSessionsOfSendmailsLog) {
+  std::set<std::string> domains;
+  for (const auto& c : tls_cases()) domains.insert(c.domain);
+  const auto summary = [&](const fs::path& file) {
+    const RunResult r = run({"/usr/bin/python3", (source_dir() / "tests/support/validate_tlsrpt.py").string(),
+                             "--summary", file.string()},
+                            60s);
+    EXPECT_EQ(r.exit_code, 0) << file << ": " << r.err << r.out;
+    auto lines = lines_of(r.out);
+    std::sort(lines.begin(), lines.end());
+    return lines;
+  };
+  // mailto:, through Sendmail itself.
+  std::vector<std::string> mails;
+  wait_until(
+      [&] {
+        mails = dw->report_mx().messages();
+        return mails.size() >= domains.size();
+      },
+      60s);
+  std::map<std::string, unsigned> mailed;
+  for (std::size_t i = 0; i < mails.size(); ++i) {
+    const std::string m = mails[i].substr(mails[i].find('\n') + 1);
+    const std::string domain = header(m, "TLS-Report-Domain");
+    SCOPED_TRACE("report mail for " + domain);
+    ++mailed[domain];
+    const fs::path file = dw->dir() / ("report-mail-" + std::to_string(i) + ".eml");
+    write_file(file, m);
+    EXPECT_EQ(summary(file), expected_summary(domain, Mta::sendmail, *dw));
+  }
+  for (const auto& d : domains) EXPECT_EQ(mailed[d], 1u) << d << "\n" << diag();
+  EXPECT_EQ(mails.size(), domains.size()) << diag();
+  // https:
+  const auto posts = dw->report_https().wait_requests(domains.size(), 60s);
+  std::map<std::string, unsigned> posted;
+  for (const auto& p : posts) {
+    const auto lines = summary(p.file);
+    ASSERT_FALSE(lines.empty()) << p.file;
+    const std::string domain = lines.back().substr(7, lines.back().find(' ', 7) - 7);
+    ++posted[domain];
+    EXPECT_EQ(lines, expected_summary(domain, Mta::sendmail, *dw)) << p.file;
+  }
+  for (const auto& d : domains) EXPECT_EQ(posted[d], 1u) << d << "\n" << diag();
+  EXPECT_EQ(posts.size(), domains.size()) << diag();
+
+  // Sendmail delivered the report mails, from sender-address, logged in the followed log:
+  // once the collector has read past them (one more message to good.dlv.test after them), the
+  // report domain must not be counted.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::size_t n = 0;
+        for (const auto& l : lines_of(syslog->log()))
+          // "to=tlsrpt@reports.dlv.test, ctladdr=...": submitted on the command line.
+          if (l.find("to=" + DeliveryWorld::report_mailbox() + ",") != std::string::npos &&
+              l.find("stat=Sent") != std::string::npos)
+            ++n;
+        return n >= domains.size();
+      },
+      60s))
+      << diag();
+  TlsCase again = tls_cases().front();
+  again.label = "after-reports";
+  deliver_cases(*sendmail, *syslog, {again}, "rs");
+  const auto show = [&] { return run({MTASTS_CTL_BIN, "-c", conf().string(), "report", "show", "--day", day}, 60s); };
+  RunResult shown;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        shown = show();
+        return shown.out.find(dlv("good") + ": 2 sessions, 2 successful") != std::string::npos;
+      },
+      60s))
+      << shown.out << shown.err << diag();
+  EXPECT_EQ(shown.out.find(dlv("reports")), std::string::npos) << "report mail counted:\n" << shown.out;
 }
 
 }  // namespace
