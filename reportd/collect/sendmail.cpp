@@ -40,11 +40,25 @@ TlsSeen verify_word(std::string_view v) noexcept {
 SendmailParser::SendmailParser(ParserOptions options) : options_(std::move(options)), sender_(lower_ascii(options_.sender_address)) {}
 
 void SendmailParser::feed(std::string_view line, std::vector<Outcome>& out) {
+  // Mail submitted on the command line (the report mail: sendmail-command) is logged
+  // "QID: from=a@b, size=..." without brackets: read as "from=<a@b>, ..." so that
+  // sender-address is recognised and its deliveries are not counted.
+  std::string bracketed;
+  if (const auto at = line.find(": from="); at != std::string_view::npos && at + 7 < line.size() &&
+                                            line[at + 7] != '<') {
+    const auto comma = line.find(',', at + 7);
+    if (comma != std::string_view::npos) {
+      bracketed.reserve(line.size() + 2);
+      bracketed.append(line.substr(0, at + 7)).append("<").append(line.substr(at + 7, comma - at - 7)).append(">");
+      bracketed.append(line.substr(comma));
+      line = bracketed;
+    }
+  }
   ++stats_.lines;
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (!contains(line, "STARTTLS=client") && !contains(line, "to=") && !contains(line, "from=") &&
-      !contains(line, "ruleset=tls_server") && !contains(line, "ruleset=tls_rcpt"))
+  if (!contains(line, "STARTTLS=client") && !contains(line, "to=") && !contains(line, "from=<") &&
+      !contains(line, "ruleset=tls_"))
     return;
   const auto l = split_log_line(line, options_.clock, options_.utc_offset);
   if (!l) {
@@ -139,31 +153,24 @@ void SendmailParser::feed_record(std::int64_t time, std::string_view program, st
     return;
   }
   if (starts_with(msg, "ruleset=tls_rcpt, ")) {
-    // The recipient's TLS requirement refused the server after a handshake that tls_server
-    // let through (the chain verified): etc/sendmail-tlsmap.mc's name check ("HOST is not
-    // among the certificate names") or FEATURE(`sts')'s MX check ("HOST not found in ...", an
-    // MX outside the policy). That attempt failed; its `to=' line says only stat=Deferred.
+    // FEATURE(`sts'): the certificate names or the MX did not match the policy.
     Proc& p = proc(pid);
     const std::string host = normal_host(field(msg, "relay="));
     if (!p.attempts.empty() && p.attempts.back().host == host && !p.attempts.back().failure) {
       Attempt& a = p.attempts.back();
-      const std::string_view reject = field(msg, "reject=");
-      a.failure = contains(reject, "STS lookup temp fail") ? Result::validation_failure
-                                                          : Result::certificate_host_mismatch;
+      a.failure = Result::certificate_host_mismatch;
+      std::string_view reject = field(msg, "reject=");
+      if (const auto dots = reject.find("... "); dots != std::string_view::npos) reject.remove_prefix(dots + 4);
       a.info = clean_text(reject, tlsrpt::kMaxAdditionalInformation);
     }
     return;
   }
   if (qid.empty()) return;
-  if (starts_with(msg, "from=")) {
-    // "from=<a@b>" for mail received over SMTP, "from=a@b" (no brackets) for mail submitted
-    // on the command line, as the report mail is (sendmail-command).
+  if (starts_with(msg, "from=<")) {
     if (sender_.empty()) return;
-    std::string_view addr = msg.substr(5);
-    const bool bracket = starts_with(addr, "<");
-    if (bracket) addr.remove_prefix(1);
-    const auto end = addr.find(bracket ? '>' : ',');
-    if (end == std::string_view::npos || lower_ascii(addr.substr(0, end)) != sender_) return;
+    std::string_view addr = msg.substr(6);
+    const auto gt = addr.find('>');
+    if (gt == std::string_view::npos || lower_ascii(addr.substr(0, gt)) != sender_) return;
     report_.add(qid, time);
     return;
   }

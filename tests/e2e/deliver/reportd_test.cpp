@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <functional>
 #include <ctime>
 #include <map>
 #include <set>
@@ -42,13 +43,20 @@ std::string utc_day() {
   return buf;
 }
 
+std::string header(const std::string& message, const std::string& name) {
+  const auto v = header_values(message, name);
+  return v.empty() ? std::string() : v.front();
+}
+
 // What the validator's --summary must print for `domain` after the cases were delivered
 // through an MTA of kind `mta`: the policy line, then one line per (result, MX, IP).
-std::vector<std::string> expected_summary(const std::string& domain, Mta mta, DeliveryWorld& dw) {
+// Several MTAs (a fleet: each delivered every case once): the sums.
+std::vector<std::string> expected_summary(const std::string& domain, const std::vector<Mta>& mtas, DeliveryWorld& dw) {
   std::vector<std::string> out;
   unsigned ok = 0, failed = 0;
   std::map<std::string, unsigned> details;
   std::string type;
+  for (const Mta mta : mtas)
   for (const auto& c : tls_cases()) {
     if (c.domain != domain) continue;
     type = c.policy_type;
@@ -68,10 +76,84 @@ std::vector<std::string> expected_summary(const std::string& domain, Mta mta, De
   std::sort(out.begin(), out.end());
   return out;
 }
+std::vector<std::string> expected_summary(const std::string& domain, Mta mta, DeliveryWorld& dw) {
+  return expected_summary(domain, std::vector<Mta>{mta}, dw);
+}
 
-std::string header(const std::string& message, const std::string& name) {
-  const auto v = header_values(message, name);
-  return v.empty() ? std::string() : v.front();
+// The validator's --summary of a stored report (mail or POST), sorted; a test failure if it is
+// not a valid report.
+std::vector<std::string> report_summary(const fs::path& file) {
+  const RunResult r = run({"/usr/bin/python3", (source_dir() / "tests/support/validate_tlsrpt.py").string(),
+                           "--summary", file.string()},
+                          60s);
+  EXPECT_EQ(r.exit_code, 0) << file << ": " << r.err << r.out;
+  // Failure details that differ only in what the summary leaves out (additional-information,
+  // failure-reason-code: e.g. Postfix's and Sendmail's words for one failure) are added up.
+  std::map<std::string, unsigned long> counts;
+  std::vector<std::string> lines;
+  for (const auto& l : lines_of(r.out)) {
+    const auto at = l.rfind(" count=");
+    if (l.rfind("failure ", 0) == 0 && at != std::string::npos)
+      counts[l.substr(0, at)] += std::stoul(l.substr(at + 7));
+    else
+      lines.push_back(l);
+  }
+  for (const auto& [k, n] : counts) lines.push_back(k + " count=" + std::to_string(n));
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+// Every report the sinks received must be exactly `expected(domain)`, one per case domain and
+// rua (the mail sink and the HTTPS sink).
+void expect_one_exact_report_per_domain_and_rua(
+    DeliveryWorld& dw, const std::function<std::vector<std::string>(const std::string&)>& expected,
+    const std::string& diag) {
+  std::set<std::string> domains;
+  for (const auto& c : tls_cases()) domains.insert(c.domain);
+  std::vector<std::string> mails;
+  wait_until([&] { return (mails = dw.report_mx().messages()).size() >= domains.size(); }, 60s);
+  std::map<std::string, unsigned> mailed, posted;
+  for (std::size_t i = 0; i < mails.size(); ++i) {
+    const std::string m = mails[i].substr(mails[i].find('\n') + 1);
+    const std::string domain = header(m, "TLS-Report-Domain");
+    ++mailed[domain];
+    const fs::path file = dw.dir() / ("report-mail-" + std::to_string(i) + ".eml");
+    write_file(file, m);
+    EXPECT_EQ(report_summary(file), expected(domain)) << "report mail for " << domain;
+  }
+  const auto posts = dw.report_https().wait_requests(domains.size(), 60s);
+  for (const auto& p : posts) {
+    const auto lines = report_summary(p.file);
+    if (lines.empty()) continue;
+    const std::string domain = lines.back().substr(7, lines.back().find(' ', 7) - 7);
+    ++posted[domain];
+    EXPECT_EQ(lines, expected(domain)) << "POST for " << domain;
+  }
+  for (const auto& d : domains) {
+    EXPECT_EQ(mailed[d], 1u) << d << "\n" << diag;
+    EXPECT_EQ(posted[d], 1u) << d << "\n" << diag;
+  }
+  EXPECT_EQ(mails.size(), domains.size()) << diag;
+  EXPECT_EQ(posts.size(), domains.size()) << diag;
+}
+
+// `mta-sts-ctl report show --day DAY` until its output holds `needle` (60 s); the last output.
+std::string wait_shown(const fs::path& conf, const std::string& day, const std::string& needle) {
+  RunResult r;
+  wait_until(
+      [&] {
+        r = run({MTASTS_CTL_BIN, "-c", conf.string(), "report", "show", "--day", day}, 60s);
+        return r.out.find(needle) != std::string::npos;
+      },
+      60s);
+  return r.out + r.err;
+}
+
+
+std::vector<std::string> with_netns(const DeliveryWorld& dw, std::vector<std::string> argv) {
+  std::vector<std::string> out = dw.exec_prefix();
+  out.insert(out.end(), argv.begin(), argv.end());
+  return out;
 }
 
 // mta-sts-reportd's configuration in the world: `source' and `sendmail-command' as given, the
@@ -296,6 +378,37 @@ TEST_F(ReportdPostfix, ReportMailIsNotCountedAndNothingIsSentTwice) {
   EXPECT_EQ(dw->report_https().requests().size(), n) << diag();
 }
 
+// A Sendmail host of the world: Sendmail 8.17 with the shipped etc/sendmail-tlsmap.mc, its
+// syslog lines in a SyslogSink (what mta-sts-reportd follows as sendmail-log:), and a
+// submission script for report mail (its binary with its .cf in the world's namespace, logging
+// to the same sink: what /usr/sbin/sendmail -i is on a Sendmail host).
+struct SendmailHost {
+  std::unique_ptr<SyslogSink> syslog;
+  std::unique_ptr<Sendmail> sendmail;
+  fs::path submit;
+
+  SendmailHost(DeliveryWorld& dw, const fs::path& dir) {
+    if (!Sendmail::available())
+      throw std::runtime_error("Sendmail not unpacked at " + Sendmail::root().string() + " (scripts/install-deps.sh)");
+    syslog = std::make_unique<SyslogSink>(dir / "syslog", "mta");
+    const SendmailMc mc = shipped_sendmail_mc(dw);
+    sendmail = std::make_unique<Sendmail>(dir, SendmailOptions{.relay_port = 0,
+                                                               .mc_lines = mc.before,
+                                                               .mc_tail_lines = mc.after,
+                                                               .command_prefix = syslog->exec_prefix(dw.exec_prefix())});
+    std::string script = "#!/bin/sh\nexec";
+    for (const auto& a : syslog->exec_prefix(dw.exec_prefix())) script += " '" + a + "'";
+    script += " unshare --uts sh -c 'hostname mta.e2e.test && exec \"$0\" \"$@\"' '" +
+              (Sendmail::root() / "usr/libexec/sendmail/sendmail").string() + "' -C '" +
+              sendmail->cf_file().string() + "' \"$@\"\n";
+    submit = dir / "submit.sh";
+    write_file(submit, script);
+    fs::permissions(submit, fs::perms::owner_all);
+  }
+  std::string source() const { return "sendmail-log:" + syslog->log_file().string(); }
+  std::string sendmail_command() const { return submit.string() + " -i"; }
+};
+
 // The same with a real Sendmail 8.17 (the shipped etc/sendmail-tlsmap.mc): mta-sts-reportd
 // follows its syslog lines (as rsyslog writes them to a mail log; here a SyslogSink bound as
 // Sendmail's /dev/log), and report mail is submitted through that Sendmail too
@@ -304,8 +417,9 @@ TEST_F(ReportdPostfix, ReportMailIsNotCountedAndNothingIsSentTwice) {
 // say why a certificate failed: expired shows as certificate-not-trusted (tls_cases.hpp).
 struct ReportdSendmail : ::testing::Test {
   static inline std::unique_ptr<DeliveryWorld> dw;
-  static inline std::unique_ptr<SyslogSink> syslog;
-  static inline std::unique_ptr<Sendmail> sendmail;
+  static inline std::unique_ptr<SendmailHost> host;
+  static inline SyslogSink* syslog = nullptr;
+  static inline Sendmail* sendmail = nullptr;
   static inline std::string day;
   static inline RunResult sent;
   static inline std::string skip_reason;
@@ -321,26 +435,11 @@ struct ReportdSendmail : ::testing::Test {
       return;
     }
     try {
-      if (!Sendmail::available())
-        throw std::runtime_error("Sendmail not unpacked at " + Sendmail::root().string() + " (scripts/install-deps.sh)");
       dw = std::make_unique<DeliveryWorld>(DeliveryOptions{.tlsrpt = true});
-      syslog = std::make_unique<SyslogSink>(dw->dir() / "syslog", "mta");
-      const SendmailMc mc = shipped_sendmail_mc(*dw);
-      sendmail = std::make_unique<Sendmail>(dw->dir(), SendmailOptions{.relay_port = 0,
-                                                                       .mc_lines = mc.before,
-                                                                       .mc_tail_lines = mc.after,
-                                                                       .command_prefix = syslog->exec_prefix(dw->exec_prefix())});
-      // Report mail submitted to this Sendmail: its binary with its .cf, in the namespace,
-      // logging to the same sink (what /usr/sbin/sendmail -i is on a Sendmail host).
-      std::string submit = "#!/bin/sh\nexec";
-      for (const auto& a : syslog->exec_prefix(dw->exec_prefix())) submit += " '" + a + "'";
-      submit += " unshare --uts sh -c 'hostname mta.e2e.test && exec \"$0\" \"$@\"' '" +
-                (Sendmail::root() / "usr/libexec/sendmail/sendmail").string() + "' -C '" +
-                sendmail->cf_file().string() + "' \"$@\"\n";
-      write_file(dw->dir() / "submit.sh", submit);
-      fs::permissions(dw->dir() / "submit.sh", fs::perms::owner_all);
-      write_reportd_conf(conf(), *dw, "sendmail-log:" + syslog->log_file().string(),
-                         (dw->dir() / "submit.sh").string() + " -i", dw->dir() / "reportd-state");
+      host = std::make_unique<SendmailHost>(*dw, dw->dir());
+      syslog = host->syslog.get();
+      sendmail = host->sendmail.get();
+      write_reportd_conf(conf(), *dw, host->source(), host->sendmail_command(), dw->dir() / "reportd-state");
       reportd = std::make_unique<Process>(std::vector<std::string>{MTASTS_REPORTD_BIN, "-c", conf().string()},
                                           dw->dir() / "reportd.log");
       day = utc_day();
@@ -366,8 +465,7 @@ struct ReportdSendmail : ::testing::Test {
   static inline std::unique_ptr<Process> reportd;
   static void TearDownTestSuite() {
     reportd.reset();
-    sendmail.reset();
-    syslog.reset();
+    host.reset();
     dw.reset();
   }
   void SetUp() override {
@@ -384,47 +482,8 @@ struct ReportdSendmail : ::testing::Test {
 TEST_F(ReportdSendmail, OneReportPerDomainAndRuaWithExactlyTheSessionsOfSendmailsLog) {
   std::set<std::string> domains;
   for (const auto& c : tls_cases()) domains.insert(c.domain);
-  const auto summary = [&](const fs::path& file) {
-    const RunResult r = run({"/usr/bin/python3", (source_dir() / "tests/support/validate_tlsrpt.py").string(),
-                             "--summary", file.string()},
-                            60s);
-    EXPECT_EQ(r.exit_code, 0) << file << ": " << r.err << r.out;
-    auto lines = lines_of(r.out);
-    std::sort(lines.begin(), lines.end());
-    return lines;
-  };
-  // mailto:, through Sendmail itself.
-  std::vector<std::string> mails;
-  wait_until(
-      [&] {
-        mails = dw->report_mx().messages();
-        return mails.size() >= domains.size();
-      },
-      60s);
-  std::map<std::string, unsigned> mailed;
-  for (std::size_t i = 0; i < mails.size(); ++i) {
-    const std::string m = mails[i].substr(mails[i].find('\n') + 1);
-    const std::string domain = header(m, "TLS-Report-Domain");
-    SCOPED_TRACE("report mail for " + domain);
-    ++mailed[domain];
-    const fs::path file = dw->dir() / ("report-mail-" + std::to_string(i) + ".eml");
-    write_file(file, m);
-    EXPECT_EQ(summary(file), expected_summary(domain, Mta::sendmail, *dw));
-  }
-  for (const auto& d : domains) EXPECT_EQ(mailed[d], 1u) << d << "\n" << diag();
-  EXPECT_EQ(mails.size(), domains.size()) << diag();
-  // https:
-  const auto posts = dw->report_https().wait_requests(domains.size(), 60s);
-  std::map<std::string, unsigned> posted;
-  for (const auto& p : posts) {
-    const auto lines = summary(p.file);
-    ASSERT_FALSE(lines.empty()) << p.file;
-    const std::string domain = lines.back().substr(7, lines.back().find(' ', 7) - 7);
-    ++posted[domain];
-    EXPECT_EQ(lines, expected_summary(domain, Mta::sendmail, *dw)) << p.file;
-  }
-  for (const auto& d : domains) EXPECT_EQ(posted[d], 1u) << d << "\n" << diag();
-  EXPECT_EQ(posts.size(), domains.size()) << diag();
+  expect_one_exact_report_per_domain_and_rua(
+      *dw, [&](const std::string& d) { return expected_summary(d, Mta::sendmail, *dw); }, diag());
 
   // Sendmail delivered the report mails, from sender-address, logged in the followed log:
   // once the collector has read past them (one more message to good.dlv.test after them), the
@@ -454,6 +513,101 @@ TEST_F(ReportdSendmail, OneReportPerDomainAndRuaWithExactlyTheSessionsOfSendmail
       60s))
       << shown.out << shown.err << diag();
   EXPECT_EQ(shown.out.find(dlv("reports")), std::string::npos) << "report mail counted:\n" << shown.out;
+}
+
+// A fleet of two MTA hosts, a Postfix one and a Sendmail one, each with its own collector
+// (host-id mta1, mta2; own state) on the one Redis: every case delivered through both. One
+// report per domain and rua for the fleet, sent by one of them, with the counts of both hosts
+// summed.
+TEST(ReportdFleet, TwoHostsWithTheirOwnCollectorsMakeOneReportWithTheCountsSummed) {
+  std::string why;
+  if (!DeliveryWorld::available(why)) GTEST_SKIP() << why;
+  if (!fs::exists(MTASTS_REPORTD_BIN)) GTEST_SKIP() << "mta-sts-reportd is not built yet: " << MTASTS_REPORTD_BIN;
+  DeliveryWorld dw(DeliveryOptions{.tlsrpt = true});
+  Postfix postfix(dw.dir() / "mta1", PostfixOptions{.relay_port = 0,
+                                                    .main_cf = postfix_report_main_cf(dw),
+                                                    .command_prefix = dw.exec_prefix()});
+  SendmailHost sm(dw, dw.dir() / "mta2");
+  const fs::path conf1 = dw.dir() / "mta1.conf", conf2 = dw.dir() / "mta2.conf";
+  write_reportd_conf(conf1, dw, "postfix-log:" + (dw.dir() / "mta1" / "postfix" / "maillog").string(),
+                     "/usr/sbin/sendmail -C " + postfix.config_dir().string() + " -i", dw.dir() / "mta1" / "state");
+  write_reportd_conf(conf2, dw, sm.source(), sm.sendmail_command(), dw.dir() / "mta2" / "state");
+  {  // the second host's own name
+    std::string c = read_file(conf2);
+    c.replace(c.find("host-id = mta1"), 14, "host-id = mta2");
+    write_file(conf2, c);
+  }
+  Process r1({MTASTS_REPORTD_BIN, "-c", conf1.string()}, dw.dir() / "mta1.log");
+  Process r2({MTASTS_REPORTD_BIN, "-c", conf2.string()}, dw.dir() / "mta2.log");
+  const std::string day = utc_day();
+  deliver_cases(postfix, tls_cases(), "f1");
+  deliver_cases(*sm.sendmail, *sm.syslog, tls_cases(), "f2");
+  ASSERT_EQ(utc_day(), day) << "the UTC day changed during the test: run again";
+  // Both hosts' last case counted (in log order: then all of them are).
+  const std::string shown = wait_shown(conf1, day, tls_cases().back().domain + ": 2 sessions");
+  ASSERT_NE(shown.find(tls_cases().back().domain + ": 2 sessions"), std::string::npos)
+      << shown << read_file(dw.dir() / "mta1.log") << read_file(dw.dir() / "mta2.log");
+  const RunResult sent = run({MTASTS_REPORTD_BIN, "-c", conf2.string(), "--send", day}, 120s);
+  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
+  // The same day sent from the other host: claimed already, nothing more.
+  const RunResult again = run({MTASTS_REPORTD_BIN, "-c", conf1.string(), "--send", day}, 120s);
+  EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+  expect_one_exact_report_per_domain_and_rua(
+      dw, [&](const std::string& d) { return expected_summary(d, {Mta::postfix, Mta::sendmail}, dw); },
+      read_file(dw.dir() / "mta1.log") + read_file(dw.dir() / "mta2.log"));
+}
+
+// The collector's bad days, with a real Postfix: killed with SIGKILL in the middle of the
+// stream and started again, the log rotated by `postfix logrotate' (renamed, compressed,
+// reopened), Redis unreachable for a while (SIGSTOP: no answer, no error). The day's counts
+// and so the reports are still exactly the sessions delivered: nothing lost, nothing twice.
+TEST(ReportdFaults, KilledRotatedAndRedisDownTheCountsStayExact) {
+  std::string why;
+  if (!DeliveryWorld::available(why)) GTEST_SKIP() << why;
+  if (!fs::exists(MTASTS_REPORTD_BIN)) GTEST_SKIP() << "mta-sts-reportd is not built yet: " << MTASTS_REPORTD_BIN;
+  DeliveryWorld dw(DeliveryOptions{.tlsrpt = true});
+  Postfix postfix(dw.dir(), PostfixOptions{.relay_port = 0,
+                                           .main_cf = postfix_report_main_cf(dw),
+                                           .command_prefix = dw.exec_prefix()});
+  const fs::path conf = dw.dir() / "reportd.conf";
+  write_reportd_conf(conf, dw, "postfix-log:" + (dw.dir() / "postfix" / "maillog").string(),
+                     "/usr/sbin/sendmail -C " + postfix.config_dir().string() + " -i", dw.dir() / "state");
+  const fs::path log = dw.dir() / "reportd.log";
+  auto reportd = std::make_unique<Process>(std::vector<std::string>{MTASTS_REPORTD_BIN, "-c", conf.string()}, log);
+  const std::string day = utc_day();
+  const auto& cases = tls_cases();
+  const auto part = [&](std::size_t from, std::size_t to) {
+    return std::vector<TlsCase>(cases.begin() + static_cast<long>(from), cases.begin() + static_cast<long>(to));
+  };
+  // 1. Three cases counted, two more delivered, and the collector killed at once.
+  deliver_cases(postfix, part(0, 3), "k");
+  ASSERT_NE(wait_shown(conf, day, cases[2].domain + ": 1 session").find(cases[2].domain + ": 1 session"),
+            std::string::npos)
+      << read_file(log);
+  deliver_cases(postfix, part(3, 5), "k");
+  reportd->kill9();
+  reportd = std::make_unique<Process>(std::vector<std::string>{MTASTS_REPORTD_BIN, "-c", conf.string()}, log);
+  // 2. The log rotated between two cases.
+  deliver_cases(postfix, part(5, 6), "k");
+  const RunResult rotated =
+      run(with_netns(dw, {"postfix", "-c", postfix.config_dir().string(), "logrotate"}), 60s);
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.out << rotated.err;
+  deliver_cases(postfix, part(6, 8), "k");
+  // 3. Redis frozen while two cases are delivered and a few flushes fail, then back.
+  ASSERT_EQ(::kill(dw.world().redis().pid(), SIGSTOP), 0);
+  deliver_cases(postfix, part(8, 10), "k");
+  std::this_thread::sleep_for(3s);  // flush-interval 1 s: flushes that find no Redis
+  ASSERT_EQ(::kill(dw.world().redis().pid(), SIGCONT), 0);
+  deliver_cases(postfix, part(10, cases.size()), "k");
+  ASSERT_EQ(utc_day(), day) << "the UTC day changed during the test: run again";
+  const std::string last = cases.back().domain + ": 1 session";
+  ASSERT_NE(wait_shown(conf, day, last).find(last), std::string::npos) << read_file(log);
+  const int status = reportd->stop(20s);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  const RunResult sent = run({MTASTS_REPORTD_BIN, "-c", conf.string(), "--send", day}, 120s);
+  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
+  expect_one_exact_report_per_domain_and_rua(
+      dw, [&](const std::string& d) { return expected_summary(d, Mta::postfix, dw); }, read_file(log));
 }
 
 }  // namespace
