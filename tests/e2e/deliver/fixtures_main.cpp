@@ -8,6 +8,7 @@
 //   postfix-3.7-reuse.log  the reuse Postfix's maillog_file, verbatim
 //   sendmail-8.17.log      Sendmail's syslog lines, as rsyslog writes them (traditional format)
 //   sendmail-8.17-loglevel14.log  the same for six cases at LogLevel 14 (verification reasons)
+//   sendmail-8.17-submit.log  one case, then report mail submitted on the command line
 //   sessions.tsv           one row per SMTP session: what the collector must find in the logs
 // Not a test (the logs differ at every run: times, queue ids, pids); run by hand:
 //   sudo build/default/tests/world/mtasts-reportd-fixtures [OUTDIR]
@@ -52,7 +53,9 @@ std::string tsv_rows(const std::string& mta, const std::vector<e2e::CaseOutcome>
 
 int generate(const fs::path& out) {
   fs::create_directories(out);
-  e2e::DeliveryWorld dw;
+  // With the TLS-RPT sinks (reports.dlv.test's MX gets the report mail of the last step); the
+  // case MX hosts and their addresses are those of the plain world.
+  e2e::DeliveryWorld dw(e2e::DeliveryOptions{.tlsrpt = true});
   std::cerr << "world up in " << dw.dir() << "\n";
   std::string tsv =
       "# mta\tqueue_id\ttoken\tpolicy_domain\tpolicy_type\tpolicy_mode\tattempt\tmx_host\tmx_ip\tsending_ip\t"
@@ -135,6 +138,30 @@ int generate(const fs::path& out) {
     std::this_thread::sleep_for(1s);
     write_file(out / "sendmail-8.17-loglevel14.log", syslog.log());
     std::cerr << "sendmail-8.17-loglevel14.log written\n";
+  }
+  {
+    // Report mail as mta-sts-reportd submits it on a Sendmail host (sendmail-command: the
+    // binary, -i -f SENDER -- RCPT): logged "from=SENDER" and "to=RCPT" without brackets,
+    // after one case received over SMTP ("from=<...>") for contrast.
+    e2e::SendmailHost host(dw, dw.dir() / "smsubmit");
+    const auto outcomes = e2e::deliver_cases(*host.sendmail, *host.syslog, {e2e::tls_cases().front()}, "sms");
+    tsv += tsv_rows("sendmail-submit", outcomes, dw);
+    const std::string sender = "tlsrpt-noreply@" + e2e::dlv("sender");
+    const std::string message = "From: " + sender + "\nTo: " + e2e::DeliveryWorld::report_mailbox() +
+                                "\nSubject: Report Domain: good.dlv.test Submitter: sender.dlv.test Report-ID: <sms-1@sender.dlv.test>\n"
+                                "Message-ID: <sms-report@sender.dlv.test>\n\nreport\n";
+    const RunResult r = mtasts::test::run(
+        {host.submit.string(), "-i", "-f", sender, "--", e2e::DeliveryWorld::report_mailbox()}, 60s, message);
+    if (r.exit_code != 0) throw std::runtime_error("command-line submission failed: " + r.out + r.err);
+    const std::string line =
+        host.syslog->wait_line({"to=" + e2e::DeliveryWorld::report_mailbox() + ",", "stat=Sent"}, 60s);
+    if (line.empty()) throw std::runtime_error("the report mail was not delivered:\n" + host.syslog->log());
+    tsv += "sendmail-submit\t" + line.substr(line.find("]: ") + 3, line.find(": to=") - line.find("]: ") - 3) +
+           "\tsms-report\treports.dlv.test\t-\t-\t1\t" + e2e::dlv("mx.reports") + "\t" +
+           dw.report_mx().ip() + "\t" + e2e::kSendingIp + "\treport-mail-not-counted\tdelivered\treport-mail-not-counted\n";
+    std::this_thread::sleep_for(1s);
+    write_file(out / "sendmail-8.17-submit.log", host.syslog->log());
+    std::cerr << "sendmail-8.17-submit.log written\n";
   }
   write_file(out / "sessions.tsv", tsv);
   std::cout << tsv;

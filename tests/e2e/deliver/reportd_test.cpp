@@ -378,37 +378,6 @@ TEST_F(ReportdPostfix, ReportMailIsNotCountedAndNothingIsSentTwice) {
   EXPECT_EQ(dw->report_https().requests().size(), n) << diag();
 }
 
-// A Sendmail host of the world: Sendmail 8.17 with the shipped etc/sendmail-tlsmap.mc, its
-// syslog lines in a SyslogSink (what mta-sts-reportd follows as sendmail-log:), and a
-// submission script for report mail (its binary with its .cf in the world's namespace, logging
-// to the same sink: what /usr/sbin/sendmail -i is on a Sendmail host).
-struct SendmailHost {
-  std::unique_ptr<SyslogSink> syslog;
-  std::unique_ptr<Sendmail> sendmail;
-  fs::path submit;
-
-  SendmailHost(DeliveryWorld& dw, const fs::path& dir) {
-    if (!Sendmail::available())
-      throw std::runtime_error("Sendmail not unpacked at " + Sendmail::root().string() + " (scripts/install-deps.sh)");
-    syslog = std::make_unique<SyslogSink>(dir / "syslog", "mta");
-    const SendmailMc mc = shipped_sendmail_mc(dw);
-    sendmail = std::make_unique<Sendmail>(dir, SendmailOptions{.relay_port = 0,
-                                                               .mc_lines = mc.before,
-                                                               .mc_tail_lines = mc.after,
-                                                               .command_prefix = syslog->exec_prefix(dw.exec_prefix())});
-    std::string script = "#!/bin/sh\nexec";
-    for (const auto& a : syslog->exec_prefix(dw.exec_prefix())) script += " '" + a + "'";
-    script += " unshare --uts sh -c 'hostname mta.e2e.test && exec \"$0\" \"$@\"' '" +
-              (Sendmail::root() / "usr/libexec/sendmail/sendmail").string() + "' -C '" +
-              sendmail->cf_file().string() + "' \"$@\"\n";
-    submit = dir / "submit.sh";
-    write_file(submit, script);
-    fs::permissions(submit, fs::perms::owner_all);
-  }
-  std::string source() const { return "sendmail-log:" + syslog->log_file().string(); }
-  std::string sendmail_command() const { return submit.string() + " -i"; }
-};
-
 // The same with a real Sendmail 8.17 (the shipped etc/sendmail-tlsmap.mc): mta-sts-reportd
 // follows its syslog lines (as rsyslog writes them to a mail log; here a SyslogSink bound as
 // Sendmail's /dev/log), and report mail is submitted through that Sendmail too

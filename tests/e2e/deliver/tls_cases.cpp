@@ -108,4 +108,23 @@ std::vector<CaseOutcome> deliver_cases(Sendmail& sendmail, const SyslogSink& sys
   return out;
 }
 
+SendmailHost::SendmailHost(DeliveryWorld& dw, const std::filesystem::path& dir) {
+  if (!Sendmail::available())
+    throw std::runtime_error("Sendmail not unpacked at " + Sendmail::root().string() + " (scripts/install-deps.sh)");
+  syslog = std::make_unique<SyslogSink>(dir / "syslog", "mta");
+  const SendmailMc mc = shipped_sendmail_mc(dw);
+  sendmail = std::make_unique<Sendmail>(dir, SendmailOptions{.relay_port = 0,
+                                                             .mc_lines = mc.before,
+                                                             .mc_tail_lines = mc.after,
+                                                             .command_prefix = syslog->exec_prefix(dw.exec_prefix())});
+  std::string script = "#!/bin/sh\nexec";
+  for (const auto& a : syslog->exec_prefix(dw.exec_prefix())) script += " '" + a + "'";
+  script += " unshare --uts sh -c 'hostname mta.e2e.test && exec \"$0\" \"$@\"' '" +
+            (Sendmail::root() / "usr/libexec/sendmail/sendmail").string() + "' -C '" + sendmail->cf_file().string() +
+            "' \"$@\"\n";
+  submit = dir / "submit.sh";
+  write_file(submit, script);
+  std::filesystem::permissions(submit, std::filesystem::perms::owner_all);
+}
+
 }  // namespace mtasts::test::e2e

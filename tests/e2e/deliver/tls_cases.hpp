@@ -7,6 +7,8 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -88,6 +90,21 @@ std::vector<CaseOutcome> deliver_cases(Sendmail& sendmail, const SyslogSink& sys
 // with tls loglevel 1 (Debian's default is 0: then nothing about TLS is logged) and retries
 // of deferred mail an hour away (a retry would be one more session in the counts).
 std::vector<std::string> postfix_report_main_cf(const DeliveryWorld& dw);
+
+// A Sendmail host of the world: Sendmail 8.17 with the shipped etc/sendmail-tlsmap.mc, its
+// syslog lines in a SyslogSink (what mta-sts-reportd follows as sendmail-log:), and a
+// submission script for report mail (its binary with its .cf in the world's namespace, logging
+// to the same sink: what /usr/sbin/sendmail -i is on a Sendmail host). Command-line
+// submissions are logged "QID: from=a@b, ..." (no brackets).
+struct SendmailHost {
+  std::unique_ptr<SyslogSink> syslog;
+  std::unique_ptr<Sendmail> sendmail;
+  std::filesystem::path submit;  // the script; run with -i -f SENDER -- RCPT, message on stdin
+
+  SendmailHost(DeliveryWorld& dw, const std::filesystem::path& dir);  // throws if Sendmail is missing
+  std::string source() const { return "sendmail-log:" + syslog->log_file().string(); }
+  std::string sendmail_command() const { return submit.string() + " -i"; }
+};
 
 // The sending IP address of both MTAs in the world (the source address the kernel picks for
 // 127.25.0.x on lo).
