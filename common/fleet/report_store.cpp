@@ -44,7 +44,8 @@ namespace {
 // ARGV: [1] seq, [2] seconds the seq key lives, [3] max_details, [4] max_policies, [5] the
 // number of day-set keys, then per entry: hash key index, day-set key index, expire-at,
 // domain, policy key, encoded policy, success, failure, number of details, and per detail
-// its encoding and count.
+// its encoding and count, then the failures whose detail is not kept (not valid: a value a
+// collector should not have handed on; counted like those over the cap).
 // Returns 1 when applied, 0 for a batch number not above the recorded one.
 constexpr std::string_view kApplyScript = R"lua(
 local function num(v)
@@ -111,10 +112,12 @@ while i <= #ARGV do
         incr(hk, 'x:' .. pk, c)
       end
     end
+    incr(hk, 'x:' .. pk, ARGV[i])
+    i = i + 1
   else
     incr(hk, 'xs', s)
     incr(hk, 'xf', f)
-    i = i + 2 * n
+    i = i + 2 * n + 1
   end
   redis.call('SADD', dk, domain)
   redis.call('EXPIREAT', hk, at)
@@ -185,10 +188,25 @@ ReportStore::Applied ReportStore::apply(std::string_view host, std::uint64_t seq
     args.push_back(tlsrpt::encode_policy(entry.policy));
     args.push_back(std::to_string(entry.counts.success));
     args.push_back(std::to_string(entry.counts.failure));
-    args.push_back(std::to_string(entry.counts.details.size()));
+    const std::size_t count_at = args.size();
+    args.emplace_back();
+    std::size_t kept = 0;
+    std::uint64_t invalid = 0;
     for (const auto& [d, n] : entry.counts.details) {
+      if (!tlsrpt::valid_detail(d, nullptr)) {
+        invalid += n;
+        continue;
+      }
       args.push_back(tlsrpt::encode_detail(d));
       args.push_back(std::to_string(n));
+      ++kept;
+    }
+    args[count_at] = std::to_string(kept);
+    args.push_back(std::to_string(invalid));
+    if (invalid > 0) {
+      const std::string n = std::to_string(invalid);
+      log::warning("TLS-RPT batch: failure details with invalid values counted without their detail",
+                   {{"domain", key.domain}, {"sessions", n}});
     }
   }
   const std::string n_keys_text = std::to_string(n_keys);

@@ -118,6 +118,20 @@ TEST_F(ReportStoreTest, ABatchCountsOnceWhateverTheReplaysInOneRoundTrip) {
   EXPECT_EQ(detail_count(c.policies[0].counts, Result::certificate_expired, "mx1.example.com"), 4u);
 }
 
+// A detail whose values break the collectors' contract (README.md) is not written: its
+// sessions count as failures without a detail, like those over the cap.
+TEST_F(ReportStoreTest, AnInvalidDetailIsCountedWithoutIt) {
+  Batch b = sample();
+  b.add(session(Result::certificate_expired, "MX.Example.COM."), sts());
+  ASSERT_EQ(store.apply("mta1.example.net", 1, b), ReportStore::Applied::applied);
+  const auto c = store.read(day, "example.com");
+  ASSERT_EQ(c.policies.size(), 1u);
+  EXPECT_EQ(c.policies[0].counts.failure, 4u);
+  EXPECT_EQ(c.policies[0].counts.details.size(), 2u);
+  EXPECT_EQ(c.dropped_details, 1u);
+  EXPECT_EQ(c.skipped_fields, 0u) << "nothing invalid was written";
+}
+
 TEST_F(ReportStoreTest, TwoHostsAreSummed) {
   Batch other;
   other.add(session(Result::success), sts());
