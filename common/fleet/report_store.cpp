@@ -46,7 +46,8 @@ namespace {
 // domain, policy key, encoded policy, success, failure, number of details, and per detail
 // its encoding and count, then the failures whose detail is not kept (not valid: a value a
 // collector should not have handed on; counted like those over the cap).
-// Returns 1 when applied, 0 for a batch number not above the recorded one.
+// Returns 1 when applied, 0 for a batch number not above the recorded one, and 0 for a batch
+// without entries (apply() sends none; --check-redis's probe does, to write nothing).
 constexpr std::string_view kApplyScript = R"lua(
 local function num(v)
   if not v then return 0 end
@@ -68,6 +69,7 @@ if cur == 'string' then
 elseif cur ~= 'none' then
   redis.call('DEL', KEYS[1])
 end
+if #ARGV <= 5 then return 0 end
 local ndays = tonumber(ARGV[5])
 for k = 2, #KEYS do
   local want = 'hash'
@@ -126,6 +128,14 @@ end
 return 1
 )lua";
 
+// The key names (see the top of this file).
+std::string base_of(const std::string& prefix) { return prefix + "v1:rpt:"; }
+std::string seq_name(const std::string& base, std::string_view host) { return base + "seq:" + std::string(host); }
+std::string day_name(const std::string& base, std::string_view day) { return base + "d:" + std::string(day); }
+std::string counts_name(const std::string& base, std::string_view day, std::string_view domain) {
+  return base + "h:" + std::string(day) + ":" + std::string(domain);
+}
+
 bool valid_host(std::string_view host) {
   if (host.empty() || host.size() > 255) return false;
   return std::all_of(host.begin(), host.end(), [](char c) { return c > 0x20 && c < 0x7f; });
@@ -145,15 +155,17 @@ bool is_policy_key(std::string_view pk) {
 ReportStore::ReportStore(Pool& pool, std::string prefix, ReportLimits limits)
     : pool_(pool), prefix_(std::move(prefix)), limits_(limits) {}
 
-std::string ReportStore::key_base() const { return prefix_ + "v1:rpt:"; }
-std::string ReportStore::seq_key(std::string_view host) const { return key_base() + "seq:" + std::string(host); }
-std::string ReportStore::day_key(std::string_view day) const { return key_base() + "d:" + std::string(day); }
+std::string ReportStore::key_base() const { return base_of(prefix_); }
+std::string ReportStore::seq_key(std::string_view host) const { return seq_name(key_base(), host); }
+std::string ReportStore::day_key(std::string_view day) const { return day_name(key_base(), day); }
 std::string ReportStore::counts_key(std::string_view day, std::string_view domain) const {
-  return key_base() + "h:" + std::string(day) + ":" + std::string(domain);
+  return counts_name(key_base(), day, domain);
 }
 
 ReportStore::Applied ReportStore::apply(std::string_view host, std::uint64_t seq, const tlsrpt::Batch& batch) {
   if (!valid_host(host)) throw std::invalid_argument("ReportStore::apply: invalid host name");
+  // Nothing to count: no round trip (and nothing to record: applying it again changes nothing).
+  if (batch.empty()) return Applied::applied;
   const auto keep = std::max<std::int64_t>(limits_.keep.count(), 1);
 
   // Keys first (day sets, then hashes), each once; the entries refer to them by index.
@@ -218,6 +230,32 @@ ReportStore::Applied ReportStore::apply(std::string_view host, std::uint64_t seq
   for (const auto& a : args) argv.push_back(a);
   const Reply r = pool_.lease()->command(argv);
   return r.is_integer() && r.integer() == 1 ? Applied::applied : Applied::duplicate;
+}
+
+std::vector<RedisProbe> ReportStore::probes(const std::string& prefix, bool write) {
+  using M = RedisProbe::Mode;
+  // ".invalid" (RFC 2606) is never a policy domain nor a host-id reportd writes; 1970-01-01
+  // is long expired.
+  const std::string probe = "mta-sts-check-redis.invalid";
+  const std::string day = "1970-01-01";
+  const std::string base = base_of(prefix);
+  const std::string seq = seq_name(base, probe), dk = day_name(base, day), hk = counts_name(base, day, probe);
+  std::vector<RedisProbe> out{{M::direct, {"SMEMBERS", dk}}, {M::direct, {"HLEN", hk}}, {M::direct, {"HGETALL", hk}}};
+  if (!write) return out;
+  // The apply script with a batch of no entries: it reads the probe host's batch number and
+  // stops there, writing nothing; then what it runs for a real batch, queued only.
+  out.push_back({M::direct, {"EVAL", std::string(kApplyScript), "1", seq, "1", "1", "1", "1", "0"}});
+  out.push_back({M::direct, {"TYPE", seq}});
+  out.push_back({M::direct, {"GET", seq}});
+  out.push_back({M::queued, {"SET", seq, "1", "EX", "1"}});
+  out.push_back({M::queued, {"DEL", hk}});
+  out.push_back({M::queued, {"HGET", hk, "np"}});
+  out.push_back({M::queued, {"HEXISTS", hk, "np"}});
+  out.push_back({M::queued, {"HSET", hk, "np", "0"}});
+  out.push_back({M::queued, {"HINCRBY", hk, "np", "1"}});
+  out.push_back({M::queued, {"SADD", dk, probe}});
+  out.push_back({M::queued, {"EXPIREAT", hk, "1"}});
+  return out;
 }
 
 std::vector<std::string> ReportStore::domains(std::string_view day) {

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <string>
@@ -276,13 +277,47 @@ TEST_F(ReportStoreTest, EveryKeyExpires) {
   EXPECT_TRUE(store3.domains(tlsrpt::day_of(s.time)).empty());
 }
 
+// Runs probes as check_redis does: direct ones, then the queued ones in a MULTI made to abort.
+// "" when all were allowed, else the refused command's error.
+std::string run_probes(Pool& pool, const std::vector<RedisProbe>& probes) {
+  auto conn = pool.lease();
+  for (const auto& p : probes) {
+    if (p.mode != RedisProbe::Mode::direct) continue;
+    try {
+      conn->command({p.argv.begin(), p.argv.end()});
+    } catch (const RedisError& e) {
+      return p.argv[0] + ": " + e.what();
+    }
+  }
+  const bool any_queued = std::any_of(probes.begin(), probes.end(),
+                                     [](const RedisProbe& p) { return p.mode == RedisProbe::Mode::queued; });
+  if (!any_queued) return "";
+  try {
+    conn->command({"MULTI"});
+  } catch (const RedisError& e) {
+    return std::string("MULTI: ") + e.what();
+  }
+  std::string refused;
+  for (const auto& p : probes) {
+    if (p.mode != RedisProbe::Mode::queued || !refused.empty()) continue;
+    try {
+      conn->command({p.argv.begin(), p.argv.end()});
+    } catch (const RedisError& e) {
+      refused = p.argv[0] + ": " + e.what();
+    }
+  }
+  EXPECT_THROW(conn->command({"GET"}), RedisError);  // wrong arity: EXEC aborts
+  EXPECT_THROW(conn->command({"EXEC"}), RedisError);
+  return refused;
+}
+
 // reportd's Redis user: the keys under "<prefix>v1:rpt:" and the commands listed for it in
 // etc/redis-acl.conf (the script's commands too: Redis checks them against the user).
 TEST(ReportStoreAcl, ReportdNeedsOnlyItsKeysAndTheseCommands) {
   RedisServer redis(
       "user reportd on >rpw resetkeys ~mta-sts:v1:rpt:* resetchannels -@all "
       "+eval +get +set +del +type +hget +hset +hincrby +hexists +sadd +expireat +smembers +hlen +hgetall "
-      "+ping +role +select +auth\n"
+      "+multi +exec +ping +role +select +auth\n"
       "user ctl on >cpw resetkeys %R~mta-sts:v1:rpt:* resetchannels -@all +smembers +hlen +hgetall +ping +auth\n"
       "user default on nopass ~* &* +@all\n");
   RedisOptions o = options_for(redis);
@@ -303,6 +338,29 @@ TEST(ReportStoreAcl, ReportdNeedsOnlyItsKeysAndTheseCommands) {
   EXPECT_EQ(reader.domains(day), std::vector<std::string>{"example.com"});
   EXPECT_EQ(reader.read(day, "example.com").policies.size(), 1u);
   EXPECT_THROW(reader.apply("mta1.example.net", 2, sample()), RedisError) << "the reader cannot write";
+
+  // --check-redis's probes pass for these users and change nothing.
+  const std::string before = redis.cli({"--scan"});
+  EXPECT_EQ(run_probes(pool, ReportStore::probes("mta-sts:", true)), "");
+  EXPECT_EQ(run_probes(ctl_pool, ReportStore::probes("mta-sts:", false)), "");
+  EXPECT_EQ(redis.cli({"--scan"}), before);
+  EXPECT_NE(run_probes(ctl_pool, ReportStore::probes("mta-sts:", true)), "") << "the reader may not apply";
+}
+
+// A reportd user without one command the script needs fails the probes (Redis checks the
+// commands a script runs against the user's ACL).
+TEST(ReportStoreAcl, ProbesFindAMissingCommand) {
+  for (const char* missing : {"+hincrby", "+expireat", "+sadd", "+eval", "+hgetall"}) {
+    std::string acl = "+eval +get +set +del +type +hget +hset +hincrby +hexists +sadd +expireat +smembers +hlen +hgetall";
+    acl.erase(acl.find(missing), std::string(missing).size());
+    RedisServer redis("user reportd on >rpw resetkeys ~mta-sts:v1:rpt:* resetchannels -@all " + acl +
+                      " +multi +exec +ping +select +auth\nuser default on nopass ~* &* +@all\n");
+    RedisOptions o = options_for(redis);
+    o.user = "reportd";
+    o.password = "rpw";
+    Pool pool(o);
+    EXPECT_NE(run_probes(pool, ReportStore::probes("mta-sts:", true)), "") << missing;
+  }
 }
 
 }  // namespace
