@@ -12,6 +12,8 @@
 #include <string>
 
 #include "common/tlsrpt/codec.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/redis_acl.hpp"
 #include "tests/support/redis_server.hpp"
 
 namespace mtasts {
@@ -345,6 +347,32 @@ TEST(ReportStoreAcl, ReportdNeedsOnlyItsKeysAndTheseCommands) {
   EXPECT_EQ(run_probes(ctl_pool, ReportStore::probes("mta-sts:", false)), "");
   EXPECT_EQ(redis.cli({"--scan"}), before);
   EXPECT_NE(run_probes(ctl_pool, ReportStore::probes("mta-sts:", true)), "") << "the reader may not apply";
+}
+
+// The users shipped in etc/redis-acl.conf: mta-sts-reportd applies and reads (the sender reads
+// what it sends), mta-sts-ctl reads, and --check-redis's probes pass for both.
+TEST(ReportStoreAcl, TheShippedUsersMayDoWhatTheyNeed) {
+  RedisServer redis(test::acl_user_lines(
+      test::source_dir() / "etc/redis-acl.conf", [](const std::string& who) { return "pw-" + who; }, false));
+  auto pool_of = [&](const std::string& who) {
+    RedisOptions o = options_for(redis);
+    o.user = "mta-sts-" + who;
+    o.password = "pw-" + who;
+    return std::make_unique<Pool>(o);
+  };
+  const std::string day = tlsrpt::day_of(today_start());
+  auto reportd = pool_of("reportd");
+  ReportStore store(*reportd, "mta-sts:", ReportLimits{});
+  ASSERT_EQ(store.apply("mta1.example.net", 1, sample()), ReportStore::Applied::applied);
+  EXPECT_EQ(store.domains(day), std::vector<std::string>{"example.com"});
+  EXPECT_EQ(store.read(day, "example.com").policies.size(), 1u);
+  EXPECT_EQ(run_probes(*reportd, ReportStore::probes("mta-sts:", true)), "");
+
+  auto ctl = pool_of("ctl");
+  ReportStore reader(*ctl, "mta-sts:", ReportLimits{});
+  EXPECT_EQ(reader.domains(day), std::vector<std::string>{"example.com"});
+  EXPECT_EQ(reader.read(day, "example.com").policies.size(), 1u);
+  EXPECT_EQ(run_probes(*ctl, ReportStore::probes("mta-sts:", false)), "");
 }
 
 // A reportd user without one command the script needs fails the probes (Redis checks the
