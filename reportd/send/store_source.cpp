@@ -5,8 +5,9 @@
 
 namespace mtasts::reportd {
 
+// The report-id that `mta-sts-ctl report json` shows too (common/tlsrpt/report.hpp).
 std::string send_report_id(std::string_view day, std::string_view domain, std::string_view submitter) {
-  return std::string(day) + "." + std::string(domain) + "@" + std::string(submitter);
+  return tlsrpt::report_id(day, domain, submitter);
 }
 
 StoreReportSource::StoreReportSource(ReportStore& store, std::string organization_name, std::string contact_info,
