@@ -692,7 +692,18 @@ class SwitchWatch {
  public:
   explicit SwitchWatch(const RedisOptions& opts) : sentinels_(opts.sentinels), master_(opts.master_name) {
     timeout_ = std::max(milliseconds{100}, opts.connect_timeout);
-    thread_ = std::thread([this] { run(); });
+    // With every signal blocked: the first lease may come before the program blocked its own
+    // (libmilter's signal thread must be the one to take SIGTERM).
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    try {
+      thread_ = std::thread([this] { run(); });
+    } catch (...) {
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      throw;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
   ~SwitchWatch() {
     stop_ = true;
