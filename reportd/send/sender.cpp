@@ -215,7 +215,7 @@ std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_vi
       log::info("no report: no failed session (only-failures)", {{"day", d}, {"domain", dom}});
       return one(Outcome::no_failures, "no failed session");
     }
-    if (!is_report_id(report->report_id)) return one(Outcome::error, "report-id is not a msg-id");
+    if (!is_report_id(report->report_id)) return one(Outcome::error, "report-id is not header-safe");
 
     const dns::TxtAnswer txt = resolver_.txt("_smtp._tls." + dom);
     if (dns::is_failure(txt.status)) {

@@ -67,7 +67,7 @@ std::string default_submitter(std::string_view contact_info);
 // One (day, domain)'s report as it is to be sent.
 struct ReportText {
   std::string json;          // RFC 8460 JSON (report_json)
-  std::string report_id;     // msg-id form: "<something>@<something>"
+  std::string report_id;     // is_report_id(): header-safe (tlsrpt::report_id)
   std::uint64_t failures = 0;  // failed sessions counted (only-failures)
 };
 

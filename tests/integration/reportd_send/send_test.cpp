@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 
 const std::string kDay = "2026-04-23";
 const std::string kJson =
-    R"({"organization-name":"Sender Org","date-range":{"start-datetime":"2026-04-23T00:00:00Z","end-datetime":"2026-04-24T00:00:00Z"},"contact-info":"tlsrpt@sender.test","report-id":"2026-04-23.rcpt.test@sender.test","policies":[{"policy":{"policy-type":"sts","policy-string":["version: STSv1","mode: enforce","mx: mx.rcpt.test","max_age: 86400"],"policy-domain":"rcpt.test","mx-host":["mx.rcpt.test"]},"summary":{"total-successful-session-count":5,"total-failure-session-count":1},"failure-details":[{"result-type":"certificate-expired","sending-mta-ip":"192.0.2.1","receiving-ip":"192.0.2.2","receiving-mx-hostname":"mx.rcpt.test","failed-session-count":1}]}]})";
+    R"({"organization-name":"Sender Org","date-range":{"start-datetime":"2026-04-23T00:00:00Z","end-datetime":"2026-04-23T23:59:59Z"},"contact-info":"tlsrpt@sender.test","report-id":"2026-04-23.rcpt.test@sender.test","policies":[{"policy":{"policy-type":"sts","policy-string":["version: STSv1","mode: enforce","mx: mx.rcpt.test","max_age: 86400"],"policy-domain":"rcpt.test","mx-host":["mx.rcpt.test"]},"summary":{"total-successful-session-count":5,"total-failure-session-count":1},"failure-details":[{"result-type":"certificate-expired","sending-mta-ip":"192.0.2.1","receiving-ip":"192.0.2.2","receiving-mx-hostname":"mx.rcpt.test","failed-session-count":1}]}]})";
 
 std::string gunzip(const std::string& gz) {
   z_stream z{};
@@ -180,7 +180,7 @@ TEST_F(ReportdSend, OneReportPerRuaOverRealTransports) {
   EXPECT_EQ(m.get("content_type"), "multipart/report");
   EXPECT_EQ(m.get("report_type"), "tlsrpt");
   EXPECT_EQ(m.get("part1.content_type"), "application/tlsrpt+gzip");
-  EXPECT_EQ(m.get("part1.filename").rfind("sender.test!rcpt.test!1776902400!1776988800!", 0), 0u)
+  EXPECT_EQ(m.get("part1.filename").rfind("sender.test!rcpt.test!1776902400!1776988799!", 0), 0u)
       << m.get("part1.filename");
   EXPECT_EQ(m.json, kJson);
 

@@ -23,7 +23,7 @@ namespace {
 using namespace std::chrono_literals;
 
 const std::string kJson =
-    R"({"organization-name":"Example Org","date-range":{"start-datetime":"2026-04-23T00:00:00Z","end-datetime":"2026-04-24T00:00:00Z"},"contact-info":"tlsrpt@sender.example","report-id":"2026-04-23.example.com@sender.example","policies":[]})";
+    R"({"organization-name":"Example Org","date-range":{"start-datetime":"2026-04-23T00:00:00Z","end-datetime":"2026-04-23T23:59:59Z"},"contact-info":"tlsrpt@sender.example","report-id":"2026-04-23.example.com@sender.example","policies":[]})";
 
 std::string gunzip(const std::string& gz) {
   z_stream z{};
@@ -55,11 +55,14 @@ ReportMail sample_mail() {
 
 TEST(ReportMessage, FileNameFollowsRfc8460) {
   EXPECT_EQ(report_filename("mail.sender.example", "example.com", "2026-12-07", "001"),
-            "mail.sender.example!example.com!1796601600!1796688000!001.json.gz");
+            "mail.sender.example!example.com!1796601600!1796687999!001.json.gz");
   EXPECT_EQ(report_filename("s.example", "example.com", "2026-12-07", ""),
-            "s.example!example.com!1796601600!1796688000.json.gz");
+            "s.example!example.com!1796601600!1796687999.json.gz");
   EXPECT_THROW(report_filename("s.example", "example.com", "2026-13-07", ""), std::invalid_argument);
   EXPECT_THROW(report_filename("s.example", "example.com", "2026-12-07", "a!b"), std::invalid_argument);
+  EXPECT_TRUE(is_report_id("20261207.example.com.0123456789abcdef"));  // tlsrpt::report_id's form
+  EXPECT_TRUE(is_report_id("735ff.e317+bf22029@example.net"));         // RFC 8460's example
+  EXPECT_FALSE(is_report_id("x>\r\nBcc: y"));
   const std::string id = unique_id_of("x@y");
   EXPECT_EQ(id, unique_id_of("x@y"));
   EXPECT_NE(id, unique_id_of("x@z"));
@@ -102,7 +105,7 @@ TEST(ReportMessage, ParsesBackAsRfc8460Report) {
   EXPECT_EQ(p.get("part1.content_type"), "application/tlsrpt+gzip");
   EXPECT_EQ(p.get("part1.cte"), "base64");
   EXPECT_EQ(p.get("part1.disposition"), "attachment");
-  EXPECT_EQ(p.get("part1.filename"), "sender.example!example.com!1776902400!1776988800!" +
+  EXPECT_EQ(p.get("part1.filename"), "sender.example!example.com!1776902400!1776988799!" +
                                          unique_id_of("2026-04-23.example.com@sender.example") + ".json.gz");
   EXPECT_EQ(p.json, kJson);
   // RFC 5322 section 2.1.1: at most 998; only the filename parameter's line passes 78 (it
@@ -132,7 +135,9 @@ TEST(ReportMessage, RefusesWhatCouldInjectAHeader) {
       with([](ReportMail& m) { m.to = "-oQ@example.com"; }),
       with([](ReportMail& m) { m.from = "a@example.com\nX: y"; }),
       with([](ReportMail& m) { m.report_id = "x>\nBcc: y@z.example"; }),
-      with([](ReportMail& m) { m.report_id = "no-at-sign"; }),
+      with([](ReportMail& m) { m.report_id = "a b"; }),
+      with([](ReportMail& m) { m.report_id = ".x"; }),
+      with([](ReportMail& m) { m.report_id = ""; }),
       with([](ReportMail& m) { m.policy_domain = "example.com\nX: y"; }),
       with([](ReportMail& m) { m.submitter = "Sender.Example"; }),
   };
