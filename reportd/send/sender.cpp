@@ -121,6 +121,11 @@ Sender::Sender(SendOptions opts, ReportSource& source, dns::Resolver& resolver, 
     : opts_(std::move(opts)), source_(source), resolver_(resolver), mail_(mail), https_(https), store_(store),
       clock_(clock) {
   if (opts_.submitter.empty()) opts_.submitter = default_submitter(opts_.contact_info);
+  // Compared with the aggregates' A-label names: "Example.COM." excludes example.com.
+  for (auto& e : opts_.exclude) {
+    DomainParse p = Domain::parse(e);
+    if (p.domain) e = p.domain->str();
+  }
 }
 
 void Sender::set_metrics(metrics::Registry& registry) {

@@ -440,7 +440,7 @@ TEST_F(SenderTest, ExcludeAndOnlyFailures) {
   dns.set_txt("_smtp._tls.quiet.example", {"v=TLSRPTv1; rua=mailto:q@quiet.example"});
   dns.set_txt("_smtp._tls.excluded.example", {"v=TLSRPTv1; rua=mailto:e@excluded.example"});
   opts.only_failures = true;
-  opts.exclude = {"excluded.example"};
+  opts.exclude = {"Excluded.Example."};
   SendSummary s = sender()->send_day(kDay);
   EXPECT_TRUE(s.ok());
   std::map<std::string, Outcome> by_domain;
