@@ -499,6 +499,20 @@ TEST_F(SenderTest, CountersByOutcomeWithoutDomains) {
   EXPECT_EQ(text.find("example"), std::string::npos) << "no domain in a label";
 }
 
+TEST_F(SenderTest, LoopRunsARoundAtOnceAndStops) {
+  auto s = sender();
+  {
+    SendLoop loop(*s, 3600s);
+    EXPECT_TRUE(test::wait_until(
+        [&] {
+          std::lock_guard lock(mail.mu);
+          return mail.sent.size() == 1;
+        },
+        10s));
+  }  // the destructor stops the thread without waiting for the period
+  EXPECT_EQ(poster.posts.size(), 1u);
+}
+
 TEST_F(SenderTest, SendNoNeverSendsOnSchedule) {
   opts.send = false;
   clock.advance(Seconds{86400});
