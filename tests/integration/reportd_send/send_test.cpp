@@ -272,6 +272,10 @@ TEST_F(ReportdSend, FailingRuaIsRetriedWithBackoff) {
   EXPECT_EQ(sink->requests(), 3u);
 }
 
+TEST_F(ReportdSend, UnreadableCaFileIsSaidAtStart) {
+  EXPECT_THROW(make_https_poster({(mail_dir / "missing.pem").string(), 10s, 5s, "x"}, *resolver), std::runtime_error);
+}
+
 TEST_F(ReportdSend, HttpsRuaWithAnUntrustedCertificateIsNotSentTo) {
   opts.ca_file = world.ca().untrusted_ca_file().string();
   Host host(*this);
