@@ -143,6 +143,13 @@ void Sender::set_metrics(metrics::Registry& registry) {
     c->not_sent[reason] = &registry.counter("mtasts_reportd_reports_not_sent_total",
                                             "Reports of a day and policy domain not sent to any URI this round, by reason.",
                                             {{"reason", reason}});
+  for (const char* result : {"valid", "none", "invalid"})
+    c->records[result] = &registry.counter("mtasts_reportd_tlsrpt_records_total",
+                                           "_smtp._tls TXT RRsets looked up: one valid TLSRPT record, none, "
+                                           "or an invalid one (two records, no usable URI, malformed).",
+                                           {{"result", result}});
+  c->skipped = &registry.counter("mtasts_reportd_report_uris_skipped_total",
+                                 "rua URIs of TLSRPT records not used (unknown scheme, unsafe address, over 10).");
   counters_ = std::move(c);
 }
 
@@ -251,10 +258,19 @@ std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_vi
     const tlsrpt::RecordParse rec = tlsrpt::select_record(texts);
     for (const auto& w : rec.warnings)
       log::warning("TLSRPT record: rua skipped", {{"domain", dom}, {"warning", w}});
+    if (counters_) {
+      counters_->records[rec.record ? "valid" : rec.found ? "invalid" : "none"]->inc();
+      counters_->skipped->inc(rec.skipped);
+    }
     if (!rec.record) {
       if (!store_.write(day, domain, token, {{"first", first_text}, {"status", "nowhere"}, {"error", rec.error}}))
         return lost();
-      log::notice("no report: no usable TLSRPT record", {{"day", d}, {"domain", dom}, {"error", rec.error}});
+      // No record is the common case (the domain asks for no reports); an invalid one is the
+      // domain's mistake, or an attack, and worth the operator's eye.
+      if (rec.found)
+        log::warning("no report: invalid TLSRPT record", {{"day", d}, {"domain", dom}, {"error", rec.error}});
+      else
+        log::info("no report: no TLSRPT record", {{"day", d}, {"domain", dom}});
       return one(Outcome::nowhere, rec.error);
     }
 

@@ -133,6 +133,8 @@ class Sender {
   //   mtasts_reportd_report_deliveries_total{scheme="mailto|https",outcome="sent|retry|gave_up"}
   //   mtasts_reportd_reports_not_sent_total{reason="nowhere|no_failures|excluded|dns_retry|
   //                                                  dns_gave_up|busy|error"}
+  //   mtasts_reportd_tlsrpt_records_total{result="valid|none|invalid"}
+  //   mtasts_reportd_report_uris_skipped_total
   void set_metrics(metrics::Registry& registry);
 
  private:
@@ -153,6 +155,8 @@ class Sender {
   struct Counters {
     std::map<std::pair<bool, Outcome>, metrics::Counter*> deliveries;  // (https, outcome)
     std::map<std::string, metrics::Counter*> not_sent;
+    std::map<std::string, metrics::Counter*> records;
+    metrics::Counter* skipped = nullptr;
   };
   std::unique_ptr<Counters> counters_;
 };
