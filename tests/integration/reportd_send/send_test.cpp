@@ -272,6 +272,16 @@ TEST_F(ReportdSend, FailingRuaIsRetriedWithBackoff) {
   EXPECT_EQ(sink->requests(), 3u);
 }
 
+TEST_F(ReportdSend, RedirectIsNotFollowed) {
+  sink->set_status(308);
+  Host host(*this);
+  std::map<std::string, SendResult> m;
+  for (const auto& r : host.sender->send_day(kDay).results) m[r.rua] = r;
+  EXPECT_EQ(m[https_rua()].outcome, Outcome::retry);
+  EXPECT_NE(m[https_rua()].detail.find("redirect"), std::string::npos) << m[https_rua()].detail;
+  EXPECT_EQ(sink->requests(), 1u);
+}
+
 TEST_F(ReportdSend, UnreadableCaFileIsSaidAtStart) {
   EXPECT_THROW(make_https_poster({(mail_dir / "missing.pem").string(), 10s, 5s, "x"}, *resolver), std::runtime_error);
 }
