@@ -16,14 +16,14 @@ namespace {
 
 std::int64_t unix_of(SysTime t) { return t.time_since_epoch().count(); }
 
-bool is_terminal(Outcome o) noexcept {
+bool is_terminal(SendOutcome o) noexcept {
   switch (o) {
-    case Outcome::sent:
-    case Outcome::already_sent:
-    case Outcome::gave_up:
-    case Outcome::nowhere:
-    case Outcome::excluded:
-    case Outcome::no_failures:
+    case SendOutcome::sent:
+    case SendOutcome::already_sent:
+    case SendOutcome::gave_up:
+    case SendOutcome::nowhere:
+    case SendOutcome::excluded:
+    case SendOutcome::no_failures:
       return true;
     default:
       return false;
@@ -33,15 +33,15 @@ bool is_terminal(Outcome o) noexcept {
 // The outcome a finished (day, domain) shows again.
 std::vector<SendResult> from_state(std::string_view day, std::string_view domain, const SendState& st) {
   const std::string d(day), dom(domain);
-  if (st.status == "nowhere") return {{d, dom, "", Outcome::nowhere, st.error}};
-  if (st.status == "skipped") return {{d, dom, "", Outcome::no_failures, "no failed session"}};
-  if (st.status == "gave-up") return {{d, dom, "", Outcome::gave_up, st.error}};
+  if (st.status == "nowhere") return {{d, dom, "", SendOutcome::nowhere, st.error}};
+  if (st.status == "skipped") return {{d, dom, "", SendOutcome::no_failures, "no failed session"}};
+  if (st.status == "gave-up") return {{d, dom, "", SendOutcome::gave_up, st.error}};
   std::vector<SendResult> out;
   for (const auto& [uri, rs] : st.rua) {
-    if (rs.kind == RuaState::Kind::sent) out.push_back({d, dom, uri, Outcome::already_sent, {}});
-    else if (rs.kind == RuaState::Kind::gave_up) out.push_back({d, dom, uri, Outcome::gave_up, rs.error});
+    if (rs.kind == RuaState::Kind::sent) out.push_back({d, dom, uri, SendOutcome::already_sent, {}});
+    else if (rs.kind == RuaState::Kind::gave_up) out.push_back({d, dom, uri, SendOutcome::gave_up, rs.error});
   }
-  if (out.empty()) out.push_back({d, dom, "", Outcome::already_sent, {}});
+  if (out.empty()) out.push_back({d, dom, "", SendOutcome::already_sent, {}});
   return out;
 }
 
@@ -68,18 +68,18 @@ class ClaimGuard {
 
 }  // namespace
 
-const char* to_string(Outcome o) noexcept {
+const char* to_string(SendOutcome o) noexcept {
   switch (o) {
-    case Outcome::sent: return "sent";
-    case Outcome::already_sent: return "already-sent";
-    case Outcome::retry: return "retry";
-    case Outcome::not_due: return "not-due";
-    case Outcome::gave_up: return "gave-up";
-    case Outcome::nowhere: return "nowhere";
-    case Outcome::excluded: return "excluded";
-    case Outcome::no_failures: return "no-failures";
-    case Outcome::busy: return "busy";
-    case Outcome::error: return "error";
+    case SendOutcome::sent: return "sent";
+    case SendOutcome::already_sent: return "already-sent";
+    case SendOutcome::retry: return "retry";
+    case SendOutcome::not_due: return "not-due";
+    case SendOutcome::gave_up: return "gave-up";
+    case SendOutcome::nowhere: return "nowhere";
+    case SendOutcome::excluded: return "excluded";
+    case SendOutcome::no_failures: return "no-failures";
+    case SendOutcome::busy: return "busy";
+    case SendOutcome::error: return "error";
   }
   return "error";
 }
@@ -87,11 +87,11 @@ const char* to_string(Outcome o) noexcept {
 bool SendSummary::ok() const noexcept {
   for (const auto& r : results) {
     switch (r.outcome) {
-      case Outcome::sent:
-      case Outcome::already_sent:
-      case Outcome::nowhere:
-      case Outcome::excluded:
-      case Outcome::no_failures:
+      case SendOutcome::sent:
+      case SendOutcome::already_sent:
+      case SendOutcome::nowhere:
+      case SendOutcome::excluded:
+      case SendOutcome::no_failures:
         break;
       default:
         return false;
@@ -131,7 +131,7 @@ Sender::Sender(SendOptions opts, ReportSource& source, dns::Resolver& resolver, 
 void Sender::set_metrics(metrics::Registry& registry) {
   auto c = std::make_unique<Counters>();
   for (const bool https : {false, true}) {
-    for (const Outcome o : {Outcome::sent, Outcome::retry, Outcome::gave_up}) {
+    for (const SendOutcome o : {SendOutcome::sent, SendOutcome::retry, SendOutcome::gave_up}) {
       std::string outcome = to_string(o);
       std::replace(outcome.begin(), outcome.end(), '-', '_');
       c->deliveries[{https, o}] = &registry.counter(
@@ -162,13 +162,13 @@ void Sender::count(const SendResult& r, bool https) {
   }
   const char* reason = nullptr;
   switch (r.outcome) {
-    case Outcome::nowhere: reason = "nowhere"; break;
-    case Outcome::no_failures: reason = "no_failures"; break;
-    case Outcome::excluded: reason = "excluded"; break;
-    case Outcome::retry: reason = "dns_retry"; break;
-    case Outcome::gave_up: reason = "dns_gave_up"; break;
-    case Outcome::busy: reason = "busy"; break;
-    case Outcome::error: reason = "error"; break;
+    case SendOutcome::nowhere: reason = "nowhere"; break;
+    case SendOutcome::no_failures: reason = "no_failures"; break;
+    case SendOutcome::excluded: reason = "excluded"; break;
+    case SendOutcome::retry: reason = "dns_retry"; break;
+    case SendOutcome::gave_up: reason = "dns_gave_up"; break;
+    case SendOutcome::busy: reason = "busy"; break;
+    case SendOutcome::error: reason = "error"; break;
     default: return;
   }
   counters_->not_sent[reason]->inc();
@@ -186,48 +186,48 @@ bool Sender::excluded(std::string_view domain) const {
 
 std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_view domain, bool force) {
   const std::string d(day), dom(domain);
-  auto one = [&](Outcome o, std::string detail = {}) {
+  auto one = [&](SendOutcome o, std::string detail = {}) {
     std::vector<SendResult> r{{d, dom, "", o, std::move(detail)}};
     count(r.front(), false);
     return r;
   };
-  if (excluded(domain)) return one(Outcome::excluded);
+  if (excluded(domain)) return one(SendOutcome::excluded);
   {
     DomainParse p = Domain::parse(domain);
-    if (!p.domain || p.domain->str() != domain) return one(Outcome::error, "not a normalised domain name");
+    if (!p.domain || p.domain->str() != domain) return one(SendOutcome::error, "not a normalised domain name");
   }
-  if (!tlsrpt::day_start(day)) return one(Outcome::error, "not a day");
+  if (!tlsrpt::day_start(day)) return one(SendOutcome::error, "not a day");
   const std::int64_t now = unix_of(clock_.now());
 
   try {
     SendState st = store_.read(day, domain);
     if (!st.status.empty()) return from_state(day, domain, st);
-    if (!force && st.next > now) return one(Outcome::not_due);
+    if (!force && st.next > now) return one(SendOutcome::not_due);
 
     const std::string token = random_hex(16);
     const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(
         2 * std::max(opts_.sendmail_timeout, opts_.https_timeout) + std::chrono::seconds(60));
-    if (!store_.claim(day, domain, token, ttl)) return one(Outcome::busy, "another sender holds the claim");
+    if (!store_.claim(day, domain, token, ttl)) return one(SendOutcome::busy, "another sender holds the claim");
     ClaimGuard guard(store_, day, domain, token);
     st = store_.read(day, domain);  // the previous holder may have finished meanwhile
     if (!st.status.empty()) return from_state(day, domain, st);
-    if (!force && st.next > now) return one(Outcome::not_due);
+    if (!force && st.next > now) return one(SendOutcome::not_due);
 
     const std::int64_t first = st.first != 0 ? st.first : now;
     const std::string first_text = std::to_string(first);
     auto lost = [&] {
       log::error("send claim lost: nothing recorded", {{"day", d}, {"domain", dom}});
-      return one(Outcome::busy, "claim lost");
+      return one(SendOutcome::busy, "claim lost");
     };
 
     std::optional<ReportText> report = source_.report(day, domain);
-    if (!report) return one(Outcome::nowhere, "nothing counted");
+    if (!report) return one(SendOutcome::nowhere, "nothing counted");
     if (opts_.only_failures && report->failures == 0) {
       if (!store_.write(day, domain, token, {{"first", first_text}, {"status", "skipped"}})) return lost();
       log::info("no report: no failed session (only-failures)", {{"day", d}, {"domain", dom}});
-      return one(Outcome::no_failures, "no failed session");
+      return one(SendOutcome::no_failures, "no failed session");
     }
-    if (!is_report_id(report->report_id)) return one(Outcome::error, "report-id is not header-safe");
+    if (!is_report_id(report->report_id)) return one(SendOutcome::error, "report-id is not header-safe");
 
     const dns::TxtAnswer txt = resolver_.txt("_smtp._tls." + dom);
     if (dns::is_failure(txt.status)) {
@@ -238,7 +238,7 @@ std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_vi
         if (!store_.write(day, domain, token, {{"status", "gave-up"}, {"error", why}})) return lost();
         log::error("report given up: the TLSRPT record could not be looked up for 24 hours",
                    {{"day", d}, {"domain", dom}, {"error", why}});
-        return one(Outcome::gave_up, why);
+        return one(SendOutcome::gave_up, why);
       }
       const std::int64_t next = now + backoff(attempts).count();
       if (!store_.write(day, domain, token,
@@ -247,7 +247,7 @@ std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_vi
         return lost();
       log::warning("report delayed: TLSRPT record lookup failed", {{"day", d}, {"domain", dom}, {"error", why},
                                                                    {"retry", iso_time(SysTime{Seconds{next}})}});
-      return one(Outcome::retry, why);
+      return one(SendOutcome::retry, why);
     }
     std::vector<std::string> texts;
     for (const auto& strings : txt.records) {
@@ -271,7 +271,7 @@ std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_vi
         log::warning("no report: invalid TLSRPT record", {{"day", d}, {"domain", dom}, {"error", rec.error}});
       else
         log::info("no report: no TLSRPT record", {{"day", d}, {"domain", dom}});
-      return one(Outcome::nowhere, rec.error);
+      return one(SendOutcome::nowhere, rec.error);
     }
 
     const std::string gz = gzip(report->json);
@@ -281,15 +281,15 @@ std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_vi
     for (const auto& uri : rec.record->rua) {
       RuaState rs = st.rua.count(uri.uri) ? st.rua[uri.uri] : RuaState{};
       if (rs.kind == RuaState::Kind::sent) {
-        out.push_back({d, dom, uri.uri, Outcome::already_sent, {}});
+        out.push_back({d, dom, uri.uri, SendOutcome::already_sent, {}});
         continue;
       }
       if (rs.kind == RuaState::Kind::gave_up && !force) {
-        out.push_back({d, dom, uri.uri, Outcome::gave_up, rs.error});
+        out.push_back({d, dom, uri.uri, SendOutcome::gave_up, rs.error});
         continue;
       }
       if (rs.kind == RuaState::Kind::failed && !force && rs.next > now) {
-        out.push_back({d, dom, uri.uri, Outcome::not_due, rs.error});
+        out.push_back({d, dom, uri.uri, SendOutcome::not_due, rs.error});
         all_done = false;
         next_due = next_due == 0 ? rs.next : std::min(next_due, rs.next);
         continue;
@@ -320,19 +320,19 @@ std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_vi
         del = {false, e.what()};
       }
       const std::int64_t at = unix_of(clock_.now());
-      Outcome o;
+      SendOutcome o;
       if (del.ok) {
         rs = RuaState{RuaState::Kind::sent, at, 0, 0, {}};
-        o = Outcome::sent;
+        o = SendOutcome::sent;
       } else {
         const unsigned attempts = (rs.kind == RuaState::Kind::failed ? rs.attempts : 0) + 1;
         if (at - first >= opts_.give_up_after.count()) {
           rs = RuaState{RuaState::Kind::gave_up, at, attempts, 0, del.error};
-          o = Outcome::gave_up;
+          o = SendOutcome::gave_up;
         } else {
           const std::int64_t next = at + backoff(attempts).count();
           rs = RuaState{RuaState::Kind::failed, 0, attempts, next, del.error};
-          o = Outcome::retry;
+          o = SendOutcome::retry;
           all_done = false;
           next_due = next_due == 0 ? next : std::min(next_due, next);
         }
@@ -342,14 +342,14 @@ std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_vi
                    {{"day", d}, {"domain", dom}, {"rua", uri.uri}});
         out.push_back({d, dom, uri.uri, o, "not recorded: claim lost"});
         count(out.back(), uri.scheme == tlsrpt::ReportUri::Scheme::https);
-        out.push_back({d, dom, "", Outcome::busy, "claim lost: the other ruas are left to its holder"});
+        out.push_back({d, dom, "", SendOutcome::busy, "claim lost: the other ruas are left to its holder"});
         return out;
       }
       switch (o) {
-        case Outcome::sent:
+        case SendOutcome::sent:
           log::notice("report sent", {{"day", d}, {"domain", dom}, {"rua", uri.uri}});
           break;
-        case Outcome::gave_up:
+        case SendOutcome::gave_up:
           log::error("report given up after 24 hours of failures",
                      {{"day", d}, {"domain", dom}, {"rua", uri.uri}, {"error", del.error}});
           break;
@@ -367,7 +367,7 @@ std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_vi
     return out;
   } catch (const std::exception& e) {
     log::warning("report not sent", {{"day", d}, {"domain", dom}, {"error", e.what()}});
-    return one(Outcome::error, e.what());
+    return one(SendOutcome::error, e.what());
   }
 }
 
@@ -437,7 +437,7 @@ SendSummary Sender::tick() {
         finished_[day].insert(dom);
       }
       for (auto& x : r)
-        if (x.outcome != Outcome::not_due) s.results.push_back(std::move(x));
+        if (x.outcome != SendOutcome::not_due) s.results.push_back(std::move(x));
     }
   }
   // Forget days older than the window.

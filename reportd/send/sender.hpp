@@ -82,7 +82,7 @@ class ReportSource {
   virtual std::optional<ReportText> report(std::string_view day, std::string_view domain) = 0;
 };
 
-enum class Outcome {
+enum class SendOutcome {
   sent,              // delivered now
   already_sent,      // delivered before (by this or another host)
   retry,             // failed now; tried again later
@@ -94,13 +94,13 @@ enum class Outcome {
   busy,              // another sender holds the claim now
   error,             // anything else (Redis, a bad report): tried again later
 };
-const char* to_string(Outcome o) noexcept;
+const char* to_string(SendOutcome o) noexcept;
 
 struct SendResult {
   std::string day;
   std::string domain;
   std::string rua;  // "" for outcomes of the domain as a whole
-  Outcome outcome = Outcome::error;
+  SendOutcome outcome = SendOutcome::error;
   std::string detail;
 };
 
@@ -153,7 +153,7 @@ class Sender {
   std::map<std::string, std::chrono::seconds> delay_;        // per day: this host's random delay
   std::map<std::string, std::set<std::string>> finished_;    // per day: domains with nothing left
   struct Counters {
-    std::map<std::pair<bool, Outcome>, metrics::Counter*> deliveries;  // (https, outcome)
+    std::map<std::pair<bool, SendOutcome>, metrics::Counter*> deliveries;  // (https, outcome)
     std::map<std::string, metrics::Counter*> not_sent;
     std::map<std::string, metrics::Counter*> records;
     metrics::Counter* skipped = nullptr;

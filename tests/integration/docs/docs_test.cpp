@@ -89,7 +89,7 @@ TEST(Manuals, NoManualDocumentsAnOptionTheProgramLacks) {
   const std::map<Program, std::set<std::string>> extra = {
       {Program::milter, {"--key", "--redis-key"}},
       {Program::cached, {"--once", "--key", "--redis-key"}},
-      {Program::ctl, {"--json", "--limit"}},
+      {Program::ctl, {"--json", "--limit", "--day"}},
       {Program::tlsmap, {"--key", "--redis-key"}},
       {Program::reportd, {"--key", "--redis-key"}},
   };

@@ -219,7 +219,7 @@ TEST_F(ReportdSend, TwoSendersRacingSendOnce) {
   // The loser found the claim held (busy) or the work done; a second round settles it.
   SendSummary again = (ra.ok() ? b : a).sender->send_day(kDay);
   EXPECT_TRUE(again.ok());
-  for (const auto& r : again.results) EXPECT_EQ(r.outcome, Outcome::already_sent);
+  for (const auto& r : again.results) EXPECT_EQ(r.outcome, SendOutcome::already_sent);
   EXPECT_EQ(mails().size(), 1u);
   EXPECT_EQ(sink->accepted().size(), 1u);
   EXPECT_EQ(sink->requests(), 1u);
@@ -231,7 +231,7 @@ TEST_F(ReportdSend, RestartAfterSendingDoesNotResend) {
   clock.advance(Seconds{3600});
   SendSummary s = restarted.sender->send_day(kDay);
   EXPECT_TRUE(s.ok());
-  for (const auto& r : s.results) EXPECT_EQ(r.outcome, Outcome::already_sent) << r.rua;
+  for (const auto& r : s.results) EXPECT_EQ(r.outcome, SendOutcome::already_sent) << r.rua;
   EXPECT_TRUE(restarted.sender->tick().results.empty() || restarted.sender->tick().ok());
   EXPECT_EQ(mails().size(), 1u);
   EXPECT_EQ(sink->requests(), 1u);
@@ -242,13 +242,13 @@ TEST_F(ReportdSend, FailingRuaIsRetriedWithBackoff) {
   test::write_file(mail_dir / "fail", "");
   Host host(*this);
   auto outcomes = [&] {
-    std::map<std::string, Outcome> m;
+    std::map<std::string, SendOutcome> m;
     for (const auto& r : host.sender->send_domain(kDay, "rcpt.test", false)) m[r.rua] = r.outcome;
     return m;
   };
   auto o = outcomes();
-  EXPECT_EQ(o["mailto:tlsrpt@rcpt.test"], Outcome::retry);
-  EXPECT_EQ(o[https_rua()], Outcome::retry);
+  EXPECT_EQ(o["mailto:tlsrpt@rcpt.test"], SendOutcome::retry);
+  EXPECT_EQ(o[https_rua()], SendOutcome::retry);
   EXPECT_EQ(sink->requests(), 1u);
   clock.advance(Seconds{299});
   o = outcomes();
@@ -256,7 +256,7 @@ TEST_F(ReportdSend, FailingRuaIsRetriedWithBackoff) {
   clock.advance(Seconds{1});
   o = outcomes();
   EXPECT_EQ(sink->requests(), 2u);
-  EXPECT_EQ(o[https_rua()], Outcome::retry);
+  EXPECT_EQ(o[https_rua()], SendOutcome::retry);
   // Both come back; the next try is 10 minutes later.
   sink->set_status(200);
   fs::remove(mail_dir / "fail");
@@ -265,8 +265,8 @@ TEST_F(ReportdSend, FailingRuaIsRetriedWithBackoff) {
   EXPECT_EQ(sink->requests(), 2u);
   clock.advance(Seconds{1});
   o = outcomes();
-  EXPECT_EQ(o["mailto:tlsrpt@rcpt.test"], Outcome::sent);
-  EXPECT_EQ(o[https_rua()], Outcome::sent);
+  EXPECT_EQ(o["mailto:tlsrpt@rcpt.test"], SendOutcome::sent);
+  EXPECT_EQ(o[https_rua()], SendOutcome::sent);
   EXPECT_EQ(mails().size(), 1u);
   EXPECT_EQ(sink->accepted().size(), 1u);
   EXPECT_EQ(sink->requests(), 3u);
@@ -277,7 +277,7 @@ TEST_F(ReportdSend, RedirectIsNotFollowed) {
   Host host(*this);
   std::map<std::string, SendResult> m;
   for (const auto& r : host.sender->send_day(kDay).results) m[r.rua] = r;
-  EXPECT_EQ(m[https_rua()].outcome, Outcome::retry);
+  EXPECT_EQ(m[https_rua()].outcome, SendOutcome::retry);
   EXPECT_NE(m[https_rua()].detail.find("redirect"), std::string::npos) << m[https_rua()].detail;
   EXPECT_EQ(sink->requests(), 1u);
 }
@@ -289,12 +289,12 @@ TEST_F(ReportdSend, UnreadableCaFileIsSaidAtStart) {
 TEST_F(ReportdSend, HttpsRuaWithAnUntrustedCertificateIsNotSentTo) {
   opts.ca_file = world.ca().untrusted_ca_file().string();
   Host host(*this);
-  std::map<std::string, Outcome> m;
+  std::map<std::string, SendOutcome> m;
   for (const auto& r : host.sender->send_day(kDay).results) {
     m[r.rua] = r.outcome;
     std::printf("  | %s %s %s\n", r.rua.c_str(), to_string(r.outcome), r.detail.c_str());
   }
-  EXPECT_EQ(m[https_rua()], Outcome::retry);
+  EXPECT_EQ(m[https_rua()], SendOutcome::retry);
   EXPECT_EQ(sink->requests(), 0u);
 }
 

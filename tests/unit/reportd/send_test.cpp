@@ -279,8 +279,8 @@ class SenderTest : public ::testing::Test {
   std::unique_ptr<Sender> sender() {
     return std::make_unique<Sender>(opts, source, dns, mail, poster, *store, clock);
   }
-  static std::map<std::string, Outcome> by_rua(const std::vector<SendResult>& rs) {
-    std::map<std::string, Outcome> m;
+  static std::map<std::string, SendOutcome> by_rua(const std::vector<SendResult>& rs) {
+    std::map<std::string, SendOutcome> m;
     for (const auto& r : rs) m[r.rua] = r.outcome;
     return m;
   }
@@ -299,8 +299,8 @@ class SenderTest : public ::testing::Test {
 TEST_F(SenderTest, OneReportPerRua) {
   SendSummary s = sender()->send_day(kDay);
   EXPECT_TRUE(s.ok());
-  EXPECT_EQ(by_rua(s.results), (std::map<std::string, Outcome>{{"mailto:reports@example.com", Outcome::sent},
-                                                               {"https://r.example.com/tlsrpt", Outcome::sent}}));
+  EXPECT_EQ(by_rua(s.results), (std::map<std::string, SendOutcome>{{"mailto:reports@example.com", SendOutcome::sent},
+                                                               {"https://r.example.com/tlsrpt", SendOutcome::sent}}));
   ASSERT_EQ(mail.sent.size(), 1u);
   EXPECT_EQ(mail.sent[0].sender, "tlsrpt-noreply@sender.example");
   EXPECT_EQ(mail.sent[0].recipient, "reports@example.com");
@@ -318,7 +318,7 @@ TEST_F(SenderTest, RestartDoesNotResend) {
   // A new process (a new Sender), the scheduler and the one-shot: nothing goes out again.
   SendSummary again = sender()->send_day(kDay);
   EXPECT_TRUE(again.ok());
-  for (const auto& r : again.results) EXPECT_EQ(r.outcome, Outcome::already_sent) << r.rua;
+  for (const auto& r : again.results) EXPECT_EQ(r.outcome, SendOutcome::already_sent) << r.rua;
   SendSummary tick = sender()->tick();
   EXPECT_EQ(mail.sent.size(), 1u);
   EXPECT_EQ(poster.posts.size(), 1u);
@@ -329,7 +329,7 @@ TEST_F(SenderTest, ClaimHeldByAnotherSenderSendsNothing) {
   SendSummary s = sender()->send_day(kDay);
   EXPECT_FALSE(s.ok());
   ASSERT_EQ(s.results.size(), 1u);
-  EXPECT_EQ(s.results[0].outcome, Outcome::busy);
+  EXPECT_EQ(s.results[0].outcome, SendOutcome::busy);
   EXPECT_TRUE(mail.sent.empty());
   EXPECT_TRUE(poster.posts.empty());
 }
@@ -360,11 +360,11 @@ TEST_F(SenderTest, NoUsableRecordMeansNoReport) {
     SendSummary s = sender()->send_day(day);
     EXPECT_TRUE(s.ok()) << "nowhere to go is not a failure";
     ASSERT_EQ(s.results.size(), 1u);
-    EXPECT_EQ(s.results[0].outcome, Outcome::nowhere) << s.results[0].detail;
+    EXPECT_EQ(s.results[0].outcome, SendOutcome::nowhere) << s.results[0].detail;
   }
   dns.erase("_smtp._tls.example.com");  // NXDOMAIN
   source.days["2026-04-20"]["example.com"] = {kJson, "x@sender.example", 1};
-  EXPECT_EQ(sender()->send_day("2026-04-20").results.at(0).outcome, Outcome::nowhere);
+  EXPECT_EQ(sender()->send_day("2026-04-20").results.at(0).outcome, SendOutcome::nowhere);
   EXPECT_TRUE(mail.sent.empty());
   EXPECT_TRUE(poster.posts.empty());
 }
@@ -374,14 +374,14 @@ TEST_F(SenderTest, DnsFailureIsRetriedThenGivenUp) {
   auto s = sender();
   SendSummary first = s->send_day(kDay);
   EXPECT_FALSE(first.ok());
-  EXPECT_EQ(first.results.at(0).outcome, Outcome::retry);
+  EXPECT_EQ(first.results.at(0).outcome, SendOutcome::retry);
   // Within the backoff, the scheduler does not even claim it.
-  EXPECT_EQ(s->send_domain(kDay, "example.com", false).at(0).outcome, Outcome::not_due);
+  EXPECT_EQ(s->send_domain(kDay, "example.com", false).at(0).outcome, SendOutcome::not_due);
   clock.advance(Seconds{301});
-  EXPECT_EQ(s->send_domain(kDay, "example.com", false).at(0).outcome, Outcome::retry);
+  EXPECT_EQ(s->send_domain(kDay, "example.com", false).at(0).outcome, SendOutcome::retry);
   clock.advance(Seconds{86400});
-  EXPECT_EQ(s->send_domain(kDay, "example.com", false).at(0).outcome, Outcome::gave_up);
-  EXPECT_EQ(s->send_domain(kDay, "example.com", false).at(0).outcome, Outcome::gave_up);
+  EXPECT_EQ(s->send_domain(kDay, "example.com", false).at(0).outcome, SendOutcome::gave_up);
+  EXPECT_EQ(s->send_domain(kDay, "example.com", false).at(0).outcome, SendOutcome::gave_up);
   EXPECT_TRUE(mail.sent.empty());
 }
 
@@ -389,8 +389,8 @@ TEST_F(SenderTest, FailingRuaIsRetriedWithBackoffOthersAreNotResent) {
   mail.fail = true;
   auto s = sender();
   auto r = by_rua(s->send_domain(kDay, "example.com", false));
-  EXPECT_EQ(r["mailto:reports@example.com"], Outcome::retry);
-  EXPECT_EQ(r["https://r.example.com/tlsrpt"], Outcome::sent);
+  EXPECT_EQ(r["mailto:reports@example.com"], SendOutcome::retry);
+  EXPECT_EQ(r["https://r.example.com/tlsrpt"], SendOutcome::sent);
   // Backoff: 5 min, 10 min, 20 min...
   const std::vector<int> waits = {300, 600, 1200, 2400};
   for (int w : waits) {
@@ -401,13 +401,13 @@ TEST_F(SenderTest, FailingRuaIsRetriedWithBackoffOthersAreNotResent) {
     clock.advance(Seconds{1});
     r = by_rua(s->send_domain(kDay, "example.com", false));
     EXPECT_EQ(mail.sent.size(), before + 1) << "at " << w << " s";
-    EXPECT_EQ(r["mailto:reports@example.com"], Outcome::retry);
+    EXPECT_EQ(r["mailto:reports@example.com"], SendOutcome::retry);
   }
   EXPECT_EQ(store->read(kDay, "example.com").rua["mailto:reports@example.com"].attempts, 5u);
   mail.fail = false;
   clock.advance(Seconds{4800});
   r = by_rua(s->send_domain(kDay, "example.com", false));
-  EXPECT_EQ(r["mailto:reports@example.com"], Outcome::sent);
+  EXPECT_EQ(r["mailto:reports@example.com"], SendOutcome::sent);
   EXPECT_EQ(poster.posts.size(), 1u) << "the https: rua went out once";
   EXPECT_EQ(store->read(kDay, "example.com").status, "done");
 }
@@ -443,10 +443,10 @@ TEST_F(SenderTest, ExcludeAndOnlyFailures) {
   opts.exclude = {"Excluded.Example."};
   SendSummary s = sender()->send_day(kDay);
   EXPECT_TRUE(s.ok());
-  std::map<std::string, Outcome> by_domain;
+  std::map<std::string, SendOutcome> by_domain;
   for (const auto& r : s.results) if (r.rua.empty()) by_domain[r.domain] = r.outcome;
-  EXPECT_EQ(by_domain["quiet.example"], Outcome::no_failures);
-  EXPECT_EQ(by_domain["excluded.example"], Outcome::excluded);
+  EXPECT_EQ(by_domain["quiet.example"], SendOutcome::no_failures);
+  EXPECT_EQ(by_domain["excluded.example"], SendOutcome::excluded);
   ASSERT_EQ(mail.sent.size(), 1u);
   EXPECT_EQ(mail.sent[0].recipient, "reports@example.com");
   EXPECT_EQ(dns.txt_queries("_smtp._tls.excluded.example"), 0);
