@@ -9,6 +9,7 @@
 
 #include "common/sts/domain.hpp"
 #include "common/tlsrpt/model.hpp"
+#include "common/tlsrpt/report.hpp"
 #include "common/util/random.hpp"
 
 namespace mtasts::reportd {
@@ -100,12 +101,12 @@ std::string base64_lines(std::string_view data) {
 
 std::string report_filename(std::string_view submitter, std::string_view policy_domain, std::string_view day,
                             std::string_view unique_id) {
-  const auto begin = tlsrpt::day_start(day);
-  if (!begin) throw std::invalid_argument("not a day: YYYY-MM-DD expected");
-  for (char c : unique_id) require(is_alnum(c), "unique-id must be letters and digits");
   // The day as the report's date-range has it: [00:00:00Z, 23:59:59Z].
-  std::string name = std::string(submitter) + "!" + std::string(policy_domain) + "!" + std::to_string(*begin) +
-                     "!" + std::to_string(*begin + 86400 - 1);
+  const auto range = tlsrpt::report_range(day);
+  if (!range) throw std::invalid_argument("not a day: YYYY-MM-DD expected");
+  for (char c : unique_id) require(is_alnum(c), "unique-id must be letters and digits");
+  std::string name = std::string(submitter) + "!" + std::string(policy_domain) + "!" + std::to_string(range->begin) +
+                     "!" + std::to_string(range->end);
   if (!unique_id.empty()) name += "!" + std::string(unique_id);
   return name + ".json.gz";
 }

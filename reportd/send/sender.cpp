@@ -7,6 +7,7 @@
 #include "common/sts/domain.hpp"
 #include "common/tlsrpt/model.hpp"
 #include "common/tlsrpt/record.hpp"
+#include "common/tlsrpt/report.hpp"
 #include "common/util/log.hpp"
 #include "common/util/random.hpp"
 #include "reportd/send/message.hpp"
@@ -101,18 +102,7 @@ bool SendSummary::ok() const noexcept {
 }
 
 std::string default_submitter(std::string_view contact) {
-  std::string_view s = contact;
-  if (s.size() >= 7 && (s.substr(0, 7) == "mailto:" || s.substr(0, 7) == "MAILTO:")) s.remove_prefix(7);
-  std::string_view host;
-  if (s.starts_with("https://") || s.starts_with("http://")) {
-    s.remove_prefix(s.find("//") + 2);
-    host = s.substr(0, s.find_first_of("/:?#"));
-  } else if (const auto at = s.rfind('@'); at != std::string_view::npos) {
-    host = s.substr(at + 1);
-  } else {
-    return {};
-  }
-  DomainParse d = Domain::parse(host);
+  DomainParse d = Domain::parse(tlsrpt::submitter_of(contact));
   return d.domain ? d.domain->str() : std::string();
 }
 

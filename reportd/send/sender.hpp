@@ -60,8 +60,7 @@ struct SendOptions {
   std::chrono::seconds give_up_after{86400};   // from the first attempt
 };
 
-// The domain part of an e-mail contact-info ("mailto:" allowed), or the host of an https:
-// URL; "" when there is none.
+// tlsrpt::submitter_of(contact_info) as an A-label domain; "" when it is not one.
 std::string default_submitter(std::string_view contact_info);
 
 // One (day, domain)'s report as it is to be sent.

@@ -10,7 +10,10 @@
 #include <thread>
 
 #include "common/dns/dns.hpp"
+#include "common/fleet/report_store.hpp"
+#include "common/tlsrpt/report.hpp"
 #include "reportd/send/sender.hpp"
+#include "reportd/send/store_source.hpp"
 #include "tests/fakes/fake_clock.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/redis_server.hpp"
@@ -189,6 +192,59 @@ TEST_F(ReportdSend, OneReportPerRuaOverRealTransports) {
   ASSERT_EQ(posts.size(), 1u);
   EXPECT_EQ(posts[0].first, "application/tlsrpt+gzip");
   EXPECT_EQ(gunzip(posts[0].second), kJson);
+}
+
+// The daemon's source: the fleet's aggregates (two hosts' batches) sent as exactly the JSON
+// `mta-sts-ctl report json` prints (report_meta + report_json over ReportStore::read).
+TEST_F(ReportdSend, FleetAggregatesAreSentAsCtlPrintsThem) {
+  RedisOptions ro;
+  ro.address = redis.address();
+  ro.command_timeout = 2s;
+  Pool pool(ro);
+  ReportStore aggregates(pool, "mta-sts:", ReportLimits{});
+  // Yesterday by the wall clock: the aggregates expire `keep` after their day.
+  clock.set(SystemClock().now());
+  const std::string day = tlsrpt::day_of(clock.now().time_since_epoch().count() - 86400);
+  tlsrpt::AppliedPolicy policy;
+  policy.type = tlsrpt::PolicyType::sts;
+  policy.strings = {"version: STSv1", "mode: enforce", "mx: mx.rcpt.test", "max_age: 86400"};
+  policy.mx_hosts = {"mx.rcpt.test"};
+  const std::int64_t noon = *tlsrpt::day_start(day) + 43200;
+  for (int host = 0; host < 2; ++host) {
+    tlsrpt::Batch b;
+    tlsrpt::Session ok;
+    ok.time = noon;
+    ok.domain = "rcpt.test";
+    ok.receiving_mx_hostname = "mx.rcpt.test";
+    ok.receiving_ip = "192.0.2.25";
+    for (int i = 0; i < 3; ++i) b.add(ok, policy);
+    tlsrpt::Session bad = ok;
+    bad.result = tlsrpt::Result::certificate_expired;
+    bad.sending_mta_ip = "192.0.2.1";
+    b.add(bad, policy);
+    ASSERT_EQ(aggregates.apply("host-" + std::to_string(host), 1, b), ReportStore::Applied::applied);
+  }
+  StoreReportSource fleet(aggregates, opts.organization_name, opts.contact_info, "");
+  SendStore sends(pool, "mta-sts:");
+  auto mail = make_sendmail({opts.sendmail_command, 30s});
+  auto https = make_https_poster({opts.ca_file, opts.https_timeout, 5s, "mta-sts-reportd"}, *resolver);
+  Sender sender(opts, fleet, *resolver, *mail, *https, sends, clock);
+  SendSummary s = sender.send_day(day);
+  EXPECT_TRUE(s.ok());
+
+  const tlsrpt::ReportMeta meta =
+      tlsrpt::report_meta({opts.organization_name, opts.contact_info, ""}, day, "rcpt.test");
+  const std::string expected = tlsrpt::report_json(meta, aggregates.read(day, "rcpt.test").policies);
+  EXPECT_NE(expected.find("\"total-successful-session-count\":6"), std::string::npos) << expected;
+  const auto eml = mails();
+  ASSERT_EQ(eml.size(), 1u);
+  const test::ParsedReportMail m = test::parse_report_mail(test::read_file(eml[0]));
+  EXPECT_EQ(m.json, expected);
+  EXPECT_EQ(m.get("header:Subject"),
+            "Report Domain: rcpt.test Submitter: sender.test Report-ID: <" + meta.report_id + ">");
+  const auto posts = sink->accepted();
+  ASSERT_EQ(posts.size(), 1u);
+  EXPECT_EQ(gunzip(posts[0].second), expected);
 }
 
 TEST_F(ReportdSend, InjectionInTheRecordNeverReachesAHeader) {
