@@ -245,6 +245,10 @@ TEST_F(ReportdSend, FleetAggregatesAreSentAsCtlPrintsThem) {
   const auto posts = sink->accepted();
   ASSERT_EQ(posts.size(), 1u);
   EXPECT_EQ(gunzip(posts[0].second), expected);
+  // The mail as a whole against the RFC 8460 schema and mail checks (tests/support).
+  const test::RunResult v =
+      test::run({"python3", (test::source_dir() / "tests/support/validate_tlsrpt.py").string(), eml[0].string()});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 }
 
 TEST_F(ReportdSend, InjectionInTheRecordNeverReachesAHeader) {
