@@ -15,6 +15,7 @@
 #include "reportd/send/sender.hpp"
 #include "reportd/send/store_source.hpp"
 #include "tests/fakes/fake_clock.hpp"
+#include "tests/support/https_sink.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/report_mail.hpp"
@@ -55,50 +56,44 @@ class FixedSource final : public ReportSource {
   }
 };
 
-// A real TLS server storing POSTs (tests/integration/reportd_send/post_sink.py).
+// The https: rua: tests/support's HttpsSink (a real TLS server keeping each accepted POST) on
+// a loopback address of its own, at port 443 as a report URI usually is.
 class PostSink {
  public:
-  PostSink(const std::string& host, const std::string& ip, test::TestCa& ca) {
-    const test::CertFiles cert = ca.leaf(host, test::CertKind::valid);
-    proc_ = std::make_unique<test::Process>(
-        std::vector<std::string>{"python3", (test::source_dir() / "tests/integration/reportd_send/post_sink.py").string(),
-                                 ip, cert.cert.string(), cert.key.string(), dir_.path().string()},
-        dir_ / "sink.log");
-    if (!test::wait_until([&] { return port() != 0; }, 10s)) throw std::runtime_error("post_sink.py did not start");
-  }
-  unsigned port() const {
-    std::ifstream in(dir_ / "sink.log");
-    std::string word;
-    unsigned p = 0;
-    in >> word >> p;
-    return word == "port" ? p : 0;
-  }
-  void set_status(int code) { test::write_file(dir_ / "status", std::to_string(code)); }
-  // Requests received (whatever the reply), and the bodies accepted.
+  PostSink(const std::string& host, test::TestCa& ca)
+      : ip_(test::World::unique_loopback_ip()), sink_(host, ip_, ca, dir_ / "sink") {}
+  const std::string& ip() const { return ip_; }
+  std::string url(const std::string& path) const { return sink_.url(path); }
+  void set_status(int code) { sink_.set_status(code); }
+  // Requests received, whatever the reply (from the server's request log).
   std::size_t requests() const {
-    return fs::exists(dir_ / "requests.log") ? test::lines_of(test::read_file(dir_ / "requests.log")).size() : 0;
+    std::size_t n = 0;
+    for (const auto& line : test::lines_of(sink_.log()))
+      if (line.find("\"POST ") != std::string::npos) ++n;
+    return n;
   }
-  std::vector<std::pair<std::string, std::string>> accepted() const {  // (content type, body)
+  // The requests accepted (2xx): (Content-Type, body).
+  std::vector<std::pair<std::string, std::string>> accepted() const {
     std::vector<std::pair<std::string, std::string>> out;
-    for (int n = 0; n < 1000; ++n) {
-      if (!fs::exists(dir_ / (std::to_string(n) + ".body"))) continue;
-      out.emplace_back(test::read_file(dir_ / (std::to_string(n) + ".type")),
-                       test::read_file(dir_ / (std::to_string(n) + ".body")));
+    for (const auto& r : sink_.requests()) {
+      auto it = r.headers.find("content-type");
+      out.emplace_back(it == r.headers.end() ? std::string() : it->second, r.body);
     }
     return out;
   }
 
  private:
   test::TempDir dir_{"mtasts-post-sink"};
-  std::unique_ptr<test::Process> proc_;
+  std::string ip_;
+  test::HttpsSink sink_;
 };
 
 class ReportdSend : public ::testing::Test {
  protected:
   ReportdSend() {
     world.start();
-    sink = std::make_unique<PostSink>("tlsrpt.collector.test", world.ip(), world.ca());
-    world.dns().add_host("tlsrpt.collector.test", world.ip());
+    sink = std::make_unique<PostSink>("tlsrpt.collector.test", world.ca());
+    world.dns().add_host("tlsrpt.collector.test", sink->ip());
     publish({"v=TLSRPTv1; rua=mailto:tlsrpt@rcpt.test," + https_rua()});
 
     dns::ResolverOptions ro;
@@ -114,9 +109,7 @@ class ReportdSend : public ::testing::Test {
     opts.ca_file = world.ca_file().string();
     opts.https_timeout = 10s;
   }
-  std::string https_rua() const {
-    return "https://tlsrpt.collector.test:" + std::to_string(sink->port()) + "/v1/tlsrpt";
-  }
+  std::string https_rua() const { return sink->url("/v1/tlsrpt"); }
   void publish(const std::vector<test::TxtRecord>& txt) {
     world.dns().set_txt("_smtp._tls.rcpt.test", txt);
     world.dns().apply();
