@@ -125,20 +125,20 @@ void Sender::set_metrics(metrics::Registry& registry) {
       std::string outcome = to_string(o);
       std::replace(outcome.begin(), outcome.end(), '-', '_');
       c->deliveries[{https, o}] = &registry.counter(
-          "mtasts_reportd_report_deliveries_total", "Deliveries of TLS-RPT reports to report URIs, by scheme and outcome.",
+          "mta_sts_reportd_report_deliveries_total", "Deliveries of TLS-RPT reports to report URIs, by scheme and outcome.",
           {{"scheme", https ? "https" : "mailto"}, {"outcome", outcome}});
     }
   }
   for (const char* reason : {"nowhere", "no_failures", "excluded", "dns_retry", "dns_gave_up", "busy", "error"})
-    c->not_sent[reason] = &registry.counter("mtasts_reportd_reports_not_sent_total",
+    c->not_sent[reason] = &registry.counter("mta_sts_reportd_reports_not_sent_total",
                                             "Reports of a day and policy domain not sent to any URI this round, by reason.",
                                             {{"reason", reason}});
   for (const char* result : {"valid", "none", "invalid"})
-    c->records[result] = &registry.counter("mtasts_reportd_tlsrpt_records_total",
+    c->records[result] = &registry.counter("mta_sts_reportd_tlsrpt_records_total",
                                            "_smtp._tls TXT RRsets looked up: one valid TLSRPT record, none, "
                                            "or an invalid one (two records, no usable URI, malformed).",
                                            {{"result", result}});
-  c->skipped = &registry.counter("mtasts_reportd_report_uris_skipped_total",
+  c->skipped = &registry.counter("mta_sts_reportd_report_uris_skipped_total",
                                  "rua URIs of TLSRPT records not used (unknown scheme, unsafe address, over 10).");
   counters_ = std::move(c);
 }

@@ -129,11 +129,11 @@ class Sender {
 
   // Counters (never a domain label), created now in `registry`, which must outlive the
   // sender; call before the first round:
-  //   mtasts_reportd_report_deliveries_total{scheme="mailto|https",outcome="sent|retry|gave_up"}
-  //   mtasts_reportd_reports_not_sent_total{reason="nowhere|no_failures|excluded|dns_retry|
+  //   mta_sts_reportd_report_deliveries_total{scheme="mailto|https",outcome="sent|retry|gave_up"}
+  //   mta_sts_reportd_reports_not_sent_total{reason="nowhere|no_failures|excluded|dns_retry|
   //                                                  dns_gave_up|busy|error"}
-  //   mtasts_reportd_tlsrpt_records_total{result="valid|none|invalid"}
-  //   mtasts_reportd_report_uris_skipped_total
+  //   mta_sts_reportd_tlsrpt_records_total{result="valid|none|invalid"}
+  //   mta_sts_reportd_report_uris_skipped_total
   void set_metrics(metrics::Registry& registry);
 
  private:

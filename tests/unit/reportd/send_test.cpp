@@ -491,20 +491,20 @@ TEST_F(SenderTest, CountersByOutcomeWithoutDomains) {
   s->set_metrics(registry);
   s->send_day(kDay);
   const std::string text = registry.render();
-  EXPECT_NE(text.find(R"(mtasts_reportd_report_deliveries_total{scheme="https",outcome="sent"} 1)"), std::string::npos)
+  EXPECT_NE(text.find(R"(mta_sts_reportd_report_deliveries_total{scheme="https",outcome="sent"} 1)"), std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"(mtasts_reportd_report_deliveries_total{scheme="mailto",outcome="retry"} 1)"), std::string::npos)
+  EXPECT_NE(text.find(R"(mta_sts_reportd_report_deliveries_total{scheme="mailto",outcome="retry"} 1)"), std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"(mtasts_reportd_reports_not_sent_total{reason="nowhere"} 1)"), std::string::npos) << text;
-  EXPECT_NE(text.find(R"(mtasts_reportd_tlsrpt_records_total{result="valid"} 1)"), std::string::npos) << text;
-  EXPECT_NE(text.find(R"(mtasts_reportd_tlsrpt_records_total{result="none"} 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(mta_sts_reportd_reports_not_sent_total{reason="nowhere"} 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(mta_sts_reportd_tlsrpt_records_total{result="valid"} 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(mta_sts_reportd_tlsrpt_records_total{result="none"} 1)"), std::string::npos) << text;
   // A hostile record: counted as invalid, its URIs as skipped.
   source.days["2026-04-22"]["example.com"] = {kJson, "x@sender.example", 1};
   dns.set_txt("_smtp._tls.example.com", {"v=TLSRPTv1; rua=mailto:a@example.com%0D%0ABcc:x@evil.example,x,y"});
   s->send_day("2026-04-22");
   const std::string after = registry.render();
-  EXPECT_NE(after.find(R"(mtasts_reportd_tlsrpt_records_total{result="invalid"} 1)"), std::string::npos) << after;
-  EXPECT_NE(after.find("mtasts_reportd_report_uris_skipped_total 3"), std::string::npos) << after;
+  EXPECT_NE(after.find(R"(mta_sts_reportd_tlsrpt_records_total{result="invalid"} 1)"), std::string::npos) << after;
+  EXPECT_NE(after.find("mta_sts_reportd_report_uris_skipped_total 3"), std::string::npos) << after;
   EXPECT_EQ(text.find("example"), std::string::npos) << "no domain in a label";
 }
 
