@@ -17,6 +17,7 @@
 #include "tests/fakes/fake_clock.hpp"
 #include "tests/support/https_sink.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/redis_acl.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/report_mail.hpp"
 #include "tests/support/world.hpp"
@@ -349,6 +350,29 @@ TEST_F(ReportdSend, HttpsRuaWithAnUntrustedCertificateIsNotSentTo) {
   }
   EXPECT_EQ(m[https_rua()], SendOutcome::retry);
   EXPECT_EQ(sink->requests(), 0u);
+}
+
+// The shipped ACL (etc/redis-acl.conf) gives the mta-sts-reportd user all that sending takes:
+// the --check-redis probes and every SendStore operation, as that user.
+TEST(ReportdSendAcl, ShippedAclAllowsSending) {
+  test::RedisServer redis(test::acl_user_lines(test::source_dir() / "etc/redis-acl.conf",
+                                               [](const std::string& who) { return "pw-" + who; }, false));
+  RedisOptions ro;
+  ro.address = redis.address();
+  ro.user = "mta-sts-reportd";
+  ro.password = "pw-reportd";
+  Pool pool(ro);
+  for (const auto& p : send_store_probes("mta-sts:")) {
+    std::vector<std::string_view> argv(p.argv.begin(), p.argv.end());
+    EXPECT_NO_THROW(pool.lease()->command(argv)) << p.argv[0] << " " << p.argv[1];
+  }
+  SendStore store(pool, "mta-sts:");
+  ASSERT_TRUE(store.claim(kDay, "rcpt.test", "tok", 60s));
+  EXPECT_TRUE(store.renew(kDay, "rcpt.test", "tok", 60s));
+  EXPECT_TRUE(store.write(kDay, "rcpt.test", "tok", {{"rua:mailto:a@rcpt.test", "sent 1"}, {"status", "done"}}));
+  EXPECT_EQ(store.read(kDay, "rcpt.test").status, "done");
+  store.release(kDay, "rcpt.test", "tok");
+  EXPECT_FALSE(store.write(kDay, "rcpt.test", "tok", {{"status", "done"}})) << "released: fenced";
 }
 
 }  // namespace
