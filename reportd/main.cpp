@@ -16,15 +16,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/daemon/config.hpp"
@@ -193,22 +190,20 @@ bool flush(reportd::Collector& collector, ReportStore& store, const std::string&
   return true;
 }
 
-void log_summary(const reportd::SendSummary& s) {
-  for (const auto& r : s.results) {
-    const bool bad = r.outcome == reportd::SendOutcome::error || r.outcome == reportd::SendOutcome::retry ||
-                     r.outcome == reportd::SendOutcome::gave_up;
-    log::write(bad ? log::Level::warning : log::Level::info, "report",
-               {{"day", r.day}, {"domain", r.domain}, {"outcome", reportd::to_string(r.outcome)}, {"rua", r.rua},
-                {"detail", r.detail}});
-  }
-}
-
 int run_send_day(const Config& cfg, const std::string& day) {
   if (cfg.reportd.organization_name.empty() || cfg.reportd.contact_info.empty() || cfg.reportd.submitter.empty()) {
     std::fprintf(stderr, "%s: --send needs organization-name and contact-info (and a submitter) in [reportd]\n", kName);
     return exit_status::config;
   }
   SystemClock clock;
+  // A day still running would be reported with what was counted so far, and never again.
+  const auto start = tlsrpt::day_start(day);
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch()).count();
+  if (!start || *start + 86400 > now) {
+    std::fprintf(stderr, "%s: --send %s: the day is not over yet (UTC); its report is sent after 00:00 UTC\n", kName,
+                 day.c_str());
+    return exit_status::config;
+  }
   Pool pool(cfg.redis.redis);
   ReportStore reports(pool, cfg.redis.store.prefix, limits_of(cfg.reportd));
   SendParts parts = make_sender(cfg, pool, reports, clock);
@@ -219,47 +214,12 @@ int run_send_day(const Config& cfg, const std::string& day) {
     std::fprintf(stderr, "%s: --send %s: %s\n", kName, day.c_str(), e.what());
     return exit_status::config;
   }
-  log_summary(summary);
   for (const auto& r : summary.results) {
     std::printf("%s %s %s%s%s\n", r.day.c_str(), r.domain.c_str(), reportd::to_string(r.outcome),
                 r.rua.empty() ? "" : " ", r.rua.c_str());
   }
   return summary.ok() ? exit_status::ok : exit_status::failure;
 }
-
-// The sender's thread: a round every minute (and at once when woken), until stopped.
-class SenderLoop {
- public:
-  explicit SenderLoop(reportd::Sender& s) : sender_(s), thread_([this] { run(); }) {}
-  ~SenderLoop() {
-    {
-      std::lock_guard lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void run() {
-    std::unique_lock lk(mu_);
-    while (!stop_) {
-      lk.unlock();
-      try {
-        log_summary(sender_.tick());
-      } catch (const std::exception& e) {
-        log::error("sending round failed; tried again in a minute", {{"error", e.what()}});
-      }
-      lk.lock();
-      cv_.wait_for(lk, 60s, [this] { return stop_; });
-    }
-  }
-  reportd::Sender& sender_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 int run_daemon(const Config& cfg) {
   const ReportdConfig& c = cfg.reportd;
@@ -298,11 +258,11 @@ int run_daemon(const Config& cfg) {
   log_redis_check(cfg, Program::reportd);
 
   std::optional<SendParts> send_parts;
-  std::unique_ptr<SenderLoop> sender_loop;
+  std::unique_ptr<reportd::SendLoop> sender_loop;
   if (c.send) {
     send_parts = make_sender(cfg, pool, reports, clock);
     send_parts->sender->set_metrics(metrics::registry());
-    sender_loop = std::make_unique<SenderLoop>(*send_parts->sender);
+    sender_loop = std::make_unique<reportd::SendLoop>(*send_parts->sender);
   }
   log::notice("started", {{"version", MTASTS_VERSION}, {"config", cfg.path}, {"host", host},
                           {"sources", std::to_string(collector.sources().size())},
@@ -390,7 +350,11 @@ int main(int argc, char** argv) {
                 cfg.path.empty() ? "" : (cfg.path + ")").c_str());
     if (!cl.check_redis) return exit_status::ok;
   }
-  if (cl.check_redis) return run_check_redis(cfg, Program::reportd);
+  // A sending host also claims reports and records them (reportd/send/send_store).
+  if (cl.check_redis)
+    return run_check_redis(cfg, Program::reportd,
+                           cfg.reportd.send ? reportd::send_store_probes(cfg.redis.store.prefix)
+                                            : std::vector<RedisProbe>{});
 
   try {
     daemon::init_logging(cfg.reportd.daemon, kName);
