@@ -14,7 +14,7 @@ case "$secs" in
 esac
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz_txt fuzz_policy fuzz_domain fuzz_mx fuzz_netstring fuzz_cache_entry
-                                     fuzz_recipient fuzz_header fuzz_dns)
+                                     fuzz_recipient fuzz_header fuzz_dns fuzz_reportd)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build/fuzz"
@@ -40,6 +40,7 @@ dict_for() {
     fuzz_domain | fuzz_mx | fuzz_recipient) echo "$root/tests/fuzz/domain.dict" ;;
     fuzz_netstring) echo "$root/tests/fuzz/netstring.dict" ;;
     fuzz_cache_entry) echo "$root/tests/fuzz/cache_entry.dict" ;;
+    fuzz_reportd) echo "$root/tests/fuzz/reportd.dict" ;;
   esac
 }
 
@@ -56,6 +57,8 @@ for t in "${targets[@]}"; do
   [ "$t" = fuzz_netstring ] && maxlen=12000  # past the 10,000-byte request limit
   # Cache entries carry a policy body: room for one near the limit, escaped.
   [ "$t" = fuzz_cache_entry ] && maxlen=220000
+  # Datagrams up to the 64 KiB limit and past it.
+  [ "$t" = fuzz_reportd ] && maxlen=70000
   args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$maxlen"
         -print_final_stats=1 -artifact_prefix="$artifacts/$t-")
   dict=$(dict_for "$t")

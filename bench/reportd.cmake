@@ -1,0 +1,9 @@
+# bench_reportd: Postfix log lines parsed per second on one core by mta-sts-reportd's
+# collector (real Postfix 3.7 lines replicated with varying PIDs and queue ids), and the
+# spool checkpoint cost (not a test).
+#   build/<dir>/bench/bench_reportd [--lines N] [LOGFILE]
+add_executable(bench_reportd ${CMAKE_CURRENT_LIST_DIR}/reportd/bench_reportd.cpp)
+target_include_directories(bench_reportd PRIVATE ${PROJECT_SOURCE_DIR})
+target_link_libraries(bench_reportd PRIVATE mtasts_reportd_collect mtasts_flags)
+target_compile_definitions(bench_reportd PRIVATE
+  MTASTS_BENCH_LOGS="${PROJECT_SOURCE_DIR}/tests/fixtures/reportd/postfix-3.7.log:${PROJECT_SOURCE_DIR}/tests/unit/reportd/data/interim-pf.log")
