@@ -6,4 +6,4 @@ add_executable(bench_reportd ${CMAKE_CURRENT_LIST_DIR}/reportd/bench_reportd.cpp
 target_include_directories(bench_reportd PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(bench_reportd PRIVATE mtasts_reportd_collect mtasts_flags)
 target_compile_definitions(bench_reportd PRIVATE
-  MTASTS_BENCH_LOGS="${PROJECT_SOURCE_DIR}/tests/fixtures/reportd/postfix-3.7.log:${PROJECT_SOURCE_DIR}/tests/unit/reportd/data/interim-pf.log")
+  MTASTS_BENCH_LOGS="${PROJECT_SOURCE_DIR}/tests/fixtures/reportd/postfix-3.7.log")

@@ -44,7 +44,7 @@ void SendmailParser::feed(std::string_view line, std::vector<Outcome>& out) {
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (!contains(line, "STARTTLS=client") && !contains(line, "to=") && !contains(line, "from=<") &&
-      !contains(line, "ruleset=tls_server"))
+      !contains(line, "ruleset=tls_"))
     return;
   const auto l = split_log_line(line, options_.clock, options_.utc_offset);
   if (!l) {
@@ -136,6 +136,19 @@ void SendmailParser::feed_record(std::int64_t time, std::string_view program, st
     }
     const std::string_view reject = field(msg, "reject=");
     a->info = a->verify_msg.empty() ? clean_text(reject, tlsrpt::kMaxAdditionalInformation) : a->verify_msg;
+    return;
+  }
+  if (starts_with(msg, "ruleset=tls_rcpt, ")) {
+    // FEATURE(`sts'): the certificate names or the MX did not match the policy.
+    Proc& p = proc(pid);
+    const std::string host = normal_host(field(msg, "relay="));
+    if (!p.attempts.empty() && p.attempts.back().host == host && !p.attempts.back().failure) {
+      Attempt& a = p.attempts.back();
+      a.failure = Result::certificate_host_mismatch;
+      std::string_view reject = field(msg, "reject=");
+      if (const auto dots = reject.find("... "); dots != std::string_view::npos) reject.remove_prefix(dots + 4);
+      a.info = clean_text(reject, tlsrpt::kMaxAdditionalInformation);
+    }
     return;
   }
   if (qid.empty()) return;

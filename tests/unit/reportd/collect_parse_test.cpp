@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -256,7 +258,7 @@ class SendmailTest : public PostfixTest {};
 
 TEST_F(SendmailTest, MapsEachOutcomeOfTheRealLog) {
   const std::string log = fixtures::sendmail_log();
-  if (log.empty()) GTEST_SKIP() << "the Sendmail 8.17 fixture is not on this branch yet";
+  ASSERT_FALSE(log.empty());
   SendmailParser p(options());
   const auto m = by_domain(feed_all(p, log));
   EXPECT_EQ(m.count("good.dlv.test"), 1u);
@@ -304,6 +306,72 @@ TEST_F(SendmailTest, MapsStartTlsLinesAndDeliveries) {
   const auto none = by_domain(feed_all(reports, log));
   EXPECT_EQ(none.count("a.test"), 0u);
   EXPECT_EQ(none.count("notls.test"), 1u);
+}
+
+}  // namespace
+}  // namespace mtasts::reportd
+
+namespace mtasts::reportd {
+namespace {
+
+// The world's fixtures come with the truth (sessions.tsv): for every session of every MTA,
+// what its log lets a collector say. Each parser must say exactly that, session for session.
+struct Truth {
+  std::string domain, mx, ip, result;
+  friend auto operator<=>(const Truth&, const Truth&) = default;
+};
+
+std::multiset<Truth> truth_of(const std::string& mta) {
+  std::multiset<Truth> out;
+  std::istringstream in(fixtures::read(std::string(MTASTS_FIXTURES) + "/sessions.tsv"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> f;
+    std::istringstream cols(line);
+    std::string c;
+    while (std::getline(cols, c, '\t')) f.push_back(c);
+    if (f.size() < 13 || f[0] != mta || f[11] == "delivered-reused-connection") continue;
+    out.insert(Truth{f[3], f[7], f[8], f[12]});
+  }
+  return out;
+}
+
+template <class Parser>
+std::multiset<Truth> parsed(const std::string& file, bool with_ip) {
+  test::FakeClock clock{SysTime{Seconds{civil_to_unix(2026, 12, 8, 12, 0, 0)}}};
+  ParserOptions o;
+  o.clock = &clock;
+  o.sender_address = "tlsrpt@reports.dlv.test";
+  Parser p(o);
+  std::multiset<Truth> out;
+  for (const auto& oc : feed_all(p, fixtures::read(std::string(MTASTS_FIXTURES) + "/" + file))) {
+    out.insert(Truth{oc.session.domain, oc.session.receiving_mx_hostname, with_ip ? oc.session.receiving_ip : "",
+                     tlsrpt::to_string(oc.session.result)});
+  }
+  return out;
+}
+
+std::multiset<Truth> without_ip(std::multiset<Truth> t) {
+  std::multiset<Truth> out;
+  for (auto x : t) {
+    x.ip.clear();
+    out.insert(x);
+  }
+  return out;
+}
+
+TEST(Fixtures, EachPostfixSessionOfTheWorldIsMappedAsItsTruthSays) {
+  if (!std::filesystem::exists(std::string(MTASTS_FIXTURES) + "/sessions.tsv")) GTEST_SKIP() << "no fixtures";
+  EXPECT_EQ(parsed<PostfixParser>("postfix-3.7.log", true), truth_of("postfix"));
+  EXPECT_EQ(parsed<PostfixParser>("postfix-3.7-reuse.log", true), truth_of("postfix-reuse"));
+}
+
+TEST(Fixtures, EachSendmailSessionOfTheWorldIsMappedAsItsTruthSays) {
+  if (!std::filesystem::exists(std::string(MTASTS_FIXTURES) + "/sessions.tsv")) GTEST_SKIP() << "no fixtures";
+  EXPECT_EQ(without_ip(parsed<SendmailParser>("sendmail-8.17.log", false)), without_ip(truth_of("sendmail")));
+  EXPECT_EQ(without_ip(parsed<SendmailParser>("sendmail-8.17-loglevel14.log", false)),
+            without_ip(truth_of("sendmail-loglevel14")));
 }
 
 }  // namespace
