@@ -28,7 +28,7 @@ std::string_view service(std::string_view program) noexcept {
 
 bool smtp_service(std::string_view program) noexcept {
   const std::string_view s = service(program);
-  return starts_with(s, "smtp") || s == "relay";
+  return (starts_with(s, "smtp") && !starts_with(s, "smtpd")) || s == "relay";
 }
 
 // "... host HOST[IP]" inside a reason text.
@@ -102,7 +102,7 @@ void PostfixParser::feed(std::string_view line, std::vector<Outcome>& out) {
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   // Cheap filter first: only smtp, qmgr and pickup lines matter.
-  if (!contains(line, "/smtp[") && !contains(line, "/qmgr[") && !contains(line, "/pickup[") &&
+  if (!contains(line, "/smtp") && !contains(line, "/qmgr[") && !contains(line, "/pickup[") &&
       !contains(line, "/relay["))
     return;
   const auto l = split_log_line(line, options_.clock, options_.utc_offset);
@@ -357,6 +357,12 @@ void PostfixParser::status_line(std::int64_t time, Proc& p, std::string_view qid
   std::string_view host, ip;
   if (!split_host_ip(relay, host, ip)) {
     ++stats_.malformed;
+    return;
+  }
+  // MX delivery is on port 25; a content filter (amavis on 10024) or a submission relay is
+  // not a TLS-RPT session of the recipient's domain.
+  if (const auto rb = relay.rfind("]:"); rb != std::string_view::npos && relay.substr(rb + 2) != "25") {
+    ++stats_.not_mx;
     return;
   }
   if (conn_use > 1) {

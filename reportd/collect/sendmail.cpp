@@ -66,7 +66,9 @@ SendmailParser::Proc& SendmailParser::proc(std::uint32_t pid) {
 void SendmailParser::feed_record(std::int64_t time, std::string_view program, std::uint32_t pid,
                                  std::string_view msg, std::vector<Outcome>& out) {
   ++stats_.lines;
-  if (!contains(program, "sendmail") && !contains(program, "sm-mta") && !contains(program, "sm-msp")) return;
+  // sm-msp-queue only hands mail to the local MTA: not an MX delivery.
+  if (contains(program, "sm-msp")) return;
+  if (!contains(program, "sendmail") && !contains(program, "sm-mta")) return;
   std::string_view qid;
   if (const auto colon = msg.find(": "); colon != std::string_view::npos && is_queue_id(msg.substr(0, colon))) {
     qid = msg.substr(0, colon);
@@ -172,6 +174,10 @@ void SendmailParser::delivery(std::int64_t time, Proc& p, std::string_view qid, 
   std::vector<Attempt> attempts = std::move(p.attempts);
   p.attempts.clear();
   if (mailer == "local" || mailer == "prog" || mailer == "*file*" || mailer == "*include*") return;
+  if (mailer == "relay") {  // SMART_HOST or the MSP's hand-over, not an MX of the domain
+    ++stats_.not_mx;
+    return;
+  }
   // to=<a@x>,<b@x>, ...: the first recipient's domain (one delivery goes to one host).
   std::string_view rcpt = msg.substr(3);
   const auto end = rcpt.find_first_of(",>");

@@ -376,3 +376,32 @@ TEST(Fixtures, EachSendmailSessionOfTheWorldIsMappedAsItsTruthSays) {
 
 }  // namespace
 }  // namespace mtasts::reportd
+
+namespace mtasts::reportd {
+namespace {
+
+TEST(NotAnMx, ContentFiltersSubmissionRelaysAndTheMspAreNotSessions) {
+  test::FakeClock clock{SysTime{Seconds{civil_to_unix(2026, 12, 8, 12, 0, 0)}}};
+  ParserOptions o;
+  o.clock = &clock;
+  PostfixParser pf(o);
+  std::vector<Outcome> out;
+  // Debian's amavis content filter (smtp-amavis on 127.0.0.1:10024), in clear.
+  pf.feed("Dec 08 00:23:58 mta postfix/smtp-amavis[77]: AAAAA11111: to=<x@a.test>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 from MTA)", out);
+  // smtpd's lines through the journal (no "/smtp[" filter there) are not the client's.
+  pf.feed_record(1796689240, "postfix/smtpd", 78, "AAAAA11111: client=localhost[127.0.0.1]", out);
+  pf.feed_record(1796689240, "postfix/smtpd", 78,
+                 "NOQUEUE: reject: RCPT from x[10.0.0.1]: 554 5.7.1 <a@b.test>: Relay access denied; from=<a@c.test> to=<a@b.test> proto=ESMTP helo=<x> (in reply to RCPT TO command)",
+                 out);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(pf.stats().not_mx, 1u);
+
+  SendmailParser sm(o);
+  sm.feed("Dec  8 00:24:01 mta sm-msp-queue[90]: 0B80NwAa000390: to=<x@a.test>, ctladdr=root (0/0), delay=00:00:00, xdelay=00:00:00, mailer=relay, pri=30000, relay=[127.0.0.1] [127.0.0.1], dsn=2.0.0, stat=Sent (0B80NwAa000391 Message accepted for delivery)", out);
+  sm.feed("Dec  8 00:24:01 mta sm-mta[91]: 0B80NwAa000391: to=<x@a.test>, delay=00:00:00, xdelay=00:00:00, mailer=relay, pri=30000, relay=smarthost.example. [10.0.0.5], dsn=2.0.0, stat=Sent (ok)", out);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(sm.stats().not_mx, 1u);
+}
+
+}  // namespace
+}  // namespace mtasts::reportd
