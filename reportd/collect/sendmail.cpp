@@ -251,8 +251,75 @@ void SendmailParser::delivery(std::int64_t time, Proc& p, std::string_view qid, 
   }
 }
 
-std::string SendmailParser::save_state() const { return report_.save("sendmail-state"); }
+std::string SendmailParser::save_state() const {
+  // The report queue ids, then what each process is in the middle of (STARTTLS lines before
+  // their to= line), so that a restart between them keeps the sessions' TLS.
+  std::string out = report_.save("sendmail-state");
+  for (const auto& [pid, p] : procs_) {
+    const std::string id = std::to_string(pid);
+    out += "proc\t" + id + "\t" + state_field(p.last_qid) + "\t" + state_field(p.last_relay) + "\n";
+    for (const auto& h : p.tls_hosts) out += "tlshost\t" + id + "\t" + state_field(h) + "\n";
+    for (const auto& a : p.attempts) {
+      out += "attempt\t" + id + "\t" + state_field(a.host) + "\t" + std::to_string(static_cast<int>(a.tls)) + "\t" +
+             (a.failure ? std::to_string(static_cast<int>(*a.failure)) : std::string("-")) + "\t" +
+             state_field(a.info) + "\t" + state_field(a.verify_msg) + "\t" + std::to_string(a.time) + "\n";
+    }
+  }
+  return out;
+}
 
-void SendmailParser::restore_state(std::string_view text) { report_.restore("sendmail-state", text); }
+namespace {
+
+bool bounded_int(const std::string& s, long max, long& out) {
+  if (s.empty() || s.size() > 19) return false;
+  long v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  if (v > max) return false;
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+void SendmailParser::restore_state(std::string_view text) {
+  report_.restore("sendmail-state", text);
+  if (!starts_with(text, "sendmail-state 1\n")) return;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    const std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    if (!starts_with(line, "proc\t") && !starts_with(line, "tlshost\t") && !starts_with(line, "attempt\t")) continue;
+    const std::vector<std::string> f = state_fields(line);
+    long pid = 0;
+    if (f.size() < 3 || !bounded_int(f[1], 0xffffffffL, pid)) continue;
+    const auto key = static_cast<std::uint32_t>(pid);
+    if (procs_.size() >= kMaxProcs && procs_.find(key) == procs_.end()) continue;
+    Proc& p = procs_[key];
+    if (f[0] == "proc" && f.size() == 4) {
+      p.last_qid = is_queue_id(f[2]) ? f[2] : std::string();
+      p.last_relay = clean_text(f[3], 300);
+    } else if (f[0] == "tlshost" && f.size() == 3 && p.tls_hosts.size() < kMaxTlsHosts) {
+      const std::string h = normal_host(f[2]);
+      if (!h.empty()) p.tls_hosts.insert(h);
+    } else if (f[0] == "attempt" && f.size() == 8 && p.attempts.size() < kMaxAttempts) {
+      long tls = 0, res = 0, t = 0;
+      if (!bounded_int(f[3], 5, tls) || !bounded_int(f[7], 0x7fffffffffffL, t)) continue;
+      Attempt a;
+      a.host = normal_host(f[2]);
+      a.tls = static_cast<TlsSeen>(tls);
+      if (f[4] != "-") {
+        if (!bounded_int(f[4], static_cast<long>(tlsrpt::kResultCount) - 1, res)) continue;
+        a.failure = static_cast<Result>(res);
+      }
+      a.info = clean_text(f[5], tlsrpt::kMaxAdditionalInformation);
+      a.verify_msg = clean_text(f[6], tlsrpt::kMaxAdditionalInformation);
+      a.time = t;
+      if (!a.host.empty()) p.attempts.push_back(std::move(a));
+    }
+  }
+}
 
 }  // namespace mtasts::reportd

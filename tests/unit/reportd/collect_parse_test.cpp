@@ -405,3 +405,54 @@ TEST(NotAnMx, ContentFiltersSubmissionRelaysAndTheMspAreNotSessions) {
 
 }  // namespace
 }  // namespace mtasts::reportd
+
+namespace mtasts::reportd {
+namespace {
+
+// A restart (save_state, a new parser, restore_state) between any two lines of the real logs
+// gives exactly the sessions of an uninterrupted read.
+template <class Parser>
+void every_cut_point(const std::string& text) {
+  test::FakeClock clock{SysTime{Seconds{civil_to_unix(2026, 12, 8, 12, 0, 0)}}};
+  ParserOptions o;
+  o.clock = &clock;
+  std::vector<std::string> lines;
+  {
+    std::istringstream in(text);
+    std::string l;
+    while (std::getline(in, l)) lines.push_back(l);
+  }
+  ASSERT_FALSE(lines.empty());
+  const auto key = [](const std::vector<Outcome>& v) {
+    std::multiset<std::string> m;
+    for (const auto& x : v)
+      m.insert(x.session.domain + " " + x.session.receiving_mx_hostname + " " + x.session.receiving_ip + " " +
+               tlsrpt::to_string(x.session.result) + " " + x.session.additional_information);
+    return m;
+  };
+  Parser whole(o);
+  std::vector<Outcome> expected;
+  for (const auto& l : lines) whole.feed(l, expected);
+  for (std::size_t cut = 0; cut <= lines.size(); ++cut) {
+    Parser first(o);
+    std::vector<Outcome> out;
+    for (std::size_t i = 0; i < cut; ++i) first.feed(lines[i], out);
+    Parser second(o);
+    second.restore_state(first.save_state());
+    for (std::size_t i = cut; i < lines.size(); ++i) second.feed(lines[i], out);
+    EXPECT_EQ(key(out), key(expected)) << "restart before line " << cut << ": " << (cut < lines.size() ? lines[cut] : "");
+  }
+}
+
+TEST(Restart, AnyCutPointOfThePostfixLogsGivesTheSameSessions) {
+  every_cut_point<PostfixParser>(fixtures::postfix_log());
+  every_cut_point<PostfixParser>(fixtures::postfix_reuse_log());
+}
+
+TEST(Restart, AnyCutPointOfTheSendmailLogsGivesTheSameSessions) {
+  every_cut_point<SendmailParser>(fixtures::sendmail_log());
+  every_cut_point<SendmailParser>(fixtures::fixture("sendmail-8.17-loglevel14.log"));
+}
+
+}  // namespace
+}  // namespace mtasts::reportd
