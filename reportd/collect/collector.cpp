@@ -208,16 +208,44 @@ std::size_t Collector::poll() {
     return 0;
   }
   std::size_t n = 0;
+  // Sessions of sources that cannot replay (datagrams) that could not be classified yet.
+  if (!unclassified_.empty()) {
+    std::vector<Outcome> waiting = std::move(unclassified_);
+    unclassified_.clear();
+    if (!classify_into(waiting, nullptr)) return 0;
+  }
   for (auto& src : sources_) {
+    const std::string before = src->position();
     scratch_.clear();
     n += src->poll(scratch_, options_.max_items_per_poll);
-    for (Outcome& o : scratch_) {
-      const tlsrpt::AppliedPolicy p = classifier_.classify(o);
-      current_.add(o.session, p, options_.max_details);
-      ++stats_.sessions;
+    if (!classify_into(scratch_, before.empty() ? nullptr : src.get())) {
+      if (!before.empty()) src->restore(before);  // read these lines again once the cache answers
+      break;
     }
   }
   return n;
+}
+
+bool Collector::classify_into(std::vector<Outcome>& outcomes, Source* replayable) {
+  // All or nothing for a replayable source: its position goes back on failure.
+  std::vector<std::pair<std::size_t, tlsrpt::AppliedPolicy>> done;
+  done.reserve(outcomes.size());
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    try {
+      done.emplace_back(i, classifier_.classify(outcomes[i]));
+    } catch (const PolicyUnavailable&) {
+      ++stats_.policy_unavailable;
+      if (replayable) return false;
+      for (std::size_t j = i; j < outcomes.size() && unclassified_.size() < kMaxUnclassified; ++j)
+        unclassified_.push_back(std::move(outcomes[j]));
+      break;
+    }
+  }
+  for (auto& [i, p] : done) {
+    current_.add(outcomes[i].session, p, options_.max_details);
+    ++stats_.sessions;
+  }
+  return done.size() == outcomes.size();
 }
 
 std::vector<std::pair<std::uint64_t, tlsrpt::Batch>> Collector::checkpoint() {

@@ -67,6 +67,7 @@ struct CollectorStats {
   std::uint64_t checkpoints = 0;
   std::uint64_t checkpoint_errors = 0;
   std::uint64_t paused_polls = 0;        // sources not read: too many unacknowledged batches
+  std::uint64_t policy_unavailable = 0;  // classifications put off: the fleet's cache did not answer
 };
 
 class Collector {
@@ -77,7 +78,9 @@ class Collector {
   // when the spool is unreadable.
   void load();
   // Reads every source (bounded), classifies and counts the sessions in the current batch.
-  // Returns the number of lines/datagrams read.
+  // Returns the number of lines/datagrams read. When the fleet's cache cannot answer
+  // (PolicyUnavailable), a log source goes back to where it was and is read again later;
+  // datagrams wait in memory (bounded).
   std::size_t poll();
   // Moves the current batch (when not empty) to the pending list as batch `next_seq`, and
   // writes it with the sources' positions in one atomic write. Returns every pending batch,
@@ -100,6 +103,9 @@ class Collector {
   tlsrpt::Batch current_;
   CollectorStats stats_;
   std::vector<Outcome> scratch_;
+  static constexpr std::size_t kMaxUnclassified = 100000;
+  std::vector<Outcome> unclassified_;
+  bool classify_into(std::vector<Outcome>& outcomes, Source* replayable);
 };
 
 }  // namespace mtasts::reportd

@@ -449,6 +449,9 @@ bool small_int(const std::string& s, long max, long& out) {
 }  // namespace
 
 void PostfixParser::restore_state(std::string_view text) {
+  // Replaces whatever this parser held (a collector rewinds a source to a saved position).
+  procs_.clear();
+  report_ = ReportMail{};
   report_.restore("postfix-state", text);
   if (!starts_with(text, "postfix-state 1\n")) return;
   while (!text.empty()) {

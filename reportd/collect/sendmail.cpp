@@ -285,6 +285,9 @@ bool bounded_int(const std::string& s, long max, long& out) {
 }  // namespace
 
 void SendmailParser::restore_state(std::string_view text) {
+  // Replaces whatever this parser held (a collector rewinds a source to a saved position).
+  procs_.clear();
+  report_ = ReportMail{};
   report_.restore("sendmail-state", text);
   if (!starts_with(text, "sendmail-state 1\n")) return;
   while (!text.empty()) {

@@ -224,7 +224,12 @@ std::string FileSource::position() const {
 bool FileSource::restore(std::string_view position) {
   std::string_view rest = position;
   const std::string_view head = take_line(rest);
-  if (head == "file 1 none") {
+  if (head == "file 1 none") {  // nothing read yet: from the start of the file
+    if (fd_ >= 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    have_saved_ = false;
     parser_->restore_state(rest);
     return true;
   }

@@ -470,3 +470,85 @@ TEST(Spool, ACorruptSpoolIsAnErrorNotAFreshStart) {
 
 }  // namespace
 }  // namespace mtasts::reportd
+
+namespace mtasts::reportd {
+namespace {
+
+// The fleet's cache does not answer for a while: nothing is counted as no-policy-found, and
+// once it answers every session is counted once, under its policy.
+class FlakyView final : public PolicyView {
+ public:
+  int failures_left = 0;
+  std::optional<CacheEntry> entry(const Domain& d) override {
+    if (failures_left > 0) {
+      --failures_left;
+      throw PolicyUnavailable("redis down");
+    }
+    StoredPolicy sp;
+    sp.policy.mode = Mode::enforce;
+    sp.policy.max_age = Seconds{86400 * 365};
+    sp.raw = "version: STSv1\nmode: enforce\nmx: mx." + d.str() + "\nmax_age: 31536000\n";
+    sp.fetched_at = SysTime{Seconds{civil_to_unix(2026, 12, 1, 0, 0, 0)}};
+    sp.expires_at = sp.fetched_at + sp.policy.max_age;
+    sp.id = "1";
+    CacheEntry e;
+    e.policy = sp;
+    return e;
+  }
+};
+
+TEST(Collector, AnUnreadableCacheDefersTheLinesInsteadOfMiscountingThem) {
+  TempDir dir;
+  const fs::path log = dir.path() / "mail.log";
+  for (int i = 0; i < 6; ++i) append(log, session_lines(i));
+  FlakyView view;
+  view.failures_left = 3;
+  std::vector<std::unique_ptr<Source>> sources;
+  sources.push_back(follower(log));
+  CollectorOptions o;
+  o.state_dir = dir.path();
+  o.max_items_per_poll = 4;
+  Collector c(std::move(sources), view, o);
+  c.load();
+  for (int i = 0; i < 20; ++i) c.poll();
+  EXPECT_EQ(c.stats().policy_unavailable, 3u);
+  EXPECT_EQ(c.current().sessions(), 6u);
+  for (const auto& [k, e] : c.current().entries()) {
+    EXPECT_EQ(e.policy.type, tlsrpt::PolicyType::sts) << k.domain;
+    EXPECT_EQ(e.counts.success, 1u) << k.domain;
+  }
+  EXPECT_EQ(c.current().entries().size(), 6u);
+}
+
+}  // namespace
+}  // namespace mtasts::reportd
+
+namespace mtasts::reportd {
+namespace {
+
+TEST(Collector, DatagramsWaitInMemoryWhileTheCacheIsAway) {
+  TempDir dir;
+  const fs::path sock = dir.path() / "tlsrpt.sock";
+  FlakyView view;
+  view.failures_left = 1;
+  SourceOptions so;
+  so.clock = &the_clock();
+  std::string err;
+  std::vector<std::unique_ptr<Source>> sources;
+  sources.push_back(make_source("tlsrpt-socket:" + sock.string(), so, &err));
+  ASSERT_TRUE(sources.back()) << err;
+  CollectorOptions o;
+  o.state_dir = dir.path();
+  Collector c(std::move(sources), view, o);
+  c.load();
+  send_to(sock, R"({"dpv":"1","d":"a.example","policies":[{"policy-type":9,"t":0,"f":0}]})");
+  c.poll();
+  EXPECT_EQ(c.current().sessions(), 0u);
+  EXPECT_EQ(c.stats().policy_unavailable, 1u);
+  c.poll();
+  ASSERT_EQ(c.current().sessions(), 1u);
+  EXPECT_EQ(c.current().entries().begin()->second.policy.type, tlsrpt::PolicyType::sts);
+}
+
+}  // namespace
+}  // namespace mtasts::reportd
