@@ -105,6 +105,20 @@ TEST(FileSource, FollowsRotationByRenameAndCreate) {
   EXPECT_EQ(drain(*src), expect_range(6, 7));
 }
 
+TEST(FileSource, LinesWrittenToTheOldFileAfterTheRenameAreNotLost) {
+  TempDir dir;
+  const fs::path log = dir.path() / "mail.log";
+  append(log, session_lines(0));
+  auto src = follower(log);
+  EXPECT_EQ(drain(*src, 1000), expect_range(0, 1));
+  fs::rename(log, dir.path() / "mail.log.1");
+  append(log, session_lines(2));
+  std::vector<Outcome> out;
+  src->poll(out, 1000);  // sees the new file; the writer has not reopened yet
+  append(dir.path() / "mail.log.1", session_lines(1));
+  EXPECT_EQ(drain(*src), expect_range(1, 3));
+}
+
 TEST(FileSource, FollowsCopyTruncate) {
   TempDir dir;
   const fs::path log = dir.path() / "mail.log";
@@ -344,6 +358,45 @@ TEST(JournalSource, ReadsRecordsThroughJournalctlAndResumesAfterItsCursor) {
   std::getline(a, second);
   EXPECT_NE(first.find("-n 0"), std::string::npos) << first;
   EXPECT_NE(second.find("--after-cursor=c2"), std::string::npos) << second;
+}
+
+TEST(JournalSource, ACursorTheJournalNoLongerKnowsIsDroppedAfterThreeEmptyRuns) {
+  TempDir dir;
+  const fs::path script = dir.path() / "journalctl";
+  const fs::path argsfile = dir.path() / "args";
+  {
+    std::ofstream s(script);
+    s << "#!/bin/sh\necho \"$@\" >> " << argsfile.string() << "\n"
+      << "case \"$*\" in *--after-cursor=*) echo 'Failed to seek to cursor' >&2; exit 1;; esac\n"
+      << "exec sleep 30\n";
+  }
+  fs::permissions(script, fs::perms::owner_all);
+  SourceOptions o;
+  o.journalctl = script.string();
+  JournalSource j("journal", o);
+  ASSERT_TRUE(j.restore("journal 1\ns=gone\n0\n0\n"));
+  std::vector<Outcome> out;
+  for (int i = 0; i < 300 && j.stats().restarts < 3; ++i) {
+    j.poll(out, 10);
+    ::usleep(10000);  // a real child process (no clock involved)
+  }
+  EXPECT_EQ(j.stats().restarts, 3u);
+  j.poll(out, 10);  // starts journalctl from now
+  EXPECT_EQ(j.position().find("s=gone"), std::string::npos);
+  std::string line, last;
+  int with_cursor = 0, runs = 0;
+  for (int i = 0; i < 300 && runs < 4; ++i) {  // until the fourth run has written its arguments
+    ::usleep(10000);
+    std::ifstream a(argsfile);
+    runs = with_cursor = 0;
+    while (std::getline(a, line)) {
+      ++runs;
+      if (line.find("--after-cursor=s=gone") != std::string::npos) ++with_cursor;
+      last = line;
+    }
+  }
+  EXPECT_EQ(with_cursor, 3);
+  EXPECT_NE(last.find("-n 0"), std::string::npos) << last;
 }
 
 // ---- the collector's spool across kill -9 ----------------------------------------------------
