@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/util/log.hpp"
 #include "reportd/collect/log_line.hpp"
 
 namespace mtasts::reportd {
@@ -263,15 +264,23 @@ std::vector<std::pair<std::uint64_t, tlsrpt::Batch>> Collector::checkpoint() {
       ++stats_.checkpoints;
       state_ = std::move(next);
       if (have_batch) current_.clear();
-    } catch (const std::exception&) {
+    } catch (const std::exception& e) {
       ++stats_.checkpoint_errors;  // the batch stays current; nothing was lost
+      log::error("cannot write the collector spool", {{"error", e.what()}});
     }
   }
   std::vector<std::pair<std::uint64_t, tlsrpt::Batch>> out;
   for (const auto& [seq, text] : state_.batches) {
     std::string error;
     auto b = tlsrpt::Batch::decode(text, &error);
-    if (b) out.emplace_back(seq, std::move(*b));
+    if (b) {
+      out.emplace_back(seq, std::move(*b));
+    } else {
+      // Written by this program, so never expected; kept on disk for the operator, and
+      // dropped with the next acknowledged batch.
+      ++stats_.undecodable;
+      log::error("spooled batch unreadable", {{"seq", std::to_string(seq)}, {"error", error}});
+    }
   }
   return out;
 }

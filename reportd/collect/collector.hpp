@@ -65,7 +65,8 @@ struct CollectorOptions {
 struct CollectorStats {
   std::uint64_t sessions = 0;
   std::uint64_t checkpoints = 0;
-  std::uint64_t checkpoint_errors = 0;
+  std::uint64_t checkpoint_errors = 0;   // spool writes that failed (logged; retried at the next flush)
+  std::uint64_t undecodable = 0;         // spooled batches that did not decode (logged)
   std::uint64_t paused_polls = 0;        // sources not read: too many unacknowledged batches
   std::uint64_t policy_unavailable = 0;  // classifications put off: the fleet's cache did not answer
 };

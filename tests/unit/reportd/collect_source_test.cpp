@@ -605,3 +605,28 @@ TEST(Collector, DatagramsWaitInMemoryWhileTheCacheIsAway) {
 
 }  // namespace
 }  // namespace mtasts::reportd
+
+namespace mtasts::reportd {
+namespace {
+
+TEST(Collector, AFailedSpoolWriteKeepsTheBatchForTheNextFlush) {
+  TempDir dir;
+  const fs::path log = dir.path() / "mail.log";
+  append(log, session_lines(0));
+  NoPolicies view;
+  auto c = collector(log, dir.path() / "not-yet", view);  // the state directory is missing
+  c->load();
+  c->poll();
+  c->poll();
+  EXPECT_TRUE(c->checkpoint().empty());
+  EXPECT_EQ(c->stats().checkpoint_errors, 1u);
+  EXPECT_EQ(c->current().sessions(), 1u);  // still here
+  fs::create_directories(dir.path() / "not-yet");
+  const auto pending = c->checkpoint();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].second.sessions(), 1u);
+  EXPECT_TRUE(c->current().empty());
+}
+
+}  // namespace
+}  // namespace mtasts::reportd
