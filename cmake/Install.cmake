@@ -16,7 +16,7 @@ set(MTASTS_SYSTEMD_UNITDIR "lib/systemd/system" CACHE STRING
 set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY TRUE)
 
 # ---- man pages: gzipped, as Debian ships them ---------------------------------------------
-set(_mtasts_man_pages mta-sts-ctl.1 mta-sts.conf.5 mta-sts-milter.8 mta-sts-cached.8 mta-sts-tlsmap.8)
+set(_mtasts_man_pages mta-sts-ctl.1 mta-sts.conf.5 mta-sts-milter.8 mta-sts-cached.8 mta-sts-tlsmap.8 mta-sts-reportd.8)
 set(_mtasts_man_gz "")
 foreach(_page ${_mtasts_man_pages})
   set(_src ${PROJECT_SOURCE_DIR}/man/${_page})
@@ -42,6 +42,7 @@ install(FILES
     ${PROJECT_SOURCE_DIR}/etc/mta-sts-milter.service
     ${PROJECT_SOURCE_DIR}/etc/mta-sts-cached.service
     ${PROJECT_SOURCE_DIR}/etc/mta-sts-tlsmap.service
+    ${PROJECT_SOURCE_DIR}/etc/mta-sts-reportd.service
   DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples COMPONENT doc)
 # Prometheus: a scrape example and the alert rules (their tests are in tests/prometheus/).
 install(FILES
@@ -58,7 +59,7 @@ install(FILES ${PROJECT_SOURCE_DIR}/etc/mta-sts.conf
 # ---- systemd units, pointing at the installed daemons -------------------------------------
 # The path is fixed at install time, not configure time: CPack installs with its own prefix
 # (/usr), whatever CMAKE_INSTALL_PREFIX the build was configured with.
-foreach(_unit mta-sts-milter.service mta-sts-cached.service mta-sts-tlsmap.service)
+foreach(_unit mta-sts-milter.service mta-sts-cached.service mta-sts-tlsmap.service mta-sts-reportd.service)
   install(CODE "
     file(READ \"${PROJECT_SOURCE_DIR}/etc/${_unit}\" _text)
     string(REPLACE \"/usr/sbin/\" \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_SBINDIR}/\" _text \"\${_text}\")
@@ -99,7 +100,9 @@ set(CPACK_PACKAGE_DESCRIPTION
 MTA-STS policies at delivery; a fetcher daemon that discovers and refreshes
 the policies into a Redis cache shared by the fleet; a milter that tags each
 message with its recipient domains' policies; and mta-sts-ctl, a tool to lint
-policies, query domains and inspect the cache.")
+policies, query domains and inspect the cache; and mta-sts-reportd, which
+collects the fleet's TLS outcomes from the MTAs' logs and sends the daily
+SMTP TLS reports (RFC 8460) once for the whole fleet.")
 set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_STRIP_FILES TRUE)

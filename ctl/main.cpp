@@ -21,6 +21,7 @@
 #include "ctl/cache.hpp"
 #include "ctl/commands.hpp"
 #include "ctl/query.hpp"
+#include "ctl/report.hpp"
 
 namespace {
 
@@ -37,6 +38,8 @@ constexpr const char* kSynopsis =
     "       mta-sts-ctl [options] cache drop [--json] DOMAIN\n"
     "       mta-sts-ctl [options] cache warm [--json] FILE|-\n"
     "       mta-sts-ctl [options] cache stats [--json]\n"
+    "       mta-sts-ctl [options] report show [--json] [--day DAY] [DOMAIN]\n"
+    "       mta-sts-ctl [options] report json --day DAY DOMAIN\n"
     "       mta-sts-ctl -n|--check [-c FILE]\n"
     "       mta-sts-ctl --check-redis [-c FILE]\n"
     "       mta-sts-ctl -h|--help | -V|--version\n";
@@ -95,6 +98,7 @@ struct Args {
   bool help = false;
   bool version = false;
   std::optional<std::string> limit;
+  std::optional<std::string> day;  // report: --day YYYY-MM-DD
 };
 
 bool takes_value(const std::string& opt) {
@@ -137,6 +141,15 @@ Args split(int argc, char** argv) {
         a.limit = argv[++i];
       } else {
         a.limit = t.substr(8);
+      }
+      continue;
+    }
+    if (t == "--day" || t.rfind("--day=", 0) == 0) {
+      if (t == "--day") {
+        if (i + 1 >= argc) throw std::invalid_argument("--day needs a value");
+        a.day = argv[++i];
+      } else {
+        a.day = t.substr(6);
       }
       continue;
     }
@@ -215,6 +228,33 @@ int run_cache(const Args& a, const Config& cfg) {
   return emit(ctl::cache_stats(store, now, a.json));
 }
 
+// Who reports, as mta-sts-reportd's [reportd] section says (organization-name, contact-info,
+// submitter), so that `report json` prints the report reportd sends.
+tlsrpt::Reporter reporter_of(const Config& cfg) {
+  (void)cfg;  // TODO(lead): fill from cfg.reportd once the [reportd] section exists
+  return tlsrpt::Reporter{};
+}
+
+int run_report(const Args& a, const Config& cfg) {
+  if (a.words.size() < 2) return usage_error("report needs a subcommand: show or json");
+  const std::string& what = a.words[1];
+  const std::size_t operands = a.words.size() - 2;
+  if (what != "show" && what != "json") return usage_error("unknown report subcommand \"" + what + "\"");
+  if (what == "show" && operands > 1) return usage_error("report show takes at most one DOMAIN");
+  if (what == "json") {
+    if (operands != 1) return usage_error("report json takes one DOMAIN");
+    if (!a.day) return usage_error("report json needs --day DAY");
+    if (a.json) return usage_error("report json prints JSON already: no --json");
+  }
+  // Default: today (UTC), the day the fleet is counting now.
+  const std::string day = a.day ? *a.day : tlsrpt::day_of(SystemClock().now().time_since_epoch().count());
+  Pool pool(cfg.redis.redis);
+  ReportStore store(pool, cfg.redis.store.prefix, ReportLimits{});
+  const std::string domain = operands == 1 ? a.words[2] : std::string();
+  if (what == "show") return emit(ctl::report_show(store, domain, day, a.json));
+  return emit(ctl::report_json_of(store, reporter_of(cfg), domain, day));
+}
+
 int main_(int argc, char** argv) {
   Args a;
   try {
@@ -265,6 +305,7 @@ int main_(int argc, char** argv) {
   if (sub.empty()) return usage_error("no subcommand");
   if (a.json && sub == "match") return usage_error("match has no --json output");
   if (a.limit && sub != "cache") return usage_error("--limit applies to cache list only");
+  if (a.day && sub != "report") return usage_error("--day applies to report only");
 
   if (sub == "lint") return run_lint(a);
   if (sub == "check-txt") {
@@ -285,6 +326,7 @@ int main_(int argc, char** argv) {
     return emit(ctl::query(qc, a.words[1], a.json));
   }
   if (sub == "cache") return run_cache(a, cfg);
+  if (sub == "report") return run_report(a, cfg);
   return usage_error("unknown subcommand \"" + sub + "\"");
 }
 

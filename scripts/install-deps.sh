@@ -15,7 +15,8 @@ BUILD_PKGS="build-essential cmake pkg-config g++ clang libclang-rt-14-dev \
   libboost-program-options-dev libgtest-dev libgmock-dev libmicrohttpd-dev"
 SERVER_PKGS="redis-server redis-tools redis-sentinel dnsmasq-base nginx-light postfix miltertest \
   swaks ldnsutils openssl ca-certificates mandoc valgrind iproute2 procps psmisc libwrap0 m4 \
-  util-linux dpkg-dev man-db file curl python3-aiosmtpd nsd unbound prometheus faketime"
+  util-linux dpkg-dev man-db file curl python3-aiosmtpd nsd unbound prometheus faketime \
+  opendkim opendkim-tools python3-dkim python3-dnspython python3-jsonschema"
 
 missing=""
 for p in $BUILD_PKGS $SERVER_PKGS; do
@@ -29,6 +30,11 @@ fi
 # starts on its own port and storage) enables a system instance on :9090: not needed here.
 if [ -d /run/systemd/system ] && systemctl is-enabled prometheus >/dev/null 2>&1; then
   systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
+# opendkim: the reportd tests start their own (opendkim -f, key made at test time); the
+# package's system instance is not needed.
+if [ -d /run/systemd/system ] && systemctl is-enabled opendkim >/dev/null 2>&1; then
+  systemctl disable --now opendkim >/dev/null 2>&1 || true
 fi
 # Postfix's package starts nothing here (no systemd), but make sure no system instance
 # holds port 25 or our test ports.

@@ -14,7 +14,7 @@ case "$secs" in
 esac
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz_txt fuzz_policy fuzz_domain fuzz_mx fuzz_netstring fuzz_cache_entry
-                                     fuzz_recipient fuzz_header fuzz_dns fuzz_reportd)
+                                     fuzz_recipient fuzz_header fuzz_dns fuzz_tlsrpt_record fuzz_reportd)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build/fuzz"
@@ -40,6 +40,7 @@ dict_for() {
     fuzz_domain | fuzz_mx | fuzz_recipient) echo "$root/tests/fuzz/domain.dict" ;;
     fuzz_netstring) echo "$root/tests/fuzz/netstring.dict" ;;
     fuzz_cache_entry) echo "$root/tests/fuzz/cache_entry.dict" ;;
+    fuzz_tlsrpt_record) echo "$root/tests/fuzz/tlsrpt_record.dict" ;;
     fuzz_reportd) echo "$root/tests/fuzz/reportd.dict" ;;
   esac
 }
@@ -55,6 +56,7 @@ for t in "${targets[@]}"; do
   maxlen=4096
   [ "$t" = fuzz_policy ] && maxlen=70000
   [ "$t" = fuzz_netstring ] && maxlen=12000  # past the 10,000-byte request limit
+  [ "$t" = fuzz_tlsrpt_record ] && maxlen=34000  # past the 32 KiB record limit
   # Cache entries carry a policy body: room for one near the limit, escaped.
   [ "$t" = fuzz_cache_entry ] && maxlen=220000
   # Datagrams up to the 64 KiB limit and past it.

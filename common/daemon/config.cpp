@@ -31,6 +31,7 @@ const char* to_string(Program p) noexcept {
     case Program::cached: return "cached";
     case Program::ctl: return "ctl";
     case Program::tlsmap: return "tlsmap";
+    case Program::reportd: return "reportd";
   }
   return "ctl";
 }
@@ -41,6 +42,7 @@ const char* program_name(Program p) noexcept {
     case Program::cached: return "mta-sts-cached";
     case Program::ctl: return "mta-sts-ctl";
     case Program::tlsmap: return "mta-sts-tlsmap";
+    case Program::reportd: return "mta-sts-reportd";
   }
   return "mta-sts";
 }
@@ -279,10 +281,12 @@ std::string proxy_url(std::string_view v) {
 
 DaemonConfig& daemon_of(Config& c, std::string_view section) {
   if (section == "tlsmap") return c.tlsmap.daemon;
+  if (section == "reportd") return c.reportd.daemon;
   return section == "milter" ? c.milter.daemon : c.cached.daemon;
 }
 std::vector<std::string>& resolvers_of(Config& c, std::string_view section) {
   if (section == "tlsmap") return c.tlsmap.resolvers;
+  if (section == "reportd") return c.reportd.resolvers;
   return section == "cached" ? c.cached.resolvers : c.ctl.resolvers;
 }
 // The list a repeatable option fills (command-line values replace the file's).
@@ -290,6 +294,8 @@ std::vector<std::string>& list_of(Config& c, std::string_view section, std::stri
   if (section == "redis" && key == "sentinel") return c.redis.redis.sentinels;
   if (section == "tlsmap" && key == "listen") return c.tlsmap.listen;
   if (section == "tlsmap" && key == "dane-trusted-resolver") return c.tlsmap.dane_trusted_resolvers;
+  if (section == "reportd" && key == "source") return c.reportd.sources;
+  if (section == "reportd" && key == "exclude") return c.reportd.exclude;
   return resolvers_of(c, section);
 }
 
@@ -328,6 +334,41 @@ std::string metrics_listen(std::string_view v) {
   std::string why;
   if (!metrics::parse_listen(std::string(v), nullptr, &why)) throw BadValue{why};
   return std::string(v);
+}
+
+// A `source =` of mta-sts-reportd: "postfix-log:/PATH", "sendmail-log:/PATH",
+// "tlsrpt-socket:/PATH" or "journal".
+std::string report_source(std::string_view v) {
+  if (v == "journal") return std::string(v);
+  for (std::string_view kind : {"postfix-log:", "sendmail-log:", "tlsrpt-socket:"}) {
+    if (!v.starts_with(kind)) continue;
+    const std::string_view path = v.substr(kind.size());
+    if (!path.starts_with("/")) throw BadValue{"needs an absolute path after '" + std::string(kind) + "'"};
+    if (kind == "tlsrpt-socket:" && path.size() > 100) throw BadValue{"unix socket path longer than 100 characters"};
+    return word(v, false, 1024);
+  }
+  throw BadValue{"expected postfix-log:/PATH, sendmail-log:/PATH, tlsrpt-socket:/PATH or journal"};
+}
+
+// An addr-spec for report mail: local@domain, printable ASCII, no header-breaking characters.
+std::string mail_address(std::string_view v) {
+  if (v.empty()) return {};
+  const auto at = v.rfind('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 == v.size()) throw BadValue{"expected local-part@domain"};
+  if (v.size() > 254) throw BadValue{"longer than 254 characters"};
+  for (char c : v) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 32 || u >= 127 || c == '<' || c == '>' || c == ',' || c == ';' || c == '"' || c == '(' || c == ')' ||
+        c == '\\' || c == '[' || c == ']')
+      throw BadValue{"not a plain address (no spaces, quotes, brackets, commas or control characters)"};
+  }
+  return std::string(v);
+}
+
+// One line of text that goes into a report or a mail header: no control characters.
+std::string report_text(std::string_view v) {
+  if (v.size() > 256) throw BadValue{"longer than 256 characters"};
+  return text(v);
 }
 
 TlsmapAction tlsmap_action(std::string_view v) {
@@ -575,6 +616,68 @@ const std::vector<Option>& table() {
       {"tlsmap", "dane-probe-name", ".", "NAME", "name in a signed zone the resolver must validate at start for DANE to be used",
        [](Config& c, S, S v) { c.tlsmap.dane_probe_name = dns_name(v); }}
     });
+    add(daemon_options("reportd", "drop privileges to USER after opening the datagram socket"));
+    add(redis_acl_options("reportd"));
+    add({
+      // [reportd]
+      {"reportd", "source", "", "SOURCE",
+       "where TLS outcomes come from (repeatable): postfix-log:/PATH, sendmail-log:/PATH, tlsrpt-socket:/PATH, journal",
+       [](Config& c, S, S v) {
+         if (!v.empty()) c.reportd.sources.push_back(report_source(v));
+       }, true},
+      {"reportd", "state-directory", "/var/lib/mta-sts-reportd", "DIR", "where log positions and unsent batches are kept",
+       [](Config& c, S, S v) {
+         if (!v.starts_with("/")) throw BadValue{"needs an absolute path"};
+         c.reportd.state_directory = text(v);
+       }},
+      {"reportd", "host-id", "", "ID", "this host's name in Redis (default: the host name)",
+       [](Config& c, S, S v) { c.reportd.host_id = word(v, true, 128); }},
+      {"reportd", "sending-mta-ip", "", "IP", "this host's sending address, reported when the log does not say",
+       [](Config& c, S, S v) {
+         if (!v.empty() && !is_ip(std::string(v))) throw BadValue{"not an IPv4 or IPv6 address"};
+         c.reportd.sending_mta_ip = std::string(v);
+       }},
+      {"reportd", "flush-interval", "30s", "DURATION", "how often counts go to Redis (plain number: s)",
+       [](Config& c, S, S v) { c.reportd.flush_interval = secs(v, 1, 3600); }},
+      {"reportd", "send", "no", "BOOL", "this host takes part in sending the fleet's reports",
+       [](Config& c, S, S v) { c.reportd.send = boolean(v); }},
+      {"reportd", "organization-name", "", "TEXT", "organization-name of the reports (needed to send)",
+       [](Config& c, S, S v) { c.reportd.organization_name = report_text(v); }},
+      {"reportd", "contact-info", "", "ADDRESS", "contact-info of the reports (needed to send)",
+       [](Config& c, S, S v) { c.reportd.contact_info = report_text(v); }},
+      {"reportd", "submitter", "", "DOMAIN", "the reports' submitter (default: the domain of contact-info)",
+       [](Config& c, S, S v) { c.reportd.submitter = v.empty() ? std::string{} : lower(dns_name(v)); }},
+      {"reportd", "sender-address", "", "ADDRESS",
+       "envelope sender and From: of report mail; its sessions are never counted (default: noreply-tlsrpt@SUBMITTER)",
+       [](Config& c, S, S v) { c.reportd.sender_address = mail_address(v); }},
+      {"reportd", "sendmail-command", "/usr/sbin/sendmail -i", "COMMAND",
+       "command that submits report mail to the local MTA (no shell; -f and the recipient are added)",
+       [](Config& c, S, S v) {
+         if (!v.starts_with("/")) throw BadValue{"needs an absolute path to the program"};
+         c.reportd.sendmail_command = text(v);
+       }},
+      {"reportd", "only-failures", "no", "BOOL", "send a report only when the day had failures",
+       [](Config& c, S, S v) { c.reportd.only_failures = boolean(v); }},
+      {"reportd", "exclude", "", "DOMAIN", "a domain never reported to (repeatable)",
+       [](Config& c, S, S v) {
+         if (!v.empty()) c.reportd.exclude.push_back(lower(dns_name(v)));
+       }, true},
+      {"reportd", "send-delay-max", "1h", "DURATION",
+       "reports go out at a random time this long after 00:00 UTC at most (plain number: s)",
+       [](Config& c, S, S v) { c.reportd.send_delay_max = secs(v, 0, 12 * 3600); }},
+      {"reportd", "ca-file", "", "FILE", "trusted CA certificates for https: report URIs, replacing the system store",
+       [](Config& c, S, S v) { c.reportd.ca_file = text(v); }},
+      {"reportd", "https-timeout", "60s", "DURATION", "limit on one https: report upload (plain number: s)",
+       [](Config& c, S, S v) { c.reportd.https_timeout = secs(v, 1, 600); }},
+      {"reportd", "resolver", "", "ADDR[:PORT]", "DNS resolver for _smtp._tls records (repeatable; none: /etc/resolv.conf)",
+       [](Config& c, S s, S v) { resolvers_of(c, s).push_back(resolver(v)); }, true},
+      {"reportd", "dns-timeout", "2000ms", "DURATION", "limit on one DNS query attempt (plain number: ms)",
+       [](Config& c, S, S v) { c.reportd.dns_timeout = ms(v, 10, 60000); }},
+      {"reportd", "keep", "8d", "DURATION", "how long a day's counts stay in Redis (plain number: s)",
+       [](Config& c, S, S v) { c.reportd.keep = secs(v, 2 * kDay, 60 * kDay); }},
+      {"reportd", "max-failure-details", "1000", "N", "distinct failure details kept per day, domain and policy",
+       [](Config& c, S, S v) { c.reportd.max_failure_details = number(v, 1, 100000); }}
+    });
     add({
       // [ctl]
       {"ctl", "resolver", "", "ADDR[:PORT]", "DNS resolver for query (repeatable; none: /etc/resolv.conf)",
@@ -725,8 +828,35 @@ void read_password_file(Config& cfg, const Origins& origins, const std::string& 
   cfg.redis.redis.password = pw;
 }
 
+// The domain of an address ("mailto:" and angle brackets allowed around it), "" when none.
+std::string domain_of_address(std::string_view a) {
+  if (a.starts_with("mailto:")) a.remove_prefix(7);
+  while (!a.empty() && (a.back() == '>' || a.back() == ' ')) a.remove_suffix(1);
+  const auto at = a.rfind('@');
+  if (at == std::string_view::npos) return {};
+  try {
+    return lower(dns_name(a.substr(at + 1)));
+  } catch (const BadValue&) {
+    return {};
+  }
+}
+
+// Defaults that follow from other values: [reportd] submitter from contact-info, and
+// sender-address from the submitter.
+void derive_defaults(Config& cfg) {
+  ReportdConfig& r = cfg.reportd;
+  if (r.submitter.empty()) r.submitter = domain_of_address(r.contact_info);
+  if (r.sender_address.empty() && !r.submitter.empty()) r.sender_address = "noreply-tlsrpt@" + r.submitter;
+}
+
 void cross_check(const Config& cfg, const Origins& origins, const std::string& path_hint) {
   auto where = [&](const char* key) { return origin_of(origins, key, path_hint.empty() ? "configuration" : path_hint); };
+  const ReportdConfig& rd = cfg.reportd;
+  if (rd.send && (rd.organization_name.empty() || rd.contact_info.empty()))
+    throw ConfigError(where("reportd.send") + ": [reportd] send = yes needs organization-name and contact-info");
+  if (rd.send && rd.submitter.empty())
+    throw ConfigError(where("reportd.send") +
+                      ": [reportd] send = yes needs submitter (contact-info has no domain to take it from)");
   const RedisConfig& r = cfg.redis;
   if (!r.redis.sentinels.empty() && r.redis.master_name.empty())
     throw ConfigError(where("redis.sentinel") + ": [redis] sentinel needs master-name");
@@ -784,6 +914,7 @@ Config load_config_file(const std::string& path) {
   Origins origins;
   read_file(path, cfg, origins);
   cfg.path = path;
+  derive_defaults(cfg);
   read_password_file(cfg, origins, path);
   cross_check(cfg, origins, path);
   return cfg;
@@ -877,6 +1008,7 @@ Config load_config(Program program, int argc, const char* const* argv, CommandLi
     origins[full_key(o)] = "--" + c->name;
   }
   apply_program_credentials(cfg, origins, program);
+  derive_defaults(cfg);
   read_password_file(cfg, origins, cfg.path);
   cross_check(cfg, origins, cfg.path);
   if (cl_out) *cl_out = std::move(cl);

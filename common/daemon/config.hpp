@@ -1,5 +1,5 @@
 // Configuration shared by all programs: one INI file (default /etc/mta-sts/mta-sts.conf) with
-// a section per program ([milter], [cached], [ctl], [tlsmap]) and a shared [redis] section. Every option
+// a section per program ([milter], [cached], [ctl], [tlsmap], [reportd]) and a shared [redis] section. Every option
 // has its default, bounds and documentation in one table (config.cpp); every option also
 // works on the command line: `--KEY` for the program's own section, `--redis-KEY` for [redis].
 // Unknown sections, unknown keys and bad values are errors naming the file and line. All
@@ -30,9 +30,10 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;  // what(): "FILE:LINE: message" where known
 };
 
-enum class Program { milter, cached, ctl, tlsmap };
+enum class Program { milter, cached, ctl, tlsmap, reportd };
 // Every program, for what is done per program (its own Redis user, its --check-redis needs).
-inline constexpr Program kAllPrograms[] = {Program::milter, Program::cached, Program::ctl, Program::tlsmap};
+inline constexpr Program kAllPrograms[] = {Program::milter, Program::cached, Program::ctl, Program::tlsmap,
+                                           Program::reportd};
 const char* to_string(Program p) noexcept;  // its section name: "milter", "cached", "ctl", "tlsmap"
 const char* program_name(Program p) noexcept;  // "mta-sts-milter", ...
 
@@ -160,6 +161,33 @@ struct TlsmapConfig {
   }
 };
 
+// mta-sts-reportd (issue 20): TLS-RPT (RFC 8460) for the fleet.
+struct ReportdConfig {
+  DaemonConfig daemon;
+  std::vector<std::string> sources;                  // "postfix-log:PATH", "sendmail-log:PATH", "journal",
+                                                     // "tlsrpt-socket:PATH"
+  std::string state_directory = "/var/lib/mta-sts-reportd";  // positions and unsent batches
+  std::string host_id;                               // this host's name in Redis (default: the host name)
+  std::string sending_mta_ip;                        // reported as sending-mta-ip when the log has none
+  std::chrono::seconds flush_interval{30};           // batches to Redis this often
+  // Sending: which hosts take part (each report is sent once for the whole fleet).
+  bool send = false;
+  std::string organization_name;
+  std::string contact_info;
+  std::string submitter;                             // default: the domain of contact-info
+  std::string sender_address;                        // envelope and From: of report mail
+  std::string sendmail_command = "/usr/sbin/sendmail -i";
+  bool only_failures = false;
+  std::vector<std::string> exclude;                  // domains never reported to
+  std::chrono::seconds send_delay_max{3600};         // spread after 00:00 UTC
+  std::string ca_file;                               // for https: report URIs; replaces the system store
+  std::chrono::seconds https_timeout{60};
+  std::vector<std::string> resolvers;                // for _smtp._tls; empty: /etc/resolv.conf
+  std::chrono::milliseconds dns_timeout{2000};
+  std::chrono::seconds keep{8 * 86400};              // days' aggregates kept in Redis
+  std::size_t max_failure_details = 1000;            // per (day, domain, policy)
+};
+
 struct CtlConfig {
   std::vector<std::string> resolvers;
   std::string ca_file;
@@ -175,6 +203,7 @@ struct Config {
   CachedConfig cached;
   CtlConfig ctl;
   TlsmapConfig tlsmap;
+  ReportdConfig reportd;
 };
 
 struct CommandLine {

@@ -100,6 +100,9 @@ const std::vector<RedisNeed>& redis_needs(Program program) {
   static const std::vector<N> cached{N::read_entries, N::write_entries, N::read_queues,   N::count_queues,
                                      N::claim_locks,  N::schedule,      N::note_demand,   N::housekeeping,
                                      N::write_stats,  N::read_clock,    N::server_info};
+  // mta-sts-reportd reads entries (the policy in force at each session) and the clock; its
+  // report keys (v1:rpt:*) are checked by its own probes (issue 20).
+  static const std::vector<N> reportd{N::read_entries, N::read_clock};
   static const std::vector<N> ctl{N::read_entries, N::list_entries, N::drop_entries, N::schedule,
                                   N::count_queues, N::read_stats};
   switch (program) {
@@ -107,6 +110,7 @@ const std::vector<RedisNeed>& redis_needs(Program program) {
     case Program::tlsmap: return milter;  // the same reader's rights: read, signal misses and demand, watch changes
     case Program::cached: return cached;
     case Program::ctl: return ctl;
+    case Program::reportd: return reportd;
   }
   return ctl;
 }

@@ -42,8 +42,18 @@ class ReportStore {
   struct DayCounts {
     std::vector<tlsrpt::PolicyCounts> policies;
     std::uint64_t dropped_details = 0;  // failure details not kept (over the cap)
+    // Sessions of policies over max_policies: counted, not reported (no policy to put them in).
+    std::uint64_t dropped_policy_sessions = 0;
+    // Fields read back that were not valid (written by something else): skipped and logged.
+    std::uint64_t skipped_fields = 0;
   };
   DayCounts read(std::string_view day, std::string_view domain);
+
+  // Key names (see report_store.cpp), for tests and for `mta-sts-ctl`.
+  std::string key_base() const;  // "<prefix>v1:rpt:"
+  std::string seq_key(std::string_view host) const;
+  std::string day_key(std::string_view day) const;
+  std::string counts_key(std::string_view day, std::string_view domain) const;
 
  private:
   Pool& pool_;

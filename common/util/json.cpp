@@ -1,6 +1,7 @@
 #include "common/util/json.hpp"
 
 #include <cstdio>
+#include <utility>
 
 namespace mtasts::json {
 
@@ -51,5 +52,20 @@ Object& Object::strings(std::string_view k, const std::vector<std::string>& vs) 
   return *this;
 }
 std::string Object::done() const { return out_.empty() ? "{}" : out_ + "}"; }
+std::string Object::take() {
+  if (out_.empty()) return "{}";
+  out_ += '}';
+  return std::exchange(out_, std::string());
+}
+
+void Array::sep() { out_ += out_.empty() ? "[" : ","; }
+Array& Array::str(std::string_view v) { sep(); out_ += quote(v); return *this; }
+Array& Array::num(std::int64_t v) { sep(); out_ += std::to_string(v); return *this; }
+Array& Array::raw(std::string_view j) { sep(); out_ += j; return *this; }
+std::string Array::take() {
+  if (out_.empty()) return "[]";
+  out_ += ']';
+  return std::exchange(out_, std::string());
+}
 
 }  // namespace mtasts::json

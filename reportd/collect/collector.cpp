@@ -245,6 +245,7 @@ bool Collector::classify_into(std::vector<Outcome>& outcomes, Source* replayable
   for (auto& [i, p] : done) {
     current_.add(outcomes[i].session, p, options_.max_details);
     ++stats_.sessions;
+    ++stats_.by_result[static_cast<std::size_t>(outcomes[i].session.result)];
   }
   return done.size() == outcomes.size();
 }

@@ -16,6 +16,8 @@
 //                    if (store.apply(host, seq, batch)) collector.acknowledge(seq); else break;
 #pragma once
 
+#include <array>
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -64,6 +66,7 @@ struct CollectorOptions {
 
 struct CollectorStats {
   std::uint64_t sessions = 0;
+  std::array<std::uint64_t, tlsrpt::kResultCount> by_result{};  // sessions by (classified) result
   std::uint64_t checkpoints = 0;
   std::uint64_t checkpoint_errors = 0;   // spool writes that failed (logged; retried at the next flush)
   std::uint64_t undecodable = 0;         // spooled batches that did not decode (logged)

@@ -7,11 +7,12 @@ else()
   # Until the tlsmap/ directory exists the tests build and skip with a clear reason.
   set(_dlv_tlsmap_bin "${PROJECT_BINARY_DIR}/tlsmap/mta-sts-tlsmap")
 endif()
-foreach(_mta postfix sendmail dane)
+foreach(_mta postfix sendmail dane tlsrpt_world)
   mtasts_add_test(deliver_${_mta}_e2e e2e
     SOURCES
       ${CMAKE_CURRENT_LIST_DIR}/deliver/delivery_world.cpp
       ${CMAKE_CURRENT_LIST_DIR}/deliver/${_mta}_test.cpp
+      ${CMAKE_CURRENT_LIST_DIR}/deliver/tls_cases.cpp
       ${CMAKE_CURRENT_LIST_DIR}/milter/mail_env.cpp
       ${PROJECT_SOURCE_DIR}/tests/integration/milter/harness.cpp
     LIBS mtasts_milter_core mtasts_test_support)
@@ -44,3 +45,30 @@ target_compile_definitions(mtasts-delivery-demo PRIVATE
   MTASTS_TLSMAP_BIN="${_dlv_tlsmap_bin}"
   MTASTS_MILTERTEST_DIR="${PROJECT_SOURCE_DIR}/tests/integration/miltertest")
 set_target_properties(mtasts-delivery-demo PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests/world)
+
+# The TLS-RPT fixtures (tests/fixtures/reportd/) regenerated from real Postfix and Sendmail
+# logs: not a test (its output differs at every run); run by hand as root.
+add_executable(mtasts-reportd-fixtures
+  ${CMAKE_CURRENT_LIST_DIR}/deliver/fixtures_main.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/deliver/delivery_world.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/deliver/tls_cases.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/milter/mail_env.cpp
+  ${PROJECT_SOURCE_DIR}/tests/integration/milter/harness.cpp)
+target_include_directories(mtasts-reportd-fixtures PRIVATE ${PROJECT_SOURCE_DIR})
+target_link_libraries(mtasts-reportd-fixtures PRIVATE mtasts_milter_core mtasts_test_support mtasts_flags)
+add_dependencies(mtasts-reportd-fixtures mta-sts-cached)
+if(TARGET mta-sts-tlsmap)
+  add_dependencies(mtasts-reportd-fixtures mta-sts-tlsmap)
+endif()
+target_compile_definitions(mtasts-reportd-fixtures PRIVATE
+  MTASTS_MILTER_BIN="$<TARGET_FILE:mta-sts-milter>"
+  MTASTS_CACHED_BIN="$<TARGET_FILE:mta-sts-cached>"
+  MTASTS_TLSMAP_BIN="${_dlv_tlsmap_bin}"
+  MTASTS_MILTERTEST_DIR="${PROJECT_SOURCE_DIR}/tests/integration/miltertest")
+set_target_properties(mtasts-reportd-fixtures PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests/world)
+
+# The TLS-RPT report validator (tests/support/validate_tlsrpt.py, python3-jsonschema) and the
+# JSON Schema written from RFC 8460 (tests/fixtures/reportd/tlsrpt-report.schema.json).
+add_test(NAME TlsRptValidator.AcceptsValidRejectsMissingPolicyDomainAndBadMail
+  COMMAND /usr/bin/python3 ${PROJECT_SOURCE_DIR}/tests/support/validate_tlsrpt_test.py)
+set_tests_properties(TlsRptValidator.AcceptsValidRejectsMissingPolicyDomainAndBadMail PROPERTIES LABELS integration)

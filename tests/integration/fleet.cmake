@@ -21,3 +21,9 @@ mtasts_add_test(fleet_adversity_tests integration
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/fleet/redis_adversity_test.cpp
   LIBS mtasts_tlsmap_harness mtasts_daemon mtasts_dns mtasts_test_support)
 add_dependencies(fleet_adversity_tests mta-sts-tlsmap)
+# A partition and its healing: the primary frozen (SIGSTOP) while Sentinel promotes one of two
+# replicas, policies written only to it, two real fetchers and mta-sts-tlsmap (issue 19).
+mtasts_add_test(fleet_partition_tests integration
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/fleet/partition_test.cpp
+  LIBS mtasts_tlsmap_harness mtasts_daemon mtasts_dns mtasts_test_support)
+add_dependencies(fleet_partition_tests mta-sts-cached mta-sts-tlsmap)

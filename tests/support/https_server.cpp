@@ -200,7 +200,7 @@ void HttpsServer::write_config() {
   if (::geteuid() == 0) c << "user root;\n";
   c << "worker_rlimit_nofile 20000;\nevents { worker_connections 8192; }\n"
     << "http {\n"
-    << "  log_format mtasts '$ssl_server_name $host $status $body_bytes_sent \"$request\"';\n"
+    << "  log_format mtasts '$ssl_server_name $host $status $body_bytes_sent \"$request\" $msec $request_time';\n"
     << "  access_log " << d << "/access.log mtasts;\n"
     << "  client_body_temp_path " << d << "/tmp/body;\n  proxy_temp_path " << d << "/tmp/proxy;\n"
     << "  fastcgi_temp_path " << d << "/tmp/fastcgi;\n  uwsgi_temp_path " << d << "/tmp/uwsgi;\n"

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <csignal>
 #include <stdexcept>
 
 namespace mtasts::test {
@@ -49,25 +51,30 @@ std::string server_conf(int port, const std::string& dir, const std::string& acl
 
 }  // namespace
 
-RedisFleet::RedisFleet() : ports_(free_ports(5)) {
+RedisFleet::RedisFleet(int replicas, const std::string& server_lines) : ports_(free_ports(4 + static_cast<std::size_t>(std::max(1, replicas)))) {
   const std::string d = dir_.path().string();
-  for (int i = 0; i < 2; ++i) std::filesystem::create_directories(dir_ / ("r" + std::to_string(i)));
+  const std::size_t n_servers = ports_.size() - 3;
+  for (std::size_t i = 0; i < n_servers; ++i) std::filesystem::create_directories(dir_ / ("r" + std::to_string(i)));
   const std::string acl = (dir_ / "mta-sts-acl.conf").string();
   write_file(acl, shipped_acl());
-  write_file(dir_ / "primary.conf", server_conf(ports_[0], d + "/r0", acl));
-  write_file(dir_ / "replica.conf",
-             server_conf(ports_[1], d + "/r1", acl) + "replicaof 127.0.0.1 " + std::to_string(ports_[0]) + "\n");
+  write_file(dir_ / "primary.conf", server_conf(ports_[0], d + "/r0", acl) + server_lines);
   primary_ = std::make_unique<Process>(std::vector<std::string>{"redis-server", (dir_ / "primary.conf").string()},
                                        dir_ / "primary.log");
   if (!wait_until([&] { return cli(ports_[0], {"PING"}) == "PONG"; }, std::chrono::seconds(5)))
     throw std::runtime_error("primary did not start: " + (dir_ / "primary.log").string());
-  replica_ = std::make_unique<Process>(std::vector<std::string>{"redis-server", (dir_ / "replica.conf").string()},
-                                       dir_ / "replica.log");
-  // In sync before the sentinels start: they learn of replicas from the primary's INFO,
-  // which they read at once and then only every 10 s.
-  if (!wait_until([&] { return cli(ports_[1], {"INFO", "replication"}).find("master_link_status:up") != std::string::npos; },
-                  std::chrono::seconds(10)))
-    throw std::runtime_error("replica did not sync: " + (dir_ / "replica.log").string());
+  for (std::size_t i = 1; i < n_servers; ++i) {
+    const int port = replica_ports()[i - 1];
+    const std::string name = i == 1 ? "replica" : "replica" + std::to_string(i);
+    write_file(dir_ / (name + ".conf"), server_conf(port, d + "/r" + std::to_string(i), acl) + server_lines + "replicaof 127.0.0.1 " +
+                                            std::to_string(ports_[0]) + "\n");
+    replicas_.push_back(std::make_unique<Process>(
+        std::vector<std::string>{"redis-server", (dir_ / (name + ".conf")).string()}, dir_ / (name + ".log")));
+    // In sync before the sentinels start: they learn of replicas from the primary's INFO,
+    // which they read at once and then only every 10 s.
+    if (!wait_until([&] { return cli(port, {"INFO", "replication"}).find("master_link_status:up") != std::string::npos; },
+                    std::chrono::seconds(10)))
+      throw std::runtime_error("replica did not sync: " + (dir_ / (name + ".log")).string());
+  }
   for (int i = 0; i < 3; ++i) {
     const auto conf = dir_ / ("sentinel" + std::to_string(i) + ".conf");
     write_file(conf, "bind 127.0.0.1\nport " + std::to_string(ports_[2 + static_cast<std::size_t>(i)]) +
@@ -83,9 +90,10 @@ RedisFleet::RedisFleet() : ports_(free_ports(5)) {
       [&] {
         for (int i = 0; i < 3; ++i) {
           const int port = ports_[2 + static_cast<std::size_t>(i)];
-          const std::string replicas = cli(port, {"SENTINEL", "replicas", kMasterName});
+          const std::string known_replicas = cli(port, {"SENTINEL", "replicas", kMasterName});
           const std::string others = cli(port, {"SENTINEL", "sentinels", kMasterName});
-          if (replicas.find(std::to_string(ports_[1])) == std::string::npos) return false;
+          for (int r : replica_ports())
+            if (known_replicas.find(std::to_string(r)) == std::string::npos) return false;
           std::size_t known = 0;
           for (int j = 0; j < 3; ++j)
             if (j != i && others.find(std::to_string(ports_[2 + static_cast<std::size_t>(j)])) != std::string::npos) ++known;
@@ -99,8 +107,17 @@ RedisFleet::RedisFleet() : ports_(free_ports(5)) {
 
 RedisFleet::~RedisFleet() {
   for (auto& s : sentinels_) s->stop();
-  if (replica_) replica_->stop();
-  if (primary_) primary_->stop();
+  for (auto& r : replicas_) r->stop();
+  if (primary_) {
+    primary_->signal(SIGCONT);  // a paused primary cannot take its SIGTERM
+    primary_->stop();
+  }
+}
+
+std::vector<int> RedisFleet::replica_ports() const {
+  std::vector<int> out{ports_[1]};
+  for (std::size_t i = 5; i < ports_.size(); ++i) out.push_back(ports_[i]);
+  return out;
 }
 
 std::vector<std::string> RedisFleet::sentinel_addresses() const {
@@ -124,7 +141,7 @@ std::string RedisFleet::password_of(const std::string& acl_user) { return "fleet
 
 std::string RedisFleet::cli(int port, const std::vector<std::string>& args) {
   std::vector<std::string> argv{"redis-cli", "-h", "127.0.0.1", "-p", std::to_string(port)};
-  if (port == ports_[0] || port == ports_[1]) {
+  if (port == ports_[0] || std::ranges::count(replica_ports(), port) > 0) {
     argv.insert(argv.end(), {"--user", "mta-sts-admin", "--pass", password_of("mta-sts-admin"), "--no-auth-warning"});
   }
   argv.insert(argv.end(), args.begin(), args.end());
@@ -143,6 +160,33 @@ std::string RedisFleet::master_per_sentinel(int i) {
 void RedisFleet::kill_primary() {
   if (primary_) primary_->kill9();
   primary_.reset();
+}
+
+void RedisFleet::pause_primary() {
+  if (primary_) primary_->signal(SIGSTOP);
+}
+
+void RedisFleet::resume_primary() {
+  if (primary_) primary_->signal(SIGCONT);
+}
+
+int RedisFleet::wait_promoted(std::chrono::milliseconds timeout) {
+  int promoted = 0;
+  wait_until(
+      [&] {
+        for (int r : replica_ports()) {
+          const std::string a = "127.0.0.1:" + std::to_string(r);
+          bool all = true;
+          for (int i = 0; i < 3 && all; ++i) all = master_per_sentinel(i) == a;
+          if (all && cli(r, {"ROLE"}).starts_with("master")) {
+            promoted = r;
+            return true;
+          }
+        }
+        return false;
+      },
+      timeout);
+  return promoted;
 }
 
 bool RedisFleet::wait_failover(std::chrono::milliseconds timeout) {

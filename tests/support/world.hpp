@@ -229,7 +229,8 @@ class HttpsServer {
   std::uint16_t port() const noexcept { return port_; }
   std::string url(const std::string& host) const;  // https://<host>/.well-known/mta-sts.txt
   std::filesystem::path error_log() const { return dir_ / "error.log"; }
-  // One line per request: "<sni> <host> <status> <bytes> <request line>".
+  // One line per request: "<sni> <host> <status> <bytes> "<request line>" <end> <seconds>"
+  // (<end>: when it ended, seconds since the epoch with ms; <seconds>: how long it took).
   std::filesystem::path access_log() const { return dir_ / "access.log"; }
   // Requests for /.well-known/mta-sts.txt that `host` received so far (from the access log).
   std::size_t requests(const std::string& host) const;

@@ -50,6 +50,9 @@ const std::vector<DomainDef>& domains() {
       {"wdeep", "enforce", {dlv("a.mx.wdeep")}, {dlv("a.mx.wdeep")}},
       {"nopolicy", "", {}, {dlv("mx.nopolicy")}},
       {"keyword", "enforce", {"hostname"}, {dlv("mx.keyword")}},
+      {"expired", "enforce", {dlv("mx.expired")}, {dlv("mx.expired")}},
+      {"selfsigned", "enforce", {dlv("mx.selfsigned")}, {dlv("mx.selfsigned")}},
+      {"nosts", "", {}, {dlv("mx.nosts")}},
   };
   return d;
 }
@@ -78,6 +81,9 @@ const std::vector<MxDef>& mx_hosts() {
       {dlv("mx.wcert"), CertKind::valid, {"*." + dlv("wcert")}},
       {dlv("a.mx.wdeep"), CertKind::valid, {"*." + dlv("wdeep")}},
       {dlv("mx.keyword"), CertKind::valid},
+      {dlv("mx.expired"), CertKind::expired},
+      {dlv("mx.selfsigned"), CertKind::self_signed},
+      {dlv("mx.nosts"), CertKind::valid},
   };
   return h;
 }
@@ -112,6 +118,11 @@ const std::vector<DaneMx>& dane_mx() {
   };
   return h;
 }
+
+// DeliveryOptions::tlsrpt: the report sinks.
+const std::string kReportMx = dlv("mx.reports");
+constexpr const char* kReportMxIp = "127.25.2.1";
+constexpr const char* kReportHttpsIp = "127.25.2.2";
 
 // The SHA-256 of a certificate's public key (DER SubjectPublicKeyInfo): TLSA 3 1 1 data.
 std::string spki_sha256(const fs::path& cert) {
@@ -190,6 +201,10 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
   std::vector<std::pair<std::string, CertKind>> leaves;
   for (const auto& m : mx_hosts())
     if (m.cert && m.cert_names.empty()) leaves.emplace_back(m.host, *m.cert);
+  if (o.tlsrpt) {
+    leaves.emplace_back(kReportMx, CertKind::valid);
+    leaves.emplace_back(dlv("reports"), CertKind::valid);
+  }
   world_->ca().prepare(leaves);
   unsigned n = 10;
   for (const auto& m : mx_hosts()) {
@@ -197,6 +212,13 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
     fs::create_directories(dir() / "mx" / m.host);
     mx_[m.host] = std::make_unique<SmtpMx>(m.host, mx_ip_.at(m.host), m.cert, world_->ca(), dir() / "mx" / m.host,
                                            m.cert_names);
+  }
+  if (o.tlsrpt) {
+    mx_ip_[kReportMx] = kReportMxIp;
+    fs::create_directories(dir() / "mx" / kReportMx);
+    mx_[kReportMx] = std::make_unique<SmtpMx>(kReportMx, kReportMxIp, CertKind::valid, world_->ca(),
+                                              dir() / "mx" / kReportMx);
+    report_https_ = std::make_unique<HttpsSink>(dlv("reports"), kReportHttpsIp, world_->ca(), dir() / "report-https");
   }
   if (o.dane) {
     for (const auto& m : dane_mx()) {
@@ -234,6 +256,15 @@ DeliveryWorld::DeliveryWorld(DeliveryOptions o) : ip_(World::unique_loopback_ip(
       }
     }
     for (const auto& [host, ip] : mx_ip_) world_->dns().add_host(host, ip);
+    if (o.tlsrpt) {
+      for (const auto& d : domains()) world_->dns().add_txt("_smtp._tls." + dlv(d.label), tlsrpt_record());
+      world_->dns().add_txt("_smtp._tls." + dlv("sender"), tlsrpt_record());
+      // The report domain too: were the sessions that deliver reports counted (a report loop),
+      // they would make a report of their own.
+      world_->dns().add_txt("_smtp._tls." + dlv("reports"), tlsrpt_record());
+      world_->dns().add_mx(dlv("reports"), kReportMx, 10);
+      world_->dns().add_host(dlv("reports"), kReportHttpsIp);
+    }
     if (o.dane)
       for (const auto& m : dane_mx())
         if (!m.cname_to.empty()) world_->dns().add_host(m.cname_to, m.ip);
@@ -319,12 +350,37 @@ DeliveryWorld::~DeliveryWorld() {
   if (fetcher_) fetcher_->stop(20s);
   if (unbound_) unbound_->stop(10s);
   if (nsd_) nsd_->stop(10s);
+  dkim_.reset();
+  report_https_.reset();
   mx_.clear();
   world_.reset();
   ns_.reset();
 }
 
 SmtpMx& DeliveryWorld::mx(const std::string& host) { return *mx_.at(host); }
+
+std::string DeliveryWorld::tlsrpt_record() {
+  return "v=TLSRPTv1; rua=mailto:" + report_mailbox() + "," + report_url();
+}
+
+SmtpMx& DeliveryWorld::report_mx() {
+  const auto it = mx_.find(kReportMx);
+  if (it == mx_.end()) throw std::logic_error("report_mx(): the world was made without DeliveryOptions::tlsrpt");
+  return *it->second;
+}
+
+HttpsSink& DeliveryWorld::report_https() {
+  if (!report_https_) throw std::logic_error("report_https(): the world was made without DeliveryOptions::tlsrpt");
+  return *report_https_;
+}
+
+OpenDkim& DeliveryWorld::start_dkim(const std::string& domain, const std::string& selector) {
+  if (dkim_) return *dkim_;
+  dkim_ = std::make_unique<OpenDkim>(dir() / "opendkim", domain, selector);
+  world_->dns().add_txt(dkim_->txt_name(), dkim_->txt_record());
+  world_->dns().apply();
+  return *dkim_;
+}
 
 std::vector<std::string> DeliveryWorld::hosts_that_received(const std::string& needle) const {
   std::vector<std::string> out;

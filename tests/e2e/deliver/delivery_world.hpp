@@ -26,6 +26,9 @@
 //                                                  *.wdeep, two labels above it
 //   keyword    enforce [hostname]                  MX mx.keyword: valid for its own name, but the
 //                                                  policy's one pattern is a Postfix keyword
+//   expired    enforce [mx.expired]                MX mx.expired: test-CA certificate, expired
+//   selfsigned enforce [mx.selfsigned]             MX mx.selfsigned: self-signed certificate
+//   nosts      no MTA-STS at all                   MX mx.nosts: valid (opportunistic TLS)
 // (shared and multi make the Sendmail connection-cache trap: see sendmail_test.cpp.)
 #pragma once
 
@@ -37,7 +40,9 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/https_sink.hpp"
 #include "tests/support/netns.hpp"
+#include "tests/support/opendkim.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/smtp_mx.hpp"
 #include "tests/support/world.hpp"
@@ -64,6 +69,13 @@ struct DeliveryOptions {
   //   bogus.dane.test  MX mx1.bogus (bogus TLSA: SERVFAIL), mx2.bogus (no TLSA)
   //   bogusdane.dane.test MX mx1.bogusdane (bogus TLSA), mx2.bogusdane (matching TLSA)
   bool dane = false;
+  // TLS-RPT (issue 20): every domain of the world (and sender.dlv.test, reports.dlv.test) publishes
+  //   _smtp._tls.<domain> TXT "v=TLSRPTv1; rua=mailto:tlsrpt@reports.dlv.test,https://reports.dlv.test/tlsrpt"
+  // (tlsrpt_record()); reports.dlv.test has MX mx.reports.dlv.test, an SmtpMx with a valid
+  // certificate that keeps every report mail (report_mx(), 127.25.2.1), and an A record for an
+  // HttpsSink on :443 with a valid certificate that keeps every POST (report_https(),
+  // 127.25.2.2). Neither publishes MTA-STS: report mail goes out as opportunistic TLS.
+  bool tlsrpt = false;
 };
 
 class DeliveryWorld {
@@ -129,6 +141,18 @@ class DeliveryWorld {
   // Returns its address.
   std::string start_ad_forwarder();
 
+  // TLS-RPT (DeliveryOptions::tlsrpt). Both throw std::logic_error unless the option was set.
+  static std::string tlsrpt_record();                    // the TXT record's text
+  static std::string report_mailbox() { return "tlsrpt@" + dlv("reports"); }
+  static std::string report_url() { return "https://" + dlv("reports") + "/tlsrpt"; }
+  SmtpMx& report_mx();
+  HttpsSink& report_https();
+  // Real DKIM signing (OpenDkim: opendkim with a key made now) for `domain`, its selector's TXT
+  // record published in the world's DNS at once. For Postfix: PostfixOptions::milter =
+  // dkim.milter_socket() (smtpd_milters and non_smtpd_milters). Verify a received message with
+  // dkim_verify(message, dw.exec_prefix()). One per world; a second call returns the first.
+  OpenDkim& start_dkim(const std::string& domain = dlv("sender"), const std::string& selector = "tlsrpt");
+
   // The DANE domains (DeliveryOptions::dane) with their MX hosts.
   static std::vector<std::pair<std::string, std::vector<std::string>>> dane_domains();
 
@@ -150,6 +174,8 @@ class DeliveryWorld {
   unsigned tlsmap_port_ = 0;
   std::unique_ptr<Process> tlsmap_;
   std::vector<std::unique_ptr<Process>> extra_;  // start_extra_tlsmap(), start_ad_forwarder()
+  std::unique_ptr<HttpsSink> report_https_;      // DeliveryOptions::tlsrpt
+  std::unique_ptr<OpenDkim> dkim_;               // start_dkim()
 };
 
 // The shipped etc/sendmail-tlsmap.mc, pointed at the world's test CA and mta-sts-tlsmap:

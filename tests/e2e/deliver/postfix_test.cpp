@@ -327,7 +327,7 @@ TEST_F(PostfixDeliveryWithMilter, MilterTagAndDeliveryDecisionAgreeForEveryDomai
   const std::map<std::string, std::string> delivered_to = {
       {dlv("good"), dlv("mx.good")},    {dlv("wild"), dlv("a.mx.wild")},   {dlv("mixed"), dlv("mx2.mixed")},
       {dlv("multi"), dlv("mx.multi")},  {dlv("testing"), dlv("mx.testing")}, {dlv("nopolicy"), dlv("mx.nopolicy")},
-      {dlv("wcert"), dlv("mx.wcert")}};
+      {dlv("wcert"), dlv("mx.wcert")},  {dlv("nosts"), dlv("mx.nosts")}};
   std::optional<std::string> copy;
   for (const auto& [domain, host] : delivered_to) {
     auto m = dw->mx(host).wait_message("END-pf-all", 30s);

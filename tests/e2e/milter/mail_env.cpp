@@ -172,7 +172,16 @@ Postfix::Postfix(const fs::path& dir, PostfixOptions o) : dir_(dir / "postfix"),
                // A broken milter must show as failed mail, never as silently untagged mail.
                "milter_default_action = tempfail\nmilter_protocol = 6\n";
   }
-  for (const auto& l : o_.main_cf) main_cf += l + "\n";
+  // An extra line for a parameter set above replaces it (Postfix warns at every process
+  // start about a parameter given twice, and the warnings fill the log).
+  for (const auto& l : o_.main_cf) {
+    const std::string key = l.substr(0, l.find_first_of(" =")) + " = ";
+    const auto at = ("\n" + main_cf).find("\n" + key);
+    if (l.find('=') != std::string::npos && at != std::string::npos)
+      main_cf.replace(at, main_cf.find('\n', at) - at, l);
+    else
+      main_cf += l + "\n";
+  }
   write_file(config_dir() / "main.cf", main_cf);
   write_file(config_dir() / "master.cf",
              "127.0.0.1:" + std::to_string(o_.smtp_port) + " inet n - n - - smtpd\n"
@@ -197,7 +206,11 @@ Postfix::Postfix(const fs::path& dir, PostfixOptions o) : dir_(dir / "postfix"),
              "anvil     unix  - - n - 1 anvil\n"
              "scache    unix  - - n - 1 scache\n"
              "tlsmgr    unix  - - n 1000? 1 tlsmgr\n"
-             "postlog   unix-dgram n - n - 1 postlogd\n");
+             "postlog   unix-dgram n - n - 1 postlogd\n" + [&] {
+               std::string extra;
+               for (const auto& l : o_.master_cf) extra += l + "\n";
+               return extra;
+             }());
   const std::string conf = config_dir().string();
   RunResult r = run(with_prefix(o_.command_prefix, {"postfix", "-c", conf, "check"}), 60s);
   if (r.exit_code != 0) throw std::runtime_error("postfix check failed: " + r.err + maillog());

@@ -65,7 +65,8 @@ struct PostfixOptions {
   // hosts found in DNS (main_cf may then set smtp_dns_support_level, e.g. to dnssec).
   unsigned relay_port = 0;
   std::string milter{};        // libmilter socket for smtpd_milters and non_smtpd_milters; "": none
-  std::vector<std::string> main_cf{};  // extra main.cf lines
+  std::vector<std::string> main_cf{};  // extra main.cf lines (one for a parameter set by default replaces it)
+  std::vector<std::string> master_cf{};  // extra master.cf lines (e.g. tlsproxy)
   // Put before every postfix/postqueue/sendmail command, e.g. {"ip", "netns", "exec", NAME}:
   // then Postfix's daemons run with that namespace's /etc/resolv.conf.
   std::vector<std::string> command_prefix{};

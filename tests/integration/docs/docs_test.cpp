@@ -37,6 +37,7 @@ std::string page_of(Program p) {
     case Program::cached: return "man/mta-sts-cached.8";
     case Program::ctl: return "man/mta-sts-ctl.1";
     case Program::tlsmap: return "man/mta-sts-tlsmap.8";
+    case Program::reportd: return "man/mta-sts-reportd.8";
   }
   return "";
 }
@@ -70,7 +71,7 @@ std::set<std::string> long_options_in(const std::string& text) {
 std::string section_of(const std::string& full_key) { return full_key.substr(0, full_key.find('.')); }
 std::string key_of(const std::string& full_key) { return full_key.substr(full_key.find('.') + 1); }
 
-const Program kPrograms[] = {Program::milter, Program::cached, Program::ctl, Program::tlsmap};
+const Program kPrograms[] = {Program::milter, Program::cached, Program::ctl, Program::tlsmap, Program::reportd};
 
 TEST(Manuals, EveryOptionOfEveryProgramIsInItsManual) {
   for (Program p : kPrograms) {
@@ -88,8 +89,9 @@ TEST(Manuals, NoManualDocumentsAnOptionTheProgramLacks) {
   const std::map<Program, std::set<std::string>> extra = {
       {Program::milter, {"--key", "--redis-key"}},
       {Program::cached, {"--once", "--key", "--redis-key"}},
-      {Program::ctl, {"--json", "--limit"}},
+      {Program::ctl, {"--json", "--limit", "--day"}},
       {Program::tlsmap, {"--key", "--redis-key"}},
+      {Program::reportd, {"--key", "--redis-key"}},
   };
   for (Program p : kPrograms) {
     const auto names = option_names(p);
@@ -144,7 +146,7 @@ TEST(Manuals, ConfManualHasEveryKeyWithItsDefault) {
 
 TEST(Manuals, MandocLintIsClean) {
   for (const char* page : {"man/mta-sts-milter.8", "man/mta-sts-cached.8", "man/mta-sts-ctl.1", "man/mta-sts-tlsmap.8",
-                           "man/mta-sts.conf.5"}) {
+                           "man/mta-sts-reportd.8", "man/mta-sts.conf.5"}) {
     // -W warning: warnings and errors fail (exit 2 and up); style notes are allowed.
     RunResult r = run({"mandoc", "-Tlint", "-W", "warning", src(page).string()}, 30s);
     EXPECT_EQ(r.exit_code, 0) << page << ":\n" << r.out << r.err;
@@ -152,7 +154,8 @@ TEST(Manuals, MandocLintIsClean) {
 }
 
 TEST(Manuals, ProgramPagesHaveTheirSections) {
-  for (const char* page : {"man/mta-sts-milter.8", "man/mta-sts-cached.8", "man/mta-sts-ctl.1", "man/mta-sts-tlsmap.8"}) {
+  for (const char* page : {"man/mta-sts-milter.8", "man/mta-sts-cached.8", "man/mta-sts-ctl.1", "man/mta-sts-tlsmap.8",
+                           "man/mta-sts-reportd.8"}) {
     const std::string text = read_file(src(page));
     for (const char* sh : {"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "FILES", "EXIT STATUS", "SEE ALSO", "STANDARDS"}) {
       if (std::string(page).find("ctl") != std::string::npos && std::string(sh) == "FILES") continue;
@@ -160,6 +163,7 @@ TEST(Manuals, ProgramPagesHaveTheirSections) {
     }
   }
   for (const char* sh : {"OPERATION", "SIGNALS"}) {
+    EXPECT_NE(read_file(src("man/mta-sts-reportd.8")).find(std::string(".Sh ") + sh), std::string::npos) << sh;
     EXPECT_NE(read_file(src("man/mta-sts-cached.8")).find(std::string(".Sh ") + sh), std::string::npos) << sh;
     EXPECT_NE(read_file(src("man/mta-sts-milter.8")).find(std::string(".Sh ") + sh), std::string::npos) << sh;
     EXPECT_NE(read_file(src("man/mta-sts-tlsmap.8")).find(std::string(".Sh ") + sh), std::string::npos) << sh;

@@ -583,7 +583,7 @@ TEST(ConfigNames, FileOptionsListEveryKeyOnce) {
   const auto opts = file_options();
   std::set<std::string> keys;
   for (const auto& [k, def] : opts) EXPECT_TRUE(keys.insert(k).second) << k;
-  EXPECT_EQ(opts.size(), 18u + 21u + 35u + 6u + 33u);  // [redis], [milter], [cached], [ctl], [tlsmap]
+  EXPECT_EQ(opts.size(), 18u + 21u + 35u + 6u + 33u + 30u);  // [redis], [milter], [cached], [ctl], [tlsmap], [reportd]
   for (const char* k : {"redis.address", "redis.retention", "milter.milter-timeout", "cached.fetcher-id", "ctl.dns-timeout"})
     EXPECT_TRUE(keys.count(k)) << k;
   for (const auto& [k, def] : opts)

@@ -319,6 +319,9 @@ namespace {
 struct Truth {
   std::string domain, mx, ip, result;
   friend auto operator<=>(const Truth&, const Truth&) = default;
+  friend void PrintTo(const Truth& t, std::ostream* os) {
+    *os << t.domain << " " << t.mx << " " << t.ip << " " << t.result;
+  }
 };
 
 std::multiset<Truth> truth_of(const std::string& mta) {
@@ -331,8 +334,14 @@ std::multiset<Truth> truth_of(const std::string& mta) {
     std::istringstream cols(line);
     std::string c;
     while (std::getline(cols, c, '\t')) f.push_back(c);
-    if (f.size() < 13 || f[0] != mta || f[11] == "delivered-reused-connection") continue;
-    out.insert(Truth{f[3], f[7], f[8], f[12]});
+    if (f.size() < 12 || f[0] != mta || f[11] == "delivered-reused-connection") continue;
+    // log_result: what the log lets a collector say. Without that column (an older fixture):
+    // the MTA does not check names for testing mode, and Sendmail at LogLevel 9 does not say
+    // why a certificate failed.
+    std::string said = f.size() >= 13 ? f[12] : f[10];
+    if (f.size() < 13 && f[5] == "testing") said = "success";
+    if (f.size() < 13 && mta == "sendmail" && said == "certificate-expired") said = "certificate-not-trusted";
+    out.insert(Truth{f[3], f[7], f[8], said});
   }
   return out;
 }
