@@ -290,8 +290,15 @@ void Collector::acknowledge(std::uint64_t seq) {
   SpoolState next = state_;
   std::erase_if(next.batches, [seq](const auto& b) { return b.first <= seq; });
   if (next.batches.size() == state_.batches.size()) return;
-  spool_.save(next);
-  state_ = std::move(next);
+  try {
+    spool_.save(next);
+    state_ = std::move(next);
+  } catch (const std::exception& e) {
+    // The batch stays pending; the next flush applies it again (idempotent per seq) and
+    // acknowledges it again.
+    ++stats_.checkpoint_errors;
+    log::error("cannot write the collector spool", {{"error", e.what()}});
+  }
 }
 
 }  // namespace mtasts::reportd

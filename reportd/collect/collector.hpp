@@ -90,7 +90,8 @@ class Collector {
   // writes it with the sources' positions in one atomic write. Returns every pending batch,
   // oldest first. On a write error the batch stays current and nothing is lost.
   std::vector<std::pair<std::uint64_t, tlsrpt::Batch>> checkpoint();
-  // The fleet applied batch `seq`: drop it (and older ones) from the spool.
+  // The fleet applied batch `seq`: drop it (and older ones) from the spool. Never throws: when
+  // the spool cannot be written the batch stays pending (counted in checkpoint_errors).
   void acknowledge(std::uint64_t seq);
 
   const tlsrpt::Batch& current() const noexcept { return current_; }
