@@ -626,6 +626,14 @@ TEST(Collector, AFailedSpoolWriteKeepsTheBatchForTheNextFlush) {
   ASSERT_EQ(pending.size(), 1u);
   EXPECT_EQ(pending[0].second.sessions(), 1u);
   EXPECT_TRUE(c->current().empty());
+  // The spool cannot be written when the fleet acknowledges: the batch stays pending.
+  fs::remove_all(dir.path() / "not-yet");
+  EXPECT_NO_THROW(c->acknowledge(pending[0].first));
+  EXPECT_EQ(c->pending(), 1u);
+  EXPECT_EQ(c->stats().checkpoint_errors, 2u);
+  fs::create_directories(dir.path() / "not-yet");
+  c->acknowledge(pending[0].first);
+  EXPECT_EQ(c->pending(), 0u);
 }
 
 }  // namespace
