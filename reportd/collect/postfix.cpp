@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/util/log.hpp"
+
 namespace mtasts::reportd {
 namespace {
 
@@ -10,6 +12,8 @@ using tlsrpt::Result;
 
 constexpr std::size_t kMaxProcs = 4096;         // smtp processes tracked at once
 constexpr std::size_t kMaxPendingPerProc = 32;  // MX hosts tried for one delivery
+constexpr std::size_t kMaxHeld = 1000;           // deliveries in clear before any TLS line
+constexpr std::string_view kInClear = "delivered without TLS";
 
 // Splits "QUEUEID: rest"; false when the message does not start with a queue id.
 bool split_qid(std::string_view msg, std::string_view& qid, std::string_view& rest) noexcept {
@@ -161,6 +165,7 @@ void PostfixParser::smtp_line(std::int64_t time, std::uint32_t pid, std::string_
       ++stats_.malformed;
       return;
     }
+    saw_tls(out);
     Proc& p = proc(pid);
     Conn c;
     c.host = normal_host(host);
@@ -190,6 +195,7 @@ void PostfixParser::smtp_line(std::int64_t time, std::uint32_t pid, std::string_
       ++stats_.malformed;
       return;
     }
+    saw_tls(out);
     Proc& p = proc(pid);
     if (p.conn && !p.conn->bound && p.conn->tls == TlsSeen::none && p.conn->verify && p.conn->ip == ip) {
       p.conn->tls = tls;
@@ -242,7 +248,7 @@ std::optional<Outcome> PostfixParser::attempt(std::int64_t time, const Conn* con
   if (!options_.tls_logged) return std::nullopt;
   if (sent || dialog_went_on(reason)) {
     o.session.result = Result::starttls_not_supported;
-    o.session.additional_information = "delivered without TLS";
+    o.session.additional_information = std::string(kInClear);
     return o;
   }
   return std::nullopt;  // the connection failed before any TLS could be tried
@@ -275,8 +281,29 @@ void PostfixParser::attempt_line(std::int64_t time, Proc& p, std::string_view qi
 }
 
 void PostfixParser::emit(Outcome o, std::vector<Outcome>& out) {
+  // "In clear" is only known from the absence of a TLS line. Until this log has shown one
+  // TLS line, that absence may only mean smtp_tls_loglevel = 0 (Debian's default): such
+  // sessions wait, and are dropped (with a warning) if a thousand come and no TLS line.
+  if (!tls_seen_ && o.tls == TlsSeen::none && o.session.additional_information == kInClear) {
+    if (held_.size() < kMaxHeld) {
+      held_.push_back(std::move(o));
+    } else {
+      if (stats_.unconfirmed_clear == 0)
+        log::warning("Postfix logs no TLS sessions: set smtp_tls_loglevel = 1; deliveries in clear are not counted");
+      ++stats_.unconfirmed_clear;
+    }
+    return;
+  }
   ++stats_.sessions;
   out.push_back(std::move(o));
+}
+
+void PostfixParser::saw_tls(std::vector<Outcome>& out) {
+  if (tls_seen_) return;
+  tls_seen_ = true;
+  std::vector<Outcome> held = std::move(held_);
+  held_.clear();
+  for (auto& o : held) emit(std::move(o), out);
 }
 
 void PostfixParser::status_line(std::int64_t time, Proc& p, std::string_view qid, std::string_view rest,
@@ -405,33 +432,6 @@ void PostfixParser::status_line(std::int64_t time, Proc& p, std::string_view qid
   emit(std::move(*o), out);
 }
 
-std::string PostfixParser::save_state() const {
-  // The report queue ids, then what each smtp process is in the middle of: a restart between
-  // a TLS line and its status line must not turn a verified session into one in clear.
-  std::string out = report_.save("postfix-state");
-  for (const auto& [pid, p] : procs_) {
-    if (p.conn) {
-      const Conn& c = *p.conn;
-      std::string domains;
-      for (const auto& d : c.domains) domains += (domains.empty() ? "" : ",") + d;
-      out += "conn\t" + std::to_string(pid) + "\t" + state_field(c.host) + "\t" + state_field(c.ip) + "\t" +
-             std::to_string(static_cast<int>(c.tls)) + "\t" +
-             (c.verify ? std::to_string(static_cast<int>(*c.verify)) : std::string("-")) + "\t" +
-             state_field(c.verify_text) + "\t" + (c.reused ? "1" : "0") + "\t" + (c.bound ? "1" : "0") + "\t" +
-             state_field(c.qid) + "\t" + state_field(c.delays) + "\t" + state_field(domains) + "\n";
-    }
-    for (const auto& pend : p.pending) {
-      const tlsrpt::Session& s = pend.outcome.session;
-      out += "pend\t" + std::to_string(pid) + "\t" + state_field(pend.qid) + "\t" + std::to_string(s.time) + "\t" +
-             std::to_string(static_cast<int>(s.result)) + "\t" + state_field(s.receiving_mx_hostname) + "\t" +
-             state_field(s.receiving_ip) + "\t" + state_field(s.sending_mta_ip) + "\t" +
-             state_field(s.additional_information) + "\t" + state_field(s.failure_reason_code) + "\t" +
-             std::to_string(static_cast<int>(pend.outcome.tls)) + "\n";
-    }
-  }
-  return out;
-}
-
 namespace {
 
 bool small_int(const std::string& s, long max, long& out) {
@@ -446,11 +446,66 @@ bool small_int(const std::string& s, long max, long& out) {
   return true;
 }
 
+// One outcome of the saved state: time, result, MX, IP, sending IP, information, code, TLS,
+// domain (9 fields).
+std::string outcome_fields(const Outcome& o) {
+  const tlsrpt::Session& s = o.session;
+  return std::to_string(s.time) + "\t" + std::to_string(static_cast<int>(s.result)) + "\t" +
+         state_field(s.receiving_mx_hostname) + "\t" + state_field(s.receiving_ip) + "\t" +
+         state_field(s.sending_mta_ip) + "\t" + state_field(s.additional_information) + "\t" +
+         state_field(s.failure_reason_code) + "\t" + std::to_string(static_cast<int>(o.tls)) + "\t" +
+         state_field(s.domain);
+}
+
+bool outcome_from(const std::vector<std::string>& f, std::size_t at, Outcome& o) {
+  if (f.size() != at + 9) return false;
+  long t = 0, res = 0, tls = 0;
+  if (!small_int(f[at], 0x7fffffffffffL, t) || !small_int(f[at + 1], static_cast<long>(tlsrpt::kResultCount) - 1, res) ||
+      !small_int(f[at + 7], 5, tls))
+    return false;
+  o.session.time = t;
+  o.session.result = static_cast<Result>(res);
+  o.session.receiving_mx_hostname = normal_host(f[at + 2]);
+  o.session.receiving_ip = clean_text(f[at + 3], 45);
+  o.session.sending_mta_ip = clean_text(f[at + 4], 45);
+  o.session.additional_information = clean_text(f[at + 5], tlsrpt::kMaxAdditionalInformation);
+  o.session.failure_reason_code = clean_text(f[at + 6], tlsrpt::kMaxFailureReasonCode);
+  o.tls = static_cast<TlsSeen>(tls);
+  o.session.domain = normal_host(f[at + 8]);
+  return true;
+}
+
 }  // namespace
+
+std::string PostfixParser::save_state() const {
+  // The report queue ids, then what each smtp process is in the middle of: a restart between
+  // a TLS line and its status line must not turn a verified session into one in clear.
+  std::string out = report_.save("postfix-state");
+  if (tls_seen_) out += "tls-seen\n";
+  for (const auto& o : held_) out += "held\t" + outcome_fields(o) + "\n";
+  for (const auto& [pid, p] : procs_) {
+    if (p.conn) {
+      const Conn& c = *p.conn;
+      std::string domains;
+      for (const auto& d : c.domains) domains += (domains.empty() ? "" : ",") + d;
+      out += "conn\t" + std::to_string(pid) + "\t" + state_field(c.host) + "\t" + state_field(c.ip) + "\t" +
+             std::to_string(static_cast<int>(c.tls)) + "\t" +
+             (c.verify ? std::to_string(static_cast<int>(*c.verify)) : std::string("-")) + "\t" +
+             state_field(c.verify_text) + "\t" + (c.reused ? "1" : "0") + "\t" + (c.bound ? "1" : "0") + "\t" +
+             state_field(c.qid) + "\t" + state_field(c.delays) + "\t" + state_field(domains) + "\n";
+    }
+    for (const auto& pend : p.pending) {
+      out += "pend\t" + std::to_string(pid) + "\t" + state_field(pend.qid) + "\t" + outcome_fields(pend.outcome) + "\n";
+    }
+  }
+  return out;
+}
 
 void PostfixParser::restore_state(std::string_view text) {
   // Replaces whatever this parser held (a collector rewinds a source to a saved position).
   procs_.clear();
+  held_.clear();
+  tls_seen_ = false;
   report_ = ReportMail{};
   report_.restore("postfix-state", text);
   if (!starts_with(text, "postfix-state 1\n")) return;
@@ -458,10 +513,20 @@ void PostfixParser::restore_state(std::string_view text) {
     const auto nl = text.find('\n');
     const std::string_view line = text.substr(0, nl);
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    if (line == "tls-seen") {
+      tls_seen_ = true;
+      continue;
+    }
+    if (starts_with(line, "held\t")) {
+      const std::vector<std::string> f = state_fields(line);
+      Outcome o;
+      if (held_.size() < kMaxHeld && outcome_from(f, 1, o)) held_.push_back(std::move(o));
+      continue;
+    }
     const bool conn = starts_with(line, "conn\t"), pend = starts_with(line, "pend\t");
     if (!conn && !pend) continue;
     const std::vector<std::string> f = state_fields(line);
-    long pid = 0, tls = 0, v = 0, res = 0;
+    long pid = 0, tls = 0, v = 0;
     if (!small_int(f.size() > 1 ? f[1] : "", 0xffffffffL, pid) || procs_.size() >= kMaxProcs) continue;
     if (conn && f.size() == 12 && small_int(f[4], 5, tls)) {
       Conn c;
@@ -481,21 +546,10 @@ void PostfixParser::restore_state(std::string_view text) {
         ds.remove_prefix(comma == std::string_view::npos ? ds.size() : comma + 1);
       }
       procs_[static_cast<std::uint32_t>(pid)].conn = std::move(c);
-    } else if (pend && f.size() == 11 && is_queue_id(f[2]) &&
-               small_int(f[4], static_cast<long>(tlsrpt::kResultCount) - 1, res) && small_int(f[10], 5, tls)) {
-      long t = 0;
-      if (!small_int(f[3], 0x7fffffffffffL, t)) continue;
+    } else if (pend && f.size() == 12 && is_queue_id(f[2])) {
       Proc& p = procs_[static_cast<std::uint32_t>(pid)];
-      if (p.pending.size() >= kMaxPendingPerProc) continue;
       Outcome o;
-      o.session.time = t;
-      o.session.result = static_cast<Result>(res);
-      o.session.receiving_mx_hostname = normal_host(f[5]);
-      o.session.receiving_ip = clean_text(f[6], 45);
-      o.session.sending_mta_ip = clean_text(f[7], 45);
-      o.session.additional_information = clean_text(f[8], tlsrpt::kMaxAdditionalInformation);
-      o.session.failure_reason_code = clean_text(f[9], tlsrpt::kMaxFailureReasonCode);
-      o.tls = static_cast<TlsSeen>(tls);
+      if (p.pending.size() >= kMaxPendingPerProc || !outcome_from(f, 3, o)) continue;
       p.pending.push_back(Pending{f[2], std::move(o)});
     }
   }

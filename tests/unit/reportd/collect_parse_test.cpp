@@ -465,3 +465,42 @@ TEST(Restart, AnyCutPointOfTheSendmailLogsGivesTheSameSessions) {
 
 }  // namespace
 }  // namespace mtasts::reportd
+
+namespace mtasts::reportd {
+namespace {
+
+std::string clear_delivery(int n) {
+  return "Dec 08 00:23:58 mta postfix/smtp[" + std::to_string(500 + n) + "]: AAAA" + std::to_string(10000 + n) +
+         ": to=<x@c" + std::to_string(n) + ".test>, relay=mx.c" + std::to_string(n) +
+         ".test[10.0.0.7]:25, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 ok)\n";
+}
+
+TEST(TlsLogLevelZero, DeliveriesInClearAreOnlyCountedOnceTheLogShowsTlsLines) {
+  test::FakeClock clock{SysTime{Seconds{civil_to_unix(2026, 12, 8, 12, 0, 0)}}};
+  ParserOptions o;
+  o.clock = &clock;
+  // smtp_tls_loglevel = 0: no TLS line ever. Nothing is claimed to be in clear.
+  PostfixParser zero(o);
+  std::string log;
+  for (int i = 0; i < 1100; ++i) log += clear_delivery(i);
+  EXPECT_TRUE(feed_all(zero, log).empty());
+  EXPECT_EQ(zero.stats().unconfirmed_clear, 100u);
+
+  // A log with TLS lines: the deliveries in clear seen before the first one are counted
+  // then, also across a restart in between.
+  PostfixParser first(o);
+  std::vector<Outcome> out;
+  for (int i = 0; i < 3; ++i) first.feed(clear_delivery(i), out);
+  EXPECT_TRUE(out.empty());
+  PostfixParser second(o);
+  second.restore_state(first.save_state());
+  second.feed("Dec 08 00:23:59 mta postfix/smtp[9]: Verified TLS connection established to mx.a.test[10.0.0.1]:25: TLSv1.3 with cipher X (256/256 bits)", out);
+  ASSERT_EQ(out.size(), 3u);
+  for (const auto& x : out) EXPECT_EQ(x.session.result, Result::starttls_not_supported);
+  EXPECT_EQ(out[0].session.domain, "c0.test");
+  second.feed(clear_delivery(7), out);
+  EXPECT_EQ(out.size(), 4u);  // from now on at once
+}
+
+}  // namespace
+}  // namespace mtasts::reportd
