@@ -432,57 +432,12 @@ void PostfixParser::status_line(std::int64_t time, Proc& p, std::string_view qid
   emit(std::move(*o), out);
 }
 
-namespace {
-
-bool small_int(const std::string& s, long max, long& out) {
-  if (s.empty() || s.size() > 19) return false;
-  long v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + (c - '0');
-  }
-  if (v > max) return false;
-  out = v;
-  return true;
-}
-
-// One outcome of the saved state: time, result, MX, IP, sending IP, information, code, TLS,
-// domain (9 fields).
-std::string outcome_fields(const Outcome& o) {
-  const tlsrpt::Session& s = o.session;
-  return std::to_string(s.time) + "\t" + std::to_string(static_cast<int>(s.result)) + "\t" +
-         state_field(s.receiving_mx_hostname) + "\t" + state_field(s.receiving_ip) + "\t" +
-         state_field(s.sending_mta_ip) + "\t" + state_field(s.additional_information) + "\t" +
-         state_field(s.failure_reason_code) + "\t" + std::to_string(static_cast<int>(o.tls)) + "\t" +
-         state_field(s.domain);
-}
-
-bool outcome_from(const std::vector<std::string>& f, std::size_t at, Outcome& o) {
-  if (f.size() != at + 9) return false;
-  long t = 0, res = 0, tls = 0;
-  if (!small_int(f[at], 0x7fffffffffffL, t) || !small_int(f[at + 1], static_cast<long>(tlsrpt::kResultCount) - 1, res) ||
-      !small_int(f[at + 7], 5, tls))
-    return false;
-  o.session.time = t;
-  o.session.result = static_cast<Result>(res);
-  o.session.receiving_mx_hostname = normal_host(f[at + 2]);
-  o.session.receiving_ip = clean_text(f[at + 3], 45);
-  o.session.sending_mta_ip = clean_text(f[at + 4], 45);
-  o.session.additional_information = clean_text(f[at + 5], tlsrpt::kMaxAdditionalInformation);
-  o.session.failure_reason_code = clean_text(f[at + 6], tlsrpt::kMaxFailureReasonCode);
-  o.tls = static_cast<TlsSeen>(tls);
-  o.session.domain = normal_host(f[at + 8]);
-  return true;
-}
-
-}  // namespace
-
 std::string PostfixParser::save_state() const {
   // The report queue ids, then what each smtp process is in the middle of: a restart between
   // a TLS line and its status line must not turn a verified session into one in clear.
   std::string out = report_.save("postfix-state");
   if (tls_seen_) out += "tls-seen\n";
-  for (const auto& o : held_) out += "held\t" + outcome_fields(o) + "\n";
+  for (const auto& o : held_) out += "held\t" + state_outcome(o) + "\n";
   for (const auto& [pid, p] : procs_) {
     if (p.conn) {
       const Conn& c = *p.conn;
@@ -495,7 +450,7 @@ std::string PostfixParser::save_state() const {
              state_field(c.qid) + "\t" + state_field(c.delays) + "\t" + state_field(domains) + "\n";
     }
     for (const auto& pend : p.pending) {
-      out += "pend\t" + std::to_string(pid) + "\t" + state_field(pend.qid) + "\t" + outcome_fields(pend.outcome) + "\n";
+      out += "pend\t" + std::to_string(pid) + "\t" + state_field(pend.qid) + "\t" + state_outcome(pend.outcome) + "\n";
     }
   }
   return out;
@@ -520,20 +475,20 @@ void PostfixParser::restore_state(std::string_view text) {
     if (starts_with(line, "held\t")) {
       const std::vector<std::string> f = state_fields(line);
       Outcome o;
-      if (held_.size() < kMaxHeld && outcome_from(f, 1, o)) held_.push_back(std::move(o));
+      if (held_.size() < kMaxHeld && state_outcome_from(f, 1, o)) held_.push_back(std::move(o));
       continue;
     }
     const bool conn = starts_with(line, "conn\t"), pend = starts_with(line, "pend\t");
     if (!conn && !pend) continue;
     const std::vector<std::string> f = state_fields(line);
     long pid = 0, tls = 0, v = 0;
-    if (!small_int(f.size() > 1 ? f[1] : "", 0xffffffffL, pid) || procs_.size() >= kMaxProcs) continue;
-    if (conn && f.size() == 12 && small_int(f[4], 5, tls)) {
+    if (!state_int(f.size() > 1 ? f[1] : "", 0xffffffffL, pid) || procs_.size() >= kMaxProcs) continue;
+    if (conn && f.size() == 12 && state_int(f[4], 5, tls)) {
       Conn c;
       c.host = normal_host(f[2]);
       c.ip = clean_text(f[3], 45);
       c.tls = static_cast<TlsSeen>(tls);
-      if (f[5] != "-" && small_int(f[5], static_cast<long>(tlsrpt::kResultCount) - 1, v)) c.verify = static_cast<Result>(v);
+      if (f[5] != "-" && state_int(f[5], static_cast<long>(tlsrpt::kResultCount) - 1, v)) c.verify = static_cast<Result>(v);
       c.verify_text = clean_text(f[6], tlsrpt::kMaxAdditionalInformation);
       c.reused = f[7] == "1";
       c.bound = f[8] == "1";
@@ -549,7 +504,7 @@ void PostfixParser::restore_state(std::string_view text) {
     } else if (pend && f.size() == 12 && is_queue_id(f[2])) {
       Proc& p = procs_[static_cast<std::uint32_t>(pid)];
       Outcome o;
-      if (p.pending.size() >= kMaxPendingPerProc || !outcome_from(f, 3, o)) continue;
+      if (p.pending.size() >= kMaxPendingPerProc || !state_outcome_from(f, 3, o)) continue;
       p.pending.push_back(Pending{f[2], std::move(o)});
     }
   }

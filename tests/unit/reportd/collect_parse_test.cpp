@@ -504,3 +504,35 @@ TEST(TlsLogLevelZero, DeliveriesInClearAreOnlyCountedOnceTheLogShowsTlsLines) {
 
 }  // namespace
 }  // namespace mtasts::reportd
+
+namespace mtasts::reportd {
+namespace {
+
+TEST(TlsLogLevelZero, SendmailBelowLogLevel9ClaimsNothingInClear) {
+  test::FakeClock clock{SysTime{Seconds{civil_to_unix(2026, 12, 8, 12, 0, 0)}}};
+  ParserOptions o;
+  o.clock = &clock;
+  const auto clear = [](int n) {
+    return "Dec  8 00:24:01 mta sm-mta[" + std::to_string(700 + n) + "]: 0B80NwAa" + std::to_string(100000 + n) +
+           ": to=<x@c" + std::to_string(n) + ".test>, delay=00:00:00, xdelay=00:00:00, mailer=esmtp, pri=120300, relay=mx.c" +
+           std::to_string(n) + ".test. [10.0.0.4], dsn=2.0.0, stat=Sent (ok)\n";
+  };
+  SendmailParser quiet(o);
+  std::string log;
+  for (int i = 0; i < 1005; ++i) log += clear(i);
+  EXPECT_TRUE(feed_all(quiet, log).empty());
+  EXPECT_EQ(quiet.stats().unconfirmed_clear, 5u);
+
+  SendmailParser first(o);
+  std::vector<Outcome> out;
+  first.feed(clear(1), out);
+  SendmailParser second(o);
+  second.restore_state(first.save_state());
+  second.feed("Dec  8 00:25:33 mta sm-mta[2467]: STARTTLS=client, relay=mx.good.dlv.test., version=TLSv1.3, verify=OK, cipher=TLS_AES_256_GCM_SHA384, bits=256/256", out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].session.domain, "c1.test");
+  EXPECT_EQ(out[0].session.result, Result::starttls_not_supported);
+}
+
+}  // namespace
+}  // namespace mtasts::reportd
