@@ -179,6 +179,7 @@ bool flush(reportd::Collector& collector, ReportStore& store, const std::string&
     try {
       const auto applied = store.apply(host, seq, batch);
       (applied == ReportStore::Applied::applied ? m.flushes_applied : m.flushes_duplicate).inc();
+      if (applied == ReportStore::Applied::applied) m.details_dropped.inc(batch.dropped_details());
       collector.acknowledge(seq);
     } catch (const RedisError& e) {
       m.flushes_error.inc();

@@ -14,7 +14,8 @@ case "$secs" in
 esac
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz_txt fuzz_policy fuzz_domain fuzz_mx fuzz_netstring fuzz_cache_entry
-                                     fuzz_recipient fuzz_header fuzz_dns fuzz_tlsrpt_record fuzz_reportd)
+                                     fuzz_recipient fuzz_header fuzz_dns fuzz_tlsrpt_record fuzz_tlsrpt_batch
+                                     fuzz_reportd)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build/fuzz"

@@ -102,9 +102,9 @@ const std::vector<RedisNeed>& redis_needs(Program program) {
                                      N::write_stats,  N::read_clock,    N::server_info};
   // mta-sts-reportd reads entries (the policy in force at each session) and the clock; its
   // report keys (v1:rpt:*) are checked by its own probes (issue 20).
-  static const std::vector<N> reportd{N::read_entries, N::read_clock};
+  static const std::vector<N> reportd{N::read_entries, N::read_clock, N::write_reports};
   static const std::vector<N> ctl{N::read_entries, N::list_entries, N::drop_entries, N::schedule,
-                                  N::count_queues, N::read_stats};
+                                  N::count_queues, N::read_stats,   N::read_reports};
   switch (program) {
     case Program::milter: return milter;
     case Program::tlsmap: return milter;  // the same reader's rights: read, signal misses and demand, watch changes
