@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -29,6 +30,7 @@
 #include "common/daemon/metrics_http.hpp"
 #include "common/daemon/redis_check.hpp"
 #include "common/dns/dns.hpp"
+#include "common/fleet/lookup.hpp"
 #include "common/fleet/redis.hpp"
 #include "common/fleet/report_store.hpp"
 #include "common/fleet/store.hpp"
@@ -61,37 +63,19 @@ std::string host_name() {
 
 std::string host_id_of(const ReportdConfig& c) { return c.host_id.empty() ? host_name() : c.host_id; }
 
-// The fleet's cache as the collector reads it: one read per domain and minute at most (a
-// day's sessions to one domain need not cost a Redis round trip each). A Redis failure is
-// "unknown", never "no policy": the session is counted with what was read before, or, for a
-// domain never read, as no-policy-found (the report then says so; the cache is not changed).
-class CachePolicyView final : public reportd::PolicyView {
+// The fleet's cache as the collector reads it: through the lookup library the milter and
+// mta-sts-tlsmap use (held copies, local cache, invalidation rules), read-only. The MTA's own
+// lookups already told the fetchers which domains are wanted and missed; the report side
+// never moves the fleet's schedule (and its Redis user may not).
+class ReadOnlySource final : public PolicySource {
  public:
-  explicit CachePolicyView(PolicyStore& store) : store_(store) {}
-
-  std::optional<CacheEntry> entry(const Domain& d) override {
-    const auto now = std::chrono::steady_clock::now();
-    auto it = memo_.find(d.str());
-    if (it != memo_.end() && now - it->second.read_at < 60s) return it->second.entry;
-    try {
-      PolicyStore::Read r = store_.read(d);
-      if (memo_.size() >= kMaxMemo) memo_.clear();
-      memo_[d.str()] = {r.entry, now};
-      return r.entry;
-    } catch (const RedisError& e) {
-      if (it != memo_.end()) return it->second.entry;
-      return std::nullopt;
-    }
-  }
+  ReadOnlySource(Pool& pool, const StoreOptions& opts) : inner_(pool, opts) {}
+  SourceRead get(const Domain& d) override { return inner_.get(d); }
+  void signal_miss(const Domain&, SysTime) override {}
+  void note_wanted(const std::vector<std::pair<std::string, SysTime>>&) override {}
 
  private:
-  static constexpr std::size_t kMaxMemo = 100000;
-  struct Memo {
-    std::optional<CacheEntry> entry;
-    std::chrono::steady_clock::time_point read_at;
-  };
-  PolicyStore& store_;
-  std::map<std::string, Memo> memo_;
+  RedisPolicySource inner_;
 };
 
 ReportLimits limits_of(const ReportdConfig& c) {
@@ -156,6 +140,12 @@ std::vector<std::unique_ptr<reportd::Source>> make_sources(const Config& cfg, co
   so.parser.sender_address = c.sender_address;
   so.parser.sending_ip = c.sending_mta_ip;
   so.parser.clock = &clock;
+  // Syslog-style stamps ("Dec  8 00:20:40": rsyslog, Postfix's maillog_file) are local time of
+  // this host, which logs them: its offset from UTC now.
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  so.parser.utc_offset = local.tm_gmtoff;
   so.clock = &clock;
   std::vector<std::unique_ptr<reportd::Source>> out;
   for (const auto& spec : c.sources) {
@@ -246,9 +236,10 @@ int run_daemon(const Config& cfg) {
   const auto metrics_server = metrics::serve(c.daemon.metrics_listen);
 
   Pool pool(cfg.redis.redis);
-  PolicyStore policies(pool, cfg.redis.store);
   ReportStore reports(pool, cfg.redis.store.prefix, limits_of(c));
-  CachePolicyView view(policies);
+  ReadOnlySource policies(pool, cfg.redis.store);
+  PolicyLookup lookup(policies, clock, LookupOptions{});
+  reportd::LookupPolicyView view(lookup);
   reportd::CollectorOptions co;
   co.state_dir = c.state_directory;
   co.max_details = c.max_failure_details;
