@@ -231,8 +231,15 @@ int run_cache(const Args& a, const Config& cfg) {
 // Who reports, as mta-sts-reportd's [reportd] section says (organization-name, contact-info,
 // submitter), so that `report json` prints the report reportd sends.
 tlsrpt::Reporter reporter_of(const Config& cfg) {
-  (void)cfg;  // TODO(lead): fill from cfg.reportd once the [reportd] section exists
-  return tlsrpt::Reporter{};
+  return tlsrpt::Reporter{cfg.reportd.organization_name, cfg.reportd.contact_info, cfg.reportd.submitter};
+}
+
+// The caps reportd writes with ([reportd] keep, max-failure-details): the reader allows as much.
+ReportLimits report_limits(const Config& cfg) {
+  ReportLimits l;
+  l.keep = cfg.reportd.keep;
+  l.max_details = cfg.reportd.max_failure_details;
+  return l;
 }
 
 int run_report(const Args& a, const Config& cfg) {
@@ -249,7 +256,7 @@ int run_report(const Args& a, const Config& cfg) {
   // Default: today (UTC), the day the fleet is counting now.
   const std::string day = a.day ? *a.day : tlsrpt::day_of(SystemClock().now().time_since_epoch().count());
   Pool pool(cfg.redis.redis);
-  ReportStore store(pool, cfg.redis.store.prefix, ReportLimits{});
+  ReportStore store(pool, cfg.redis.store.prefix, report_limits(cfg));
   const std::string domain = operands == 1 ? a.words[2] : std::string();
   if (what == "show") return emit(ctl::report_show(store, domain, day, a.json));
   return emit(ctl::report_json_of(store, reporter_of(cfg), domain, day));

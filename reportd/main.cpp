@@ -16,15 +16,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <csignal>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/daemon/config.hpp"
@@ -32,6 +30,7 @@
 #include "common/daemon/metrics_http.hpp"
 #include "common/daemon/redis_check.hpp"
 #include "common/dns/dns.hpp"
+#include "common/fleet/lookup.hpp"
 #include "common/fleet/redis.hpp"
 #include "common/fleet/report_store.hpp"
 #include "common/fleet/store.hpp"
@@ -64,37 +63,19 @@ std::string host_name() {
 
 std::string host_id_of(const ReportdConfig& c) { return c.host_id.empty() ? host_name() : c.host_id; }
 
-// The fleet's cache as the collector reads it: one read per domain and minute at most (a
-// day's sessions to one domain need not cost a Redis round trip each). A Redis failure is
-// "unknown", never "no policy": the session is counted with what was read before, or, for a
-// domain never read, as no-policy-found (the report then says so; the cache is not changed).
-class CachePolicyView final : public reportd::PolicyView {
+// The fleet's cache as the collector reads it: through the lookup library the milter and
+// mta-sts-tlsmap use (held copies, local cache, invalidation rules), read-only. The MTA's own
+// lookups already told the fetchers which domains are wanted and missed; the report side
+// never moves the fleet's schedule (and its Redis user may not).
+class ReadOnlySource final : public PolicySource {
  public:
-  explicit CachePolicyView(PolicyStore& store) : store_(store) {}
-
-  std::optional<CacheEntry> entry(const Domain& d) override {
-    const auto now = std::chrono::steady_clock::now();
-    auto it = memo_.find(d.str());
-    if (it != memo_.end() && now - it->second.read_at < 60s) return it->second.entry;
-    try {
-      PolicyStore::Read r = store_.read(d);
-      if (memo_.size() >= kMaxMemo) memo_.clear();
-      memo_[d.str()] = {r.entry, now};
-      return r.entry;
-    } catch (const RedisError& e) {
-      if (it != memo_.end()) return it->second.entry;
-      return std::nullopt;
-    }
-  }
+  ReadOnlySource(Pool& pool, const StoreOptions& opts) : inner_(pool, opts) {}
+  SourceRead get(const Domain& d) override { return inner_.get(d); }
+  void signal_miss(const Domain&, SysTime) override {}
+  void note_wanted(const std::vector<std::pair<std::string, SysTime>>&) override {}
 
  private:
-  static constexpr std::size_t kMaxMemo = 100000;
-  struct Memo {
-    std::optional<CacheEntry> entry;
-    std::chrono::steady_clock::time_point read_at;
-  };
-  PolicyStore& store_;
-  std::map<std::string, Memo> memo_;
+  RedisPolicySource inner_;
 };
 
 ReportLimits limits_of(const ReportdConfig& c) {
@@ -159,6 +140,12 @@ std::vector<std::unique_ptr<reportd::Source>> make_sources(const Config& cfg, co
   so.parser.sender_address = c.sender_address;
   so.parser.sending_ip = c.sending_mta_ip;
   so.parser.clock = &clock;
+  // Syslog-style stamps ("Dec  8 00:20:40": rsyslog, Postfix's maillog_file) are local time of
+  // this host, which logs them: its offset from UTC now.
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  so.parser.utc_offset = local.tm_gmtoff;
   so.clock = &clock;
   std::vector<std::unique_ptr<reportd::Source>> out;
   for (const auto& spec : c.sources) {
@@ -179,6 +166,7 @@ bool flush(reportd::Collector& collector, ReportStore& store, const std::string&
     try {
       const auto applied = store.apply(host, seq, batch);
       (applied == ReportStore::Applied::applied ? m.flushes_applied : m.flushes_duplicate).inc();
+      if (applied == ReportStore::Applied::applied) m.details_dropped.inc(batch.dropped_details());
       collector.acknowledge(seq);
     } catch (const RedisError& e) {
       m.flushes_error.inc();
@@ -192,22 +180,20 @@ bool flush(reportd::Collector& collector, ReportStore& store, const std::string&
   return true;
 }
 
-void log_summary(const reportd::SendSummary& s) {
-  for (const auto& r : s.results) {
-    const bool bad = r.outcome == reportd::SendOutcome::error || r.outcome == reportd::SendOutcome::retry ||
-                     r.outcome == reportd::SendOutcome::gave_up;
-    log::write(bad ? log::Level::warning : log::Level::info, "report",
-               {{"day", r.day}, {"domain", r.domain}, {"outcome", reportd::to_string(r.outcome)}, {"rua", r.rua},
-                {"detail", r.detail}});
-  }
-}
-
 int run_send_day(const Config& cfg, const std::string& day) {
   if (cfg.reportd.organization_name.empty() || cfg.reportd.contact_info.empty() || cfg.reportd.submitter.empty()) {
     std::fprintf(stderr, "%s: --send needs organization-name and contact-info (and a submitter) in [reportd]\n", kName);
     return exit_status::config;
   }
   SystemClock clock;
+  // A day still running would be reported with what was counted so far, and never again.
+  const auto start = tlsrpt::day_start(day);
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch()).count();
+  if (!start || *start + 86400 > now) {
+    std::fprintf(stderr, "%s: --send %s: the day is not over yet (UTC); its report is sent after 00:00 UTC\n", kName,
+                 day.c_str());
+    return exit_status::config;
+  }
   Pool pool(cfg.redis.redis);
   ReportStore reports(pool, cfg.redis.store.prefix, limits_of(cfg.reportd));
   SendParts parts = make_sender(cfg, pool, reports, clock);
@@ -218,47 +204,12 @@ int run_send_day(const Config& cfg, const std::string& day) {
     std::fprintf(stderr, "%s: --send %s: %s\n", kName, day.c_str(), e.what());
     return exit_status::config;
   }
-  log_summary(summary);
   for (const auto& r : summary.results) {
     std::printf("%s %s %s%s%s\n", r.day.c_str(), r.domain.c_str(), reportd::to_string(r.outcome),
                 r.rua.empty() ? "" : " ", r.rua.c_str());
   }
   return summary.ok() ? exit_status::ok : exit_status::failure;
 }
-
-// The sender's thread: a round every minute (and at once when woken), until stopped.
-class SenderLoop {
- public:
-  explicit SenderLoop(reportd::Sender& s) : sender_(s), thread_([this] { run(); }) {}
-  ~SenderLoop() {
-    {
-      std::lock_guard lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  void run() {
-    std::unique_lock lk(mu_);
-    while (!stop_) {
-      lk.unlock();
-      try {
-        log_summary(sender_.tick());
-      } catch (const std::exception& e) {
-        log::error("sending round failed; tried again in a minute", {{"error", e.what()}});
-      }
-      lk.lock();
-      cv_.wait_for(lk, 60s, [this] { return stop_; });
-    }
-  }
-  reportd::Sender& sender_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 int run_daemon(const Config& cfg) {
   const ReportdConfig& c = cfg.reportd;
@@ -285,9 +236,10 @@ int run_daemon(const Config& cfg) {
   const auto metrics_server = metrics::serve(c.daemon.metrics_listen);
 
   Pool pool(cfg.redis.redis);
-  PolicyStore policies(pool, cfg.redis.store);
   ReportStore reports(pool, cfg.redis.store.prefix, limits_of(c));
-  CachePolicyView view(policies);
+  ReadOnlySource policies(pool, cfg.redis.store);
+  PolicyLookup lookup(policies, clock, LookupOptions{});
+  reportd::LookupPolicyView view(lookup);
   reportd::CollectorOptions co;
   co.state_dir = c.state_directory;
   co.max_details = c.max_failure_details;
@@ -297,11 +249,11 @@ int run_daemon(const Config& cfg) {
   log_redis_check(cfg, Program::reportd);
 
   std::optional<SendParts> send_parts;
-  std::unique_ptr<SenderLoop> sender_loop;
+  std::unique_ptr<reportd::SendLoop> sender_loop;
   if (c.send) {
     send_parts = make_sender(cfg, pool, reports, clock);
     send_parts->sender->set_metrics(metrics::registry());
-    sender_loop = std::make_unique<SenderLoop>(*send_parts->sender);
+    sender_loop = std::make_unique<reportd::SendLoop>(*send_parts->sender);
   }
   log::notice("started", {{"version", MTASTS_VERSION}, {"config", cfg.path}, {"host", host},
                           {"sources", std::to_string(collector.sources().size())},
@@ -389,7 +341,11 @@ int main(int argc, char** argv) {
                 cfg.path.empty() ? "" : (cfg.path + ")").c_str());
     if (!cl.check_redis) return exit_status::ok;
   }
-  if (cl.check_redis) return run_check_redis(cfg, Program::reportd);
+  // A sending host also claims reports and records them (reportd/send/send_store).
+  if (cl.check_redis)
+    return run_check_redis(cfg, Program::reportd,
+                           cfg.reportd.send ? reportd::send_store_probes(cfg.redis.store.prefix)
+                                            : std::vector<RedisProbe>{});
 
   try {
     daemon::init_logging(cfg.reportd.daemon, kName);

@@ -14,7 +14,8 @@ case "$secs" in
 esac
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz_txt fuzz_policy fuzz_domain fuzz_mx fuzz_netstring fuzz_cache_entry
-                                     fuzz_recipient fuzz_header fuzz_dns fuzz_tlsrpt_record)
+                                     fuzz_recipient fuzz_header fuzz_dns fuzz_tlsrpt_record fuzz_tlsrpt_batch
+                                     fuzz_reportd)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build/fuzz"
@@ -41,6 +42,7 @@ dict_for() {
     fuzz_netstring) echo "$root/tests/fuzz/netstring.dict" ;;
     fuzz_cache_entry) echo "$root/tests/fuzz/cache_entry.dict" ;;
     fuzz_tlsrpt_record) echo "$root/tests/fuzz/tlsrpt_record.dict" ;;
+    fuzz_reportd) echo "$root/tests/fuzz/reportd.dict" ;;
   esac
 }
 
@@ -58,6 +60,8 @@ for t in "${targets[@]}"; do
   [ "$t" = fuzz_tlsrpt_record ] && maxlen=34000  # past the 32 KiB record limit
   # Cache entries carry a policy body: room for one near the limit, escaped.
   [ "$t" = fuzz_cache_entry ] && maxlen=220000
+  # Datagrams up to the 64 KiB limit and past it.
+  [ "$t" = fuzz_reportd ] && maxlen=70000
   args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$maxlen"
         -print_final_stats=1 -artifact_prefix="$artifacts/$t-")
   dict=$(dict_for "$t")

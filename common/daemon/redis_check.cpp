@@ -102,9 +102,9 @@ const std::vector<RedisNeed>& redis_needs(Program program) {
                                      N::write_stats,  N::read_clock,    N::server_info};
   // mta-sts-reportd reads entries (the policy in force at each session) and the clock; its
   // report keys (v1:rpt:*) are checked by its own probes (issue 20).
-  static const std::vector<N> reportd{N::read_entries, N::read_clock};
+  static const std::vector<N> reportd{N::read_entries, N::read_clock, N::write_reports};
   static const std::vector<N> ctl{N::read_entries, N::list_entries, N::drop_entries, N::schedule,
-                                  N::count_queues, N::read_stats};
+                                  N::count_queues, N::read_stats,   N::read_reports};
   switch (program) {
     case Program::milter: return milter;
     case Program::tlsmap: return milter;  // the same reader's rights: read, signal misses and demand, watch changes
@@ -126,7 +126,8 @@ std::vector<std::string> redis_commands(Program program) {
   return {out.begin(), out.end()};
 }
 
-RedisCheckResult check_redis(const RedisOptions& opts, const StoreOptions& store, Program program) {
+RedisCheckResult check_redis(const RedisOptions& opts, const StoreOptions& store, Program program,
+                             const std::vector<RedisProbe>& extra) {
   RedisCheckResult r;
   auto fail = [&r](Failed f) {
     r.ok = false;
@@ -228,14 +229,23 @@ RedisCheckResult check_redis(const RedisOptions& opts, const StoreOptions& store
     }
     r.checked.push_back("EXEC");
   }
+  for (const RedisProbe& p : extra) {
+    const std::string name = upper(p.argv.front());
+    try {
+      conn->command(views(p.argv));
+      r.checked.push_back(name);
+    } catch (const RedisError& e) {
+      return fail(failed(e, opts, name, RedisNeed::write_reports));
+    }
+  }
   r.ok = true;
   r.message = "Redis at " + opts.address + " allows " + (opts.user.empty() ? "the default user" : "user " + opts.user) +
               " everything " + program_name(program) + " needs";
   return r;
 }
 
-int run_check_redis(const Config& cfg, Program program) {
-  const RedisCheckResult r = check_redis(cfg.redis.redis, cfg.redis.store, program);
+int run_check_redis(const Config& cfg, Program program, const std::vector<RedisProbe>& extra) {
+  const RedisCheckResult r = check_redis(cfg.redis.redis, cfg.redis.store, program, extra);
   if (!r.ok) {
     std::fprintf(stderr, "%s: redis check failed: %s\n", program_name(program), r.message.c_str());
     return exit_status::redis;

@@ -35,11 +35,14 @@ struct RedisCheckResult {
 // and no persistence at all (a primary restarting empty wipes its replicas). Pure.
 std::vector<std::string> server_warnings(std::string_view info);
 
-RedisCheckResult check_redis(const RedisOptions& opts, const StoreOptions& store, Program program);
+// `extra`: probes a program adds of its own (mta-sts-reportd's sending claims, whose code
+// lives in reportd/), run directly after the needs of redis_needs(program).
+RedisCheckResult check_redis(const RedisOptions& opts, const StoreOptions& store, Program program,
+                             const std::vector<RedisProbe>& extra = {});
 
 // Runs check_redis for `cfg` (as loaded for `program`), prints the outcome (stdout on
 // success, stderr on failure, prefixed with the program's name) and returns the exit status.
-int run_check_redis(const Config& cfg, Program program);
+int run_check_redis(const Config& cfg, Program program, const std::vector<RedisProbe>& extra = {});
 
 // At a daemon's start: check_redis, logged. Info when all is well; a warning when Redis is
 // unreachable (not fatal: the daemon waits for it); an error for WRONGPASS and NOPERM, which

@@ -253,7 +253,14 @@ void LocalCache::put(const std::string& domain, EntryPtr e, SysTime until, std::
   const bool guards = e && protects(*e);
   std::lock_guard lk(mu_);
   if (capacity_ == 0) return;
-  if (generation != generation_.load()) return;
+  if (generation != generation_.load()) {
+    // An invalidation raced with the read: `e` may be older than what was announced, so it is
+    // not served without re-reading. A policy that protects was answered all the same, and is
+    // held (when nothing is there yet): if the shared cache then loses it (a failover to a
+    // replica without it), this host still applies what it answered (issue 19, partition).
+    if (!guards || index_.count(domain) > 0) return;
+    until = SysTime{};
+  }
   if (auto it = index_.find(domain); it != index_.end()) {
     it->second->entry = std::move(e);
     it->second->until = until;

@@ -179,9 +179,11 @@ class LocalCache {
     auto h = get_held(domain, now);
     return h ? h->entry : nullptr;
   }
-  // Inserts or replaces, evicting when full. Ignored when `generation` is not the current one
-  // (an invalidation raced with the read that produced `e`) or when capacity is 0. `keep`
-  // (>= until) is how long the entry is held; by default it ends with `until`.
+  // Inserts or replaces, evicting when full. When `generation` is not the current one (an
+  // invalidation raced with the read that produced `e`), only an entry that protects (enforce
+  // or testing) for a domain not yet there is kept, as held only (re-read at the next lookup);
+  // otherwise ignored; also when capacity is 0. `keep` (>= until) is how long the entry is
+  // held; by default it ends with `until`.
   void put(const std::string& domain, EntryPtr e, SysTime until, std::uint64_t generation,
            std::optional<SysTime> keep = std::nullopt, std::string drop_mark = {});
   // Marks the entry for re-reading (it stays held). True when it was there.

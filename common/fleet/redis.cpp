@@ -25,6 +25,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <random>
+#include <thread>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -94,6 +95,21 @@ bool readonly(const redisReply* r) noexcept {
   if (any_error_says(r, "READONLY")) return true;
   return error_says(r, "EXECABORT") && r->str &&
          std::string_view(r->str, r->len).find("READONLY") != std::string_view::npos;
+}
+
+// -NOREPLICAS: a primary that has fewer good replicas than its min-replicas-to-write (cut
+// off from them: what it would take could be discarded when a partition heals). The
+// connection is left, so that the next one asks the sentinels again; said at most every 10 s.
+bool noreplicas(const redisReply* r) noexcept { return any_error_says(r, "NOREPLICAS"); }
+void log_noreplicas(const std::string& address) {
+  static std::atomic<std::int64_t> last{0};
+  const std::int64_t now = std::chrono::duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+  std::int64_t seen = last.load();
+  if (now - seen < 10'000 && seen != 0) return;
+  if (!last.compare_exchange_strong(seen, now)) return;
+  log::warning("redis primary refuses writes: fewer replicas than its min-replicas-to-write (cut off from them?); "
+               "looking the primary up again",
+               {{"address", address}});
 }
 
 // -LOADING (a replica loading its data after a full resync, a server loading at start) or
@@ -608,6 +624,10 @@ Reply Connection::command(const std::vector<std::string_view>& argv) {
   if (const redisReply* e = find_error(r.raw())) {
     // The next connection looks the server up again (and avoids one that cannot answer).
     if (readonly(r.raw())) broken_ = true;
+    if (noreplicas(r.raw())) {
+      broken_ = true;
+      log_noreplicas(address_);
+    }
     if (unavailable(r.raw())) {
       broken_ = true;
       avoided().add(address_);
@@ -632,6 +652,10 @@ std::vector<Reply> Connection::pipeline(const std::vector<std::vector<std::strin
       fail(REDIS_ERR_IO, ETIMEDOUT, "pipeline: no reply within " + ms_text(command_timeout_));
     if (const redisReply* e = find_error(r.raw()); e && !first_error) first_error = reply_error({e->str, e->len});
     if (readonly(r.raw())) broken_ = true;
+    if (noreplicas(r.raw())) {
+      broken_ = true;
+      log_noreplicas(address_);
+    }
     if (unavailable(r.raw())) {
       broken_ = true;
       avoided().add(address_);
@@ -658,8 +682,112 @@ std::optional<Reply> Connection::read(std::chrono::milliseconds timeout) {
   return r;
 }
 
+// ---- +switch-master ------------------------------------------------------------------------
+// One subscription to a sentinel's `+switch-master` per master name and set of sentinels in
+// the process. Its count of failovers (the epoch) tells the pools which connections were
+// opened before the last one. A sentinel that stops answering (a PING each second, none
+// answered for 3 s) or goes away is replaced by the next one; what was announced meanwhile is
+// unknown, so a resubscription counts as a failover (the pools reconnect once).
+class SwitchWatch {
+ public:
+  explicit SwitchWatch(const RedisOptions& opts) : sentinels_(opts.sentinels), master_(opts.master_name) {
+    timeout_ = std::max(milliseconds{100}, opts.connect_timeout);
+    // With every signal blocked: the first lease may come before the program blocked its own
+    // (libmilter's signal thread must be the one to take SIGTERM).
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    try {
+      thread_ = std::thread([this] { run(); });
+    } catch (...) {
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      throw;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+  ~SwitchWatch() {
+    stop_ = true;
+    thread_.join();
+  }
+  SwitchWatch(const SwitchWatch&) = delete;
+  SwitchWatch& operator=(const SwitchWatch&) = delete;
+  std::uint64_t epoch() const noexcept { return epoch_.load(); }
+
+  static std::shared_ptr<SwitchWatch> of(const RedisOptions& opts) {
+    static std::mutex mu;
+    static std::map<std::string, std::weak_ptr<SwitchWatch>> watches;
+    std::string key = opts.master_name;
+    for (const auto& s : opts.sentinels) key += " " + s;
+    std::lock_guard lk(mu);
+    if (auto w = watches[key].lock()) return w;
+    auto w = std::make_shared<SwitchWatch>(opts);
+    watches[key] = w;
+    return w;
+  }
+
+ private:
+  void run() {
+    thread_local std::minstd_rand pick{std::random_device{}()};
+    std::size_t next = std::uniform_int_distribution<std::size_t>(0, sentinels_.size() - 1)(pick);
+    bool first = true;
+    while (!stop_) {
+      const std::string& sentinel = sentinels_[next++ % sentinels_.size()];
+      try {
+        RedisOptions so;
+        so.connect_timeout = timeout_;
+        so.command_timeout = timeout_;
+        Connection c = Connection::open_at(so, sentinel);
+        c.send({"SUBSCRIBE", "+switch-master"});
+        if (!first) ++epoch_;
+        first = false;
+        auto heard = steady_clock::now();
+        auto pinged = heard;
+        while (!stop_) {
+          if (std::optional<Reply> r = c.read(milliseconds{100})) {
+            heard = steady_clock::now();
+            on_message(*r);
+          }
+          const auto now = steady_clock::now();
+          if (now - pinged >= milliseconds{1000}) {
+            c.send({"PING"});
+            pinged = now;
+          }
+          if (now - heard > milliseconds{3000})
+            throw RedisError(RedisError::Kind::timeout, "redis: sentinel silent for 3 s");
+        }
+      } catch (const RedisError& e) {
+        log::debug("sentinel subscription lost, trying the next sentinel", {{"sentinel", sentinel}, {"error", e.what()}});
+        for (int i = 0; i < 5 && !stop_; ++i) std::this_thread::sleep_for(milliseconds{100});
+      }
+    }
+  }
+  // ["message", "+switch-master", "<name> <old ip> <old port> <new ip> <new port>"]
+  void on_message(const Reply& r) {
+    if (!r.is_array() || r.size() != 3 || !r.at(0).is_string() || r.at(0).str() != "message" || !r.at(2).is_string())
+      return;
+    const std::string_view text = r.at(2).str();
+    if (!text.starts_with(master_ + " ")) return;
+    ++epoch_;
+    log::notice("sentinel announced a failover: pooled connections to the old primary are closed",
+                {{"master", master_}, {"switch", std::string(text.substr(0, 300))}});
+  }
+
+  std::vector<std::string> sentinels_;
+  std::string master_;
+  milliseconds timeout_{};
+  std::atomic<std::uint64_t> epoch_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 // ---- pool -------------------------------------------------------------------------------
 Pool::Pool(RedisOptions opts) : opts_(std::move(opts)) {}
+
+std::uint64_t Pool::epoch() {
+  if (opts_.sentinels.empty() || opts_.master_name.empty() || opts_.role != RedisOptions::Role::primary) return 0;
+  std::call_once(watch_once_, [this] { watch_ = SwitchWatch::of(opts_); });
+  return watch_->epoch();
+}
 
 Pool::Lease::Lease(Lease&& o) noexcept : pool_(o.pool_), conn_(std::move(o.conn_)) { o.pool_ = nullptr; }
 
@@ -682,13 +810,14 @@ bool idle_connection_alive(const Connection& c) noexcept {
 
 Pool::Lease Pool::lease() {
   const auto deadline = bounded(steady_clock::now() + opts_.connect_timeout, "a connection came free");
+  const std::uint64_t epoch_now = epoch();
   std::vector<std::unique_ptr<Connection>> stale;  // declared first: closed after the unlock
   std::unique_lock lock(mu_);
   for (;;) {
     while (!idle_.empty()) {
       std::unique_ptr<Connection> c = std::move(idle_.back());
       idle_.pop_back();
-      if (idle_connection_alive(*c)) return Lease(this, std::move(c));
+      if (c->epoch_ == epoch_now && idle_connection_alive(*c)) return Lease(this, std::move(c));
       stale.push_back(std::move(c));
       --open_;
     }
@@ -702,7 +831,9 @@ Pool::Lease Pool::lease() {
   ++open_;
   lock.unlock();
   try {
-    return Lease(this, std::make_unique<Connection>(Connection::open(opts_)));
+    auto c = std::make_unique<Connection>(Connection::open(opts_));
+    c->epoch_ = epoch_now;  // a failover during the open: left at the next lease
+    return Lease(this, std::move(c));
   } catch (...) {
     {
       std::lock_guard relock(mu_);

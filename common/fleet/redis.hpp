@@ -157,9 +157,11 @@ class Connection {
   Connection& operator=(Connection&&) noexcept = default;
 
   // One command, binary-safe arguments. Throws RedisError (and marks itself broken on
-  // io/timeout/protocol errors and on -READONLY, which means the server it reaches is no
-  // longer the primary, so that the next connection looks the primary up again; any other
-  // server error reply leaves the connection usable). An array
+  // io/timeout/protocol errors, on -READONLY, which means the server it reaches is no longer
+  // the primary, and on -NOREPLICAS, a primary with fewer replicas than its
+  // min-replicas-to-write: cut off from them, perhaps replaced on the other side of a
+  // partition; so that the next connection looks the primary up again; any other server
+  // error reply leaves the connection usable). An array
   // reply with an error element (EXEC whose command failed) is an error reply too.
   Reply command(const std::vector<std::string_view>& argv);
   // Several commands in one round trip; replies in order. Server error replies become
@@ -194,7 +196,11 @@ class Connection {
   std::string address_;  // for error messages
   bool broken_ = false;
   bool dirty_ = false;
+  std::uint64_t epoch_ = 0;  // the pool's failover count when it was opened (see Pool)
+  friend class Pool;
 };
+
+class SwitchWatch;
 
 class Pool {
  public:
@@ -221,13 +227,20 @@ class Pool {
   // At most pool_size connections are ever open, so that a burst of lookups queues for a
   // few microseconds instead of opening (and then closing) connections to a shared Redis.
   // Throws RedisError when Redis cannot be reached, or no connection comes free, within
-  // connect_timeout.
+  // connect_timeout. With sentinels, the pool of the primary listens to one sentinel for
+  // `+switch-master` (a thread of its own, shared by every such pool of the process, started
+  // at the first lease): after a failover, connections opened before it are closed instead of
+  // being handed out, so that writes go to the new primary at once instead of to the old one
+  // (which takes them until the sentinels demote it, and then discards them).
   Lease lease();
   const RedisOptions& options() const noexcept { return opts_; }
 
  private:
   void give_back(std::unique_ptr<Connection> c) noexcept;
+  std::uint64_t epoch();  // 0 without a watch
   RedisOptions opts_;
+  std::once_flag watch_once_;
+  std::shared_ptr<SwitchWatch> watch_;
   std::mutex mu_;
   std::condition_variable freed_;
   std::vector<std::unique_ptr<Connection>> idle_;

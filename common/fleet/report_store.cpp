@@ -44,8 +44,10 @@ namespace {
 // ARGV: [1] seq, [2] seconds the seq key lives, [3] max_details, [4] max_policies, [5] the
 // number of day-set keys, then per entry: hash key index, day-set key index, expire-at,
 // domain, policy key, encoded policy, success, failure, number of details, and per detail
-// its encoding and count.
-// Returns 1 when applied, 0 for a batch number not above the recorded one.
+// its encoding and count, then the failures whose detail is not kept (not valid: a value a
+// collector should not have handed on; counted like those over the cap).
+// Returns 1 when applied, 0 for a batch number not above the recorded one, and 0 for a batch
+// without entries (apply() sends none; --check-redis's probe does, to write nothing).
 constexpr std::string_view kApplyScript = R"lua(
 local function num(v)
   if not v then return 0 end
@@ -67,6 +69,7 @@ if cur == 'string' then
 elseif cur ~= 'none' then
   redis.call('DEL', KEYS[1])
 end
+if #ARGV <= 5 then return 0 end
 local ndays = tonumber(ARGV[5])
 for k = 2, #KEYS do
   local want = 'hash'
@@ -111,10 +114,12 @@ while i <= #ARGV do
         incr(hk, 'x:' .. pk, c)
       end
     end
+    incr(hk, 'x:' .. pk, ARGV[i])
+    i = i + 1
   else
     incr(hk, 'xs', s)
     incr(hk, 'xf', f)
-    i = i + 2 * n
+    i = i + 2 * n + 1
   end
   redis.call('SADD', dk, domain)
   redis.call('EXPIREAT', hk, at)
@@ -122,6 +127,14 @@ while i <= #ARGV do
 end
 return 1
 )lua";
+
+// The key names (see the top of this file).
+std::string base_of(const std::string& prefix) { return prefix + "v1:rpt:"; }
+std::string seq_name(const std::string& base, std::string_view host) { return base + "seq:" + std::string(host); }
+std::string day_name(const std::string& base, std::string_view day) { return base + "d:" + std::string(day); }
+std::string counts_name(const std::string& base, std::string_view day, std::string_view domain) {
+  return base + "h:" + std::string(day) + ":" + std::string(domain);
+}
 
 bool valid_host(std::string_view host) {
   if (host.empty() || host.size() > 255) return false;
@@ -142,15 +155,17 @@ bool is_policy_key(std::string_view pk) {
 ReportStore::ReportStore(Pool& pool, std::string prefix, ReportLimits limits)
     : pool_(pool), prefix_(std::move(prefix)), limits_(limits) {}
 
-std::string ReportStore::key_base() const { return prefix_ + "v1:rpt:"; }
-std::string ReportStore::seq_key(std::string_view host) const { return key_base() + "seq:" + std::string(host); }
-std::string ReportStore::day_key(std::string_view day) const { return key_base() + "d:" + std::string(day); }
+std::string ReportStore::key_base() const { return base_of(prefix_); }
+std::string ReportStore::seq_key(std::string_view host) const { return seq_name(key_base(), host); }
+std::string ReportStore::day_key(std::string_view day) const { return day_name(key_base(), day); }
 std::string ReportStore::counts_key(std::string_view day, std::string_view domain) const {
-  return key_base() + "h:" + std::string(day) + ":" + std::string(domain);
+  return counts_name(key_base(), day, domain);
 }
 
 ReportStore::Applied ReportStore::apply(std::string_view host, std::uint64_t seq, const tlsrpt::Batch& batch) {
   if (!valid_host(host)) throw std::invalid_argument("ReportStore::apply: invalid host name");
+  // Nothing to count: no round trip (and nothing to record: applying it again changes nothing).
+  if (batch.empty()) return Applied::applied;
   const auto keep = std::max<std::int64_t>(limits_.keep.count(), 1);
 
   // Keys first (day sets, then hashes), each once; the entries refer to them by index.
@@ -185,10 +200,25 @@ ReportStore::Applied ReportStore::apply(std::string_view host, std::uint64_t seq
     args.push_back(tlsrpt::encode_policy(entry.policy));
     args.push_back(std::to_string(entry.counts.success));
     args.push_back(std::to_string(entry.counts.failure));
-    args.push_back(std::to_string(entry.counts.details.size()));
+    const std::size_t count_at = args.size();
+    args.emplace_back();
+    std::size_t kept = 0;
+    std::uint64_t invalid = 0;
     for (const auto& [d, n] : entry.counts.details) {
+      if (!tlsrpt::valid_detail(d, nullptr)) {
+        invalid += n;
+        continue;
+      }
       args.push_back(tlsrpt::encode_detail(d));
       args.push_back(std::to_string(n));
+      ++kept;
+    }
+    args[count_at] = std::to_string(kept);
+    args.push_back(std::to_string(invalid));
+    if (invalid > 0) {
+      const std::string n = std::to_string(invalid);
+      log::warning("TLS-RPT batch: failure details with invalid values counted without their detail",
+                   {{"domain", key.domain}, {"sessions", n}});
     }
   }
   const std::string n_keys_text = std::to_string(n_keys);
@@ -200,6 +230,32 @@ ReportStore::Applied ReportStore::apply(std::string_view host, std::uint64_t seq
   for (const auto& a : args) argv.push_back(a);
   const Reply r = pool_.lease()->command(argv);
   return r.is_integer() && r.integer() == 1 ? Applied::applied : Applied::duplicate;
+}
+
+std::vector<RedisProbe> ReportStore::probes(const std::string& prefix, bool write) {
+  using M = RedisProbe::Mode;
+  // ".invalid" (RFC 2606) is never a policy domain nor a host-id reportd writes; 1970-01-01
+  // is long expired.
+  const std::string probe = "mta-sts-check-redis.invalid";
+  const std::string day = "1970-01-01";
+  const std::string base = base_of(prefix);
+  const std::string seq = seq_name(base, probe), dk = day_name(base, day), hk = counts_name(base, day, probe);
+  std::vector<RedisProbe> out{{M::direct, {"SMEMBERS", dk}}, {M::direct, {"HLEN", hk}}, {M::direct, {"HGETALL", hk}}};
+  if (!write) return out;
+  // The apply script with a batch of no entries: it reads the probe host's batch number and
+  // stops there, writing nothing; then what it runs for a real batch, queued only.
+  out.push_back({M::direct, {"EVAL", std::string(kApplyScript), "1", seq, "1", "1", "1", "1", "0"}});
+  out.push_back({M::direct, {"TYPE", seq}});
+  out.push_back({M::direct, {"GET", seq}});
+  out.push_back({M::queued, {"SET", seq, "1", "EX", "1"}});
+  out.push_back({M::queued, {"DEL", hk}});
+  out.push_back({M::queued, {"HGET", hk, "np"}});
+  out.push_back({M::queued, {"HEXISTS", hk, "np"}});
+  out.push_back({M::queued, {"HSET", hk, "np", "0"}});
+  out.push_back({M::queued, {"HINCRBY", hk, "np", "1"}});
+  out.push_back({M::queued, {"SADD", dk, probe}});
+  out.push_back({M::queued, {"EXPIREAT", hk, "1"}});
+  return out;
 }
 
 std::vector<std::string> ReportStore::domains(std::string_view day) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/fleet/redis.hpp"
+#include "common/fleet/store.hpp"
 #include "common/tlsrpt/batch.hpp"
 #include "common/tlsrpt/report.hpp"
 
@@ -48,6 +49,12 @@ class ReportStore {
     std::uint64_t skipped_fields = 0;
   };
   DayCounts read(std::string_view day, std::string_view domain);
+
+  // `--check-redis`: harmless commands that prove the permissions of a reader (`write` false:
+  // mta-sts-ctl report) or of mta-sts-reportd (apply and read), on probe keys no real batch
+  // writes, in the form PolicyStore::probes gives (direct ones run, queued ones only queued
+  // in a MULTI that is made to abort).
+  static std::vector<RedisProbe> probes(const std::string& prefix, bool write);
 
   // Key names (see report_store.cpp), for tests and for `mta-sts-ctl`.
   std::string key_base() const;  // "<prefix>v1:rpt:"

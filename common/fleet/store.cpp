@@ -3,6 +3,8 @@
 // pipeline or a MULTI/EXEC) on a leased connection.
 #include "common/fleet/store.hpp"
 
+#include "common/fleet/report_store.hpp"
+
 #include "common/util/random.hpp"
 
 #include <charconv>
@@ -699,6 +701,8 @@ const char* to_string(RedisNeed n) noexcept {
     case RedisNeed::drop_entries: return "drop policy entries";
     case RedisNeed::read_clock: return "read the fleet clock (TIME)";
     case RedisNeed::server_info: return "read the server's memory and persistence settings (INFO)";
+    case RedisNeed::read_reports: return "read the TLS-RPT aggregates";
+    case RedisNeed::write_reports: return "apply TLS-RPT batches";
   }
   return "?";
 }
@@ -778,6 +782,10 @@ std::vector<RedisProbe> PolicyStore::probes(RedisNeed need, const StoreOptions& 
               {M::direct, {"HGETALL", stats}}};
     case RedisNeed::list_entries:
       return {{M::direct, {"SCAN", "0", "MATCH", glob_escape(base + "e:") + "*", "COUNT", "10"}}};
+    case RedisNeed::read_reports:
+      return ReportStore::probes(opts.prefix, false);
+    case RedisNeed::write_reports:
+      return ReportStore::probes(opts.prefix, true);
     case RedisNeed::drop_entries:
       return {{M::queued, {"DEL", entry}},
               {M::queued, {"INCRBY", base + "dropped:" + probe, "1"}},

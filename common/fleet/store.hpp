@@ -93,6 +93,9 @@ enum class RedisNeed {
   drop_entries,    // MULTI DEL/ZREM/ZREM/PUBLISH EXEC (ctl cache drop)
   read_clock,      // TIME: the fleet clock (every daemon)
   server_info,     // INFO memory and persistence: the server's settings, for warnings (fetcher)
+  // The fleet's TLS-RPT aggregates (report_store.hpp, issue 20): its probes.
+  read_reports,    // SMEMBERS, HLEN, HGETALL on v1:rpt: keys (ctl report, the sender)
+  write_reports,   // the apply EVAL and what it runs (reportd)
 };
 const char* to_string(RedisNeed n) noexcept;
 

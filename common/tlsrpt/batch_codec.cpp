@@ -308,21 +308,35 @@ std::optional<AppliedPolicy> decode_policy(std::string_view text, std::string* e
 }
 
 std::string Batch::encode() const {
+  // A detail whose values break the collectors' contract (valid_detail) is not written: its
+  // sessions stay counted as failures, as dropped ones, so that decode() (which refuses such
+  // values) never refuses a whole spooled batch for one bad log line.
+  std::uint64_t invalid = 0;
+  std::string body;
+  for (const auto& [key, e] : entries_) {
+    std::string lines;
+    std::size_t kept = 0;
+    for (const auto& [d, n] : e.counts.details) {
+      if (!valid_detail(d, nullptr)) {
+        invalid += n;
+        continue;
+      }
+      lines += "d " + std::to_string(n) + ' ' + encode_detail(d) + '\n';
+      ++kept;
+    }
+    body += "e " + escape_field(key.day) + ' ' + escape_field(key.domain) + ' ' + escape_field(key.policy_key) + ' ' +
+            std::to_string(e.counts.success) + ' ' + std::to_string(e.counts.failure) + ' ' + std::to_string(kept) +
+            '\n';
+    body += "p " + encode_policy(e.policy) + '\n';
+    body += lines;
+  }
   std::string out;
   out += kMagic;
   out += ' ';
   out += kVersion;
   out += ' ' + std::to_string(entries_.size()) + ' ' + std::to_string(sessions_) + ' ' +
-         std::to_string(dropped_details_) + '\n';
-  for (const auto& [key, e] : entries_) {
-    out += "e " + escape_field(key.day) + ' ' + escape_field(key.domain) + ' ' + escape_field(key.policy_key) + ' ' +
-           std::to_string(e.counts.success) + ' ' + std::to_string(e.counts.failure) + ' ' +
-           std::to_string(e.counts.details.size()) + '\n';
-    out += "p " + encode_policy(e.policy) + '\n';
-    for (const auto& [d, n] : e.counts.details) {
-      out += "d " + std::to_string(n) + ' ' + encode_detail(d) + '\n';
-    }
-  }
+         std::to_string(dropped_details_ + invalid) + '\n';
+  out += body;
   out += "end\n";
   return out;
 }

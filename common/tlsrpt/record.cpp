@@ -324,14 +324,20 @@ RecordParse parse_record(std::string_view txt) {
         }
         if (!ok) {
           warn(which + " skipped: " + why);
+          ++p.skipped;
         } else if (record.rua.size() >= kMaxRua) {
           ++over_cap;
+          ++p.skipped;
         } else {
           r.uri = std::string(uri);
           bool dup = false;
           for (const auto& have : record.rua) dup = dup || have.target == r.target;
-          if (dup) warn(which + " skipped: the same address twice");
-          else record.rua.push_back(std::move(r));
+          if (dup) {
+            warn(which + " skipped: the same address twice");
+            ++p.skipped;
+          } else {
+            record.rua.push_back(std::move(r));
+          }
         }
       }
       const std::size_t k = skip_wsp(txt, i);
@@ -373,10 +379,13 @@ RecordParse select_record(const std::vector<std::string>& txts) {
   }
   if (count > 1) {
     RecordParse p;
+    p.found = true;
     p.error = std::to_string(count) + " TXT records begin with \"v=TLSRPTv1\"; exactly one is allowed";
     return p;
   }
-  return parse_record(*found);
+  RecordParse p = parse_record(*found);
+  p.found = true;
+  return p;
 }
 
 }  // namespace mtasts::tlsrpt

@@ -2,6 +2,7 @@
 // "v=TLSRPTv1; rua=<uri>[,<uri>...]" with mailto: and https: URIs. Parsed as hostile input.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +28,9 @@ struct RecordParse {
   std::optional<Record> record;  // set when the text is one valid record
   std::string error;             // why not
   std::vector<std::string> warnings;  // URIs skipped (unknown scheme, bad address, over the cap)
+  bool found = false;          // select_record: some record begins with "v=TLSRPTv1" (no record
+                               // at all is the common case; an invalid one is worth a warning)
+  std::size_t skipped = 0;     // rua URIs not used (whatever the number of warnings kept)
 };
 
 // One TXT record's text (the strings of one record already concatenated).

@@ -92,12 +92,22 @@ std::string report_id(std::string_view day, std::string_view domain, std::string
   }
   out += '.';
   for (char c : domain) {
-    const bool safe = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-';
+    const bool safe = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (c == '.' && out.back() != '.');
     out += safe ? c : '-';
   }
   char hex[24];
   std::snprintf(hex, sizeof hex, ".%016llx", static_cast<unsigned long long>(h));
   out += hex;
+  // The submitter as a dot-atom: lower case letters, digits, '-', and single inner dots.
+  std::string host;
+  for (char c : submitter) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    const bool keep = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+    if (!keep || (c == '.' && (host.empty() || host.back() == '.'))) continue;
+    host += c;
+  }
+  while (!host.empty() && host.back() == '.') host.pop_back();
+  if (!host.empty()) out += "@" + host;
   return out;
 }
 

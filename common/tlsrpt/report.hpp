@@ -58,8 +58,10 @@ struct DateRange {
 std::optional<DateRange> report_range(std::string_view day);
 
 // The report-id of (day, policy domain, submitter): the same on every host and at every retry,
-// different for another day, domain or submitter. Safe in a file name, a Subject and a header
-// ([a-z0-9.-] only): "<YYYYMMDD>.<domain>.<16 hex digits>".
+// different for another day, domain or submitter. A msg-id (dot-atom "@" dot-atom, as RFC
+// 8460's Subject "Report-ID: <...>" shows it), safe in a file name and a header ([a-z0-9.-@]
+// only): "<YYYYMMDD>.<domain>.<16 hex digits>@<submitter>" (without "@..." when `submitter`
+// has no usable character).
 std::string report_id(std::string_view day, std::string_view domain, std::string_view submitter);
 
 }  // namespace mtasts::tlsrpt

@@ -1,5 +1,6 @@
 #include "reportd/collect/classify.hpp"
 
+#include "common/fleet/lookup.hpp"
 #include "reportd/collect/log_line.hpp"
 
 namespace mtasts::reportd {
@@ -22,6 +23,13 @@ std::optional<tlsrpt::Result> policy_failure(const FailureState& f) noexcept {
     case FailureKind::dns:
     case FailureKind::txt_invalid: return std::nullopt;
   }
+  return std::nullopt;
+}
+
+std::optional<CacheEntry> LookupPolicyView::entry(const Domain& domain) {
+  const LookupResult r = lookup_.lookup(domain);
+  if (r.entry) return *r.entry;
+  if (r.failed) throw PolicyUnavailable(r.error.empty() ? "policy cache unavailable" : r.error);
   return std::nullopt;
 }
 

@@ -12,20 +12,44 @@
 #pragma once
 
 #include <optional>
+#include <stdexcept>
 
 #include "common/sts/cache_entry.hpp"
 #include "common/sts/domain.hpp"
 #include "reportd/collect/outcome.hpp"
 
+namespace mtasts {
+class PolicyLookup;  // common/fleet/lookup.hpp
+}
+
 namespace mtasts::reportd {
 
+// The fleet's cache could not be read and nothing is held for the domain: the session cannot
+// be classified now (counting it as no-policy-found would be a lie). The collector re-reads
+// the source from where it was (collector.hpp).
+struct PolicyUnavailable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // The fleet's cache, read-only. The daemon backs it with the lookup library
-// (common/fleet/lookup.hpp); tests with a map.
+// (LookupPolicyView below); tests with a map.
 class PolicyView {
  public:
   virtual ~PolicyView() = default;
-  // The cache entry of `domain`, or nullopt when the fleet knows nothing of it.
+  // The cache entry of `domain`, or nullopt when the fleet knows nothing of it; throws
+  // PolicyUnavailable when it cannot tell.
   virtual std::optional<CacheEntry> entry(const Domain& domain) = 0;
+};
+
+// The production view: the lookup library the milter and mta-sts-tlsmap share (local cache,
+// held copies through Redis outages, misses signalled to the fetchers).
+class LookupPolicyView final : public PolicyView {
+ public:
+  explicit LookupPolicyView(PolicyLookup& lookup) : lookup_(lookup) {}
+  std::optional<CacheEntry> entry(const Domain& domain) override;
+
+ private:
+  PolicyLookup& lookup_;
 };
 
 // The RFC 8460 result of the fleet's failure record, or nullopt when it is not a policy

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/util/log.hpp"
 #include "reportd/collect/log_line.hpp"
 
 namespace mtasts::reportd {
@@ -208,17 +209,45 @@ std::size_t Collector::poll() {
     return 0;
   }
   std::size_t n = 0;
+  // Sessions of sources that cannot replay (datagrams) that could not be classified yet.
+  if (!unclassified_.empty()) {
+    std::vector<Outcome> waiting = std::move(unclassified_);
+    unclassified_.clear();
+    if (!classify_into(waiting, nullptr)) return 0;
+  }
   for (auto& src : sources_) {
+    const std::string before = src->position();
     scratch_.clear();
     n += src->poll(scratch_, options_.max_items_per_poll);
-    for (Outcome& o : scratch_) {
-      const tlsrpt::AppliedPolicy p = classifier_.classify(o);
-      current_.add(o.session, p, options_.max_details);
-      ++stats_.sessions;
-      ++stats_.by_result[static_cast<std::size_t>(o.session.result)];
+    if (!classify_into(scratch_, before.empty() ? nullptr : src.get())) {
+      if (!before.empty()) src->restore(before);  // read these lines again once the cache answers
+      break;
     }
   }
   return n;
+}
+
+bool Collector::classify_into(std::vector<Outcome>& outcomes, Source* replayable) {
+  // All or nothing for a replayable source: its position goes back on failure.
+  std::vector<std::pair<std::size_t, tlsrpt::AppliedPolicy>> done;
+  done.reserve(outcomes.size());
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    try {
+      done.emplace_back(i, classifier_.classify(outcomes[i]));
+    } catch (const PolicyUnavailable&) {
+      ++stats_.policy_unavailable;
+      if (replayable) return false;
+      for (std::size_t j = i; j < outcomes.size() && unclassified_.size() < kMaxUnclassified; ++j)
+        unclassified_.push_back(std::move(outcomes[j]));
+      break;
+    }
+  }
+  for (auto& [i, p] : done) {
+    current_.add(outcomes[i].session, p, options_.max_details);
+    ++stats_.sessions;
+    ++stats_.by_result[static_cast<std::size_t>(outcomes[i].session.result)];
+  }
+  return done.size() == outcomes.size();
 }
 
 std::vector<std::pair<std::uint64_t, tlsrpt::Batch>> Collector::checkpoint() {
@@ -236,15 +265,23 @@ std::vector<std::pair<std::uint64_t, tlsrpt::Batch>> Collector::checkpoint() {
       ++stats_.checkpoints;
       state_ = std::move(next);
       if (have_batch) current_.clear();
-    } catch (const std::exception&) {
+    } catch (const std::exception& e) {
       ++stats_.checkpoint_errors;  // the batch stays current; nothing was lost
+      log::error("cannot write the collector spool", {{"error", e.what()}});
     }
   }
   std::vector<std::pair<std::uint64_t, tlsrpt::Batch>> out;
   for (const auto& [seq, text] : state_.batches) {
     std::string error;
     auto b = tlsrpt::Batch::decode(text, &error);
-    if (b) out.emplace_back(seq, std::move(*b));
+    if (b) {
+      out.emplace_back(seq, std::move(*b));
+    } else {
+      // Written by this program, so never expected; kept on disk for the operator, and
+      // dropped with the next acknowledged batch.
+      ++stats_.undecodable;
+      log::error("spooled batch unreadable", {{"seq", std::to_string(seq)}, {"error", error}});
+    }
   }
   return out;
 }
@@ -253,8 +290,15 @@ void Collector::acknowledge(std::uint64_t seq) {
   SpoolState next = state_;
   std::erase_if(next.batches, [seq](const auto& b) { return b.first <= seq; });
   if (next.batches.size() == state_.batches.size()) return;
-  spool_.save(next);
-  state_ = std::move(next);
+  try {
+    spool_.save(next);
+    state_ = std::move(next);
+  } catch (const std::exception& e) {
+    // The batch stays pending; the next flush applies it again (idempotent per seq) and
+    // acknowledges it again.
+    ++stats_.checkpoint_errors;
+    log::error("cannot write the collector spool", {{"error", e.what()}});
+  }
 }
 
 }  // namespace mtasts::reportd

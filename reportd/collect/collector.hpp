@@ -68,8 +68,10 @@ struct CollectorStats {
   std::uint64_t sessions = 0;
   std::array<std::uint64_t, tlsrpt::kResultCount> by_result{};  // sessions by (classified) result
   std::uint64_t checkpoints = 0;
-  std::uint64_t checkpoint_errors = 0;
+  std::uint64_t checkpoint_errors = 0;   // spool writes that failed (logged; retried at the next flush)
+  std::uint64_t undecodable = 0;         // spooled batches that did not decode (logged)
   std::uint64_t paused_polls = 0;        // sources not read: too many unacknowledged batches
+  std::uint64_t policy_unavailable = 0;  // classifications put off: the fleet's cache did not answer
 };
 
 class Collector {
@@ -80,13 +82,16 @@ class Collector {
   // when the spool is unreadable.
   void load();
   // Reads every source (bounded), classifies and counts the sessions in the current batch.
-  // Returns the number of lines/datagrams read.
+  // Returns the number of lines/datagrams read. When the fleet's cache cannot answer
+  // (PolicyUnavailable), a log source goes back to where it was and is read again later;
+  // datagrams wait in memory (bounded).
   std::size_t poll();
   // Moves the current batch (when not empty) to the pending list as batch `next_seq`, and
   // writes it with the sources' positions in one atomic write. Returns every pending batch,
   // oldest first. On a write error the batch stays current and nothing is lost.
   std::vector<std::pair<std::uint64_t, tlsrpt::Batch>> checkpoint();
-  // The fleet applied batch `seq`: drop it (and older ones) from the spool.
+  // The fleet applied batch `seq`: drop it (and older ones) from the spool. Never throws: when
+  // the spool cannot be written the batch stays pending (counted in checkpoint_errors).
   void acknowledge(std::uint64_t seq);
 
   const tlsrpt::Batch& current() const noexcept { return current_; }
@@ -103,6 +108,9 @@ class Collector {
   tlsrpt::Batch current_;
   CollectorStats stats_;
   std::vector<Outcome> scratch_;
+  static constexpr std::size_t kMaxUnclassified = 100000;
+  std::vector<Outcome> unclassified_;
+  bool classify_into(std::vector<Outcome>& outcomes, Source* replayable);
 };
 
 }  // namespace mtasts::reportd

@@ -300,6 +300,48 @@ std::vector<std::string> state_fields(std::string_view line) {
   return out;
 }
 
+bool state_int(const std::string& s, long max, long& out) {
+  if (s.empty() || s.size() > 19) return false;
+  long v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  if (v > max) return false;
+  out = v;
+  return true;
+}
+
+// One outcome of the saved state: time, result, MX, IP, sending IP, information, code, TLS,
+// domain (9 fields).
+std::string state_outcome(const Outcome& o) {
+  const tlsrpt::Session& s = o.session;
+  return std::to_string(s.time) + "\t" + std::to_string(static_cast<int>(s.result)) + "\t" +
+         state_field(s.receiving_mx_hostname) + "\t" + state_field(s.receiving_ip) + "\t" +
+         state_field(s.sending_mta_ip) + "\t" + state_field(s.additional_information) + "\t" +
+         state_field(s.failure_reason_code) + "\t" + std::to_string(static_cast<int>(o.tls)) + "\t" +
+         state_field(s.domain);
+}
+
+bool state_outcome_from(const std::vector<std::string>& f, std::size_t at, Outcome& o) {
+  if (f.size() != at + 9) return false;
+  long t = 0, res = 0, tls = 0;
+  if (!state_int(f[at], 0x7fffffffffffL, t) || !state_int(f[at + 1], static_cast<long>(tlsrpt::kResultCount) - 1, res) ||
+      !state_int(f[at + 7], 5, tls))
+    return false;
+  o.session.time = t;
+  o.session.result = static_cast<tlsrpt::Result>(res);
+  o.session.receiving_mx_hostname = normal_host(f[at + 2]);
+  o.session.receiving_ip = clean_text(f[at + 3], 45);
+  o.session.sending_mta_ip = clean_text(f[at + 4], 45);
+  o.session.additional_information = clean_text(f[at + 5], tlsrpt::kMaxAdditionalInformation);
+  o.session.failure_reason_code = clean_text(f[at + 6], tlsrpt::kMaxFailureReasonCode);
+  o.tls = static_cast<TlsSeen>(tls);
+  o.session.domain = normal_host(f[at + 8]);
+  return true;
+}
+
+
 std::string clean_text(std::string_view text, std::size_t max) {
   std::string out;
   const std::size_t n = text.size() < max ? text.size() : max;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/util/clock.hpp"
+#include "reportd/collect/outcome.hpp"
 
 namespace mtasts::reportd {
 
@@ -83,6 +84,12 @@ class ReportMail {
 // Fields of a saved parser state: tab-separated, each escaped (%XX for '%', tab, newline).
 std::string state_field(std::string_view s);
 std::vector<std::string> state_fields(std::string_view line);
+
+// A non-negative integer of a saved state, at most `max`.
+bool state_int(const std::string& s, long max, long& out);
+// One outcome as fields of a saved state (9 fields), and back from fields[at..at+9).
+std::string state_outcome(const Outcome& o);
+bool state_outcome_from(const std::vector<std::string>& fields, std::size_t at, Outcome& o);
 
 // Text from a log that goes into a report: printable ASCII only (others become '?'), cut.
 std::string clean_text(std::string_view text, std::size_t max);

@@ -41,6 +41,8 @@ struct ParserStats {
   std::uint64_t report_mail = 0;     // sessions of our own report mail, not counted (no loops)
   std::uint64_t reused = 0;          // deliveries over a reused connection, not sessions
   std::uint64_t pending_dropped = 0; // failed attempts never followed by a status line (bounded)
+  std::uint64_t unconfirmed_clear = 0; // deliveries in clear dropped: the log never showed a TLS line
+  std::uint64_t not_mx = 0;          // deliveries not to an MX on port 25 (content filters, MSP), not counted
 };
 
 struct ParserOptions {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/util/log.hpp"
+
 namespace mtasts::reportd {
 namespace {
 
@@ -10,6 +12,8 @@ using tlsrpt::Result;
 
 constexpr std::size_t kMaxProcs = 4096;         // smtp processes tracked at once
 constexpr std::size_t kMaxPendingPerProc = 32;  // MX hosts tried for one delivery
+constexpr std::size_t kMaxHeld = 1000;           // deliveries in clear before any TLS line
+constexpr std::string_view kInClear = "delivered without TLS";
 
 // Splits "QUEUEID: rest"; false when the message does not start with a queue id.
 bool split_qid(std::string_view msg, std::string_view& qid, std::string_view& rest) noexcept {
@@ -28,7 +32,7 @@ std::string_view service(std::string_view program) noexcept {
 
 bool smtp_service(std::string_view program) noexcept {
   const std::string_view s = service(program);
-  return starts_with(s, "smtp") || s == "relay";
+  return (starts_with(s, "smtp") && !starts_with(s, "smtpd")) || s == "relay";
 }
 
 // "... host HOST[IP]" inside a reason text.
@@ -102,7 +106,7 @@ void PostfixParser::feed(std::string_view line, std::vector<Outcome>& out) {
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   // Cheap filter first: only smtp, qmgr and pickup lines matter.
-  if (!contains(line, "/smtp[") && !contains(line, "/qmgr[") && !contains(line, "/pickup[") &&
+  if (!contains(line, "/smtp") && !contains(line, "/qmgr[") && !contains(line, "/pickup[") &&
       !contains(line, "/relay["))
     return;
   const auto l = split_log_line(line, options_.clock, options_.utc_offset);
@@ -161,6 +165,7 @@ void PostfixParser::smtp_line(std::int64_t time, std::uint32_t pid, std::string_
       ++stats_.malformed;
       return;
     }
+    saw_tls(out);
     Proc& p = proc(pid);
     Conn c;
     c.host = normal_host(host);
@@ -190,6 +195,7 @@ void PostfixParser::smtp_line(std::int64_t time, std::uint32_t pid, std::string_
       ++stats_.malformed;
       return;
     }
+    saw_tls(out);
     Proc& p = proc(pid);
     if (p.conn && !p.conn->bound && p.conn->tls == TlsSeen::none && p.conn->verify && p.conn->ip == ip) {
       p.conn->tls = tls;
@@ -242,7 +248,7 @@ std::optional<Outcome> PostfixParser::attempt(std::int64_t time, const Conn* con
   if (!options_.tls_logged) return std::nullopt;
   if (sent || dialog_went_on(reason)) {
     o.session.result = Result::starttls_not_supported;
-    o.session.additional_information = "delivered without TLS";
+    o.session.additional_information = std::string(kInClear);
     return o;
   }
   return std::nullopt;  // the connection failed before any TLS could be tried
@@ -275,8 +281,29 @@ void PostfixParser::attempt_line(std::int64_t time, Proc& p, std::string_view qi
 }
 
 void PostfixParser::emit(Outcome o, std::vector<Outcome>& out) {
+  // "In clear" is only known from the absence of a TLS line. Until this log has shown one
+  // TLS line, that absence may only mean smtp_tls_loglevel = 0 (Debian's default): such
+  // sessions wait, and are dropped (with a warning) if a thousand come and no TLS line.
+  if (!tls_seen_ && o.tls == TlsSeen::none && o.session.additional_information == kInClear) {
+    if (held_.size() < kMaxHeld) {
+      held_.push_back(std::move(o));
+    } else {
+      if (stats_.unconfirmed_clear == 0)
+        log::warning("Postfix logs no TLS sessions: set smtp_tls_loglevel = 1; deliveries in clear are not counted");
+      ++stats_.unconfirmed_clear;
+    }
+    return;
+  }
   ++stats_.sessions;
   out.push_back(std::move(o));
+}
+
+void PostfixParser::saw_tls(std::vector<Outcome>& out) {
+  if (tls_seen_) return;
+  tls_seen_ = true;
+  std::vector<Outcome> held = std::move(held_);
+  held_.clear();
+  for (auto& o : held) emit(std::move(o), out);
 }
 
 void PostfixParser::status_line(std::int64_t time, Proc& p, std::string_view qid, std::string_view rest,
@@ -359,6 +386,12 @@ void PostfixParser::status_line(std::int64_t time, Proc& p, std::string_view qid
     ++stats_.malformed;
     return;
   }
+  // MX delivery is on port 25; a content filter (amavis on 10024) or a submission relay is
+  // not a TLS-RPT session of the recipient's domain.
+  if (const auto rb = relay.rfind("]:"); rb != std::string_view::npos && relay.substr(rb + 2) != "25") {
+    ++stats_.not_mx;
+    return;
+  }
   if (conn_use > 1) {
     ++stats_.reused;
     return;
@@ -403,6 +436,8 @@ std::string PostfixParser::save_state() const {
   // The report queue ids, then what each smtp process is in the middle of: a restart between
   // a TLS line and its status line must not turn a verified session into one in clear.
   std::string out = report_.save("postfix-state");
+  if (tls_seen_) out += "tls-seen\n";
+  for (const auto& o : held_) out += "held\t" + state_outcome(o) + "\n";
   for (const auto& [pid, p] : procs_) {
     if (p.conn) {
       const Conn& c = *p.conn;
@@ -415,51 +450,45 @@ std::string PostfixParser::save_state() const {
              state_field(c.qid) + "\t" + state_field(c.delays) + "\t" + state_field(domains) + "\n";
     }
     for (const auto& pend : p.pending) {
-      const tlsrpt::Session& s = pend.outcome.session;
-      out += "pend\t" + std::to_string(pid) + "\t" + state_field(pend.qid) + "\t" + std::to_string(s.time) + "\t" +
-             std::to_string(static_cast<int>(s.result)) + "\t" + state_field(s.receiving_mx_hostname) + "\t" +
-             state_field(s.receiving_ip) + "\t" + state_field(s.sending_mta_ip) + "\t" +
-             state_field(s.additional_information) + "\t" + state_field(s.failure_reason_code) + "\t" +
-             std::to_string(static_cast<int>(pend.outcome.tls)) + "\n";
+      out += "pend\t" + std::to_string(pid) + "\t" + state_field(pend.qid) + "\t" + state_outcome(pend.outcome) + "\n";
     }
   }
   return out;
 }
 
-namespace {
-
-bool small_int(const std::string& s, long max, long& out) {
-  if (s.empty() || s.size() > 19) return false;
-  long v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + (c - '0');
-  }
-  if (v > max) return false;
-  out = v;
-  return true;
-}
-
-}  // namespace
-
 void PostfixParser::restore_state(std::string_view text) {
+  // Replaces whatever this parser held (a collector rewinds a source to a saved position).
+  procs_.clear();
+  held_.clear();
+  tls_seen_ = false;
+  report_ = ReportMail{};
   report_.restore("postfix-state", text);
   if (!starts_with(text, "postfix-state 1\n")) return;
   while (!text.empty()) {
     const auto nl = text.find('\n');
     const std::string_view line = text.substr(0, nl);
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    if (line == "tls-seen") {
+      tls_seen_ = true;
+      continue;
+    }
+    if (starts_with(line, "held\t")) {
+      const std::vector<std::string> f = state_fields(line);
+      Outcome o;
+      if (held_.size() < kMaxHeld && state_outcome_from(f, 1, o)) held_.push_back(std::move(o));
+      continue;
+    }
     const bool conn = starts_with(line, "conn\t"), pend = starts_with(line, "pend\t");
     if (!conn && !pend) continue;
     const std::vector<std::string> f = state_fields(line);
-    long pid = 0, tls = 0, v = 0, res = 0;
-    if (!small_int(f.size() > 1 ? f[1] : "", 0xffffffffL, pid) || procs_.size() >= kMaxProcs) continue;
-    if (conn && f.size() == 12 && small_int(f[4], 5, tls)) {
+    long pid = 0, tls = 0, v = 0;
+    if (!state_int(f.size() > 1 ? f[1] : "", 0xffffffffL, pid) || procs_.size() >= kMaxProcs) continue;
+    if (conn && f.size() == 12 && state_int(f[4], 5, tls)) {
       Conn c;
       c.host = normal_host(f[2]);
       c.ip = clean_text(f[3], 45);
       c.tls = static_cast<TlsSeen>(tls);
-      if (f[5] != "-" && small_int(f[5], static_cast<long>(tlsrpt::kResultCount) - 1, v)) c.verify = static_cast<Result>(v);
+      if (f[5] != "-" && state_int(f[5], static_cast<long>(tlsrpt::kResultCount) - 1, v)) c.verify = static_cast<Result>(v);
       c.verify_text = clean_text(f[6], tlsrpt::kMaxAdditionalInformation);
       c.reused = f[7] == "1";
       c.bound = f[8] == "1";
@@ -472,21 +501,10 @@ void PostfixParser::restore_state(std::string_view text) {
         ds.remove_prefix(comma == std::string_view::npos ? ds.size() : comma + 1);
       }
       procs_[static_cast<std::uint32_t>(pid)].conn = std::move(c);
-    } else if (pend && f.size() == 11 && is_queue_id(f[2]) &&
-               small_int(f[4], static_cast<long>(tlsrpt::kResultCount) - 1, res) && small_int(f[10], 5, tls)) {
-      long t = 0;
-      if (!small_int(f[3], 0x7fffffffffffL, t)) continue;
+    } else if (pend && f.size() == 12 && is_queue_id(f[2])) {
       Proc& p = procs_[static_cast<std::uint32_t>(pid)];
-      if (p.pending.size() >= kMaxPendingPerProc) continue;
       Outcome o;
-      o.session.time = t;
-      o.session.result = static_cast<Result>(res);
-      o.session.receiving_mx_hostname = normal_host(f[5]);
-      o.session.receiving_ip = clean_text(f[6], 45);
-      o.session.sending_mta_ip = clean_text(f[7], 45);
-      o.session.additional_information = clean_text(f[8], tlsrpt::kMaxAdditionalInformation);
-      o.session.failure_reason_code = clean_text(f[9], tlsrpt::kMaxFailureReasonCode);
-      o.tls = static_cast<TlsSeen>(tls);
+      if (p.pending.size() >= kMaxPendingPerProc || !state_outcome_from(f, 3, o)) continue;
       p.pending.push_back(Pending{f[2], std::move(o)});
     }
   }

@@ -68,6 +68,7 @@ class PostfixParser final : public LineParser {
   void attempt_line(std::int64_t time, Proc& proc, std::string_view qid, std::string_view reason);
   Proc& proc(std::uint32_t pid);
   void emit(Outcome o, std::vector<Outcome>& out);
+  void saw_tls(std::vector<Outcome>& out);
   // The outcome of one finished attempt: nullopt when no TLS session took place.
   std::optional<Outcome> attempt(std::int64_t time, const Conn* conn, std::string_view host, std::string_view ip,
                                  bool sent, std::string_view reason, std::string_view dsn);
@@ -78,6 +79,8 @@ class PostfixParser final : public LineParser {
   DomainNormalizer domains_;
   std::unordered_map<std::uint32_t, Proc> procs_;
   ReportMail report_;
+  bool tls_seen_ = false;       // this log has shown a TLS line (smtp_tls_loglevel >= 1)
+  std::vector<Outcome> held_;   // deliveries in clear seen before that
 };
 
 }  // namespace mtasts::reportd

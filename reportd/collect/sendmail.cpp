@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "common/util/log.hpp"
+
 #include "reportd/collect/postfix.hpp"  // verification_result()
 
 namespace mtasts::reportd {
@@ -12,6 +14,8 @@ using tlsrpt::Result;
 constexpr std::size_t kMaxProcs = 4096;
 constexpr std::size_t kMaxAttempts = 32;
 constexpr std::size_t kMaxTlsHosts = 64;
+constexpr std::size_t kMaxHeld = 1000;
+constexpr std::string_view kInClear = "delivered without TLS";
 
 // The value of "key=" in a ", "-separated list (up to the next ", "); "" when absent.
 std::string_view field(std::string_view s, std::string_view key) noexcept {
@@ -80,13 +84,16 @@ SendmailParser::Proc& SendmailParser::proc(std::uint32_t pid) {
 void SendmailParser::feed_record(std::int64_t time, std::string_view program, std::uint32_t pid,
                                  std::string_view msg, std::vector<Outcome>& out) {
   ++stats_.lines;
-  if (!contains(program, "sendmail") && !contains(program, "sm-mta") && !contains(program, "sm-msp")) return;
+  // sm-msp-queue only hands mail to the local MTA: not an MX delivery.
+  if (contains(program, "sm-msp")) return;
+  if (!contains(program, "sendmail") && !contains(program, "sm-mta")) return;
   std::string_view qid;
   if (const auto colon = msg.find(": "); colon != std::string_view::npos && is_queue_id(msg.substr(0, colon))) {
     qid = msg.substr(0, colon);
     msg.remove_prefix(colon + 2);
   }
   if (starts_with(msg, "STARTTLS=client, ")) {
+    saw_tls(out);
     msg.remove_prefix(17);
     Proc& p = proc(pid);
     if (starts_with(msg, "cert-subject=")) {
@@ -122,6 +129,7 @@ void SendmailParser::feed_record(std::int64_t time, std::string_view program, st
     return;
   }
   if (starts_with(msg, "ruleset=tls_server, ")) {
+    saw_tls(out);
     // Our own policy refused the server: that attempt failed.
     Proc& p = proc(pid);
     const std::string_view arg = field(msg, "arg1=");
@@ -177,6 +185,31 @@ void SendmailParser::feed_record(std::int64_t time, std::string_view program, st
   if (starts_with(msg, "to=")) delivery(time, proc(pid), qid, msg, out);
 }
 
+void SendmailParser::emit(Outcome o, std::vector<Outcome>& out) {
+  // As for Postfix: "in clear" only once the log has shown STARTTLS=client lines at all
+  // (LogLevel 9, the default; below it Sendmail logs none).
+  if (!tls_seen_ && o.tls == TlsSeen::none && o.session.additional_information == kInClear) {
+    if (held_.size() < kMaxHeld) {
+      held_.push_back(std::move(o));
+    } else {
+      if (stats_.unconfirmed_clear == 0)
+        log::warning("Sendmail logs no STARTTLS lines: set LogLevel to 9 or more; deliveries in clear are not counted");
+      ++stats_.unconfirmed_clear;
+    }
+    return;
+  }
+  ++stats_.sessions;
+  out.push_back(std::move(o));
+}
+
+void SendmailParser::saw_tls(std::vector<Outcome>& out) {
+  if (tls_seen_) return;
+  tls_seen_ = true;
+  std::vector<Outcome> held = std::move(held_);
+  held_.clear();
+  for (auto& o : held) emit(std::move(o), out);
+}
+
 void SendmailParser::delivery(std::int64_t time, Proc& p, std::string_view qid, std::string_view msg,
                               std::vector<Outcome>& out) {
   const std::string_view mailer = field(msg, "mailer=");
@@ -186,6 +219,10 @@ void SendmailParser::delivery(std::int64_t time, Proc& p, std::string_view qid, 
   std::vector<Attempt> attempts = std::move(p.attempts);
   p.attempts.clear();
   if (mailer == "local" || mailer == "prog" || mailer == "*file*" || mailer == "*include*") return;
+  if (mailer == "relay") {  // SMART_HOST or the MSP's hand-over, not an MX of the domain
+    ++stats_.not_mx;
+    return;
+  }
   // to=<a@x>,<b@x>, ...: the first recipient's domain (one delivery goes to one host).
   std::string_view rcpt = msg.substr(3);
   const auto end = rcpt.find_first_of(",>");
@@ -229,8 +266,7 @@ void SendmailParser::delivery(std::int64_t time, Proc& p, std::string_view qid, 
     } else {
       o.session.result = Result::success;
     }
-    ++stats_.sessions;
-    out.push_back(std::move(o));
+    emit(std::move(o), out);
   };
   if (attempts.empty()) {
     if (p.last_qid == qid && p.last_relay == relay) return;  // another recipient line of the same delivery
@@ -247,7 +283,7 @@ void SendmailParser::delivery(std::int64_t time, Proc& p, std::string_view qid, 
     clear.time = time;
     clear.tls = TlsSeen::none;
     clear.failure = Result::starttls_not_supported;
-    clear.info = "delivered without TLS";
+    clear.info = std::string(kInClear);
     make(clear, true);
     return;
   }
@@ -259,8 +295,75 @@ void SendmailParser::delivery(std::int64_t time, Proc& p, std::string_view qid, 
   }
 }
 
-std::string SendmailParser::save_state() const { return report_.save("sendmail-state"); }
+std::string SendmailParser::save_state() const {
+  // The report queue ids, then what each process is in the middle of (STARTTLS lines before
+  // their to= line), so that a restart between them keeps the sessions' TLS.
+  std::string out = report_.save("sendmail-state");
+  if (tls_seen_) out += "tls-seen\n";
+  for (const auto& o : held_) out += "held\t" + state_outcome(o) + "\n";
+  for (const auto& [pid, p] : procs_) {
+    const std::string id = std::to_string(pid);
+    out += "proc\t" + id + "\t" + state_field(p.last_qid) + "\t" + state_field(p.last_relay) + "\n";
+    for (const auto& h : p.tls_hosts) out += "tlshost\t" + id + "\t" + state_field(h) + "\n";
+    for (const auto& a : p.attempts) {
+      out += "attempt\t" + id + "\t" + state_field(a.host) + "\t" + std::to_string(static_cast<int>(a.tls)) + "\t" +
+             (a.failure ? std::to_string(static_cast<int>(*a.failure)) : std::string("-")) + "\t" +
+             state_field(a.info) + "\t" + state_field(a.verify_msg) + "\t" + std::to_string(a.time) + "\n";
+    }
+  }
+  return out;
+}
 
-void SendmailParser::restore_state(std::string_view text) { report_.restore("sendmail-state", text); }
+void SendmailParser::restore_state(std::string_view text) {
+  // Replaces whatever this parser held (a collector rewinds a source to a saved position).
+  procs_.clear();
+  held_.clear();
+  tls_seen_ = false;
+  report_ = ReportMail{};
+  report_.restore("sendmail-state", text);
+  if (!starts_with(text, "sendmail-state 1\n")) return;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    const std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    if (line == "tls-seen") {
+      tls_seen_ = true;
+      continue;
+    }
+    if (starts_with(line, "held\t")) {
+      Outcome o;
+      if (held_.size() < kMaxHeld && state_outcome_from(state_fields(line), 1, o)) held_.push_back(std::move(o));
+      continue;
+    }
+    if (!starts_with(line, "proc\t") && !starts_with(line, "tlshost\t") && !starts_with(line, "attempt\t")) continue;
+    const std::vector<std::string> f = state_fields(line);
+    long pid = 0;
+    if (f.size() < 3 || !state_int(f[1], 0xffffffffL, pid)) continue;
+    const auto key = static_cast<std::uint32_t>(pid);
+    if (procs_.size() >= kMaxProcs && procs_.find(key) == procs_.end()) continue;
+    Proc& p = procs_[key];
+    if (f[0] == "proc" && f.size() == 4) {
+      p.last_qid = is_queue_id(f[2]) ? f[2] : std::string();
+      p.last_relay = clean_text(f[3], 300);
+    } else if (f[0] == "tlshost" && f.size() == 3 && p.tls_hosts.size() < kMaxTlsHosts) {
+      const std::string h = normal_host(f[2]);
+      if (!h.empty()) p.tls_hosts.insert(h);
+    } else if (f[0] == "attempt" && f.size() == 8 && p.attempts.size() < kMaxAttempts) {
+      long tls = 0, res = 0, t = 0;
+      if (!state_int(f[3], 5, tls) || !state_int(f[7], 0x7fffffffffffL, t)) continue;
+      Attempt a;
+      a.host = normal_host(f[2]);
+      a.tls = static_cast<TlsSeen>(tls);
+      if (f[4] != "-") {
+        if (!state_int(f[4], static_cast<long>(tlsrpt::kResultCount) - 1, res)) continue;
+        a.failure = static_cast<Result>(res);
+      }
+      a.info = clean_text(f[5], tlsrpt::kMaxAdditionalInformation);
+      a.verify_msg = clean_text(f[6], tlsrpt::kMaxAdditionalInformation);
+      a.time = t;
+      if (!a.host.empty()) p.attempts.push_back(std::move(a));
+    }
+  }
+}
 
 }  // namespace mtasts::reportd

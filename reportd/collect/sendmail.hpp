@@ -52,6 +52,8 @@ class SendmailParser final : public LineParser {
 
   void delivery(std::int64_t time, Proc& p, std::string_view qid, std::string_view rest, std::vector<Outcome>& out);
   Proc& proc(std::uint32_t pid);
+  void emit(Outcome o, std::vector<Outcome>& out);
+  void saw_tls(std::vector<Outcome>& out);
 
   ParserOptions options_;
   std::string sender_;
@@ -59,6 +61,8 @@ class SendmailParser final : public LineParser {
   DomainNormalizer domains_;
   std::unordered_map<std::uint32_t, Proc> procs_;
   ReportMail report_;
+  bool tls_seen_ = false;       // this log has shown STARTTLS=client lines
+  std::vector<Outcome> held_;   // deliveries in clear seen before that
 };
 
 }  // namespace mtasts::reportd

@@ -96,6 +96,7 @@ bool FileSource::open_path(const std::string& path) {
   offset_ = 0;
   hash_ = first_line_hash(fd);
   skipping_ = false;
+  switch_pending_ = false;
   return true;
 }
 
@@ -188,13 +189,20 @@ std::size_t FileSource::poll(std::vector<Outcome>& out, std::size_t max_items) {
   // At the end of what we have: has the file been rotated, truncated or replaced?
   struct stat st {};
   if (::stat(path_.c_str(), &st) == 0 && (st.st_dev != dev_ || st.st_ino != ino_)) {
-    // Renamed and created anew: the old file is read to its end; the new one from 0.
+    // Renamed and created anew. The writer may still append to the old file until it reopens
+    // (rsyslog's HUP, `postfix logrotate`): switch only after a poll that found the old file
+    // at its end with nothing new; then the new one is read from 0.
+    if (n > 0 || !switch_pending_) {
+      switch_pending_ = true;
+      return n;
+    }
     if (open_path(path_)) {
       ++stats_.rotations;
       n += read_lines(out, max_items - n, eof);
     }
     return n;
   }
+  switch_pending_ = false;
   struct stat fst {};
   if (::fstat(fd_, &fst) == 0) {
     const std::uint64_t h = first_line_hash(fd_);
@@ -224,7 +232,12 @@ std::string FileSource::position() const {
 bool FileSource::restore(std::string_view position) {
   std::string_view rest = position;
   const std::string_view head = take_line(rest);
-  if (head == "file 1 none") {
+  if (head == "file 1 none") {  // nothing read yet: from the start of the file
+    if (fd_ >= 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    have_saved_ = false;
     parser_->restore_state(rest);
     return true;
   }
@@ -359,6 +372,7 @@ void JournalSource::start() {
   ::fcntl(p[0], F_SETFL, ::fcntl(p[0], F_GETFL) | O_NONBLOCK);
   fd_ = p[0];
   child_ = pid;
+  records_since_start_ = 0;
 }
 
 void JournalSource::record(std::string_view text, std::vector<Outcome>& out) {
@@ -408,6 +422,8 @@ std::size_t JournalSource::poll(std::vector<Outcome>& out, std::size_t max_items
     if (nl != std::string::npos) {
       record(std::string_view(buffer_).substr(0, nl), out);
       buffer_.erase(0, nl + 1);
+      ++records_since_start_;
+      empty_runs_ = 0;
       ++n;
       ++stats_.items;
       continue;
@@ -424,6 +440,14 @@ std::size_t JournalSource::poll(std::vector<Outcome>& out, std::size_t max_items
   if (ended) {  // journalctl exited: start it again after the last cursor at the next poll
     stop();
     ++stats_.restarts;
+    // A cursor journald no longer knows (the journal was rotated away or is volatile and the
+    // host rebooted) makes journalctl exit at once, every time: after three such runs, go on
+    // from now, and say so.
+    if (records_since_start_ == 0 && !cursor_.empty() && ++empty_runs_ >= 3) {
+      log::warning("journal cursor not usable any more; reading from now on", {{"source", name_}});
+      cursor_.clear();
+      empty_runs_ = 0;
+    }
   }
   return n;
 }

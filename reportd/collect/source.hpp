@@ -94,6 +94,7 @@ class FileSource final : public Source {
   std::uint64_t offset_ = 0;
   std::uint64_t hash_ = 0;  // of the first line; 0 until the file has one
   bool skipping_ = false;   // inside a line longer than max_line
+  bool switch_pending_ = false;  // the path names a new file; the old one is being finished
   // A restored position not applied yet (the file is opened at the first poll).
   bool have_saved_ = false;
   dev_t saved_dev_ = 0;
@@ -149,6 +150,8 @@ class JournalSource final : public Source {
   pid_t child_ = -1;
   int fd_ = -1;
   std::string buffer_;
+  std::uint64_t records_since_start_ = 0;
+  int empty_runs_ = 0;
 };
 
 }  // namespace mtasts::reportd

@@ -9,6 +9,7 @@
 
 #include "common/sts/domain.hpp"
 #include "common/tlsrpt/model.hpp"
+#include "common/tlsrpt/report.hpp"
 #include "common/util/random.hpp"
 
 namespace mtasts::reportd {
@@ -100,11 +101,12 @@ std::string base64_lines(std::string_view data) {
 
 std::string report_filename(std::string_view submitter, std::string_view policy_domain, std::string_view day,
                             std::string_view unique_id) {
-  const auto begin = tlsrpt::day_start(day);
-  if (!begin) throw std::invalid_argument("not a day: YYYY-MM-DD expected");
+  // The day as the report's date-range has it: [00:00:00Z, 23:59:59Z].
+  const auto range = tlsrpt::report_range(day);
+  if (!range) throw std::invalid_argument("not a day: YYYY-MM-DD expected");
   for (char c : unique_id) require(is_alnum(c), "unique-id must be letters and digits");
-  std::string name = std::string(submitter) + "!" + std::string(policy_domain) + "!" + std::to_string(*begin) +
-                     "!" + std::to_string(*begin + 86400);
+  std::string name = std::string(submitter) + "!" + std::string(policy_domain) + "!" + std::to_string(range->begin) +
+                     "!" + std::to_string(range->end);
   if (!unique_id.empty()) name += "!" + std::string(unique_id);
   return name + ".json.gz";
 }
@@ -122,9 +124,9 @@ std::string unique_id_of(std::string_view report_id) {
 }
 
 bool is_report_id(std::string_view id) noexcept {
-  if (id.size() > 250) return false;
+  if (id.empty() || id.size() > 250) return false;
   const auto at = id.rfind('@');
-  if (at == std::string_view::npos) return false;
+  if (at == std::string_view::npos) return is_dot_atom(id);
   return is_dot_atom(id.substr(0, at)) && is_dot_atom(id.substr(at + 1));
 }
 
@@ -163,7 +165,7 @@ std::string build_report_mail(const ReportMail& m) {
   require(is_report_id(m.report_id), "report-id is not a msg-id");
   const std::string filename = report_filename(m.submitter, m.policy_domain, m.day, unique_id_of(m.report_id));
   const std::string message_id = m.message_id.empty() ? random_hex(16) + "@" + m.submitter : m.message_id;
-  require(is_report_id(message_id), "Message-ID is not a msg-id");
+  require(is_report_id(message_id) && message_id.find('@') != std::string::npos, "Message-ID is not a msg-id");
   const std::string boundary = m.boundary.empty() ? "tlsrpt-" + random_hex(16) : m.boundary;
   for (char c : boundary) require(is_alnum(c) || c == '-' || c == '_' || c == '.', "bad MIME boundary");
   require(!boundary.empty() && boundary.size() <= 70, "bad MIME boundary");

@@ -22,15 +22,17 @@ std::string base64_lines(std::string_view data);
 
 // RFC 8460 section 5.3:
 //   submitter "!" policy-domain "!" begin-timestamp "!" end-timestamp [ "!" unique-id ] ".json.gz"
-// with the timestamps in seconds since the epoch (the UTC day [begin, end)) and unique-id
-// 1*(ALPHA / DIGIT) (left out when empty). Throws std::invalid_argument for a bad day.
+// with the timestamps in seconds since the epoch, the day as the report's date-range has it
+// (00:00:00Z and 23:59:59Z, tlsrpt::report_range), and unique-id 1*(ALPHA / DIGIT) (left out
+// when empty). Throws std::invalid_argument for a bad day.
 std::string report_filename(std::string_view submitter, std::string_view policy_domain, std::string_view day,
                             std::string_view unique_id);
 
 // A unique-id for the file name, derived from the report-id (stable across retries).
 std::string unique_id_of(std::string_view report_id);
 
-// True when `id` can stand in a msg-id ("<" id ">"): dot-atom-text "@" dot-atom-text.
+// True when `id` can stand between "<" and ">" in the Subject (RFC 8460 section 5.3.1): a
+// dot-atom, or dot-atom "@" dot-atom (tlsrpt::report_id gives "<YYYYMMDD>.<domain>.<hex>").
 bool is_report_id(std::string_view id) noexcept;
 // True for an address a header and an argv can hold as is: dot-atom "@" host name.
 bool is_plain_address(std::string_view address) noexcept;

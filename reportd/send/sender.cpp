@@ -7,6 +7,7 @@
 #include "common/sts/domain.hpp"
 #include "common/tlsrpt/model.hpp"
 #include "common/tlsrpt/record.hpp"
+#include "common/tlsrpt/report.hpp"
 #include "common/util/log.hpp"
 #include "common/util/random.hpp"
 #include "reportd/send/message.hpp"
@@ -101,18 +102,7 @@ bool SendSummary::ok() const noexcept {
 }
 
 std::string default_submitter(std::string_view contact) {
-  std::string_view s = contact;
-  if (s.size() >= 7 && (s.substr(0, 7) == "mailto:" || s.substr(0, 7) == "MAILTO:")) s.remove_prefix(7);
-  std::string_view host;
-  if (s.starts_with("https://") || s.starts_with("http://")) {
-    s.remove_prefix(s.find("//") + 2);
-    host = s.substr(0, s.find_first_of("/:?#"));
-  } else if (const auto at = s.rfind('@'); at != std::string_view::npos) {
-    host = s.substr(at + 1);
-  } else {
-    return {};
-  }
-  DomainParse d = Domain::parse(host);
+  DomainParse d = Domain::parse(tlsrpt::submitter_of(contact));
   return d.domain ? d.domain->str() : std::string();
 }
 
@@ -121,6 +111,11 @@ Sender::Sender(SendOptions opts, ReportSource& source, dns::Resolver& resolver, 
     : opts_(std::move(opts)), source_(source), resolver_(resolver), mail_(mail), https_(https), store_(store),
       clock_(clock) {
   if (opts_.submitter.empty()) opts_.submitter = default_submitter(opts_.contact_info);
+  // Compared with the aggregates' A-label names: "Example.COM." excludes example.com.
+  for (auto& e : opts_.exclude) {
+    DomainParse p = Domain::parse(e);
+    if (p.domain) e = p.domain->str();
+  }
 }
 
 void Sender::set_metrics(metrics::Registry& registry) {
@@ -130,14 +125,21 @@ void Sender::set_metrics(metrics::Registry& registry) {
       std::string outcome = to_string(o);
       std::replace(outcome.begin(), outcome.end(), '-', '_');
       c->deliveries[{https, o}] = &registry.counter(
-          "mtasts_reportd_report_deliveries_total", "Deliveries of TLS-RPT reports to report URIs, by scheme and outcome.",
+          "mta_sts_reportd_report_deliveries_total", "Deliveries of TLS-RPT reports to report URIs, by scheme and outcome.",
           {{"scheme", https ? "https" : "mailto"}, {"outcome", outcome}});
     }
   }
   for (const char* reason : {"nowhere", "no_failures", "excluded", "dns_retry", "dns_gave_up", "busy", "error"})
-    c->not_sent[reason] = &registry.counter("mtasts_reportd_reports_not_sent_total",
+    c->not_sent[reason] = &registry.counter("mta_sts_reportd_reports_not_sent_total",
                                             "Reports of a day and policy domain not sent to any URI this round, by reason.",
                                             {{"reason", reason}});
+  for (const char* result : {"valid", "none", "invalid"})
+    c->records[result] = &registry.counter("mta_sts_reportd_tlsrpt_records_total",
+                                           "_smtp._tls TXT RRsets looked up: one valid TLSRPT record, none, "
+                                           "or an invalid one (two records, no usable URI, malformed).",
+                                           {{"result", result}});
+  c->skipped = &registry.counter("mta_sts_reportd_report_uris_skipped_total",
+                                 "rua URIs of TLSRPT records not used (unknown scheme, unsafe address, over 10).");
   counters_ = std::move(c);
 }
 
@@ -215,7 +217,7 @@ std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_vi
       log::info("no report: no failed session (only-failures)", {{"day", d}, {"domain", dom}});
       return one(SendOutcome::no_failures, "no failed session");
     }
-    if (!is_report_id(report->report_id)) return one(SendOutcome::error, "report-id is not a msg-id");
+    if (!is_report_id(report->report_id)) return one(SendOutcome::error, "report-id is not header-safe");
 
     const dns::TxtAnswer txt = resolver_.txt("_smtp._tls." + dom);
     if (dns::is_failure(txt.status)) {
@@ -246,10 +248,19 @@ std::vector<SendResult> Sender::send_domain(std::string_view day, std::string_vi
     const tlsrpt::RecordParse rec = tlsrpt::select_record(texts);
     for (const auto& w : rec.warnings)
       log::warning("TLSRPT record: rua skipped", {{"domain", dom}, {"warning", w}});
+    if (counters_) {
+      counters_->records[rec.record ? "valid" : rec.found ? "invalid" : "none"]->inc();
+      counters_->skipped->inc(rec.skipped);
+    }
     if (!rec.record) {
       if (!store_.write(day, domain, token, {{"first", first_text}, {"status", "nowhere"}, {"error", rec.error}}))
         return lost();
-      log::notice("no report: no usable TLSRPT record", {{"day", d}, {"domain", dom}, {"error", rec.error}});
+      // No record is the common case (the domain asks for no reports); an invalid one is the
+      // domain's mistake, or an attack, and worth the operator's eye.
+      if (rec.found)
+        log::warning("no report: invalid TLSRPT record", {{"day", d}, {"domain", dom}, {"error", rec.error}});
+      else
+        log::info("no report: no TLSRPT record", {{"day", d}, {"domain", dom}});
       return one(SendOutcome::nowhere, rec.error);
     }
 

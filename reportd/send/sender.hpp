@@ -60,14 +60,13 @@ struct SendOptions {
   std::chrono::seconds give_up_after{86400};   // from the first attempt
 };
 
-// The domain part of an e-mail contact-info ("mailto:" allowed), or the host of an https:
-// URL; "" when there is none.
+// tlsrpt::submitter_of(contact_info) as an A-label domain; "" when it is not one.
 std::string default_submitter(std::string_view contact_info);
 
 // One (day, domain)'s report as it is to be sent.
 struct ReportText {
   std::string json;          // RFC 8460 JSON (report_json)
-  std::string report_id;     // msg-id form: "<something>@<something>"
+  std::string report_id;     // is_report_id(): header-safe (tlsrpt::report_id)
   std::uint64_t failures = 0;  // failed sessions counted (only-failures)
 };
 
@@ -130,9 +129,11 @@ class Sender {
 
   // Counters (never a domain label), created now in `registry`, which must outlive the
   // sender; call before the first round:
-  //   mtasts_reportd_report_deliveries_total{scheme="mailto|https",outcome="sent|retry|gave_up"}
-  //   mtasts_reportd_reports_not_sent_total{reason="nowhere|no_failures|excluded|dns_retry|
+  //   mta_sts_reportd_report_deliveries_total{scheme="mailto|https",outcome="sent|retry|gave_up"}
+  //   mta_sts_reportd_reports_not_sent_total{reason="nowhere|no_failures|excluded|dns_retry|
   //                                                  dns_gave_up|busy|error"}
+  //   mta_sts_reportd_tlsrpt_records_total{result="valid|none|invalid"}
+  //   mta_sts_reportd_report_uris_skipped_total
   void set_metrics(metrics::Registry& registry);
 
  private:
@@ -153,6 +154,8 @@ class Sender {
   struct Counters {
     std::map<std::pair<bool, SendOutcome>, metrics::Counter*> deliveries;  // (https, outcome)
     std::map<std::string, metrics::Counter*> not_sent;
+    std::map<std::string, metrics::Counter*> records;
+    metrics::Counter* skipped = nullptr;
   };
   std::unique_ptr<Counters> counters_;
 };

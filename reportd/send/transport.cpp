@@ -204,6 +204,9 @@ class CurlPoster final : public HttpsPoster {
     std::call_once(once, [] {
       if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) throw std::runtime_error("curl_global_init failed");
     });
+    // libcurl reads the CA file at each handshake: say at start-up that it cannot.
+    if (!opts_.ca_file.empty() && access(opts_.ca_file.c_str(), R_OK) != 0)
+      throw std::runtime_error("cannot read ca-file " + opts_.ca_file);
   }
 
   Delivery post(const std::string& url, const std::string& body) override {

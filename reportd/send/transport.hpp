@@ -48,6 +48,7 @@ struct SendmailOptions {
   std::string command = "/usr/sbin/sendmail -i";
   std::chrono::milliseconds timeout{120000};
 };
+// Throws std::invalid_argument when the command does not split (see split_command).
 std::unique_ptr<MailSubmitter> make_sendmail(SendmailOptions opts);
 
 struct PostOptions {
@@ -56,7 +57,8 @@ struct PostOptions {
   std::chrono::milliseconds connect_timeout{10000};
   std::string user_agent = "mta-sts-reportd";
 };
-// `resolver` must outlive the poster.
+// `resolver` must outlive the poster. Throws std::runtime_error when ca_file is set and
+// cannot be read.
 std::unique_ptr<HttpsPoster> make_https_poster(PostOptions opts, dns::Resolver& resolver);
 
 // The host and port of an https: URL ("https://host[:port]/..."; "[v6]" literals unwrapped);

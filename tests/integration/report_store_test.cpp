@@ -6,11 +6,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <string>
 
 #include "common/tlsrpt/codec.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/redis_acl.hpp"
 #include "tests/support/redis_server.hpp"
 
 namespace mtasts {
@@ -116,6 +119,20 @@ TEST_F(ReportStoreTest, ABatchCountsOnceWhateverTheReplaysInOneRoundTrip) {
   EXPECT_EQ(c.policies[0].counts.success, 6u);
   EXPECT_EQ(c.policies[0].counts.failure, 6u);
   EXPECT_EQ(detail_count(c.policies[0].counts, Result::certificate_expired, "mx1.example.com"), 4u);
+}
+
+// A detail whose values break the collectors' contract (README.md) is not written: its
+// sessions count as failures without a detail, like those over the cap.
+TEST_F(ReportStoreTest, AnInvalidDetailIsCountedWithoutIt) {
+  Batch b = sample();
+  b.add(session(Result::certificate_expired, "MX.Example.COM."), sts());
+  ASSERT_EQ(store.apply("mta1.example.net", 1, b), ReportStore::Applied::applied);
+  const auto c = store.read(day, "example.com");
+  ASSERT_EQ(c.policies.size(), 1u);
+  EXPECT_EQ(c.policies[0].counts.failure, 4u);
+  EXPECT_EQ(c.policies[0].counts.details.size(), 2u);
+  EXPECT_EQ(c.dropped_details, 1u);
+  EXPECT_EQ(c.skipped_fields, 0u) << "nothing invalid was written";
 }
 
 TEST_F(ReportStoreTest, TwoHostsAreSummed) {
@@ -262,13 +279,47 @@ TEST_F(ReportStoreTest, EveryKeyExpires) {
   EXPECT_TRUE(store3.domains(tlsrpt::day_of(s.time)).empty());
 }
 
+// Runs probes as check_redis does: direct ones, then the queued ones in a MULTI made to abort.
+// "" when all were allowed, else the refused command's error.
+std::string run_probes(Pool& pool, const std::vector<RedisProbe>& probes) {
+  auto conn = pool.lease();
+  for (const auto& p : probes) {
+    if (p.mode != RedisProbe::Mode::direct) continue;
+    try {
+      conn->command({p.argv.begin(), p.argv.end()});
+    } catch (const RedisError& e) {
+      return p.argv[0] + ": " + e.what();
+    }
+  }
+  const bool any_queued = std::any_of(probes.begin(), probes.end(),
+                                     [](const RedisProbe& p) { return p.mode == RedisProbe::Mode::queued; });
+  if (!any_queued) return "";
+  try {
+    conn->command({"MULTI"});
+  } catch (const RedisError& e) {
+    return std::string("MULTI: ") + e.what();
+  }
+  std::string refused;
+  for (const auto& p : probes) {
+    if (p.mode != RedisProbe::Mode::queued || !refused.empty()) continue;
+    try {
+      conn->command({p.argv.begin(), p.argv.end()});
+    } catch (const RedisError& e) {
+      refused = p.argv[0] + ": " + e.what();
+    }
+  }
+  EXPECT_THROW(conn->command({"GET"}), RedisError);  // wrong arity: EXEC aborts
+  EXPECT_THROW(conn->command({"EXEC"}), RedisError);
+  return refused;
+}
+
 // reportd's Redis user: the keys under "<prefix>v1:rpt:" and the commands listed for it in
 // etc/redis-acl.conf (the script's commands too: Redis checks them against the user).
 TEST(ReportStoreAcl, ReportdNeedsOnlyItsKeysAndTheseCommands) {
   RedisServer redis(
       "user reportd on >rpw resetkeys ~mta-sts:v1:rpt:* resetchannels -@all "
       "+eval +get +set +del +type +hget +hset +hincrby +hexists +sadd +expireat +smembers +hlen +hgetall "
-      "+ping +role +select +auth\n"
+      "+multi +exec +ping +role +select +auth\n"
       "user ctl on >cpw resetkeys %R~mta-sts:v1:rpt:* resetchannels -@all +smembers +hlen +hgetall +ping +auth\n"
       "user default on nopass ~* &* +@all\n");
   RedisOptions o = options_for(redis);
@@ -289,6 +340,55 @@ TEST(ReportStoreAcl, ReportdNeedsOnlyItsKeysAndTheseCommands) {
   EXPECT_EQ(reader.domains(day), std::vector<std::string>{"example.com"});
   EXPECT_EQ(reader.read(day, "example.com").policies.size(), 1u);
   EXPECT_THROW(reader.apply("mta1.example.net", 2, sample()), RedisError) << "the reader cannot write";
+
+  // --check-redis's probes pass for these users and change nothing.
+  const std::string before = redis.cli({"--scan"});
+  EXPECT_EQ(run_probes(pool, ReportStore::probes("mta-sts:", true)), "");
+  EXPECT_EQ(run_probes(ctl_pool, ReportStore::probes("mta-sts:", false)), "");
+  EXPECT_EQ(redis.cli({"--scan"}), before);
+  EXPECT_NE(run_probes(ctl_pool, ReportStore::probes("mta-sts:", true)), "") << "the reader may not apply";
+}
+
+// The users shipped in etc/redis-acl.conf: mta-sts-reportd applies and reads (the sender reads
+// what it sends), mta-sts-ctl reads, and --check-redis's probes pass for both.
+TEST(ReportStoreAcl, TheShippedUsersMayDoWhatTheyNeed) {
+  RedisServer redis(test::acl_user_lines(
+      test::source_dir() / "etc/redis-acl.conf", [](const std::string& who) { return "pw-" + who; }, false));
+  auto pool_of = [&](const std::string& who) {
+    RedisOptions o = options_for(redis);
+    o.user = "mta-sts-" + who;
+    o.password = "pw-" + who;
+    return std::make_unique<Pool>(o);
+  };
+  const std::string day = tlsrpt::day_of(today_start());
+  auto reportd = pool_of("reportd");
+  ReportStore store(*reportd, "mta-sts:", ReportLimits{});
+  ASSERT_EQ(store.apply("mta1.example.net", 1, sample()), ReportStore::Applied::applied);
+  EXPECT_EQ(store.domains(day), std::vector<std::string>{"example.com"});
+  EXPECT_EQ(store.read(day, "example.com").policies.size(), 1u);
+  EXPECT_EQ(run_probes(*reportd, ReportStore::probes("mta-sts:", true)), "");
+
+  auto ctl = pool_of("ctl");
+  ReportStore reader(*ctl, "mta-sts:", ReportLimits{});
+  EXPECT_EQ(reader.domains(day), std::vector<std::string>{"example.com"});
+  EXPECT_EQ(reader.read(day, "example.com").policies.size(), 1u);
+  EXPECT_EQ(run_probes(*ctl, ReportStore::probes("mta-sts:", false)), "");
+}
+
+// A reportd user without one command the script needs fails the probes (Redis checks the
+// commands a script runs against the user's ACL).
+TEST(ReportStoreAcl, ProbesFindAMissingCommand) {
+  for (const char* missing : {"+hincrby", "+expireat", "+sadd", "+eval", "+hgetall"}) {
+    std::string acl = "+eval +get +set +del +type +hget +hset +hincrby +hexists +sadd +expireat +smembers +hlen +hgetall";
+    acl.erase(acl.find(missing), std::string(missing).size());
+    RedisServer redis("user reportd on >rpw resetkeys ~mta-sts:v1:rpt:* resetchannels -@all " + acl +
+                      " +multi +exec +ping +select +auth\nuser default on nopass ~* &* +@all\n");
+    RedisOptions o = options_for(redis);
+    o.user = "reportd";
+    o.password = "rpw";
+    Pool pool(o);
+    EXPECT_NE(run_probes(pool, ReportStore::probes("mta-sts:", true)), "") << missing;
+  }
 }
 
 }  // namespace

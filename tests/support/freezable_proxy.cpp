@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <regex>
 #include <stdexcept>
 
 namespace mtasts::test {
@@ -107,13 +108,37 @@ void FreezableProxy::pump(Pair& pr) {
       const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
       if (n <= 0) return;
       const int to = i == 0 ? p->server : p->client;
-      for (ssize_t off = 0; off < n;) {
-        const ssize_t w = ::send(to, buf + off, static_cast<std::size_t>(n - off), MSG_NOSIGNAL);
+      std::string rewritten;
+      const char* out = buf;
+      std::size_t len = static_cast<std::size_t>(n);
+      if (i == 1 && rewrite_) {
+        rewritten = rewrite_(std::string_view(buf, len));
+        out = rewritten.data();
+        len = rewritten.size();
+      }
+      for (std::size_t off = 0; off < len;) {
+        const ssize_t w = ::send(to, out + off, len - off, MSG_NOSIGNAL);
         if (w <= 0) return;
-        off += w;
+        off += static_cast<std::size_t>(w);
       }
     }
   }
+}
+
+FreezableProxy::Rewrite shift_redis_time(std::chrono::seconds shift) {
+  return [shift](std::string_view in) {
+    static const std::regex time_reply(R"(\*2\r\n\$10\r\n([0-9]{10})\r\n(\$[0-9]+\r\n[0-9]+\r\n))");
+    std::string out;
+    std::string rest(in);
+    std::smatch m;
+    while (std::regex_search(rest, m, time_reply)) {
+      out += m.prefix().str();
+      const long long secs = std::stoll(m[1].str()) + shift.count();
+      out += "*2\r\n$10\r\n" + std::to_string(secs) + "\r\n" + m[2].str();
+      rest = m.suffix().str();
+    }
+    return out + rest;
+  };
 }
 
 }  // namespace mtasts::test

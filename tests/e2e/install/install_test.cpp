@@ -10,6 +10,7 @@
 // configured or running (the test would otherwise take it over).
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -148,7 +149,7 @@ void InstallDeb::first_install() {
   const unsigned redis_port = free_tcp_port();
   // Loaded with the shipped ACL users (test passwords); the default user stays on only so
   // that the harness's redis-cli can see the server is up.
-  const char* programs[] = {"milter", "cached", "ctl", "tlsmap"};
+  const char* programs[] = {"milter", "cached", "ctl", "tlsmap", "reportd"};
   const std::string acl = acl_user_lines("/usr/share/doc/mta-sts/examples/redis-acl.conf",
                                          [](const std::string& who) { return "install-" + who; }, false);
   RedisServer redis("port " + std::to_string(redis_port) + "\nbind 127.0.0.1\n" + acl);
@@ -201,12 +202,14 @@ void InstallDeb::first_install() {
   // Every program's own user may do all that the program needs (the shipped ACLs).
   for (const auto& [bin, user] : std::vector<std::pair<std::string, std::string>>{
            {"/usr/sbin/mta-sts-milter", "mta-sts"}, {"/usr/sbin/mta-sts-cached", "mta-sts"},
-           {"/usr/sbin/mta-sts-tlsmap", "mta-sts"}, {"/usr/bin/mta-sts-ctl", "root"}}) {
+           {"/usr/sbin/mta-sts-tlsmap", "mta-sts"}, {"/usr/sbin/mta-sts-reportd", "mta-sts"},
+           {"/usr/bin/mta-sts-ctl", "root"}}) {
     RunResult r = run({"runuser", "-u", user, "--", bin, "--check-redis"}, 30s);
     EXPECT_EQ(r.exit_code, 0) << bin << " --check-redis: " << describe(r);
   }
 
-  for (const char* unit : {"mta-sts-cached.service", "mta-sts-milter.service", "mta-sts-tlsmap.service"}) {
+  for (const char* unit : {"mta-sts-cached.service", "mta-sts-milter.service", "mta-sts-tlsmap.service",
+                           "mta-sts-reportd.service"}) {
     const std::string text = read_file(fs::path("/usr/lib/systemd/system") / unit);
     const std::string user = unit_value(text, "User");
     ASSERT_EQ(user, "mta-sts") << unit;
@@ -292,7 +295,8 @@ TEST_F(InstallDeb, PackageInstallsWorksAndRemoves) {
   ASSERT_TRUE(package_installed());
 
   // Manuals: found by man, and readable.
-  for (const char* page : {"mta-sts-milter", "mta-sts-cached", "mta-sts-ctl", "mta-sts-tlsmap", "mta-sts.conf"}) {
+  for (const char* page : {"mta-sts-milter", "mta-sts-cached", "mta-sts-ctl", "mta-sts-tlsmap", "mta-sts-reportd",
+                           "mta-sts.conf"}) {
     r = run({"man", "-w", page}, 30s);
     EXPECT_EQ(r.exit_code, 0) << page << ": " << describe(r);
     EXPECT_EQ(r.out.rfind("/usr/share/man/", 0), 0u) << page << " found at " << r.out;
@@ -325,27 +329,30 @@ TEST_F(InstallDeb, PackageInstallsWorksAndRemoves) {
   EXPECT_EQ(st.st_gid, g->gr_gid);
   EXPECT_EQ(st.st_uid, 0u);
   EXPECT_EQ(run({"getent", "passwd", "mta-sts"}, 30s).exit_code, 0) << "postinst did not create user mta-sts";
-  for (const char* bin : {"/usr/sbin/mta-sts-milter", "/usr/sbin/mta-sts-cached", "/usr/sbin/mta-sts-tlsmap", "/usr/bin/mta-sts-ctl"}) {
+  for (const char* bin : {"/usr/sbin/mta-sts-milter", "/usr/sbin/mta-sts-cached", "/usr/sbin/mta-sts-tlsmap",
+                          "/usr/sbin/mta-sts-reportd", "/usr/bin/mta-sts-ctl"}) {
     r = run({bin, "--check"}, 30s);
     EXPECT_EQ(r.exit_code, 0) << bin << " --check: " << describe(r);
   }
 
   // Units point at the installed daemons; examples are where the manuals say.
-  for (const char* unit : {"mta-sts-milter.service", "mta-sts-cached.service", "mta-sts-tlsmap.service"}) {
+  for (const char* unit : {"mta-sts-milter.service", "mta-sts-cached.service", "mta-sts-tlsmap.service",
+                           "mta-sts-reportd.service"}) {
     const fs::path p = fs::path("/usr/lib/systemd/system") / unit;
     ASSERT_TRUE(fs::exists(p)) << p;
     const std::string text = read_file(p);
     const std::string daemon = std::string(unit).substr(0, std::string(unit).find('.'));
-    EXPECT_NE(text.find("ExecStart=/usr/sbin/" + daemon + "\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("ExecStart=/usr/sbin/" + daemon), std::string::npos) << text;
   }
   if (run({"sh", "-c", "command -v systemd-analyze"}, 10s).exit_code == 0) {
     r = run({"systemd-analyze", "verify", "/usr/lib/systemd/system/mta-sts-milter.service",
-             "/usr/lib/systemd/system/mta-sts-cached.service", "/usr/lib/systemd/system/mta-sts-tlsmap.service"}, 60s);
+             "/usr/lib/systemd/system/mta-sts-cached.service", "/usr/lib/systemd/system/mta-sts-tlsmap.service",
+             "/usr/lib/systemd/system/mta-sts-reportd.service"}, 60s);
     EXPECT_EQ(r.exit_code, 0) << describe(r);
   }
   for (const char* ex : {"mta-sts.conf", "postfix-main.cf", "sendmail.mc", "sendmail-tlsmap.mc", "redis-acl.conf",
                          "warm-list.example", "mta-sts-milter.service", "mta-sts-cached.service",
-                         "mta-sts-tlsmap.service"}) {
+                         "mta-sts-tlsmap.service", "mta-sts-reportd.service"}) {
     EXPECT_TRUE(fs::exists(fs::path("/usr/share/doc/mta-sts/examples") / ex)) << ex;
   }
 
@@ -355,6 +362,8 @@ TEST_F(InstallDeb, PackageInstallsWorksAndRemoves) {
   EXPECT_TRUE(fs::exists("/usr/lib/tmpfiles.d/mta-sts.conf"));
   ASSERT_EQ(stat("/run/mta-sts", &st), 0) << "postinst did not create /run/mta-sts";
   EXPECT_EQ(st.st_gid, g->gr_gid);
+  ASSERT_EQ(stat("/var/lib/mta-sts-reportd", &st), 0) << "postinst did not create /var/lib/mta-sts-reportd";
+  EXPECT_EQ(st.st_uid, getpwnam("mta-sts")->pw_uid);
 
   first_install();
 

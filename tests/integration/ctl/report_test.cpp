@@ -131,7 +131,9 @@ class CtlReport : public ::testing::Test {
 
   void SetUp() override {
     conf = (dir / "mta-sts.conf").string();
-    write_file(conf, "[redis]\naddress = " + redis.address() + "\nprefix = rpttest:\n");
+    write_file(conf, "[redis]\naddress = " + redis.address() +
+                         "\nprefix = rpttest:\n[reportd]\norganization-name = Example Org\n"
+                         "contact-info = tlsrpt@Sender.Example\n");
     RedisOptions ro;
     ro.address = redis.address();
     pool = std::make_unique<Pool>(ro);
@@ -207,6 +209,11 @@ TEST_F(CtlReport, JsonIsTheRfc8460Report) {
   for (const char* k : {"organization-name", "date-range", "contact-info", "report-id", "policies"}) {
     EXPECT_TRUE(v.has(k)) << k;
   }
+  // Who reports: [reportd] organization-name and contact-info; the submitter (for the
+  // report-id) is the domain of contact-info, as reportd derives it.
+  EXPECT_EQ(v["organization-name"].string, "Example Org");
+  EXPECT_EQ(v["contact-info"].string, "tlsrpt@Sender.Example");
+  EXPECT_EQ(v["report-id"].string, tlsrpt::report_id(day, "example.com", "sender.example"));
   EXPECT_EQ(v["date-range"]["start-datetime"].string, day + "T00:00:00Z");
   EXPECT_EQ(v["date-range"]["end-datetime"].string, day + "T23:59:59Z");
   ASSERT_EQ(v["policies"].array.size(), 1u);

@@ -15,6 +15,7 @@
 #include "common/fleet/fleet_clock.hpp"
 #include "common/fleet/store.hpp"
 #include "tests/support/fetcher.hpp"
+#include "tests/support/freezable_proxy.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/world.hpp"
 
@@ -44,6 +45,8 @@ class FleetClockTest : public ::testing::Test {
     add("fail.example", Behaviour::server_error);
     add("slow.example", Behaviour::sluggish);  // about 5 s per fetch: more than lock-ttl
     add("lost.example", Behaviour::sluggish);
+    add("near.example", Behaviour::serve);
+    add("away.example", Behaviour::serve);
     world.start();
     RedisOptions ro;
     ro.address = world.redis().address();
@@ -124,6 +127,45 @@ TEST_F(FleetClockTest, AFetcherTenMinutesFastKeepsTheFleetsTimesAndBackoff) {
   EXPECT_LE(apart(e.checked_at, now), 5) << iso_time(e.checked_at) << " vs Redis " << iso_time(now);
   EXPECT_LE(apart(e.policy->expires_at, now + Seconds(86400)), 5) << iso_time(e.policy->expires_at);
   EXPECT_EQ(world.https().requests("mta-sts.good.example"), 1u);
+}
+
+// The Redis clock itself off (issue 19, defect 9): a proxy in front of the real Redis moves
+// every TIME reply (libfaketime crashes redis-server). 30 minutes off, within clock-skew-limit
+// (1 h by default): the fetcher follows Redis, as the fleet clock is meant to. Two hours off: the
+// fetcher refuses that clock, says so (an error), and writes times by its own clock.
+TEST_F(FleetClockTest, ARedisClockBeyondTheLimitIsRefusedAndTheFetcherKeepsItsOwn) {
+  const auto shifted = [&](const std::string& id, std::chrono::seconds shift) {
+    auto proxy = std::make_unique<FreezableProxy>(dir / (id + ".sock"), world.redis().address().substr(5));
+    proxy->rewrite_replies(shift_redis_time(shift));
+    return proxy;
+  };
+  const auto start_on = [&](const std::string& id, const FreezableProxy& proxy) {
+    return start_fetcher(dir.path(), id, fetcher_config(world, {"address = " + proxy.address()}, id, "fetch-timeout = 10s\n"));
+  };
+  const SystemClock local;
+  {
+    auto proxy = shifted("near", std::chrono::minutes(30));
+    RedisOptions ro;
+    ro.address = proxy->address();
+    Pool p(ro);
+    const SysTime seen{std::chrono::floor<Seconds>(redis_time(*p.lease()))};
+    ASSERT_LE(apart(seen, local.now() + Seconds(1800)), 5) << "the proxy does not move TIME";
+    auto f = start_on("near", *proxy);
+    miss("near.example");
+    ASSERT_TRUE(wait_until([&] { auto e = entry("near.example"); return e && e->policy; }, 10s)) << log("near");
+    EXPECT_LE(apart(entry("near.example")->checked_at, local.now() + Seconds(1800)), 5)
+        << "within the limit, the Redis clock is followed\n" << log("near");
+    EXPECT_EQ(log("near").find("redis clock refused"), std::string::npos) << log("near");
+  }
+  auto proxy = shifted("far", std::chrono::hours(2));
+  auto f = start_on("far", *proxy);
+  EXPECT_TRUE(wait_until([&] { return log("far").find("error: redis clock refused") != std::string::npos; }, 5s))
+      << log("far");
+  miss("away.example");
+  ASSERT_TRUE(wait_until([&] { auto e = entry("away.example"); return e && e->policy; }, 10s)) << log("far");
+  const CacheEntry e = *entry("away.example");
+  EXPECT_LE(apart(e.checked_at, local.now()), 5) << "beyond the limit, its own clock: " << iso_time(e.checked_at);
+  EXPECT_LE(apart(e.policy->expires_at, local.now() + Seconds(86400)), 5) << iso_time(e.policy->expires_at);
 }
 
 TEST_F(FleetClockTest, ASlowDiscoveryKeepsItsClaimAndIsFetchedOnce) {

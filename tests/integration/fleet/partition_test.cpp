@@ -159,7 +159,7 @@ void PartitionTest::run_partition(const std::string& server_lines, bool refuses)
   std::printf("paused at %.3f, promoted 127.0.0.1:%d after %.1f s\n", paused_at, new_primary, wall_now() - paused_at);
   // While the old primary is cut off, the MTA still applies what it read from it.
   if (!refuses) {
-    for (int i = 0; i < kHeld; ++i) EXPECT_EQ(query(held(i)), secure(held(i))) << "during the partition";
+    for (int i = 0; i < kHeld; ++i) EXPECT_EQ(query(held(i)), secure(held(i))) << "during the partition\n" << tlsmap->log();
   }
 
   // Healing: the old primary comes back and the sentinels make it a replica of the new one,

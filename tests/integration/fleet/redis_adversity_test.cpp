@@ -182,5 +182,66 @@ TEST_F(RedisAdversityTest, AStaleSentinelCannotSendWritesToAReplica) {
   EXPECT_EQ(signalled, kLookups) << d.log();
 }
 
+// SENTINEL FAILOVER: the sentinels name the replica as the primary at once, but make the old
+// primary a replica (and close its clients) only when they next look at it, seconds later;
+// meanwhile it still takes writes, which are discarded when it is made a replica. A pool that
+// hears `+switch-master` leaves its connections there: a write right after the switch lands
+// on the new primary and survives (issue 19, defect 6). Failed before: the pooled connection
+// wrote to the old primary ("OK"), and the write was gone once it was made a replica.
+TEST_F(RedisAdversityTest, PooledConnectionsLeaveTheOldPrimaryWhenSentinelAnnouncesASwitch) {
+  RedisFleet fleet;
+  RedisOptions ro;
+  ro.sentinels = fleet.sentinel_addresses();
+  ro.master_name = RedisFleet::kMasterName;
+  ro.user = "mta-sts-cached";
+  ro.password = RedisFleet::password_of("mta-sts-cached");
+  ro.connect_timeout = 1000ms;
+  ro.pool_size = 2;
+  Pool pool(ro);
+  {
+    auto a = pool.lease();
+    auto b = pool.lease();  // two pooled connections to the primary
+    a->command({"SET", "mta-sts:v1:probe", "before"});
+    b->command({"GET", "mta-sts:v1:probe"});
+  }
+  std::this_thread::sleep_for(500ms);  // the watch's subscription is up (real sentinels: no fake clock)
+  const std::string sentinel = fleet.sentinel_addresses()[0];
+  ASSERT_EQ(fleet.cli(std::stoi(sentinel.substr(sentinel.rfind(':') + 1)), {"SENTINEL", "FAILOVER", RedisFleet::kMasterName}),
+            "OK");
+  ASSERT_TRUE(fleet.wait_failover(30s));
+  const std::string old_role = fleet.cli(fleet.primary_port(), {"ROLE"});
+  std::printf("the old primary at the write: %s\n", old_role.substr(0, old_role.find('\n')).c_str());
+  for (int i = 0; i < 2; ++i) {
+    auto l = pool.lease();
+    EXPECT_NO_THROW(l->command({"SET", "mta-sts:v1:probe", "after" + std::to_string(i)})) << "write " << i;
+  }
+  // Once the old primary is a replica of the new one, the write is still there.
+  ASSERT_TRUE(wait_until([&] {
+    return fleet.cli(fleet.primary_port(), {"ROLE"}).starts_with("slave") &&
+           fleet.cli(fleet.primary_port(), {"INFO", "replication"}).find("master_link_status:up") != std::string::npos;
+  }, 30s));
+  EXPECT_EQ(fleet.cli(fleet.replica_port(), {"GET", "mta-sts:v1:probe"}), "after1") << "a write after the switch was lost";
+}
+
+// A primary with fewer replicas than its min-replicas-to-write answers writes with
+// -NOREPLICAS: the connection is left (the next one looks the primary up again, through the
+// sentinels where there are some) and the client says why. Failed before: the same connection
+// was handed out again.
+TEST_F(RedisAdversityTest, ANoReplicasReplyLeavesTheConnection) {
+  ASSERT_EQ(primary_.cli({"CONFIG", "SET", "min-replicas-to-write", "1"}), "OK");
+  RedisOptions ro;
+  ro.address = primary_.address();
+  ro.pool_size = 1;
+  Pool pool(ro);
+  std::int64_t first = 0;
+  {
+    auto l = pool.lease();
+    first = l->command({"CLIENT", "ID"}).integer();
+    EXPECT_THROW(l->command({"SET", "k", "v"}), RedisError);
+  }
+  auto l = pool.lease();
+  EXPECT_NE(l->command({"CLIENT", "ID"}).integer(), first) << "a connection that met -NOREPLICAS was pooled again";
+}
+
 }  // namespace
 }  // namespace mtasts::test

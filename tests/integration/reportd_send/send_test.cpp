@@ -10,9 +10,14 @@
 #include <thread>
 
 #include "common/dns/dns.hpp"
+#include "common/fleet/report_store.hpp"
+#include "common/tlsrpt/report.hpp"
 #include "reportd/send/sender.hpp"
+#include "reportd/send/store_source.hpp"
 #include "tests/fakes/fake_clock.hpp"
+#include "tests/support/https_sink.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/redis_acl.hpp"
 #include "tests/support/redis_server.hpp"
 #include "tests/support/report_mail.hpp"
 #include "tests/support/world.hpp"
@@ -25,7 +30,7 @@ namespace fs = std::filesystem;
 
 const std::string kDay = "2026-04-23";
 const std::string kJson =
-    R"({"organization-name":"Sender Org","date-range":{"start-datetime":"2026-04-23T00:00:00Z","end-datetime":"2026-04-24T00:00:00Z"},"contact-info":"tlsrpt@sender.test","report-id":"2026-04-23.rcpt.test@sender.test","policies":[{"policy":{"policy-type":"sts","policy-string":["version: STSv1","mode: enforce","mx: mx.rcpt.test","max_age: 86400"],"policy-domain":"rcpt.test","mx-host":["mx.rcpt.test"]},"summary":{"total-successful-session-count":5,"total-failure-session-count":1},"failure-details":[{"result-type":"certificate-expired","sending-mta-ip":"192.0.2.1","receiving-ip":"192.0.2.2","receiving-mx-hostname":"mx.rcpt.test","failed-session-count":1}]}]})";
+    R"({"organization-name":"Sender Org","date-range":{"start-datetime":"2026-04-23T00:00:00Z","end-datetime":"2026-04-23T23:59:59Z"},"contact-info":"tlsrpt@sender.test","report-id":"2026-04-23.rcpt.test@sender.test","policies":[{"policy":{"policy-type":"sts","policy-string":["version: STSv1","mode: enforce","mx: mx.rcpt.test","max_age: 86400"],"policy-domain":"rcpt.test","mx-host":["mx.rcpt.test"]},"summary":{"total-successful-session-count":5,"total-failure-session-count":1},"failure-details":[{"result-type":"certificate-expired","sending-mta-ip":"192.0.2.1","receiving-ip":"192.0.2.2","receiving-mx-hostname":"mx.rcpt.test","failed-session-count":1}]}]})";
 
 std::string gunzip(const std::string& gz) {
   z_stream z{};
@@ -52,50 +57,44 @@ class FixedSource final : public ReportSource {
   }
 };
 
-// A real TLS server storing POSTs (tests/integration/reportd_send/post_sink.py).
+// The https: rua: tests/support's HttpsSink (a real TLS server keeping each accepted POST) on
+// a loopback address of its own, at port 443 as a report URI usually is.
 class PostSink {
  public:
-  PostSink(const std::string& host, const std::string& ip, test::TestCa& ca) {
-    const test::CertFiles cert = ca.leaf(host, test::CertKind::valid);
-    proc_ = std::make_unique<test::Process>(
-        std::vector<std::string>{"python3", (test::source_dir() / "tests/integration/reportd_send/post_sink.py").string(),
-                                 ip, cert.cert.string(), cert.key.string(), dir_.path().string()},
-        dir_ / "sink.log");
-    if (!test::wait_until([&] { return port() != 0; }, 10s)) throw std::runtime_error("post_sink.py did not start");
-  }
-  unsigned port() const {
-    std::ifstream in(dir_ / "sink.log");
-    std::string word;
-    unsigned p = 0;
-    in >> word >> p;
-    return word == "port" ? p : 0;
-  }
-  void set_status(int code) { test::write_file(dir_ / "status", std::to_string(code)); }
-  // Requests received (whatever the reply), and the bodies accepted.
+  PostSink(const std::string& host, test::TestCa& ca)
+      : ip_(test::World::unique_loopback_ip()), sink_(host, ip_, ca, dir_ / "sink") {}
+  const std::string& ip() const { return ip_; }
+  std::string url(const std::string& path) const { return sink_.url(path); }
+  void set_status(int code) { sink_.set_status(code); }
+  // Requests received, whatever the reply (from the server's request log).
   std::size_t requests() const {
-    return fs::exists(dir_ / "requests.log") ? test::lines_of(test::read_file(dir_ / "requests.log")).size() : 0;
+    std::size_t n = 0;
+    for (const auto& line : test::lines_of(sink_.log()))
+      if (line.find("\"POST ") != std::string::npos) ++n;
+    return n;
   }
-  std::vector<std::pair<std::string, std::string>> accepted() const {  // (content type, body)
+  // The requests accepted (2xx): (Content-Type, body).
+  std::vector<std::pair<std::string, std::string>> accepted() const {
     std::vector<std::pair<std::string, std::string>> out;
-    for (int n = 0; n < 1000; ++n) {
-      if (!fs::exists(dir_ / (std::to_string(n) + ".body"))) continue;
-      out.emplace_back(test::read_file(dir_ / (std::to_string(n) + ".type")),
-                       test::read_file(dir_ / (std::to_string(n) + ".body")));
+    for (const auto& r : sink_.requests()) {
+      auto it = r.headers.find("content-type");
+      out.emplace_back(it == r.headers.end() ? std::string() : it->second, r.body);
     }
     return out;
   }
 
  private:
   test::TempDir dir_{"mtasts-post-sink"};
-  std::unique_ptr<test::Process> proc_;
+  std::string ip_;
+  test::HttpsSink sink_;
 };
 
 class ReportdSend : public ::testing::Test {
  protected:
   ReportdSend() {
     world.start();
-    sink = std::make_unique<PostSink>("tlsrpt.collector.test", world.ip(), world.ca());
-    world.dns().add_host("tlsrpt.collector.test", world.ip());
+    sink = std::make_unique<PostSink>("tlsrpt.collector.test", world.ca());
+    world.dns().add_host("tlsrpt.collector.test", sink->ip());
     publish({"v=TLSRPTv1; rua=mailto:tlsrpt@rcpt.test," + https_rua()});
 
     dns::ResolverOptions ro;
@@ -111,9 +110,7 @@ class ReportdSend : public ::testing::Test {
     opts.ca_file = world.ca_file().string();
     opts.https_timeout = 10s;
   }
-  std::string https_rua() const {
-    return "https://tlsrpt.collector.test:" + std::to_string(sink->port()) + "/v1/tlsrpt";
-  }
+  std::string https_rua() const { return sink->url("/v1/tlsrpt"); }
   void publish(const std::vector<test::TxtRecord>& txt) {
     world.dns().set_txt("_smtp._tls.rcpt.test", txt);
     world.dns().apply();
@@ -180,7 +177,7 @@ TEST_F(ReportdSend, OneReportPerRuaOverRealTransports) {
   EXPECT_EQ(m.get("content_type"), "multipart/report");
   EXPECT_EQ(m.get("report_type"), "tlsrpt");
   EXPECT_EQ(m.get("part1.content_type"), "application/tlsrpt+gzip");
-  EXPECT_EQ(m.get("part1.filename").rfind("sender.test!rcpt.test!1776902400!1776988800!", 0), 0u)
+  EXPECT_EQ(m.get("part1.filename").rfind("sender.test!rcpt.test!1776902400!1776988799!", 0), 0u)
       << m.get("part1.filename");
   EXPECT_EQ(m.json, kJson);
 
@@ -189,6 +186,63 @@ TEST_F(ReportdSend, OneReportPerRuaOverRealTransports) {
   ASSERT_EQ(posts.size(), 1u);
   EXPECT_EQ(posts[0].first, "application/tlsrpt+gzip");
   EXPECT_EQ(gunzip(posts[0].second), kJson);
+}
+
+// The daemon's source: the fleet's aggregates (two hosts' batches) sent as exactly the JSON
+// `mta-sts-ctl report json` prints (report_meta + report_json over ReportStore::read).
+TEST_F(ReportdSend, FleetAggregatesAreSentAsCtlPrintsThem) {
+  RedisOptions ro;
+  ro.address = redis.address();
+  ro.command_timeout = 2s;
+  Pool pool(ro);
+  ReportStore aggregates(pool, "mta-sts:", ReportLimits{});
+  // Yesterday by the wall clock: the aggregates expire `keep` after their day.
+  clock.set(SystemClock().now());
+  const std::string day = tlsrpt::day_of(clock.now().time_since_epoch().count() - 86400);
+  tlsrpt::AppliedPolicy policy;
+  policy.type = tlsrpt::PolicyType::sts;
+  policy.strings = {"version: STSv1", "mode: enforce", "mx: mx.rcpt.test", "max_age: 86400"};
+  policy.mx_hosts = {"mx.rcpt.test"};
+  const std::int64_t noon = *tlsrpt::day_start(day) + 43200;
+  for (int host = 0; host < 2; ++host) {
+    tlsrpt::Batch b;
+    tlsrpt::Session ok;
+    ok.time = noon;
+    ok.domain = "rcpt.test";
+    ok.receiving_mx_hostname = "mx.rcpt.test";
+    ok.receiving_ip = "192.0.2.25";
+    for (int i = 0; i < 3; ++i) b.add(ok, policy);
+    tlsrpt::Session bad = ok;
+    bad.result = tlsrpt::Result::certificate_expired;
+    bad.sending_mta_ip = "192.0.2.1";
+    b.add(bad, policy);
+    ASSERT_EQ(aggregates.apply("host-" + std::to_string(host), 1, b), ReportStore::Applied::applied);
+  }
+  StoreReportSource fleet(aggregates, opts.organization_name, opts.contact_info, "");
+  SendStore sends(pool, "mta-sts:");
+  auto mail = make_sendmail({opts.sendmail_command, 30s});
+  auto https = make_https_poster({opts.ca_file, opts.https_timeout, 5s, "mta-sts-reportd"}, *resolver);
+  Sender sender(opts, fleet, *resolver, *mail, *https, sends, clock);
+  SendSummary s = sender.send_day(day);
+  EXPECT_TRUE(s.ok());
+
+  const tlsrpt::ReportMeta meta =
+      tlsrpt::report_meta({opts.organization_name, opts.contact_info, ""}, day, "rcpt.test");
+  const std::string expected = tlsrpt::report_json(meta, aggregates.read(day, "rcpt.test").policies);
+  EXPECT_NE(expected.find("\"total-successful-session-count\":6"), std::string::npos) << expected;
+  const auto eml = mails();
+  ASSERT_EQ(eml.size(), 1u);
+  const test::ParsedReportMail m = test::parse_report_mail(test::read_file(eml[0]));
+  EXPECT_EQ(m.json, expected);
+  EXPECT_EQ(m.get("header:Subject"),
+            "Report Domain: rcpt.test Submitter: sender.test Report-ID: <" + meta.report_id + ">");
+  const auto posts = sink->accepted();
+  ASSERT_EQ(posts.size(), 1u);
+  EXPECT_EQ(gunzip(posts[0].second), expected);
+  // The mail as a whole against the RFC 8460 schema and mail checks (tests/support).
+  const test::RunResult v =
+      test::run({"python3", (test::source_dir() / "tests/support/validate_tlsrpt.py").string(), eml[0].string()});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 }
 
 TEST_F(ReportdSend, InjectionInTheRecordNeverReachesAHeader) {
@@ -272,6 +326,20 @@ TEST_F(ReportdSend, FailingRuaIsRetriedWithBackoff) {
   EXPECT_EQ(sink->requests(), 3u);
 }
 
+TEST_F(ReportdSend, RedirectIsNotFollowed) {
+  sink->set_status(308);
+  Host host(*this);
+  std::map<std::string, SendResult> m;
+  for (const auto& r : host.sender->send_day(kDay).results) m[r.rua] = r;
+  EXPECT_EQ(m[https_rua()].outcome, SendOutcome::retry);
+  EXPECT_NE(m[https_rua()].detail.find("redirect"), std::string::npos) << m[https_rua()].detail;
+  EXPECT_EQ(sink->requests(), 1u);
+}
+
+TEST_F(ReportdSend, UnreadableCaFileIsSaidAtStart) {
+  EXPECT_THROW(make_https_poster({(mail_dir / "missing.pem").string(), 10s, 5s, "x"}, *resolver), std::runtime_error);
+}
+
 TEST_F(ReportdSend, HttpsRuaWithAnUntrustedCertificateIsNotSentTo) {
   opts.ca_file = world.ca().untrusted_ca_file().string();
   Host host(*this);
@@ -282,6 +350,29 @@ TEST_F(ReportdSend, HttpsRuaWithAnUntrustedCertificateIsNotSentTo) {
   }
   EXPECT_EQ(m[https_rua()], SendOutcome::retry);
   EXPECT_EQ(sink->requests(), 0u);
+}
+
+// The shipped ACL (etc/redis-acl.conf) gives the mta-sts-reportd user all that sending takes:
+// the --check-redis probes and every SendStore operation, as that user.
+TEST(ReportdSendAcl, ShippedAclAllowsSending) {
+  test::RedisServer redis(test::acl_user_lines(test::source_dir() / "etc/redis-acl.conf",
+                                               [](const std::string& who) { return "pw-" + who; }, false));
+  RedisOptions ro;
+  ro.address = redis.address();
+  ro.user = "mta-sts-reportd";
+  ro.password = "pw-reportd";
+  Pool pool(ro);
+  for (const auto& p : send_store_probes("mta-sts:")) {
+    std::vector<std::string_view> argv(p.argv.begin(), p.argv.end());
+    EXPECT_NO_THROW(pool.lease()->command(argv)) << p.argv[0] << " " << p.argv[1];
+  }
+  SendStore store(pool, "mta-sts:");
+  ASSERT_TRUE(store.claim(kDay, "rcpt.test", "tok", 60s));
+  EXPECT_TRUE(store.renew(kDay, "rcpt.test", "tok", 60s));
+  EXPECT_TRUE(store.write(kDay, "rcpt.test", "tok", {{"rua:mailto:a@rcpt.test", "sent 1"}, {"status", "done"}}));
+  EXPECT_EQ(store.read(kDay, "rcpt.test").status, "done");
+  store.release(kDay, "rcpt.test", "tok");
+  EXPECT_FALSE(store.write(kDay, "rcpt.test", "tok", {{"status", "done"}})) << "released: fenced";
 }
 
 }  // namespace

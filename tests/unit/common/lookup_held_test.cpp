@@ -248,5 +248,29 @@ TEST(LocalCacheHeld, EvictionSparesEnforcePoliciesAmongTheLeastRecentlyUsed) {
   EXPECT_EQ(c.get("plain.example", now), nullptr);
 }
 
+// An invalidation (of any domain) raced with the read of an enforce policy: the lookup
+// answered it, so the process holds it, to be re-read at the next lookup; if the shared cache
+// then loses the key (a failover to a replica without it), the policy is still applied.
+// Failed before: nothing was kept (PartitionTest saw NOTFOUND for a domain the MTA had just
+// answered "secure" for, during the partition).
+TEST(LocalCacheHeld, AnEnforcePolicyReadAcrossAnInvalidationIsHeldButReRead) {
+  LocalCache c(10);
+  const SysTime now = FakeClock::kStart;
+  const auto ptr = [](CacheEntry e) { return std::make_shared<const CacheEntry>(std::move(e)); };
+  const std::uint64_t gen = c.generation();
+  c.expire("other.example");  // an announcement arrives while the read is in flight
+  c.put("enforce.example", ptr(test::policy_entry(Mode::enforce, "i", {"mx.enforce.example"}, now)), now + Seconds{60},
+        gen, now + Seconds{86400});
+  EXPECT_EQ(c.get("enforce.example", now), nullptr) << "served without re-reading";
+  ASSERT_TRUE(c.get_held("enforce.example", now));
+  EXPECT_EQ(verdict(*c.get_held("enforce.example", now)->entry, now), Verdict::enforce);
+  // What protects nothing is not kept, and nothing replaces an entry already there.
+  c.put("plain.example", ptr(test::negative_entry(now)), now + Seconds{60}, gen);
+  EXPECT_FALSE(c.get_held("plain.example", now));
+  c.put("enforce.example", ptr(test::policy_entry(Mode::enforce, "old", {"mx.enforce.example"}, now)),
+        now + Seconds{60}, gen, now + Seconds{86400});
+  EXPECT_EQ(c.get_held("enforce.example", now)->entry->policy->id, "i");
+}
+
 }  // namespace
 }  // namespace mtasts

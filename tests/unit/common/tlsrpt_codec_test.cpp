@@ -103,6 +103,28 @@ TEST(TlsrptCodec, DroppedDetailsRoundTrip) {
   EXPECT_EQ(back->dropped_details(), 3u);
 }
 
+// A session that breaks the collectors' contract (an upper-case MX name, a HELO with a space)
+// does not cost the whole spooled batch: its detail is left out, its failure kept as dropped.
+TEST(TlsrptCodec, AnInvalidDetailIsCountedAsDroppedNotRefused) {
+  Batch b = sample();
+  auto bad = failure(kDay + 30, Result::certificate_expired, "MX1.Example.COM.", "");
+  bad.receiving_mx_helo = "mx1 ESMTP";
+  b.add(bad, sts_policy());
+  std::string error;
+  const auto back = Batch::decode(b.encode(), &error);
+  ASSERT_TRUE(back) << error;
+  EXPECT_EQ(back->sessions(), b.sessions());
+  EXPECT_EQ(back->dropped_details(), 1u);
+  const auto& counts = back->entries();
+  std::uint64_t failures = 0, detailed = 0;
+  for (const auto& [k, e] : counts) {
+    failures += e.counts.failure;
+    for (const auto& [d, n] : e.counts.details) detailed += n;
+  }
+  EXPECT_EQ(failures, 5u);
+  EXPECT_EQ(detailed, 4u);
+}
+
 // Replaces the first `from` in `s` by `to` (the test fails when it is not there).
 std::string edit(std::string s, const std::string& from, const std::string& to) {
   const auto at = s.find(from);

@@ -167,6 +167,7 @@ TEST(TlsrptRecord, ThousandRuasAreCapped) {
   EXPECT_EQ(p.record->rua[9].target, "r9@example.com");
   ASSERT_FALSE(p.warnings.empty());
   EXPECT_NE(p.warnings.back().find("990 more rua URIs skipped"), std::string::npos) << p.warnings.back();
+  EXPECT_EQ(p.skipped, 990u);
 
   // 1,000 bad URIs: a bounded number of warnings.
   std::string bad = "v=TLSRPTv1; rua=";
@@ -175,6 +176,7 @@ TEST(TlsrptRecord, ThousandRuasAreCapped) {
   RecordParse q = parse_record(bad);
   ASSERT_TRUE(q.record);
   EXPECT_LE(q.warnings.size(), 13u);
+  EXPECT_EQ(q.skipped, 1000u);
 }
 
 TEST(TlsrptRecord, HugeRecordIsRefused) {
@@ -197,8 +199,11 @@ TEST(TlsrptRecord, SelectExactlyOne) {
   // A broken second TLSRPT record still counts: no report.
   RecordParse broken = select_record({"v=TLSRPTv1; rua=mailto:a@example.com", "v=TLSRPTv1;garbage"});
   EXPECT_FALSE(broken.record);
+  EXPECT_TRUE(two.found);
   RecordParse none = select_record({"v=spf1 -all"});
   EXPECT_FALSE(none.record);
+  EXPECT_FALSE(none.found);
+  EXPECT_TRUE(one.found);
   EXPECT_FALSE(select_record({}).record);
   // "v=TLSRPTv10; ..." does not begin with "v=TLSRPTv1;"
   RecordParse other = select_record({"v=TLSRPTv10; rua=mailto:a@example.com", "v=TLSRPTv1; rua=mailto:b@example.com"});

@@ -2,6 +2,7 @@
 // common parsers require, the date-range, report ids, and the memory a large report takes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -116,12 +117,19 @@ TEST(TlsrptReport, RangeAndIds) {
   const std::string id = report_id("2026-12-07", "example.com", "sender.example");
   EXPECT_EQ(id, report_id("2026-12-07", "example.com", "sender.example"));
   EXPECT_EQ(id.rfind("20261207.example.com.", 0), 0u) << id;
-  EXPECT_EQ(id.size(), std::string("20261207.example.com.").size() + 16);
+  EXPECT_EQ(id.size(), std::string("20261207.example.com.").size() + 16 + std::string("@sender.example").size());
+  EXPECT_EQ(id.substr(id.size() - 15), "@sender.example") << id;
+  EXPECT_EQ(report_id("2026-12-07", "example.com", "Sender..Example.").substr(id.size() - 15), "@sender.example");
+  EXPECT_EQ(report_id("2026-12-07", "example.com", "").find('@'), std::string::npos);
   EXPECT_NE(id, report_id("2026-12-08", "example.com", "sender.example"));
   EXPECT_NE(id, report_id("2026-12-07", "example.org", "sender.example"));
   EXPECT_NE(id, report_id("2026-12-07", "example.com", "other.example"));
-  for (char c : report_id("2026-12-07", "a!b/c", "x")) {
-    EXPECT_TRUE((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-') << id;
+  // A dot-atom "@" dot-atom (a msg-id), whatever the input.
+  const std::string odd = report_id("2026-12-07", "a!b/c..d", "x <y>@z\r\n");
+  EXPECT_EQ(odd.find(".."), std::string::npos) << odd;
+  EXPECT_EQ(std::count(odd.begin(), odd.end(), '@'), 1) << odd;
+  for (char c : odd) {
+    EXPECT_TRUE((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '@') << odd;
   }
 }
 

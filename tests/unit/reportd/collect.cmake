@@ -11,5 +11,4 @@ mtasts_add_test(reportd_collect_test unit
   SOURCES ${_collect_tests} ${_collect_double}
   LIBS mtasts_reportd_collect)
 target_compile_definitions(reportd_collect_test PRIVATE
-  MTASTS_COLLECT_DATA="${CMAKE_CURRENT_LIST_DIR}/data"
   MTASTS_FIXTURES="${PROJECT_SOURCE_DIR}/tests/fixtures/reportd")

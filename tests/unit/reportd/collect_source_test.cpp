@@ -105,6 +105,20 @@ TEST(FileSource, FollowsRotationByRenameAndCreate) {
   EXPECT_EQ(drain(*src), expect_range(6, 7));
 }
 
+TEST(FileSource, LinesWrittenToTheOldFileAfterTheRenameAreNotLost) {
+  TempDir dir;
+  const fs::path log = dir.path() / "mail.log";
+  append(log, session_lines(0));
+  auto src = follower(log);
+  EXPECT_EQ(drain(*src, 1000), expect_range(0, 1));
+  fs::rename(log, dir.path() / "mail.log.1");
+  append(log, session_lines(2));
+  std::vector<Outcome> out;
+  src->poll(out, 1000);  // sees the new file; the writer has not reopened yet
+  append(dir.path() / "mail.log.1", session_lines(1));
+  EXPECT_EQ(drain(*src), expect_range(1, 3));
+}
+
 TEST(FileSource, FollowsCopyTruncate) {
   TempDir dir;
   const fs::path log = dir.path() / "mail.log";
@@ -346,6 +360,45 @@ TEST(JournalSource, ReadsRecordsThroughJournalctlAndResumesAfterItsCursor) {
   EXPECT_NE(second.find("--after-cursor=c2"), std::string::npos) << second;
 }
 
+TEST(JournalSource, ACursorTheJournalNoLongerKnowsIsDroppedAfterThreeEmptyRuns) {
+  TempDir dir;
+  const fs::path script = dir.path() / "journalctl";
+  const fs::path argsfile = dir.path() / "args";
+  {
+    std::ofstream s(script);
+    s << "#!/bin/sh\necho \"$@\" >> " << argsfile.string() << "\n"
+      << "case \"$*\" in *--after-cursor=*) echo 'Failed to seek to cursor' >&2; exit 1;; esac\n"
+      << "exec sleep 30\n";
+  }
+  fs::permissions(script, fs::perms::owner_all);
+  SourceOptions o;
+  o.journalctl = script.string();
+  JournalSource j("journal", o);
+  ASSERT_TRUE(j.restore("journal 1\ns=gone\n0\n0\n"));
+  std::vector<Outcome> out;
+  for (int i = 0; i < 300 && j.stats().restarts < 3; ++i) {
+    j.poll(out, 10);
+    ::usleep(10000);  // a real child process (no clock involved)
+  }
+  EXPECT_EQ(j.stats().restarts, 3u);
+  j.poll(out, 10);  // starts journalctl from now
+  EXPECT_EQ(j.position().find("s=gone"), std::string::npos);
+  std::string line, last;
+  int with_cursor = 0, runs = 0;
+  for (int i = 0; i < 300 && runs < 4; ++i) {  // until the fourth run has written its arguments
+    ::usleep(10000);
+    std::ifstream a(argsfile);
+    runs = with_cursor = 0;
+    while (std::getline(a, line)) {
+      ++runs;
+      if (line.find("--after-cursor=s=gone") != std::string::npos) ++with_cursor;
+      last = line;
+    }
+  }
+  EXPECT_EQ(with_cursor, 3);
+  EXPECT_NE(last.find("-n 0"), std::string::npos) << last;
+}
+
 // ---- the collector's spool across kill -9 ----------------------------------------------------
 
 class NoPolicies final : public PolicyView {
@@ -466,6 +519,121 @@ TEST(Spool, ACorruptSpoolIsAnErrorNotAFreshStart) {
   TempDir dir;
   { std::ofstream(dir.path() / "collector.spool") << "garbage"; }
   EXPECT_THROW(Spool(dir.path()).load(), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace mtasts::reportd
+
+namespace mtasts::reportd {
+namespace {
+
+// The fleet's cache does not answer for a while: nothing is counted as no-policy-found, and
+// once it answers every session is counted once, under its policy.
+class FlakyView final : public PolicyView {
+ public:
+  int failures_left = 0;
+  std::optional<CacheEntry> entry(const Domain& d) override {
+    if (failures_left > 0) {
+      --failures_left;
+      throw PolicyUnavailable("redis down");
+    }
+    StoredPolicy sp;
+    sp.policy.mode = Mode::enforce;
+    sp.policy.max_age = Seconds{86400 * 365};
+    sp.raw = "version: STSv1\nmode: enforce\nmx: mx." + d.str() + "\nmax_age: 31536000\n";
+    sp.fetched_at = SysTime{Seconds{civil_to_unix(2026, 12, 1, 0, 0, 0)}};
+    sp.expires_at = sp.fetched_at + sp.policy.max_age;
+    sp.id = "1";
+    CacheEntry e;
+    e.policy = sp;
+    return e;
+  }
+};
+
+TEST(Collector, AnUnreadableCacheDefersTheLinesInsteadOfMiscountingThem) {
+  TempDir dir;
+  const fs::path log = dir.path() / "mail.log";
+  for (int i = 0; i < 6; ++i) append(log, session_lines(i));
+  FlakyView view;
+  view.failures_left = 3;
+  std::vector<std::unique_ptr<Source>> sources;
+  sources.push_back(follower(log));
+  CollectorOptions o;
+  o.state_dir = dir.path();
+  o.max_items_per_poll = 4;
+  Collector c(std::move(sources), view, o);
+  c.load();
+  for (int i = 0; i < 20; ++i) c.poll();
+  EXPECT_EQ(c.stats().policy_unavailable, 3u);
+  EXPECT_EQ(c.current().sessions(), 6u);
+  for (const auto& [k, e] : c.current().entries()) {
+    EXPECT_EQ(e.policy.type, tlsrpt::PolicyType::sts) << k.domain;
+    EXPECT_EQ(e.counts.success, 1u) << k.domain;
+  }
+  EXPECT_EQ(c.current().entries().size(), 6u);
+}
+
+}  // namespace
+}  // namespace mtasts::reportd
+
+namespace mtasts::reportd {
+namespace {
+
+TEST(Collector, DatagramsWaitInMemoryWhileTheCacheIsAway) {
+  TempDir dir;
+  const fs::path sock = dir.path() / "tlsrpt.sock";
+  FlakyView view;
+  view.failures_left = 1;
+  SourceOptions so;
+  so.clock = &the_clock();
+  std::string err;
+  std::vector<std::unique_ptr<Source>> sources;
+  sources.push_back(make_source("tlsrpt-socket:" + sock.string(), so, &err));
+  ASSERT_TRUE(sources.back()) << err;
+  CollectorOptions o;
+  o.state_dir = dir.path();
+  Collector c(std::move(sources), view, o);
+  c.load();
+  send_to(sock, R"({"dpv":"1","d":"a.example","policies":[{"policy-type":9,"t":0,"f":0}]})");
+  c.poll();
+  EXPECT_EQ(c.current().sessions(), 0u);
+  EXPECT_EQ(c.stats().policy_unavailable, 1u);
+  c.poll();
+  ASSERT_EQ(c.current().sessions(), 1u);
+  EXPECT_EQ(c.current().entries().begin()->second.policy.type, tlsrpt::PolicyType::sts);
+}
+
+}  // namespace
+}  // namespace mtasts::reportd
+
+namespace mtasts::reportd {
+namespace {
+
+TEST(Collector, AFailedSpoolWriteKeepsTheBatchForTheNextFlush) {
+  TempDir dir;
+  const fs::path log = dir.path() / "mail.log";
+  append(log, session_lines(0));
+  NoPolicies view;
+  auto c = collector(log, dir.path() / "not-yet", view);  // the state directory is missing
+  c->load();
+  c->poll();
+  c->poll();
+  EXPECT_TRUE(c->checkpoint().empty());
+  EXPECT_EQ(c->stats().checkpoint_errors, 1u);
+  EXPECT_EQ(c->current().sessions(), 1u);  // still here
+  fs::create_directories(dir.path() / "not-yet");
+  const auto pending = c->checkpoint();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].second.sessions(), 1u);
+  EXPECT_TRUE(c->current().empty());
+  // The spool cannot be written when the fleet acknowledges: the batch stays pending.
+  fs::remove_all(dir.path() / "not-yet");
+  EXPECT_NO_THROW(c->acknowledge(pending[0].first));
+  EXPECT_EQ(c->pending(), 1u);
+  EXPECT_EQ(c->stats().checkpoint_errors, 2u);
+  fs::create_directories(dir.path() / "not-yet");
+  c->acknowledge(pending[0].first);
+  EXPECT_EQ(c->pending(), 0u);
 }
 
 }  // namespace

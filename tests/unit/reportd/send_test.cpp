@@ -23,7 +23,7 @@ namespace {
 using namespace std::chrono_literals;
 
 const std::string kJson =
-    R"({"organization-name":"Example Org","date-range":{"start-datetime":"2026-04-23T00:00:00Z","end-datetime":"2026-04-24T00:00:00Z"},"contact-info":"tlsrpt@sender.example","report-id":"2026-04-23.example.com@sender.example","policies":[]})";
+    R"({"organization-name":"Example Org","date-range":{"start-datetime":"2026-04-23T00:00:00Z","end-datetime":"2026-04-23T23:59:59Z"},"contact-info":"tlsrpt@sender.example","report-id":"2026-04-23.example.com@sender.example","policies":[]})";
 
 std::string gunzip(const std::string& gz) {
   z_stream z{};
@@ -55,11 +55,14 @@ ReportMail sample_mail() {
 
 TEST(ReportMessage, FileNameFollowsRfc8460) {
   EXPECT_EQ(report_filename("mail.sender.example", "example.com", "2026-12-07", "001"),
-            "mail.sender.example!example.com!1796601600!1796688000!001.json.gz");
+            "mail.sender.example!example.com!1796601600!1796687999!001.json.gz");
   EXPECT_EQ(report_filename("s.example", "example.com", "2026-12-07", ""),
-            "s.example!example.com!1796601600!1796688000.json.gz");
+            "s.example!example.com!1796601600!1796687999.json.gz");
   EXPECT_THROW(report_filename("s.example", "example.com", "2026-13-07", ""), std::invalid_argument);
   EXPECT_THROW(report_filename("s.example", "example.com", "2026-12-07", "a!b"), std::invalid_argument);
+  EXPECT_TRUE(is_report_id("20261207.example.com.0123456789abcdef"));  // tlsrpt::report_id's form
+  EXPECT_TRUE(is_report_id("735ff.e317+bf22029@example.net"));         // RFC 8460's example
+  EXPECT_FALSE(is_report_id("x>\r\nBcc: y"));
   const std::string id = unique_id_of("x@y");
   EXPECT_EQ(id, unique_id_of("x@y"));
   EXPECT_NE(id, unique_id_of("x@z"));
@@ -102,7 +105,7 @@ TEST(ReportMessage, ParsesBackAsRfc8460Report) {
   EXPECT_EQ(p.get("part1.content_type"), "application/tlsrpt+gzip");
   EXPECT_EQ(p.get("part1.cte"), "base64");
   EXPECT_EQ(p.get("part1.disposition"), "attachment");
-  EXPECT_EQ(p.get("part1.filename"), "sender.example!example.com!1776902400!1776988800!" +
+  EXPECT_EQ(p.get("part1.filename"), "sender.example!example.com!1776902400!1776988799!" +
                                          unique_id_of("2026-04-23.example.com@sender.example") + ".json.gz");
   EXPECT_EQ(p.json, kJson);
   // RFC 5322 section 2.1.1: at most 998; only the filename parameter's line passes 78 (it
@@ -132,7 +135,9 @@ TEST(ReportMessage, RefusesWhatCouldInjectAHeader) {
       with([](ReportMail& m) { m.to = "-oQ@example.com"; }),
       with([](ReportMail& m) { m.from = "a@example.com\nX: y"; }),
       with([](ReportMail& m) { m.report_id = "x>\nBcc: y@z.example"; }),
-      with([](ReportMail& m) { m.report_id = "no-at-sign"; }),
+      with([](ReportMail& m) { m.report_id = "a b"; }),
+      with([](ReportMail& m) { m.report_id = ".x"; }),
+      with([](ReportMail& m) { m.report_id = ""; }),
       with([](ReportMail& m) { m.policy_domain = "example.com\nX: y"; }),
       with([](ReportMail& m) { m.submitter = "Sender.Example"; }),
   };
@@ -435,7 +440,7 @@ TEST_F(SenderTest, ExcludeAndOnlyFailures) {
   dns.set_txt("_smtp._tls.quiet.example", {"v=TLSRPTv1; rua=mailto:q@quiet.example"});
   dns.set_txt("_smtp._tls.excluded.example", {"v=TLSRPTv1; rua=mailto:e@excluded.example"});
   opts.only_failures = true;
-  opts.exclude = {"excluded.example"};
+  opts.exclude = {"Excluded.Example."};
   SendSummary s = sender()->send_day(kDay);
   EXPECT_TRUE(s.ok());
   std::map<std::string, SendOutcome> by_domain;
@@ -486,12 +491,35 @@ TEST_F(SenderTest, CountersByOutcomeWithoutDomains) {
   s->set_metrics(registry);
   s->send_day(kDay);
   const std::string text = registry.render();
-  EXPECT_NE(text.find(R"(mtasts_reportd_report_deliveries_total{scheme="https",outcome="sent"} 1)"), std::string::npos)
+  EXPECT_NE(text.find(R"(mta_sts_reportd_report_deliveries_total{scheme="https",outcome="sent"} 1)"), std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"(mtasts_reportd_report_deliveries_total{scheme="mailto",outcome="retry"} 1)"), std::string::npos)
+  EXPECT_NE(text.find(R"(mta_sts_reportd_report_deliveries_total{scheme="mailto",outcome="retry"} 1)"), std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"(mtasts_reportd_reports_not_sent_total{reason="nowhere"} 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(mta_sts_reportd_reports_not_sent_total{reason="nowhere"} 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(mta_sts_reportd_tlsrpt_records_total{result="valid"} 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(mta_sts_reportd_tlsrpt_records_total{result="none"} 1)"), std::string::npos) << text;
+  // A hostile record: counted as invalid, its URIs as skipped.
+  source.days["2026-04-22"]["example.com"] = {kJson, "x@sender.example", 1};
+  dns.set_txt("_smtp._tls.example.com", {"v=TLSRPTv1; rua=mailto:a@example.com%0D%0ABcc:x@evil.example,x,y"});
+  s->send_day("2026-04-22");
+  const std::string after = registry.render();
+  EXPECT_NE(after.find(R"(mta_sts_reportd_tlsrpt_records_total{result="invalid"} 1)"), std::string::npos) << after;
+  EXPECT_NE(after.find("mta_sts_reportd_report_uris_skipped_total 3"), std::string::npos) << after;
   EXPECT_EQ(text.find("example"), std::string::npos) << "no domain in a label";
+}
+
+TEST_F(SenderTest, LoopRunsARoundAtOnceAndStops) {
+  auto s = sender();
+  {
+    SendLoop loop(*s, 3600s);
+    EXPECT_TRUE(test::wait_until(
+        [&] {
+          std::lock_guard lock(mail.mu);
+          return mail.sent.size() == 1;
+        },
+        10s));
+  }  // the destructor stops the thread without waiting for the period
+  EXPECT_EQ(poster.posts.size(), 1u);
 }
 
 TEST_F(SenderTest, SendNoNeverSendsOnSchedule) {
