@@ -238,7 +238,10 @@ int run_daemon(const Config& cfg) {
   Pool pool(cfg.redis.redis);
   ReportStore reports(pool, cfg.redis.store.prefix, limits_of(c));
   ReadOnlySource policies(pool, cfg.redis.store);
-  PolicyLookup lookup(policies, clock, LookupOptions{});
+  LookupOptions lookup_options;
+  lookup_options.keep_texts = true;  // the report's policy-string is the policy file's lines
+  lookup_options.local_cache_size = 10000;
+  PolicyLookup lookup(policies, clock, lookup_options);
   reportd::LookupPolicyView view(lookup);
   reportd::CollectorOptions co;
   co.state_dir = c.state_directory;

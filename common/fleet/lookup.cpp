@@ -409,10 +409,13 @@ EntryPtr PolicyLookup::fetch(const Domain& d, SysTime now, Fetched* how) {
   }
   std::optional<CacheEntry>& e = rd.entry;
   // The raw policy text (up to 64 KiB) and error texts are not needed on the mail path;
-  // dropping them keeps 100,000 local entries small.
-  // (Swapped with empty strings, not cleared: clear() keeps the allocation.)
-  if (e->policy) std::string().swap(e->policy->raw);
-  if (e->failure) std::string().swap(e->failure->error);
+  // dropping them keeps 100,000 local entries small (mta-sts-reportd keeps them: they are
+  // what its reports say). (Swapped with empty strings, not cleared: clear() keeps the
+  // allocation.)
+  if (!opts_.keep_texts) {
+    if (e->policy) std::string().swap(e->policy->raw);
+    if (e->failure) std::string().swap(e->failure->error);
+  }
   auto p = std::make_shared<const CacheEntry>(std::move(*e));
   if (held && held->entry && !replaces(*p, *held->entry, now)) {
     if (EntryPtr h = answer_held()) return h;

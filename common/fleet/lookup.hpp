@@ -222,6 +222,9 @@ struct LookupOptions {
   // How often noted lookups are sent to `wanted`; 0: only by flush_demand() (tests).
   std::chrono::milliseconds demand_interval{1000};
   std::size_t demand_max_pending = 100000;  // domains waiting for the next batch, at most
+  // Keep the policy file as fetched and the failure's text in the local cache (the mail path
+  // drops them; mta-sts-reportd reports them).
+  bool keep_texts = false;
 };
 
 // stale: the source failed, had no key or an unreadable value, or an older entry than the

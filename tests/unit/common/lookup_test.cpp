@@ -97,6 +97,25 @@ TEST_F(PolicyLookupTest, SecondLookupIsServedLocally) {
   EXPECT_EQ(stats.redis.count(), 1u);
 }
 
+TEST_F(PolicyLookupTest, TheReportSideKeepsThePolicyFileAndTheFailureText) {
+  // mta-sts-reportd's reports carry the policy file's lines (policy-string) and tell a
+  // certificate failure from another fetch failure by its text.
+  opts.keep_texts = true;
+  make();
+  CacheEntry e = test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, clock.now());
+  ASSERT_FALSE(e.policy->raw.empty());
+  e.failure = FailureState{};
+  e.failure->error = "certificate verify failed";
+  source.set("example.com", e);
+  LookupResult r = lookup->lookup(dom("example.com"));
+  ASSERT_TRUE(r.entry);
+  EXPECT_EQ(r.entry->policy->raw, e.policy->raw);
+  EXPECT_EQ(r.entry->failure->error, "certificate verify failed");
+  r = lookup->lookup(dom("example.com"));
+  EXPECT_EQ(r.source, LookupSource::local);
+  EXPECT_EQ(r.entry->policy->raw, e.policy->raw);
+}
+
 TEST_F(PolicyLookupTest, LocalEntriesLiveLocalCacheTtl) {
   source.set("example.com", test::policy_entry(Mode::enforce, "id1", {"mx.example.com"}, clock.now()));
   lookup->lookup(dom("example.com"));
