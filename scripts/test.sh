@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 jobs=$(nproc)
-FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_SECONDS=${FUZZ_SECONDS:-12}
 # The tests that run threads against each other: the fetcher's worker (reload, tasks), the
 # milter's lookup and local cache, the Redis pool and the change subscriber, the claim keeper
 # and the fleet clock; mta-sts-tlsmap's server and its MX source (single flight, hosts in
