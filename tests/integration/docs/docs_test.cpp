@@ -287,6 +287,10 @@ TEST(ExampleConfig, MtaSnippetsAskTlsmapAtItsDefaultAddress) {
   RunResult r = run({"postconf", "-c", dir.path().string(), "-n", "smtp_tls_policy_maps"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "smtp_tls_policy_maps = socketmap:" + listen + ":postfix\n");
+  // mta-sts-reportd counts TLS sessions from the log: the snippet has Postfix log them.
+  r = run({"postconf", "-c", dir.path().string(), "-n", "smtp_tls_loglevel"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "smtp_tls_loglevel = 1\n");
 
   // Sendmail: FEATURE(`sts') at the same address (its own certificate-name check off, replaced
   // by the LOCAL_TLS_RCPT ruleset of the same file), and the connection cache off. The lines
